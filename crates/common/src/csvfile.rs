@@ -1,0 +1,702 @@
+//! CSV files that several processes can append to at the same time without tearing or
+//! interleaving rows.
+//!
+//! The rules, all enforced by [`CsvAppender`]:
+//!
+//! - The file is opened with `O_APPEND`, and every batch of rows is written with **one**
+//!   `write(2)` while an exclusive `flock(2)` is held. Two cron jobs appending to the same
+//!   file therefore never interleave, and a process killed between batches never leaves a
+//!   partial row.
+//! - The header is written once, in the same write as the first rows, when the file is new or
+//!   empty (also after `logrotate`'s `copytruncate`).
+//! - If the file already has a different header, nothing is appended: the error names the
+//!   file and both headers.
+//! - A torn last line (from a crash of a writer that did not follow these rules, a full disk,
+//!   or a power cut) is cut off before the next batch, so it never glues onto a new row.
+//! - Parent directories are created.
+//! - If the path is renamed away (log rotation), the next batch goes to a new file at the path.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+/// Errors from [`CsvAppender`]. Every message names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum CsvFileError {
+    /// A parent directory could not be created.
+    #[error("cannot create directory {}: {source}", path.display())]
+    CreateDir {
+        /// The directory.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The file could not be opened or created.
+    #[error("cannot open {} for appending: {source}", path.display())]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// Reading, locking or writing the file failed.
+    #[error("{} {}: {source}", op, path.display())]
+    Io {
+        /// What was being done ("cannot write", "cannot lock", ...).
+        op: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The file has a header that is not the one this writer writes.
+    #[error(
+        "{}: the file's header differs from the one this tool writes; refusing to append \
+         (file has `{found}`, expected `{expected}`); move the file away or write elsewhere",
+        path.display()
+    )]
+    HeaderMismatch {
+        /// The file.
+        path: PathBuf,
+        /// The header found in the file.
+        found: String,
+        /// The header this writer writes.
+        expected: String,
+    },
+    /// A row does not have as many fields as the header.
+    #[error("{}: a row has {got} fields but the header has {expected}", path.display())]
+    FieldCount {
+        /// The file.
+        path: PathBuf,
+        /// The header's field count.
+        expected: usize,
+        /// The row's field count.
+        got: usize,
+    },
+    /// Rows could not be encoded as CSV.
+    #[error("{}: cannot encode a row as CSV: {source}", path.display())]
+    Encode {
+        /// The file.
+        path: PathBuf,
+        /// The encoder's error.
+        source: csv::Error,
+    },
+}
+
+type Result<T> = std::result::Result<T, CsvFileError>;
+
+/// What one [`CsvAppender::append_rows`] call did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AppendOutcome {
+    /// Rows written (the header not counted).
+    pub rows: usize,
+    /// Whether the header was written because the file was new or empty.
+    pub wrote_header: bool,
+    /// Bytes of a torn last line that were cut off before writing.
+    pub repaired_bytes: u64,
+}
+
+/// An append-only CSV file with a fixed header. See the [module docs](self) for the rules.
+#[derive(Debug)]
+pub struct CsvAppender {
+    path: PathBuf,
+    header: Vec<String>,
+    header_line: Vec<u8>,
+    file: File,
+    identity: (u64, u64),
+    /// The length of the file right after our last write; while it is unchanged, the file is
+    /// known to end with a newline and its header is known to be right.
+    known_len: Option<u64>,
+    buf: Vec<u8>,
+}
+
+impl CsvAppender {
+    /// Opens (and creates, with its parent directories) `path` for appending rows under
+    /// `header`.
+    ///
+    /// If the file already has content, its header is checked now, so a mismatch is reported
+    /// before any work is done. Nothing is written until the first append.
+    pub fn open<S: AsRef<str>>(path: impl AsRef<Path>, header: &[S]) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let header: Vec<String> = header.iter().map(|h| h.as_ref().to_owned()).collect();
+        let header_line = encode_row(&path, &header)?;
+        let file = open_append(&path)?;
+        let identity = identity_of(&file, &path)?;
+        let mut appender = CsvAppender {
+            path,
+            header,
+            header_line,
+            file,
+            identity,
+            known_len: None,
+            buf: Vec::with_capacity(4096),
+        };
+        appender.with_lock(|this| {
+            let len = this.len()?;
+            if len > 0 {
+                this.check_header()?;
+            }
+            Ok(())
+        })?;
+        Ok(appender)
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The header this appender writes.
+    pub fn header(&self) -> &[String] {
+        &self.header
+    }
+
+    /// Appends rows of string fields as one batch: one `write(2)` under the lock.
+    ///
+    /// Each row must have exactly as many fields as the header. An empty batch writes nothing.
+    pub fn append_rows<R, F>(&mut self, rows: impl IntoIterator<Item = R>) -> Result<AppendOutcome>
+    where
+        R: IntoIterator<Item = F>,
+        F: AsRef<[u8]>,
+    {
+        let mut body = std::mem::take(&mut self.buf);
+        body.clear();
+        let encoded = self.encode_rows(&mut body, rows);
+        let result = encoded.and_then(|n| self.write_batch(&body, n));
+        self.buf = body;
+        result
+    }
+
+    /// Appends serde records (structs whose fields are the columns, in header order) as one
+    /// batch.
+    pub fn append_records<T: Serialize>(&mut self, records: &[T]) -> Result<AppendOutcome> {
+        let mut body = std::mem::take(&mut self.buf);
+        body.clear();
+        let encoded = (|| {
+            let mut w = csv::WriterBuilder::new()
+                .has_headers(false)
+                .from_writer(&mut body);
+            for r in records {
+                w.serialize(r).map_err(|source| self.encode_err(source))?;
+            }
+            w.flush()
+                .map_err(|e| self.io_err("cannot encode rows for", e))?;
+            drop(w);
+            self.check_field_counts(&body)?;
+            Ok(records.len())
+        })();
+        let result = encoded.and_then(|n| self.write_batch(&body, n));
+        self.buf = body;
+        result
+    }
+
+    fn encode_rows<R, F>(
+        &self,
+        body: &mut Vec<u8>,
+        rows: impl IntoIterator<Item = R>,
+    ) -> Result<usize>
+    where
+        R: IntoIterator<Item = F>,
+        F: AsRef<[u8]>,
+    {
+        let mut w = csv::WriterBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_writer(body);
+        let mut record = csv::ByteRecord::new();
+        let mut n = 0;
+        for row in rows {
+            record.clear();
+            for field in row {
+                record.push_field(field.as_ref());
+            }
+            if record.len() != self.header.len() {
+                return Err(CsvFileError::FieldCount {
+                    path: self.path.clone(),
+                    expected: self.header.len(),
+                    got: record.len(),
+                });
+            }
+            w.write_byte_record(&record)
+                .map_err(|source| self.encode_err(source))?;
+            n += 1;
+        }
+        w.flush()
+            .map_err(|e| self.io_err("cannot encode rows for", e))?;
+        Ok(n)
+    }
+
+    fn check_field_counts(&self, body: &[u8]) -> Result<()> {
+        let mut rdr = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(body);
+        let mut record = csv::ByteRecord::new();
+        while rdr
+            .read_byte_record(&mut record)
+            .map_err(|source| self.encode_err(source))?
+        {
+            if record.len() != self.header.len() {
+                return Err(CsvFileError::FieldCount {
+                    path: self.path.clone(),
+                    expected: self.header.len(),
+                    got: record.len(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn write_batch(&mut self, body: &[u8], rows: usize) -> Result<AppendOutcome> {
+        if rows == 0 {
+            return Ok(AppendOutcome::default());
+        }
+        self.reopen_if_replaced()?;
+        let header_line = self.header_line.clone();
+        self.with_lock(|this| {
+            let mut outcome = AppendOutcome {
+                rows,
+                ..AppendOutcome::default()
+            };
+            let mut len = this.len()?;
+            if this.known_len != Some(len) && len > 0 {
+                outcome.repaired_bytes = this.cut_torn_tail(len)?;
+                len -= outcome.repaired_bytes;
+                if len > 0 {
+                    this.check_header()?;
+                }
+            }
+            let data: std::borrow::Cow<'_, [u8]> = if len == 0 {
+                outcome.wrote_header = true;
+                let mut v = Vec::with_capacity(header_line.len() + body.len());
+                v.extend_from_slice(&header_line);
+                v.extend_from_slice(body);
+                v.into()
+            } else {
+                body.into()
+            };
+            this.write_once(&data, len)?;
+            this.known_len = Some(len + data.len() as u64);
+            Ok(outcome)
+        })
+    }
+
+    /// One `write(2)`. A short write (full disk) is undone by truncating back to `len_before`,
+    /// so a partial row never stays in the file.
+    fn write_once(&mut self, data: &[u8], len_before: u64) -> Result<()> {
+        loop {
+            match (&self.file).write(data) {
+                Ok(n) if n == data.len() => return Ok(()),
+                Ok(n) => {
+                    let _ = self.file.set_len(len_before);
+                    return Err(self.io_err(
+                        "cannot write",
+                        io::Error::new(
+                            io::ErrorKind::WriteZero,
+                            format!(
+                                "short write ({n} of {} bytes); the partial batch was removed",
+                                data.len()
+                            ),
+                        ),
+                    ));
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(self.io_err("cannot write", e)),
+            }
+        }
+    }
+
+    /// Removes the bytes after the last newline, if the file does not end with one.
+    fn cut_torn_tail(&mut self, len: u64) -> Result<u64> {
+        let mut last = [0u8; 1];
+        self.file
+            .read_exact_at(&mut last, len - 1)
+            .map_err(|e| self.io_err("cannot read", e))?;
+        if last[0] == b'\n' {
+            return Ok(0);
+        }
+        // Scan backwards in blocks for the last newline.
+        let mut end = len;
+        let mut block = vec![0u8; 8192];
+        let keep = loop {
+            if end == 0 {
+                break 0;
+            }
+            let start = end.saturating_sub(block.len() as u64);
+            let chunk = &mut block[..(end - start) as usize];
+            self.file
+                .read_exact_at(chunk, start)
+                .map_err(|e| self.io_err("cannot read", e))?;
+            if let Some(pos) = chunk.iter().rposition(|&b| b == b'\n') {
+                break start + pos as u64 + 1;
+            }
+            end = start;
+        };
+        self.file
+            .set_len(keep)
+            .map_err(|e| self.io_err("cannot truncate the torn last line of", e))?;
+        Ok(len - keep)
+    }
+
+    fn check_header(&self) -> Result<()> {
+        let mut first = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let mut off = 0u64;
+        loop {
+            let n = self
+                .file
+                .read_at(&mut chunk, off)
+                .map_err(|e| self.io_err("cannot read", e))?;
+            if n == 0 {
+                break;
+            }
+            if let Some(pos) = chunk[..n].iter().position(|&b| b == b'\n') {
+                first.extend_from_slice(&chunk[..pos]);
+                break;
+            }
+            first.extend_from_slice(&chunk[..n]);
+            off += n as u64;
+            if first.len() > 1 << 20 {
+                break;
+            }
+        }
+        let mut rdr = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(first.as_slice());
+        let found: Vec<String> = match rdr.records().next() {
+            Some(Ok(rec)) => rec.iter().map(str::to_owned).collect(),
+            _ => Vec::new(),
+        };
+        if found != self.header {
+            return Err(CsvFileError::HeaderMismatch {
+                path: self.path.clone(),
+                found: String::from_utf8_lossy(&first)
+                    .trim_end_matches('\r')
+                    .to_owned(),
+                expected: self.header.join(","),
+            });
+        }
+        Ok(())
+    }
+
+    fn reopen_if_replaced(&mut self) -> Result<()> {
+        let current = match fs::metadata(&self.path) {
+            Ok(m) => Some((m.dev(), m.ino())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(self.io_err("cannot stat", e)),
+        };
+        if current != Some(self.identity) {
+            self.file = open_append(&self.path)?;
+            self.identity = identity_of(&self.file, &self.path)?;
+            self.known_len = None;
+        }
+        Ok(())
+    }
+
+    fn with_lock<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        loop {
+            match self.file.lock() {
+                Ok(()) => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(self.io_err("cannot lock", e)),
+            }
+        }
+        let result = f(self);
+        let _ = self.file.unlock();
+        result
+    }
+
+    fn len(&self) -> Result<u64> {
+        self.file
+            .metadata()
+            .map(|m| m.len())
+            .map_err(|e| self.io_err("cannot stat", e))
+    }
+
+    fn io_err(&self, op: &'static str, source: io::Error) -> CsvFileError {
+        CsvFileError::Io {
+            op,
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn encode_err(&self, source: csv::Error) -> CsvFileError {
+        CsvFileError::Encode {
+            path: self.path.clone(),
+            source,
+        }
+    }
+}
+
+fn encode_row(path: &Path, fields: &[String]) -> Result<Vec<u8>> {
+    let mut w = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(Vec::new());
+    w.write_record(fields)
+        .map_err(|source| CsvFileError::Encode {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    w.into_inner().map_err(|e| CsvFileError::Io {
+        op: "cannot encode the header of",
+        path: path.to_path_buf(),
+        source: e.into_error(),
+    })
+}
+
+fn open_append(path: &Path) -> Result<File> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir).map_err(|source| CsvFileError::CreateDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .open(path)
+        .map_err(|source| CsvFileError::Open {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+fn identity_of(file: &File, path: &Path) -> Result<(u64, u64)> {
+    let m = file.metadata().map_err(|source| CsvFileError::Io {
+        op: "cannot stat",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok((m.dev(), m.ino()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(path: &Path) -> String {
+        fs::read_to_string(path).unwrap()
+    }
+
+    #[test]
+    fn writes_header_once_then_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a/b/out.csv");
+        let mut w = CsvAppender::open(&path, &["x", "y"]).unwrap();
+        assert!(path.exists(), "open creates the file and its directories");
+        let o = w.append_rows([["1", "2"], ["3", "4"]]).unwrap();
+        assert_eq!(
+            o,
+            AppendOutcome {
+                rows: 2,
+                wrote_header: true,
+                repaired_bytes: 0
+            }
+        );
+        let o = w.append_rows([["5", "6"]]).unwrap();
+        assert!(!o.wrote_header);
+        drop(w);
+        let mut w = CsvAppender::open(&path, &["x", "y"]).unwrap();
+        w.append_rows([["7", "8"]]).unwrap();
+        assert_eq!(read(&path), "x,y\n1,2\n3,4\n5,6\n7,8\n");
+    }
+
+    #[test]
+    fn empty_batch_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.csv");
+        let mut w = CsvAppender::open(&path, &["x"]).unwrap();
+        let o = w.append_rows(Vec::<Vec<&str>>::new()).unwrap();
+        assert_eq!(o.rows, 0);
+        assert_eq!(fs::metadata(&path).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn refuses_a_different_header_and_keeps_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.csv");
+        fs::write(&path, "a,b\n1,2\n").unwrap();
+        let err = CsvAppender::open(&path, &["a", "c"]).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, CsvFileError::HeaderMismatch { .. }));
+        assert!(
+            msg.contains("out.csv") && msg.contains("`a,b`") && msg.contains("`a,c`"),
+            "{msg}"
+        );
+        assert!(!msg.contains('\n'), "one line: {msg}");
+        assert_eq!(read(&path), "a,b\n1,2\n");
+    }
+
+    #[test]
+    fn header_change_by_someone_else_is_caught_on_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.csv");
+        let mut w = CsvAppender::open(&path, &["a"]).unwrap();
+        w.append_rows([["1"]]).unwrap();
+        // Another program rewrites the file in place with another header.
+        let f = OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        (&f).write_all(b"zzz\n9\n").unwrap();
+        let err = w.append_rows([["2"]]).unwrap_err();
+        assert!(matches!(err, CsvFileError::HeaderMismatch { .. }), "{err}");
+        assert_eq!(read(&path), "zzz\n9\n");
+    }
+
+    #[test]
+    fn quoted_fields_and_a_quoted_header_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.csv");
+        let header = ["name", "time_spent_reading(ms)", "a,b"];
+        let mut w = CsvAppender::open(&path, &header).unwrap();
+        w.append_rows([["x,y", "say \"hi\"", "3"]]).unwrap();
+        drop(w);
+        // Reopening parses the quoted header and accepts it.
+        let mut w = CsvAppender::open(&path, &header).unwrap();
+        w.append_rows([["z", "1", "2"]]).unwrap();
+        let mut rdr = csv::Reader::from_path(&path).unwrap();
+        assert_eq!(rdr.headers().unwrap().iter().collect::<Vec<_>>(), header);
+        let rows: Vec<Vec<String>> = rdr
+            .records()
+            .map(|r| r.unwrap().iter().map(str::to_owned).collect())
+            .collect();
+        assert_eq!(rows[0], ["x,y", "say \"hi\"", "3"]);
+        assert_eq!(rows[1], ["z", "1", "2"]);
+    }
+
+    #[test]
+    fn wrong_field_count_is_an_error_and_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.csv");
+        let mut w = CsvAppender::open(&path, &["a", "b"]).unwrap();
+        let err = w.append_rows([vec!["1", "2"], vec!["3"]]).unwrap_err();
+        assert!(matches!(
+            err,
+            CsvFileError::FieldCount {
+                expected: 2,
+                got: 1,
+                ..
+            }
+        ));
+        assert_eq!(fs::metadata(&path).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn serde_records() {
+        #[derive(Serialize)]
+        struct Row {
+            name: String,
+            value: f64,
+            count: u64,
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.csv");
+        let mut w = CsvAppender::open(&path, &["name", "value", "count"]).unwrap();
+        w.append_records(&[
+            Row {
+                name: "a".into(),
+                value: 1.5,
+                count: 3,
+            },
+            Row {
+                name: "b".into(),
+                value: 0.25,
+                count: 4,
+            },
+        ])
+        .unwrap();
+        assert_eq!(read(&path), "name,value,count\na,1.5,3\nb,0.25,4\n");
+        let err = CsvAppender::open(dir.path().join("other.csv"), &["name", "value"])
+            .unwrap()
+            .append_records(&[Row {
+                name: "c".into(),
+                value: 1.0,
+                count: 1,
+            }])
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                CsvFileError::FieldCount {
+                    expected: 2,
+                    got: 3,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_torn_last_line_is_cut_before_the_next_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.csv");
+        fs::write(&path, "a,b\n1,2\n3,").unwrap();
+        let mut w = CsvAppender::open(&path, &["a", "b"]).unwrap();
+        let o = w.append_rows([["5", "6"]]).unwrap();
+        assert_eq!(o.repaired_bytes, 2);
+        assert_eq!(read(&path), "a,b\n1,2\n5,6\n");
+    }
+
+    #[test]
+    fn a_torn_header_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.csv");
+        fs::write(&path, "a,").unwrap();
+        // The partial header does not match, so opening refuses ...
+        assert!(CsvAppender::open(&path, &["a", "b"]).is_err());
+        // ... unless it is exactly a torn prefix; a fresh writer after truncation repairs it.
+        fs::write(&path, "").unwrap();
+        let mut w = CsvAppender::open(&path, &["a", "b"]).unwrap();
+        fs::write(&path, "a,b\n1").unwrap();
+        let o = w.append_rows([["2", "3"]]).unwrap();
+        assert_eq!(o.repaired_bytes, 1);
+        assert_eq!(read(&path), "a,b\n2,3\n");
+    }
+
+    #[test]
+    fn copytruncate_rotation_rewrites_the_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.csv");
+        let mut w = CsvAppender::open(&path, &["a"]).unwrap();
+        w.append_rows([["1"]]).unwrap();
+        OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+        let o = w.append_rows([["2"]]).unwrap();
+        assert!(o.wrote_header);
+        assert_eq!(read(&path), "a\n2\n");
+    }
+
+    #[test]
+    fn rename_rotation_starts_a_new_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.csv");
+        let mut w = CsvAppender::open(&path, &["a"]).unwrap();
+        w.append_rows([["1"]]).unwrap();
+        fs::rename(&path, dir.path().join("out.csv.1")).unwrap();
+        w.append_rows([["2"]]).unwrap();
+        assert_eq!(read(&path), "a\n2\n");
+        assert_eq!(read(&dir.path().join("out.csv.1")), "a\n1\n");
+    }
+
+    #[test]
+    fn uncreatable_directory_names_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocker = dir.path().join("file");
+        fs::write(&blocker, "x").unwrap();
+        let err = CsvAppender::open(blocker.join("sub/out.csv"), &["a"]).unwrap_err();
+        assert!(matches!(err, CsvFileError::CreateDir { .. }));
+        assert!(err.to_string().contains("file/sub"), "{err}");
+    }
+}

@@ -1,0 +1,26 @@
+//! What the three tools of the workspace share.
+//!
+//! - [`csvfile`]: CSV files that many processes append to safely (one `write(2)` per batch
+//!   under an exclusive `flock`, header checked and written once).
+//! - [`time`]: the timestamp formats the tools write and read back.
+//! - [`ticker`]: a fixed-rate ticker on the monotonic clock that never drifts.
+//! - [`shutdown`]: SIGINT/SIGTERM handling with sleeps that wake at once.
+//! - [`chart`]: SVG line charts (plotters, SVG backend only).
+//! - [`process`]: child processes that are stopped by PID, also on error paths.
+//! - [`net`] and [`wait`]: loopback helpers and deadline polling for readiness checks.
+//! - [`cli`]: exit codes and one-line error reports shared by the binaries.
+
+pub mod chart;
+pub mod cli;
+pub mod csvfile;
+pub mod net;
+pub mod process;
+pub mod shutdown;
+pub mod ticker;
+pub mod time;
+pub mod wait;
+
+pub use csvfile::{CsvAppender, CsvFileError};
+pub use shutdown::Shutdown;
+pub use ticker::{Tick, Ticker};
+pub use time::TimeFormat;

@@ -1,0 +1,121 @@
+//! Timestamps as the tools write them, and as they read them back.
+//!
+//! The default is the seed's local ISO-8601 with microseconds and no offset,
+//! `2014-12-14T14:27:07.878920`; [`TimeFormat::Utc`] gives RFC 3339 in UTC,
+//! `2014-12-14T13:27:07.878920Z`.
+
+use chrono::{DateTime, Local, NaiveDateTime, SecondsFormat, TimeZone, Utc};
+
+/// How a tool writes its timestamps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TimeFormat {
+    /// Local time, ISO-8601 with microseconds and no offset (the seed's format).
+    #[default]
+    Local,
+    /// RFC 3339 in UTC with microseconds and a `Z`.
+    Utc,
+}
+
+impl TimeFormat {
+    /// `Utc` when `utc` is set, else `Local`: the meaning of the tools' `--utc` flag.
+    pub fn from_utc_flag(utc: bool) -> Self {
+        if utc {
+            TimeFormat::Utc
+        } else {
+            TimeFormat::Local
+        }
+    }
+
+    /// Formats the current time.
+    pub fn now(self) -> String {
+        self.format(Utc::now())
+    }
+
+    /// Formats an instant.
+    pub fn format(self, t: DateTime<Utc>) -> String {
+        match self {
+            TimeFormat::Local => t
+                .with_timezone(&Local)
+                .format("%Y-%m-%dT%H:%M:%S%.6f")
+                .to_string(),
+            TimeFormat::Utc => t.to_rfc3339_opts(SecondsFormat::Micros, true),
+        }
+    }
+}
+
+/// Parses a timestamp in any format the tools write (and the seed's space-separated
+/// `2014-09-28 15:49:58.808737`). Strings without an offset are read as local time.
+pub fn parse_timestamp(s: &str) -> Option<DateTime<Utc>> {
+    let s = s.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&Utc));
+    }
+    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
+        if let Ok(naive) = NaiveDateTime::parse_from_str(s, fmt) {
+            return Local
+                .from_local_datetime(&naive)
+                .earliest()
+                .map(|t| t.with_timezone(&Utc));
+        }
+    }
+    None
+}
+
+/// Seconds since the Unix epoch, as a float, for charts and joins by time.
+pub fn epoch_seconds(t: DateTime<Utc>) -> f64 {
+    t.timestamp() as f64 + f64::from(t.timestamp_subsec_micros()) / 1e6
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_format_matches_the_seed() {
+        let t = Utc::now();
+        let s = TimeFormat::Local.format(t);
+        let re = regex_lite(&s);
+        assert!(re, "{s}");
+        // It reads back to the same microsecond.
+        let back = parse_timestamp(&s).unwrap();
+        assert_eq!(back.timestamp_micros(), t.timestamp_micros());
+    }
+
+    /// `YYYY-MM-DDTHH:MM:SS.ffffff`, checked by hand to keep regex out of `common`.
+    fn regex_lite(s: &str) -> bool {
+        let b = s.as_bytes();
+        b.len() == 26
+            && b.iter().enumerate().all(|(i, &c)| match i {
+                4 | 7 => c == b'-',
+                10 => c == b'T',
+                13 | 16 => c == b':',
+                19 => c == b'.',
+                _ => c.is_ascii_digit(),
+            })
+    }
+
+    #[test]
+    fn utc_format_is_rfc3339() {
+        let t = DateTime::parse_from_rfc3339("2014-12-14T14:27:07.878920+01:00").unwrap();
+        let s = TimeFormat::Utc.format(t.with_timezone(&Utc));
+        assert_eq!(s, "2014-12-14T13:27:07.878920Z");
+        assert_eq!(parse_timestamp(&s).unwrap(), t);
+    }
+
+    #[test]
+    fn parses_the_seed_webscaler_format() {
+        let t = parse_timestamp("2014-09-28 15:49:58.808737").unwrap();
+        let local = t.with_timezone(&Local);
+        assert_eq!(
+            local.format("%Y-%m-%d %H:%M:%S%.6f").to_string(),
+            "2014-09-28 15:49:58.808737"
+        );
+        assert!(parse_timestamp("yesterday").is_none());
+    }
+
+    #[test]
+    fn epoch_seconds_keeps_microseconds() {
+        let t = DateTime::parse_from_rfc3339("1970-01-01T00:00:01.250000Z").unwrap();
+        assert_eq!(epoch_seconds(t.with_timezone(&Utc)), 1.25);
+    }
+}

@@ -1,0 +1,117 @@
+//! Many processes append to one CSV file at once; every row must come out whole.
+//!
+//! The test binary re-runs itself: `writer_process` does the appending when
+//! `CSV_WRITER_PATH` is set, and is a no-op otherwise.
+
+use std::path::Path;
+use std::process::Command;
+
+use common::CsvAppender;
+
+const WRITERS: usize = 10;
+const BATCHES: usize = 60;
+const HEADER: [&str; 4] = ["writer", "seq", "payload", "check"];
+
+/// A payload long enough (several KiB per batch) that a split or unlocked write would tear.
+fn payload(writer: usize, seq: usize) -> String {
+    let len = 700 + (writer * 131 + seq * 17) % 1500;
+    let c = (b'a' + (writer % 26) as u8) as char;
+    std::iter::repeat_n(c, len).collect()
+}
+
+fn check(writer: usize, seq: usize, payload: &str) -> String {
+    format!(
+        "{}",
+        (writer * 1_000_003 + seq * 7919 + payload.len()) % 1_000_000_007
+    )
+}
+
+#[test]
+fn writer_process() {
+    let Ok(path) = std::env::var("CSV_WRITER_PATH") else {
+        return;
+    };
+    let writer: usize = std::env::var("CSV_WRITER_ID").unwrap().parse().unwrap();
+    let mut w = CsvAppender::open(&path, &HEADER).unwrap();
+    for batch in 0..BATCHES {
+        // Batches of 1..=4 rows, written as one unit.
+        let rows: Vec<[String; 4]> = (0..1 + (batch + writer) % 4)
+            .map(|i| {
+                let seq = batch * 4 + i;
+                let p = payload(writer, seq);
+                let c = check(writer, seq, &p);
+                [writer.to_string(), seq.to_string(), p, c]
+            })
+            .collect();
+        w.append_rows(rows.iter().map(|r| r.iter())).unwrap();
+    }
+}
+
+fn run_writers(path: &Path) {
+    let exe = std::env::current_exe().unwrap();
+    let children: Vec<_> = (0..WRITERS)
+        .map(|id| {
+            Command::new(&exe)
+                .args([
+                    "--exact",
+                    "writer_process",
+                    "--test-threads",
+                    "1",
+                    "--quiet",
+                ])
+                .env("CSV_WRITER_PATH", path)
+                .env("CSV_WRITER_ID", id.to_string())
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut c in children {
+        assert!(c.wait().unwrap().success(), "a writer process failed");
+    }
+}
+
+#[test]
+fn concurrent_processes_never_tear_or_interleave_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.csv");
+    run_writers(&path);
+
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.ends_with('\n'));
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("writer,seq,payload,check"),
+        "header first"
+    );
+    let mut per_writer = vec![Vec::new(); WRITERS];
+    for (n, line) in lines.enumerate() {
+        let fields: Vec<&str> = line.split(',').collect();
+        assert_eq!(fields.len(), 4, "line {} is torn: {:.80}...", n + 2, line);
+        let writer: usize = fields[0]
+            .parse()
+            .unwrap_or_else(|_| panic!("line {}: bad writer", n + 2));
+        let seq: usize = fields[1].parse().unwrap();
+        assert_eq!(
+            fields[2],
+            payload(writer, seq),
+            "line {}: payload mixed",
+            n + 2
+        );
+        assert_eq!(
+            fields[3],
+            check(writer, seq, fields[2]),
+            "line {}: check",
+            n + 2
+        );
+        per_writer[writer].push(seq);
+    }
+    // Every writer's rows are all there, once each, in its own order.
+    for (writer, seqs) in per_writer.iter().enumerate() {
+        let expected: Vec<usize> = (0..BATCHES)
+            .flat_map(|b| (0..1 + (b + writer) % 4).map(move |i| b * 4 + i))
+            .collect();
+        assert_eq!(seqs, &expected, "writer {writer} lost or duplicated rows");
+    }
+}

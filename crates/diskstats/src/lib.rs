@@ -1,0 +1,3 @@
+//! `diskstats`: samples `/proc/diskstats` to CSV (chapter 3 of the lab report).
+
+pub mod cli;

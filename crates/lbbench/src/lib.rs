@@ -1,0 +1,3 @@
+//! `lbbench`.
+
+pub mod cli;

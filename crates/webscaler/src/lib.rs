@@ -1,0 +1,3 @@
+//! `webscaler`.
+
+pub mod cli;

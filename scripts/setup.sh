@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# Installs what the tools and their tests need on Debian 12 (bookworm) or 13 (trixie).
+# Idempotent: anything already installed is skipped. Must run as root.
+#
+# Pound: Debian 13 and later ship a `pound` package, installed with apt. Debian 12 has none,
+# so the Debian 13 binary is unpacked with a private copy of the libraries it needs
+# (libc 2.41, OpenSSL 3.5, ...) under $POUND_PREFIX and patched with patchelf to use them.
+# Nothing system-wide changes: no trixie package is ever installed.
+set -euo pipefail
+
+POUND_PREFIX=${POUND_PREFIX:-/opt/pound}
+APT_PACKAGES=(haproxy httperf socat sysstat curl nginx-light procps iproute2 valgrind)
+
+say() { printf 'setup: %s\n' "$*"; }
+die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
+
+[ "$(id -u)" -eq 0 ] || die "must run as root (try: sudo $0)"
+[ -r /etc/os-release ] || die "not a Debian system (/etc/os-release is missing)"
+# shellcheck disable=SC1091
+. /etc/os-release
+case "${ID:-}:${ID_LIKE:-}" in
+  debian:*|*:*debian*) ;;
+  *) die "not a Debian system (ID=${ID:-unknown}); install haproxy, httperf, pound, nginx, socat, sysstat by hand" ;;
+esac
+CODENAME=${VERSION_CODENAME:-}
+
+export DEBIAN_FRONTEND=noninteractive
+apt_updated=0
+apt_update_once() {
+  if [ "$apt_updated" -eq 0 ]; then
+    say "apt-get update"
+    apt-get update -qq
+    apt_updated=1
+  fi
+}
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    :
+  else
+    missing+=("$p")
+  fi
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  apt_update_once
+  say "installing: ${missing[*]}"
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  say "apt packages already installed: ${APT_PACKAGES[*]}"
+fi
+
+# The packaged services are never used: the tools start their own processes with their own
+# configs. Where systemd runs, make sure they are not holding ports.
+if [ -d /run/systemd/system ]; then
+  for svc in haproxy nginx; do
+    if systemctl is-active --quiet "$svc" 2>/dev/null; then
+      say "stopping the packaged $svc service (the tools run their own)"
+      systemctl disable --now "$svc" >/dev/null 2>&1 || true
+    fi
+  done
+fi
+
+pound_works() { command -v pound >/dev/null 2>&1 && pound -V 2>&1 | grep -q '^pound'; }
+
+install_pound_private_root() {
+  local arch
+  arch=$(dpkg --print-architecture)
+  [ "$arch" = amd64 ] || [ "$arch" = arm64 ] || die "pound: no Debian 13 binary for $arch"
+  if ! command -v patchelf >/dev/null 2>&1; then
+    apt_update_once
+    say "installing patchelf"
+    apt-get install -y -qq --no-install-recommends patchelf >/dev/null
+  fi
+  local mirror tmp
+  # The mirror the system already uses (deb822 "URIs:" or one-line "deb URL"), never a comment.
+  mirror=$(cat /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null \
+    | sed -nE 's/^URIs:[[:space:]]*([^[:space:]]+).*/\1/p; s/^deb[[:space:]]+(\[[^]]*\][[:space:]]+)?([^[:space:]]+).*/\2/p' \
+    | grep -E '/debian/?$' | head -n1 || true)
+  mirror=${mirror:-http://deb.debian.org/debian}
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' RETURN
+  mkdir -p "$tmp"/{lists/partial,cache/archives/partial,sources.list.d,debs}
+  cat >"$tmp/trixie.sources" <<SRC
+Types: deb
+URIs: $mirror
+Suites: trixie
+Components: main
+Targets: Packages
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+  cat >"$tmp/apt.conf" <<CONF
+Dir::Etc::sourcelist "$tmp/trixie.sources";
+Dir::Etc::sourceparts "$tmp/sources.list.d";
+Dir::State::Lists "$tmp/lists";
+Dir::Cache "$tmp/cache";
+APT::Sandbox::User "root";
+Acquire::Languages "none";
+CONF
+  say "pound: fetching the Debian 13 package and its libraries from $mirror (private root $POUND_PREFIX)"
+  APT_CONFIG="$tmp/apt.conf" apt-get update -qq
+  (cd "$tmp/debs" && APT_CONFIG="$tmp/apt.conf" apt-get download -qq \
+      pound libssl3t64 libadns1t64 libc6 libcrypt1 libpcre2-8-0 libzstd1 zlib1g)
+  rm -rf "$POUND_PREFIX"
+  mkdir -p "$POUND_PREFIX/root" "$POUND_PREFIX/bin"
+  for deb in "$tmp"/debs/*.deb; do dpkg-deb -x "$deb" "$POUND_PREFIX/root"; done
+  local libdir
+  libdir=$(dirname "$(find "$POUND_PREFIX/root/usr/lib" -name 'ld-linux*.so.*' | head -n1)")
+  local loader
+  loader=$(find "$libdir" -maxdepth 1 -name 'ld-linux*.so.*' | head -n1)
+  for b in usr/sbin/pound usr/bin/poundctl; do
+    cp "$POUND_PREFIX/root/$b" "$POUND_PREFIX/bin/"
+    patchelf --set-interpreter "$loader" --force-rpath \
+      --set-rpath "$libdir:$POUND_PREFIX/root/usr/lib" "$POUND_PREFIX/bin/$(basename "$b")"
+  done
+  cp "$POUND_PREFIX/root/usr/share/pound/poundctl.tmpl" "$POUND_PREFIX/" 2>/dev/null || true
+  ln -sf "$POUND_PREFIX/bin/pound" /usr/local/sbin/pound
+  ln -sf "$POUND_PREFIX/bin/poundctl" /usr/local/bin/poundctl
+}
+
+if pound_works; then
+  say "pound already installed: $(pound -V 2>&1 | head -n1)"
+elif apt-cache show pound >/dev/null 2>&1 || { apt_update_once; apt-cache show pound >/dev/null 2>&1; }; then
+  say "installing pound with apt"
+  apt-get install -y -qq --no-install-recommends pound >/dev/null
+else
+  case "$CODENAME" in
+    bookworm) install_pound_private_root ;;
+    *) die "pound: no package for Debian '$CODENAME' and no known private-root recipe" ;;
+  esac
+fi
+pound_works || die "pound was installed but 'pound -V' does not run"
+
+if ! command -v cargo >/dev/null 2>&1; then
+  die "cargo not found: install the Rust toolchain (rustup, Rust >= 1.89) for the build"
+fi
+
+httperf_version=$(dpkg-query -W -f='${Version}' httperf 2>/dev/null || echo unknown)
+say "ready: $(haproxy -v | head -n1 | cut -d' ' -f1-3); httperf $httperf_version; $(pound -V 2>&1 | head -n1); $(nginx -v 2>&1)"
