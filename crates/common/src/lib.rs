@@ -8,6 +8,7 @@
 //! - [`chart`]: SVG line charts (plotters, SVG backend only).
 //! - [`process`]: child processes that are stopped by PID, also on error paths.
 //! - [`net`] and [`wait`]: loopback helpers and deadline polling for readiness checks.
+//! - [`testing`]: finding (and building) the workspace's binaries from tests.
 //! - [`cli`]: exit codes and one-line error reports shared by the binaries.
 
 pub mod chart;
@@ -16,6 +17,7 @@ pub mod csvfile;
 pub mod net;
 pub mod process;
 pub mod shutdown;
+pub mod testing;
 pub mod ticker;
 pub mod time;
 pub mod wait;

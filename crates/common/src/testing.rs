@@ -1,0 +1,61 @@
+//! Helpers for the workspace's integration tests (also usable by benchmarks and scripts).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, OnceLock};
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
+}
+
+/// The path of one of the workspace's binaries (`webscaler`, `lbbench`, `diskstats`) in the
+/// same target directory as the running test, built first if needed.
+///
+/// A test of one crate can thus run another crate's binary (webscaler's tests run
+/// `lbbench backend`). `cargo build` is run once per test process; when `cargo test
+/// --workspace` has already built the binary, it is a quick no-op.
+///
+/// # Panics
+///
+/// If the binary cannot be built: a test cannot go on without it.
+pub fn workspace_bin(name: &str) -> PathBuf {
+    static BUILT: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
+    let exe = std::env::current_exe().expect("the test executable's path");
+    // Test executables live in <target>/<profile>/deps/.
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| {
+            if deps.ends_with("deps") {
+                deps.parent()
+            } else {
+                Some(deps)
+            }
+        })
+        .expect("the target directory")
+        .to_path_buf();
+    let bin = profile_dir.join(name);
+    let built = BUILT.get_or_init(|| Mutex::new(Vec::new()));
+    let mut built = built.lock().unwrap_or_else(|e| e.into_inner());
+    if !built.iter().any(|b| b == name) {
+        let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+        cmd.args(["build", "--quiet", "-p", name, "--bin", name])
+            .current_dir(workspace_root());
+        if profile_dir.file_name().is_some_and(|p| p == "release") {
+            cmd.arg("--release");
+        }
+        if let Some(target) = profile_dir.parent() {
+            cmd.env("CARGO_TARGET_DIR", target);
+        }
+        let status = cmd
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run cargo to build {name}: {e}"));
+        assert!(status.success(), "cargo build -p {name} failed");
+        built.push(name.to_owned());
+    }
+    assert!(bin.exists(), "{} was not built", bin.display());
+    bin
+}
