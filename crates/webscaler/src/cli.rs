@@ -1,5 +1,7 @@
 //! Command-line interface.
 
+pub mod cloud;
+
 use clap::{Parser, Subcommand};
 
 /// Keeps the number of web servers behind HAProxy matched to the request rate.
@@ -13,12 +15,15 @@ pub struct Cli {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Operate the cloud's backends: list, create, start, stop, delete, quota.
+    Cloud(cloud::CloudArgs),
+}
 
 /// Runs the command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         None => Ok(()),
-        Some(c) => match c {},
+        Some(Command::Cloud(args)) => cloud::run(args),
     }
 }

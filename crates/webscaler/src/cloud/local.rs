@@ -119,8 +119,8 @@ struct Slot {
 }
 
 impl LocalCloud {
-    /// A local provider with these options. Creates the state directory; the command
-    /// template is checked (its program must be found) now, so a typo fails early.
+    /// A local provider with these options. Creates the state directory. The command
+    /// template is checked when a backend is started (listing needs no program).
     pub fn new(opts: LocalOptions) -> Result<LocalCloud, CloudError> {
         fs::create_dir_all(&opts.state_dir).map_err(|e| {
             CloudError::io(
@@ -128,7 +128,6 @@ impl LocalCloud {
                 e,
             )
         })?;
-        render_command(&opts.command, "check", "local-0", 1)?;
         Ok(LocalCloud {
             naming: Naming::new(&opts.prefix),
             opts,
