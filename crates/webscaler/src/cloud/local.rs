@@ -504,18 +504,59 @@ fn terminate_group(pid: u32, grace: Duration, reap: impl Fn()) -> io::Result<()>
         })
         .is_ok()
     };
+    let group_gone = |timeout: Duration| {
+        common::wait::poll_until("group exit", timeout, Duration::from_millis(10), || {
+            reap();
+            (!group_has_live_members(pid)).then_some(())
+        })
+        .is_ok()
+    };
     signal(Signal::TERM);
     if gone(grace) {
-        // Reap the rest of the group (e.g. the boot-delay `sleep`).
-        signal(Signal::KILL);
-        return Ok(());
+        // The rest of the group (e.g. the boot delay's `sleep`) goes too.
+        if group_has_live_members(pid) {
+            signal(Signal::KILL);
+        }
+        if group_gone(Duration::from_secs(10)) {
+            return Ok(());
+        }
+        return Err(io::Error::other(
+            "its process group is still alive after SIGKILL",
+        ));
     }
     signal(Signal::KILL);
-    if gone(Duration::from_secs(10)) {
+    if gone(Duration::from_secs(10)) && group_gone(Duration::from_secs(10)) {
         Ok(())
     } else {
         Err(io::Error::other("still alive after SIGKILL"))
     }
+}
+
+/// Whether any live (non-zombie) process is in process group `pgid` (from /proc).
+pub fn group_has_live_members(pgid: u32) -> bool {
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return false;
+    };
+    dir.flatten().any(|e| {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            return false;
+        };
+        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            return false;
+        };
+        // After the command's closing parenthesis: state, ppid, pgrp, ...
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            return false;
+        };
+        let mut f = rest.split_whitespace();
+        let state = f.next();
+        let pgrp = f.nth(1).and_then(|g| g.parse::<u32>().ok());
+        pgrp == Some(pgid) && state != Some("Z")
+    })
 }
 
 /// Splits the template into words (single and double quotes group words), replaces the
