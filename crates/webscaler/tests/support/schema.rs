@@ -41,7 +41,13 @@ fn format_ok(f: &str, s: &str) -> bool {
         }
         "ipv4" => s.parse::<std::net::Ipv4Addr>().is_ok(),
         "ipv6" => s.parse::<std::net::Ipv6Addr>().is_ok(),
-        "base64" => base64::engine::general_purpose::STANDARD.decode(s).is_ok(),
+        // Nova decodes with base64.decodebytes, which skips whitespace.
+        "base64" => {
+            let compact: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+            base64::engine::general_purpose::STANDARD
+                .decode(compact)
+                .is_ok()
+        }
         _ => true,
     }
 }
