@@ -324,6 +324,20 @@ pub fn resolve(env: &Env, ov: &Overrides) -> Result<OpenStackConfig, CloudError>
         found
     } else if env.cwd.join("etc/openstack.cfg").is_file() {
         load_openstack_cfg(&env.cwd.join("etc/openstack.cfg"))?
+    } else if let Some(path) = env.find_file("OS_CLIENT_CONFIG_FILE", "clouds") {
+        // Several clouds (one would have been taken above) and nothing else configured.
+        let names: Vec<String> = clouds_of(&path, &read_structured(&path)?)?
+            .keys()
+            .cloned()
+            .collect();
+        if names.len() > 1 && !ov.values.contains_key("auth_url") {
+            return Err(CloudError::config(format!(
+                "{}: several clouds ({}); choose one with --os-cloud or OS_CLOUD",
+                path.display(),
+                names.join(", ")
+            )));
+        }
+        ("flags".to_owned(), Layer::new())
     } else {
         ("OS_* variables and flags".to_owned(), Layer::new())
     };
