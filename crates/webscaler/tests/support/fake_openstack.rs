@@ -374,7 +374,7 @@ fn serve(conn: TcpStream, world: Arc<Mutex<World>>) {
     }
 }
 
-fn query_param<'a>(q: &'a str, k: &str) -> Option<String> {
+fn query_param(q: &str, k: &str) -> Option<String> {
     q.split('&').find_map(|kv| {
         let (a, b) = kv.split_once('=')?;
         (a == k).then(|| percent_decode(b))
@@ -386,12 +386,13 @@ fn percent_decode(s: &str) -> String {
     let mut out = Vec::new();
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+        {
+            out.push(v);
+            i += 3;
+            continue;
         }
         out.push(if b[i] == b'+' { b' ' } else { b[i] });
         i += 1;
@@ -886,10 +887,10 @@ fn create_server(w: &mut World, req: &Request, body: Option<&Value>) -> Response
                 if u.len() > 65535 {
                     return violation(w, "create: user_data longer than 65535".into());
                 }
-                if let Some(exp) = &w.expected_user_data {
-                    if &d != exp {
-                        return violation(w, "create: user_data is not the expected script".into());
-                    }
+                if let Some(exp) = &w.expected_user_data
+                    && &d != exp
+                {
+                    return violation(w, "create: user_data is not the expected script".into());
                 }
             }
         },

@@ -66,27 +66,27 @@ fn check(schema: &Value, v: &Value, path: &str) -> Result<(), String> {
             return Err(format!("{path}: {v} is not of type {t}"));
         }
     }
-    if let Some(Value::Array(e)) = s.get("enum") {
-        if !e.contains(v) {
-            return Err(format!("{path}: {v} is not one of {e:?}"));
-        }
+    if let Some(Value::Array(e)) = s.get("enum")
+        && !e.contains(v)
+    {
+        return Err(format!("{path}: {v} is not one of {e:?}"));
     }
-    if let Some(c) = s.get("const") {
-        if c != v {
-            return Err(format!("{path}: {v} is not {c}"));
-        }
+    if let Some(c) = s.get("const")
+        && c != v
+    {
+        return Err(format!("{path}: {v} is not {c}"));
     }
     if let Value::String(st) = v {
         let n = st.chars().count() as u64;
-        if let Some(m) = s.get("minLength").and_then(Value::as_u64) {
-            if n < m {
-                return Err(format!("{path}: shorter than {m}"));
-            }
+        if let Some(m) = s.get("minLength").and_then(Value::as_u64)
+            && n < m
+        {
+            return Err(format!("{path}: shorter than {m}"));
         }
-        if let Some(m) = s.get("maxLength").and_then(Value::as_u64) {
-            if n > m {
-                return Err(format!("{path}: longer than {m}"));
-            }
+        if let Some(m) = s.get("maxLength").and_then(Value::as_u64)
+            && n > m
+        {
+            return Err(format!("{path}: longer than {m}"));
         }
         if let Some(p) = s.get("pattern").and_then(Value::as_str) {
             let re = regex::Regex::new(p).map_err(|e| format!("{path}: bad pattern {p}: {e}"))?;
@@ -94,34 +94,34 @@ fn check(schema: &Value, v: &Value, path: &str) -> Result<(), String> {
                 return Err(format!("{path}: {st:?} does not match {p}"));
             }
         }
-        if let Some(f) = s.get("format").and_then(Value::as_str) {
-            if !format_ok(f, st) {
-                return Err(format!("{path}: {st:?} is not a valid {f}"));
-            }
+        if let Some(f) = s.get("format").and_then(Value::as_str)
+            && !format_ok(f, st)
+        {
+            return Err(format!("{path}: {st:?} is not a valid {f}"));
         }
     }
     if let Some(n) = v.as_f64() {
-        if let Some(m) = s.get("minimum").and_then(Value::as_f64) {
-            if n < m {
-                return Err(format!("{path}: {n} < {m}"));
-            }
+        if let Some(m) = s.get("minimum").and_then(Value::as_f64)
+            && n < m
+        {
+            return Err(format!("{path}: {n} < {m}"));
         }
-        if let Some(m) = s.get("maximum").and_then(Value::as_f64) {
-            if n > m {
-                return Err(format!("{path}: {n} > {m}"));
-            }
+        if let Some(m) = s.get("maximum").and_then(Value::as_f64)
+            && n > m
+        {
+            return Err(format!("{path}: {n} > {m}"));
         }
     }
     if let Value::Array(items) = v {
-        if let Some(m) = s.get("minItems").and_then(Value::as_u64) {
-            if (items.len() as u64) < m {
-                return Err(format!("{path}: fewer than {m} items"));
-            }
+        if let Some(m) = s.get("minItems").and_then(Value::as_u64)
+            && (items.len() as u64) < m
+        {
+            return Err(format!("{path}: fewer than {m} items"));
         }
-        if let Some(m) = s.get("maxItems").and_then(Value::as_u64) {
-            if (items.len() as u64) > m {
-                return Err(format!("{path}: more than {m} items"));
-            }
+        if let Some(m) = s.get("maxItems").and_then(Value::as_u64)
+            && (items.len() as u64) > m
+        {
+            return Err(format!("{path}: more than {m} items"));
         }
         if let Some(is) = s.get("items") {
             for (i, it) in items.iter().enumerate() {
@@ -172,10 +172,10 @@ fn check(schema: &Value, v: &Value, path: &str) -> Result<(), String> {
             check(a, v, path)?;
         }
     }
-    if let Some(Value::Array(any)) = s.get("anyOf") {
-        if !any.iter().any(|a| check(a, v, path).is_ok()) {
-            return Err(format!("{path}: matches none of anyOf"));
-        }
+    if let Some(Value::Array(any)) = s.get("anyOf")
+        && !any.iter().any(|a| check(a, v, path).is_ok())
+    {
+        return Err(format!("{path}: matches none of anyOf"));
     }
     if let Some(Value::Array(one)) = s.get("oneOf") {
         let n = one.iter().filter(|a| check(a, v, path).is_ok()).count();

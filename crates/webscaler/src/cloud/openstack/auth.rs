@@ -291,10 +291,10 @@ impl Session {
     /// A valid token: the cached one, or a new one when it is due for renewal.
     pub fn token(&self) -> Result<Arc<Token>, CloudError> {
         let mut slot = self.token.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(t) = slot.as_ref() {
-            if Instant::now() < t.refresh_at {
-                return Ok(t.clone());
-            }
+        if let Some(t) = slot.as_ref()
+            && Instant::now() < t.refresh_at
+        {
+            return Ok(t.clone());
         }
         let t = Arc::new(self.authenticate()?);
         *slot = Some(t.clone());

@@ -540,16 +540,15 @@ fn cloud_entry_layer(path: &Path, name: &str, entry: &Value) -> Result<Layer, Cl
         |what: &str| CloudError::config(format!("{}: cloud {name:?}: {what}", path.display()));
     let obj = entry.as_object().ok_or_else(|| bad("must be a map"))?;
     let mut layer = Layer::new();
-    if obj.contains_key("profile") || obj.contains_key("cloud") {
-        if !obj
+    if (obj.contains_key("profile") || obj.contains_key("cloud"))
+        && obj
             .get("auth")
             .and_then(|a| a.get("auth_url"))
-            .is_some_and(|v| !v.is_null())
-        {
-            return Err(bad(
-                "vendor profiles (clouds-public.yaml) are not supported; give auth.auth_url",
-            ));
-        }
+            .is_none_or(|v| v.is_null())
+    {
+        return Err(bad(
+            "vendor profiles (clouds-public.yaml) are not supported; give auth.auth_url",
+        ));
     }
     // Top-level keys first, then `auth:` (which wins for auth keys).
     for (k, v) in obj {
@@ -570,20 +569,20 @@ fn cloud_entry_layer(path: &Path, name: &str, entry: &Value) -> Result<Layer, Cl
             }
             continue;
         }
-        if KNOWN_KEYS.contains(&key) {
-            if let Some(s) = scalar(v) {
-                layer.values.insert(key.to_owned(), s);
-            }
+        if KNOWN_KEYS.contains(&key)
+            && let Some(s) = scalar(v)
+        {
+            layer.values.insert(key.to_owned(), s);
         }
     }
     if let Some(auth) = obj.get("auth") {
         let auth = auth.as_object().ok_or_else(|| bad("auth must be a map"))?;
         for (k, v) in auth {
             let key = canonical(k);
-            if KNOWN_KEYS.contains(&key) {
-                if let Some(s) = scalar(v) {
-                    layer.values.insert(key.to_owned(), s);
-                }
+            if KNOWN_KEYS.contains(&key)
+                && let Some(s) = scalar(v)
+            {
+                layer.values.insert(key.to_owned(), s);
             }
         }
     }
@@ -706,12 +705,12 @@ fn build(
         ))
     };
     let auth_url = normalize_auth_url(get("auth_url").ok_or_else(|| missing("auth_url"))?)?;
-    if let Some(ver) = get("identity_api_version") {
-        if !(ver == "3" || ver.starts_with("3.")) {
-            return Err(CloudError::config(format!(
-                "identity_api_version {ver}: only Keystone v3 is supported"
-            )));
-        }
+    if let Some(ver) = get("identity_api_version")
+        && !(ver == "3" || ver.starts_with("3."))
+    {
+        return Err(CloudError::config(format!(
+            "identity_api_version {ver}: only Keystone v3 is supported"
+        )));
     }
     let default_domain = || {
         get("domain_id")

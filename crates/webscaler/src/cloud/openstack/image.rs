@@ -79,10 +79,10 @@ pub(crate) fn find_image(session: &Session, name: &str) -> Result<Image, CloudEr
                 None,
                 Retry::Yes,
             )?;
-            if r.status == 200 {
-                if let Ok(i) = r.json::<Image>() {
-                    return Ok(i);
-                }
+            if r.status == 200
+                && let Ok(i) = r.json::<Image>()
+            {
+                return Ok(i);
             }
             Err(CloudError::NotFound { what })
         }

@@ -136,11 +136,7 @@ pub(crate) fn pick_exact<T>(
             }),
         n => Err(CloudError::config(format!(
             "{n} {kind}s are named {name:?} ({}); give the id instead",
-            named
-                .iter()
-                .map(|i| id_of(i))
-                .collect::<Vec<_>>()
-                .join(", ")
+            named.iter().map(id_of).collect::<Vec<_>>().join(", ")
         ))),
     }
 }
@@ -166,13 +162,13 @@ impl OpenStack {
             .user_data
             .as_ref()
             .map(|d| base64::engine::general_purpose::STANDARD.encode(d));
-        if let Some(u) = &user_data_b64 {
-            if u.len() > MAX_USER_DATA {
-                return Err(CloudError::config(format!(
-                    "user data is {} bytes in base64; Nova accepts at most {MAX_USER_DATA}",
-                    u.len()
-                )));
-            }
+        if let Some(u) = &user_data_b64
+            && u.len() > MAX_USER_DATA
+        {
+            return Err(CloudError::config(format!(
+                "user data is {} bytes in base64; Nova accepts at most {MAX_USER_DATA}",
+                u.len()
+            )));
         }
         Ok(OpenStack {
             session: Session::new(cfg, opts.retry, opts.timeout)?,
@@ -354,15 +350,15 @@ impl Cloud for OpenStack {
             .map(|m| compute::limit(m, l.total_ram_used.unwrap_or(0)));
         let mut left = instances.left();
         // With a known flavor, the cores and RAM quotas cap the count too.
-        if self.opts.server.flavor.is_some() {
-            if let Ok(f) = self.flavor() {
-                for (lim, per) in [(cores, f.vcpus), (ram_mb, f.ram)] {
-                    if let (Some(lim), Some(per)) = (lim, per.filter(|&p| p > 0)) {
-                        if let Some(rest) = lim.left() {
-                            let n = rest / per;
-                            left = Some(left.map_or(n, |l| l.min(n)));
-                        }
-                    }
+        if self.opts.server.flavor.is_some()
+            && let Ok(f) = self.flavor()
+        {
+            for (lim, per) in [(cores, f.vcpus), (ram_mb, f.ram)] {
+                if let (Some(lim), Some(per)) = (lim, per.filter(|&p| p > 0))
+                    && let Some(rest) = lim.left()
+                {
+                    let n = rest / per;
+                    left = Some(left.map_or(n, |l| l.min(n)));
                 }
             }
         }
