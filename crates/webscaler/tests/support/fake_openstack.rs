@@ -140,10 +140,33 @@ fn keystone_401(message: &str) -> Value {
 
 impl FakeOpenStack {
     pub fn start() -> FakeOpenStack {
+        FakeOpenStack::start_with(None)
+    }
+
+    /// The same over HTTPS with this certificate chain and key (PEM).
+    pub fn start_tls(cert_pem: &[u8], key_pem: &[u8]) -> FakeOpenStack {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_slice(key_pem).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+        FakeOpenStack::start_with(Some(Arc::new(config)))
+    }
+
+    fn start_with(tls: Option<Arc<rustls::ServerConfig>>) -> FakeOpenStack {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let world = Arc::new(Mutex::new(World {
-            base: format!("http://{addr}"),
+            base: format!("{scheme}://{addr}"),
             requests: Vec::new(),
             violations: Vec::new(),
             tokens: Vec::new(),
@@ -173,8 +196,18 @@ impl FakeOpenStack {
                         break;
                     }
                     let Ok(conn) = conn else { continue };
+                    let _ = conn.set_read_timeout(Some(Duration::from_secs(30)));
                     let world = world.clone();
-                    std::thread::spawn(move || serve(conn, world));
+                    let tls = tls.clone();
+                    std::thread::spawn(move || match tls {
+                        None => serve(conn, world),
+                        Some(cfg) => {
+                            let Ok(server) = rustls::ServerConnection::new(cfg) else {
+                                return;
+                            };
+                            serve(rustls::StreamOwned::new(server, conn), world)
+                        }
+                    });
                 }
             });
         }
@@ -186,7 +219,7 @@ impl FakeOpenStack {
     }
 
     pub fn auth_url(&self) -> String {
-        format!("http://{}/identity", self.addr)
+        format!("{}/identity", self.world().base)
     }
 
     pub fn inject(&self, f: Fault) {
@@ -263,7 +296,7 @@ struct Request {
     body: Vec<u8>,
 }
 
-fn read_request(r: &mut BufReader<TcpStream>) -> Option<Request> {
+fn read_request<S: Read>(r: &mut BufReader<S>) -> Option<Request> {
     let mut line = String::new();
     if r.read_line(&mut line).ok()? == 0 {
         return None;
@@ -340,11 +373,7 @@ fn empty(status: u16) -> Response {
     }
 }
 
-fn serve(conn: TcpStream, world: Arc<Mutex<World>>) {
-    let _ = conn.set_read_timeout(Some(Duration::from_secs(30)));
-    let Ok(mut out) = conn.try_clone() else {
-        return;
-    };
+fn serve<S: Read + Write>(conn: S, world: Arc<Mutex<World>>) {
     let mut r = BufReader::new(conn);
     while let Some(req) = read_request(&mut r) {
         let resp = {
@@ -368,7 +397,12 @@ fn serve(conn: TcpStream, world: Arc<Mutex<World>>) {
             head.push_str(&format!("{k}: {v}\r\n"));
         }
         head.push_str("\r\n");
-        if out.write_all(head.as_bytes()).is_err() || out.write_all(&body).is_err() {
+        // The whole request has been read: writing through the reader's stream is safe.
+        let out = r.get_mut();
+        if out.write_all(head.as_bytes()).is_err()
+            || out.write_all(&body).is_err()
+            || out.flush().is_err()
+        {
             return;
         }
     }

@@ -161,15 +161,25 @@ impl Transport {
             }
         };
         let mut resp = result.map_err(|e| {
-            let transient = matches!(
-                e,
-                ureq::Error::Timeout(_)
-                    | ureq::Error::Io(_)
-                    | ureq::Error::ConnectionFailed
-                    | ureq::Error::HostNotFound
-                    | ureq::Error::Protocol(_)
-            );
-            fail(format!("{method} {url}: {e}"), transient)
+            // TLS failures (an unknown CA, a bad certificate) come as InvalidData I/O
+            // errors: retrying cannot help.
+            let tls = matches!(&e, ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::InvalidData)
+                || matches!(e, ureq::Error::Tls(_));
+            let transient = !tls
+                && matches!(
+                    e,
+                    ureq::Error::Timeout(_)
+                        | ureq::Error::Io(_)
+                        | ureq::Error::ConnectionFailed
+                        | ureq::Error::HostNotFound
+                        | ureq::Error::Protocol(_)
+                );
+            let hint = if e.to_string().contains("certificate") {
+                " (give the cloud's CA bundle with cacert / --os-cacert, or --insecure)"
+            } else {
+                ""
+            };
+            fail(format!("{method} {url}: {e}{hint}"), transient)
         })?;
         let status = resp.status().as_u16();
         let headers = resp
