@@ -20,33 +20,39 @@ use askama::Template;
 
 use super::names::{BackendName, InvalidValue, ServerAddr, ServerName};
 
-/// The health-check options spelled out on every server (dynamic servers do not inherit
-/// `default-server`, so they are never left to it).
+/// The options spelled out on every server line and `add server` (dynamic servers do not
+/// inherit `default-server`, so nothing is left to it): the health check, and how fast idle
+/// pooled connections are closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CheckOptions {
+pub struct ServerOptions {
     /// Time between two checks (`inter`).
     pub inter: Duration,
     /// Consecutive passed checks to go up (`rise`).
     pub rise: u32,
     /// Consecutive failed checks to go down (`fall`).
     pub fall: u32,
+    /// `pool-purge-delay`: HAProxy keeps idle server connections in a pool and closes them
+    /// over about three of these periods; `del server` waits for them. HAProxy's default is
+    /// 5 s (a removal then waits about 15 s after the last request); 1 s makes it about 3 s.
+    pub pool_purge_delay: Duration,
 }
 
-impl Default for CheckOptions {
-    /// `inter 1s rise 2 fall 3`: HAProxy's rise and fall, and a 1 s interval so a new
-    /// server is ready about 2 s after it answers.
+impl Default for ServerOptions {
+    /// `check inter 1s rise 2 fall 3 pool-purge-delay 1s`: HAProxy's rise and fall, and a
+    /// 1 s interval so a new server is ready about 2 s after it answers.
     fn default() -> Self {
-        CheckOptions {
+        ServerOptions {
             inter: Duration::from_secs(1),
             rise: 2,
             fall: 3,
+            pool_purge_delay: Duration::from_secs(1),
         }
     }
 }
 
-impl CheckOptions {
-    /// Checks the values HAProxy would refuse (`inter` must be 1 ms to about 24.8 days;
-    /// `rise` and `fall` at least 1).
+impl ServerOptions {
+    /// Checks the values HAProxy would refuse (`inter` must be 1 ms to about 24.8 days,
+    /// `pool-purge-delay` at most that; `rise` and `fall` at least 1).
     pub fn validate(&self) -> Result<(), InvalidValue> {
         let bad = |what, value: String, reason: &str| InvalidValue {
             what,
@@ -61,6 +67,13 @@ impl CheckOptions {
                 "must be from 1 ms to 2147483647 ms",
             ));
         }
+        if self.pool_purge_delay.as_millis() > i32::MAX as u128 {
+            return Err(bad(
+                "pool purge delay",
+                format!("{:?}", self.pool_purge_delay),
+                "must be at most 2147483647 ms",
+            ));
+        }
         if self.rise == 0 {
             return Err(bad("check rise", "0".into(), "must be at least 1"));
         }
@@ -70,13 +83,15 @@ impl CheckOptions {
         Ok(())
     }
 
-    /// The keywords for a `server` line or `add server`: `check inter 1000ms rise 2 fall 3`.
+    /// The keywords for a `server` line or `add server`:
+    /// `check inter 1000ms rise 2 fall 3 pool-purge-delay 1000ms`.
     pub fn keywords(&self) -> String {
         format!(
-            "check inter {}ms rise {} fall {}",
+            "check inter {}ms rise {} fall {} pool-purge-delay {}ms",
             self.inter.as_millis(),
             self.rise,
-            self.fall
+            self.fall,
+            self.pool_purge_delay.as_millis()
         )
     }
 }
@@ -103,7 +118,7 @@ struct BackendTemplate<'a> {
 pub fn render_backend(
     backend: &BackendName,
     servers: &[BackendServer],
-    check: &CheckOptions,
+    check: &ServerOptions,
 ) -> String {
     let t = BackendTemplate {
         backend,
@@ -422,7 +437,7 @@ mod tests {
                 server("node-1", "192.0.2.1:80"),
                 server("node-2", "[2001:db8::2]:8080"),
             ],
-            &CheckOptions::default(),
+            &ServerOptions::default(),
         );
         let body: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
         assert_eq!(
@@ -432,33 +447,37 @@ mod tests {
                 "    balance roundrobin",
                 "    option httpchk GET /",
                 r"    http-check expect string It\ works!",
-                "    server node-1 192.0.2.1:80 check inter 1000ms rise 2 fall 3",
-                "    server node-2 [2001:db8::2]:8080 check inter 1000ms rise 2 fall 3",
+                "    server node-1 192.0.2.1:80 check inter 1000ms rise 2 fall 3 pool-purge-delay 1000ms",
+                "    server node-2 [2001:db8::2]:8080 check inter 1000ms rise 2 fall 3 pool-purge-delay 1000ms",
             ]
         );
-        assert!(text.ends_with("fall 3\n"));
-        let empty = render_backend(&BackendName::default(), &[], &CheckOptions::default());
+        assert!(text.ends_with("pool-purge-delay 1000ms\n"));
+        let empty = render_backend(&BackendName::default(), &[], &ServerOptions::default());
         assert!(empty.ends_with("It\\ works!\n"), "{empty}");
     }
 
     #[test]
-    fn check_options_are_validated() {
-        assert!(CheckOptions::default().validate().is_ok());
+    fn server_options_are_validated() {
+        assert!(ServerOptions::default().validate().is_ok());
         for bad in [
-            CheckOptions {
+            ServerOptions {
                 inter: Duration::ZERO,
                 ..Default::default()
             },
-            CheckOptions {
+            ServerOptions {
                 inter: Duration::from_secs(100_000_000),
                 ..Default::default()
             },
-            CheckOptions {
+            ServerOptions {
                 rise: 0,
                 ..Default::default()
             },
-            CheckOptions {
+            ServerOptions {
                 fall: 0,
+                ..Default::default()
+            },
+            ServerOptions {
+                pool_purge_delay: Duration::from_secs(100_000_000),
                 ..Default::default()
             },
         ] {

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 pub use backend_file::{
-    BackendFile, BackendFileError, BackendServer, CheckOptions, Installed, render_backend,
+    BackendFile, BackendFileError, BackendServer, Installed, ServerOptions, render_backend,
 };
 pub use info::Info;
 pub use lifecycle::{AddOutcome, ChangeMethod, DrainOutcome, RemoveOutcome};
@@ -240,7 +240,7 @@ pub struct Haproxy {
     socket: Socket,
     master: Option<Socket>,
     backend: BackendName,
-    check: CheckOptions,
+    check: ServerOptions,
     poll_every: Duration,
     file: Option<BackendFile>,
     reload: Option<ReloadMethod>,
@@ -255,7 +255,7 @@ impl Haproxy {
             socket,
             master,
             backend,
-            check: CheckOptions::default(),
+            check: ServerOptions::default(),
             poll_every: DEFAULT_POLL_INTERVAL,
             file: None,
             reload: None,
@@ -269,7 +269,7 @@ impl Haproxy {
     }
 
     /// The check options for added servers and the backend file.
-    pub fn with_check(mut self, check: CheckOptions) -> Result<Haproxy, InvalidValue> {
+    pub fn with_check(mut self, check: ServerOptions) -> Result<Haproxy, InvalidValue> {
         check.validate()?;
         self.check = check;
         Ok(self)
@@ -311,7 +311,7 @@ impl Haproxy {
     }
 
     /// The check options.
-    pub fn check(&self) -> &CheckOptions {
+    pub fn check(&self) -> &ServerOptions {
         &self.check
     }
 
