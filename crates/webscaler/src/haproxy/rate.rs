@@ -72,13 +72,20 @@ pub struct Reading {
     /// How much the counter went up (after a reload: the new worker's count).
     pub increase: u64,
     /// The time the increase accrued over: the interval, or the new worker's uptime.
+    /// (Serialized as seconds.)
+    #[serde(serialize_with = "as_secs")]
     pub elapsed: Duration,
-    /// The time between the two samples.
+    /// The time between the two samples. (Serialized as seconds.)
+    #[serde(serialize_with = "as_secs")]
     pub interval: Duration,
     /// `increase / elapsed`, per second.
     pub rate: f64,
     /// Whether a reload (counter reset) happened between the samples.
     pub reset: bool,
+}
+
+fn as_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
 }
 
 /// Whether HAProxy restarted its counters between `prev` and `cur`.

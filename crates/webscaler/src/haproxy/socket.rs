@@ -268,7 +268,7 @@ impl Socket {
             match rustix::net::connect(&fd, &addr) {
                 Ok(()) => {
                     let stream = UnixStream::from(fd);
-                    stream.set_nonblocking(false).map_err(|e| connect_err(e))?;
+                    stream.set_nonblocking(false).map_err(&connect_err)?;
                     return Ok(stream);
                 }
                 Err(Errno::AGAIN) | Err(Errno::INTR) => {
