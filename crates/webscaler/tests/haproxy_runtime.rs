@@ -83,6 +83,7 @@ fn real_show_stat_info_and_servers_state_are_parsed() {
     assert_eq!(stats.backend.req_tot, Some(10));
     let names: Vec<&str> = stats.servers.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["node-1", "node-2"]);
+    assert_eq!(stats.active().count(), 2);
     for (row, b) in stats.servers.iter().zip([&b1, &b2]) {
         assert_eq!(row.addr.as_deref(), Some(b.addr.to_string().as_str()));
         assert_eq!(row.stot, Some(5), "round robin: 5 each");
@@ -326,9 +327,12 @@ fn drain_under_httperf_load_sends_no_new_requests_and_loses_none() {
     assert!(matches!(out, DrainOutcome::Drained { .. }), "{out:?}");
     let drained_at = stot(&ha, "node-2");
     let others_at = stot(&ha, "node-1") + stot(&ha, "node-3");
+    let during = ha.stats().unwrap();
+    assert_eq!(during.server("node-2").unwrap().status, Status::Drain);
     assert_eq!(
-        ha.stats().unwrap().server("node-2").unwrap().status,
-        Status::Drain
+        during.active().count(),
+        2,
+        "a draining server is not active"
     );
 
     let report = load.finish(Duration::from_secs(60));

@@ -213,6 +213,12 @@ impl BackendStats {
     pub fn server(&self, name: &str) -> Option<&StatRow> {
         self.servers.iter().find(|s| s.name == name)
     }
+
+    /// The servers that take load-balanced traffic now (`UP`, including `UP 1/3`, or
+    /// `no check`): the seed's "active servers in HAProxy" (`haactive`).
+    pub fn active(&self) -> impl Iterator<Item = &StatRow> {
+        self.servers.iter().filter(|s| s.status.takes_traffic())
+    }
 }
 
 /// Defaults for waits.
@@ -414,9 +420,16 @@ impl Haproxy {
         self.servers_state()?
             .iter()
             .map(|s| {
+                // HAProxy allows names (`:`) and addresses (FQDNs, none) the file does not.
+                let unusable = |e: InvalidValue| {
+                    self.parse_err(format!(
+                        "server {}/{} cannot be written to the backend file: {e}",
+                        self.backend, s.name
+                    ))
+                };
                 Ok(BackendServer {
-                    name: ServerName::new(&s.name)?,
-                    addr: ServerAddr::new(&s.socket_addr())?,
+                    name: ServerName::new(&s.name).map_err(unusable)?,
+                    addr: ServerAddr::new(&s.socket_addr()).map_err(unusable)?,
                 })
             })
             .collect()
