@@ -1,5 +1,7 @@
 //! Command-line interface.
 
+pub mod haproxy;
+
 use clap::{Parser, Subcommand};
 
 /// Keeps the number of web servers behind HAProxy matched to the request rate.
@@ -13,12 +15,16 @@ pub struct Cli {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// HAProxy: servers, request rate, add/drain/remove servers without a reload, the
+    /// generated backend file.
+    Haproxy(haproxy::HaproxyArgs),
+}
 
 /// Runs the command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         None => Ok(()),
-        Some(c) => match c {},
+        Some(Command::Haproxy(args)) => haproxy::run(args),
     }
 }

@@ -1,3 +1,4 @@
 //! `webscaler`.
 
 pub mod cli;
+pub mod haproxy;
