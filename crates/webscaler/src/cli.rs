@@ -1,6 +1,7 @@
 //! Command-line interface.
 
 pub mod cloud;
+pub mod haproxy;
 
 use clap::{Parser, Subcommand};
 
@@ -18,6 +19,9 @@ pub struct Cli {
 pub enum Command {
     /// Operate the cloud's backends: list, create, start, stop, delete, quota.
     Cloud(cloud::CloudArgs),
+    /// HAProxy: servers, request rate, add/drain/remove servers without a reload, the
+    /// generated backend file.
+    Haproxy(haproxy::HaproxyArgs),
 }
 
 /// Runs the command line.
@@ -25,5 +29,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         None => Ok(()),
         Some(Command::Cloud(args)) => cloud::run(args),
+        Some(Command::Haproxy(args)) => haproxy::run(args),
     }
 }

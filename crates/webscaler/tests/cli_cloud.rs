@@ -1,14 +1,14 @@
 //! `webscaler cloud` end to end: the local provider with real `lbbench backend`s, and the
 //! OpenStack provider against the fake OpenStack.
 
-mod support;
+mod openstack;
 
 use std::path::Path;
 
 use assert_cmd::Command;
 use predicates::prelude::*;
 use serde_json::Value;
-use support::fake_openstack::{FakeOpenStack, IMAGE_NAME, NETWORK_NAME};
+use openstack::fake_openstack::{FakeOpenStack, IMAGE_NAME, NETWORK_NAME};
 use webscaler::cli::cloud::DEFAULT_CLOUD_INIT;
 
 /// `webscaler` with an empty environment and a temporary home and working directory.

@@ -2,7 +2,7 @@
 //! OS_* variables, flags, and the seed's openstack.cfg. Each case runs with a temporary
 //! home and working directory and an explicit environment, never the real one.
 
-mod support;
+mod openstack;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -437,7 +437,7 @@ fn bad_input_is_named() {
 #[test]
 fn the_openstacksdk_fixture_clouds_yaml_resolves() {
     let text =
-        std::fs::read_to_string(support::fixture("openstacksdk/clouds/clouds.yaml")).unwrap();
+        std::fs::read_to_string(openstack::fixture("openstacksdk/clouds/clouds.yaml")).unwrap();
     let c = Case::new();
     let c = c.file(|c| c.cwd.join("clouds.yaml"), &text);
     let cfg = c.resolve(&cloud("_test_cloud_")).unwrap();

@@ -2,10 +2,10 @@
 //! the fields we use, and the bodies we send equal the official request samples and
 //! validate against the OpenAPI request schemas.
 
-mod support;
+mod openstack;
 
 use serde_json::{Value, json};
-use support::{fixture, schema};
+use openstack::{fixture, schema};
 use webscaler::cloud::Status;
 use webscaler::cloud::openstack::Secret;
 use webscaler::cloud::openstack::auth::{parse_token, select_endpoint, token_request};

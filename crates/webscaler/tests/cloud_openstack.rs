@@ -1,14 +1,14 @@
-//! The OpenStack provider against the fake OpenStack of `support/fake_openstack.rs`, which
+//! The OpenStack provider against the fake OpenStack of `openstack/fake_openstack.rs`, which
 //! answers with the official samples and checks every request body.
 
-mod support;
+mod openstack;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use base64::Engine;
 use serde_json::json;
-use support::fake_openstack::{
+use openstack::fake_openstack::{
     FLAVOR_ID, FakeOpenStack, Fault, IMAGE_ID, IMAGE_NAME, NETWORK_ID, NETWORK_NAME,
 };
 use webscaler::cli::cloud::DEFAULT_CLOUD_INIT;

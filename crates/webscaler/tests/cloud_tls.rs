@@ -1,12 +1,12 @@
 //! TLS: verified by default, a private CA through `cacert`, and `--insecure` only when asked.
 
-mod support;
+mod openstack;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use support::fake_openstack::FakeOpenStack;
+use openstack::fake_openstack::FakeOpenStack;
 use webscaler::cloud::openstack::auth::RetryPolicy;
 use webscaler::cloud::openstack::config::{Env, Overrides, resolve};
 use webscaler::cloud::openstack::{OpenStack, OpenStackOptions};
