@@ -6,9 +6,9 @@ mod openstack;
 use std::path::Path;
 
 use assert_cmd::Command;
+use openstack::fake_openstack::{FakeOpenStack, IMAGE_NAME, NETWORK_NAME};
 use predicates::prelude::*;
 use serde_json::Value;
-use openstack::fake_openstack::{FakeOpenStack, IMAGE_NAME, NETWORK_NAME};
 use webscaler::cli::cloud::DEFAULT_CLOUD_INIT;
 
 /// `webscaler` with an empty environment and a temporary home and working directory.

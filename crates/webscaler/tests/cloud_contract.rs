@@ -4,8 +4,8 @@
 
 mod openstack;
 
-use serde_json::{Value, json};
 use openstack::{fixture, schema};
+use serde_json::{Value, json};
 use webscaler::cloud::Status;
 use webscaler::cloud::openstack::Secret;
 use webscaler::cloud::openstack::auth::{parse_token, select_endpoint, token_request};

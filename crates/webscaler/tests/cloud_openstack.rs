@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use base64::Engine;
-use serde_json::json;
 use openstack::fake_openstack::{
     FLAVOR_ID, FakeOpenStack, Fault, IMAGE_ID, IMAGE_NAME, NETWORK_ID, NETWORK_NAME,
 };
+use serde_json::json;
 use webscaler::cli::cloud::DEFAULT_CLOUD_INIT;
 use webscaler::cloud::openstack::auth::RetryPolicy;
 use webscaler::cloud::openstack::config::{Env, OpenStackConfig, Overrides, resolve};
