@@ -18,7 +18,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Operate the cloud's backends: list, create, start, stop, delete, quota.
-    Cloud(cloud::CloudArgs),
+    Cloud(Box<cloud::CloudArgs>),
     /// HAProxy: servers, request rate, add/drain/remove servers without a reload, the
     /// generated backend file.
     Haproxy(haproxy::HaproxyArgs),
@@ -28,7 +28,7 @@ pub enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         None => Ok(()),
-        Some(Command::Cloud(args)) => cloud::run(args),
+        Some(Command::Cloud(args)) => cloud::run(*args),
         Some(Command::Haproxy(args)) => haproxy::run(args),
     }
 }
