@@ -21,7 +21,7 @@ pub enum Command {
     Cloud(Box<cloud::CloudArgs>),
     /// HAProxy: servers, request rate, add/drain/remove servers without a reload, the
     /// generated backend file.
-    Haproxy(haproxy::HaproxyArgs),
+    Haproxy(Box<haproxy::HaproxyArgs>),
 }
 
 /// Runs the command line.
@@ -29,6 +29,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         None => Ok(()),
         Some(Command::Cloud(args)) => cloud::run(*args),
-        Some(Command::Haproxy(args)) => haproxy::run(args),
+        Some(Command::Haproxy(args)) => haproxy::run(*args),
     }
 }
