@@ -1,5 +1,6 @@
 //! Command-line interface.
 
+pub mod cloud;
 pub mod haproxy;
 
 use clap::{Parser, Subcommand};
@@ -16,15 +17,18 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Operate the cloud's backends: list, create, start, stop, delete, quota.
+    Cloud(Box<cloud::CloudArgs>),
     /// HAProxy: servers, request rate, add/drain/remove servers without a reload, the
     /// generated backend file.
-    Haproxy(haproxy::HaproxyArgs),
+    Haproxy(Box<haproxy::HaproxyArgs>),
 }
 
 /// Runs the command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         None => Ok(()),
-        Some(Command::Haproxy(args)) => haproxy::run(args),
+        Some(Command::Cloud(args)) => cloud::run(*args),
+        Some(Command::Haproxy(args)) => haproxy::run(*args),
     }
 }
