@@ -1,3 +1,6 @@
 //! `webscaler`.
 
 pub mod cli;
+pub mod elasticity;
+pub mod rate;
+pub mod trace;
