@@ -458,6 +458,18 @@ pub mod synthetic {
         Trace::new(steps, secs(end)).unwrap_or_else(|e| panic!("synthetic::noisy: {e}"))
     }
 
+    /// `high` req/s with dips to `low` of the given lengths (seconds), each dip `every`
+    /// seconds after the previous one starts, the first at `every`; `high` until `end`.
+    pub fn dips(high: f64, low: f64, lengths: &[u64], every: u64, end: u64) -> Trace {
+        let mut steps = vec![(secs(0), nanos(high))];
+        for (i, &len) in lengths.iter().enumerate() {
+            let at = every * (i as u64 + 1);
+            steps.push((secs(at), nanos(low)));
+            steps.push((secs(at + len), nanos(high)));
+        }
+        Trace::new(steps, secs(end)).unwrap_or_else(|e| panic!("synthetic::dips: {e}"))
+    }
+
     /// SplitMix64 (Steele, Lea, Flood 2014): a tiny deterministic generator.
     pub struct SplitMix64(pub u64);
 
@@ -489,6 +501,11 @@ pub mod synthetic {
             ("trace-ramp.csv", ramp(5.0, 120.0, 300, 1500, 30, 3300)),
             // 50 req/s ± 5%, a new value every 5 s, for an hour (exactly 5 servers at the mean).
             ("trace-noisy.csv", noisy(50.0, 0.05, 5, 3600, 1)),
+            // 75 req/s (8 servers) with dips to 25 (3 servers) of 30 s to 5 min, every 10 min.
+            (
+                "trace-dips.csv",
+                dips(75.0, 25.0, &[30, 60, 90, 120, 180, 300], 600, 4200),
+            ),
         ]
     }
 }
@@ -682,6 +699,18 @@ num_conns = 9600
             t.demand(crate::rate::Threshold::SEED, 2, 13),
             vec![(s(0), 2), (s(10), 3), (s(20), 4), (s(30), 13)]
         );
+    }
+
+    #[test]
+    fn the_shipped_synthetic_trace_files_match_their_generators() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../benches-data");
+        for (name, trace) in synthetic::shipped() {
+            let file = Trace::load(dir.join(name)).unwrap();
+            assert_eq!(
+                file, trace,
+                "{name}: run `cargo run -p webscaler --example write-synthetic-traces`"
+            );
+        }
     }
 
     #[test]
