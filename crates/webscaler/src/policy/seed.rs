@@ -101,7 +101,7 @@ impl SeedPolicy {
         } else if active - toremove > min {
             toremove
         } else {
-            active.saturating_sub(needed + min)
+            active.saturating_sub(needed.saturating_add(min))
         };
         u32::try_from(n).unwrap_or(u32::MAX)
     }
