@@ -15,11 +15,15 @@
 //! - [`elasticity`]: SPEC RG elasticity metrics over demand and supply step functions.
 //! - [`replay`]: a policy-level replay of a trace, to compare policies and choose defaults.
 
+pub mod balancer;
 pub mod cli;
+pub mod clock;
 pub mod cloud;
+pub mod controller;
 pub mod elasticity;
 pub mod haproxy;
 pub mod policy;
 pub mod rate;
 pub mod replay;
+pub mod sim;
 pub mod trace;

@@ -14,9 +14,11 @@
 //! scaling loop and the `webscaler haproxy` commands use.
 
 pub mod backend_file;
+pub mod balancer;
 pub mod info;
 pub mod lifecycle;
 pub mod names;
+pub mod process;
 pub mod rate;
 pub mod reload;
 pub mod socket;
@@ -32,7 +34,7 @@ pub use backend_file::{
     BackendFile, BackendFileError, BackendServer, Installed, ServerOptions, render_backend,
 };
 pub use info::Info;
-pub use lifecycle::{AddOutcome, ChangeMethod, DrainOutcome, RemoveOutcome};
+pub use lifecycle::{AddOutcome, AddStep, ChangeMethod, DrainOutcome, RemoveOutcome, RemoveStep};
 pub use names::{BackendName, InvalidValue, ServerAddr, ServerName};
 pub use rate::{Metric, RateMeter, RateMeters, Reading, Sample};
 
