@@ -338,6 +338,7 @@ impl HaproxyProcess {
                 replaced,
             }),
             Ok(Err(status)) => {
+                remove_files(&paths);
                 let text = new_log();
                 if text.contains("Address already in use") || text.contains("cannot bind socket") {
                     return Err(ProcessError::AddressInUse {
