@@ -19,6 +19,7 @@ pub mod balancer;
 pub mod cli;
 pub mod clock;
 pub mod cloud;
+pub mod config;
 pub mod controller;
 pub mod elasticity;
 pub mod haproxy;
