@@ -25,6 +25,7 @@
 use std::fs::{self, OpenOptions};
 use std::io;
 use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -301,6 +302,9 @@ impl HaproxyProcess {
                 .arg("-p")
                 .arg(&paths.pid_file)
                 .current_dir(&paths.dir)
+                // Its own process group: a Ctrl-C on the terminal reaches webscaler only,
+                // which then soft-stops HAProxy after its current tick.
+                .process_group(0)
                 .stdin(Stdio::null())
                 .stdout(log)
                 .stderr(log2),
