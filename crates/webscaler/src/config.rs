@@ -283,6 +283,12 @@ mod tests {
         assert_eq!(cfg.haproxy.mode, Some(HaproxyMode::Auto));
         assert_eq!(cfg.cloud.provider, Some(Provider::Local));
         assert_eq!(cfg.cloud.prefix.as_deref(), Some("node-"));
+        // Every key is documented: uncommented, nothing is left unset.
+        let all = format!("{cfg:?}");
+        assert!(
+            !all.contains("None"),
+            "a key missing from etc/webscaler.toml: {all}"
+        );
         // And the file as shipped (all commented out) is empty.
         assert_eq!(FileConfig::parse(shipped).unwrap(), FileConfig::default());
     }

@@ -545,6 +545,12 @@ pub struct StatusFile {
     pub haproxy: String,
     /// The admin socket it uses.
     pub admin_socket: PathBuf,
+    /// The HAProxy backend it manages.
+    pub backend: String,
+    /// The backends' name prefix.
+    pub prefix: String,
+    /// The backends' port when the cloud gives none.
+    pub backend_port: u16,
     /// The embedded frontend, if embedded.
     pub frontend: Option<SocketAddr>,
     /// The CSV file.
@@ -723,6 +729,9 @@ pub fn run(args: RunArgs) -> Result<()> {
         provider: c.cloud().provider().to_owned(),
         haproxy: if embedded { "embedded" } else { "system" }.to_owned(),
         admin_socket,
+        backend: h.backend.to_string(),
+        prefix: settings.controller.naming.prefix().to_owned(),
+        backend_port: settings.controller.backend_port,
         frontend: embedded.then_some(h.frontend),
         csv: csv_path.clone(),
         policy: settings.policy.to_string(),

@@ -121,11 +121,20 @@ pub fn run(args: StatusArgs) -> Result<()> {
     let state_dir = provider_args.state_dir(&env);
     let running = running_instance(&state_dir);
     let h = &settings.haproxy;
+    // A running instance's own socket, backend and naming win over the settings given here.
+    let mut classify_cfg = ClassifyConfig {
+        naming: settings.controller.naming.clone(),
+        backend_port: settings.controller.backend_port,
+        check_timeout: settings.controller.check_timeout,
+    };
     let ha: Haproxy = match &running {
-        Some(s) => Haproxy::new(
-            crate::haproxy::Socket::admin(&s.admin_socket),
-            h.backend.clone(),
-        ),
+        Some(s) => {
+            classify_cfg.naming = crate::cloud::Naming::new(&s.prefix);
+            classify_cfg.backend_port = s.backend_port;
+            let backend =
+                crate::haproxy::BackendName::new(&s.backend).unwrap_or_else(|_| h.backend.clone());
+            Haproxy::new(crate::haproxy::Socket::admin(&s.admin_socket), backend)
+        }
         None if h.embedded(provider) => h.embedded_client(&state_dir),
         None => h.system_client()?,
     };
@@ -148,11 +157,7 @@ pub fn run(args: StatusArgs) -> Result<()> {
         &view,
         &Memory::default(),
         Duration::ZERO,
-        &ClassifyConfig {
-            naming: settings.controller.naming.clone(),
-            backend_port: settings.controller.backend_port,
-            check_timeout: settings.controller.check_timeout,
-        },
+        &classify_cfg,
     );
     let counts = Counts::of(&members);
 
