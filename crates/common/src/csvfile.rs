@@ -218,7 +218,9 @@ impl CsvAppender {
             return Ok(n);
         }
         for line in body[..body.len() - 1].split(|&b| b == b'\n') {
-            let fields = line.iter().filter(|&&b| b == b',').count() + 1;
+            // Written as a sum so that it compiles to vector instructions.
+            let commas: usize = line.iter().map(|&b| usize::from(b == b',')).sum();
+            let fields = commas + 1;
             if fields != self.header.len() {
                 return Err(wrong(fields));
             }
@@ -312,9 +314,7 @@ impl CsvAppender {
             return Ok(AppendOutcome::default());
         }
         self.reopen_if_replaced()?;
-        // Taken out for the closure (which borrows `self`) and put back after: no copy per batch.
-        let header_line = std::mem::take(&mut self.header_line);
-        let result = self.with_lock(|this| {
+        self.with_lock(|this| {
             let mut outcome = AppendOutcome {
                 rows,
                 ..AppendOutcome::default()
@@ -329,8 +329,8 @@ impl CsvAppender {
             }
             let data: std::borrow::Cow<'_, [u8]> = if len == 0 {
                 outcome.wrote_header = true;
-                let mut v = Vec::with_capacity(header_line.len() + body.len());
-                v.extend_from_slice(&header_line);
+                let mut v = Vec::with_capacity(this.header_line.len() + body.len());
+                v.extend_from_slice(&this.header_line);
                 v.extend_from_slice(body);
                 v.into()
             } else {
@@ -339,9 +339,7 @@ impl CsvAppender {
             this.write_once(&data, len)?;
             this.known_len = Some(len + data.len() as u64);
             Ok(outcome)
-        });
-        self.header_line = header_line;
-        result
+        })
     }
 
     /// One `write(2)`. A short write (full disk) is undone by truncating back to `len_before`,
@@ -422,6 +420,11 @@ impl CsvAppender {
             if first.len() > 1 << 20 {
                 break;
             }
+        }
+        // Fast path: byte for byte our own header line. Building a CSV reader costs tens of
+        // microseconds, a noticeable part of a one-shot run from cron.
+        if self.header_line.strip_suffix(b"\n") == Some(first.as_slice()) {
+            return Ok(());
         }
         let mut rdr = csv::ReaderBuilder::new()
             .has_headers(false)
@@ -593,6 +596,21 @@ mod tests {
         let err = w.append_encoded(b"5,6").unwrap_err();
         assert!(err.to_string().contains("final newline"), "{err}");
         assert_eq!(read(&path), "x,y\n1,2\n3,4\n\"a,b\",\"c\nd\"\n");
+    }
+
+    #[test]
+    fn a_header_quoted_differently_is_still_the_same_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.csv");
+        fs::write(&path, "\"x\",y\n1,2\n").unwrap();
+        let mut w = CsvAppender::open(&path, &["x", "y"]).unwrap();
+        w.append_rows([["3", "4"]]).unwrap();
+        assert_eq!(read(&path), "\"x\",y\n1,2\n3,4\n");
+        fs::write(&path, "x,yy\n").unwrap();
+        assert!(matches!(
+            CsvAppender::open(&path, &["x", "y"]),
+            Err(CsvFileError::HeaderMismatch { .. })
+        ));
     }
 
     #[test]
