@@ -138,6 +138,10 @@ fn say(quiet: bool, msg: std::fmt::Arguments<'_>) {
 
 fn sample(args: &SampleArgs) -> anyhow::Result<()> {
     let selection = Selection::from_args(&args.devices);
+    let what = match selection.names() {
+        [] => "all devices".to_owned(),
+        names => names.join(" "),
+    };
     let outdir = args.outdir.clone().unwrap_or_else(|| PathBuf::from("."));
     let path = outdir.join(file_name(selection.names()));
     let format = TimeFormat::from_utc_flag(args.utc);
@@ -175,10 +179,7 @@ fn sample(args: &SampleArgs) -> anyhow::Result<()> {
         quiet,
         format_args!(
             "sampling {} {} into {}{}; Ctrl-C stops",
-            match args.devices.is_empty() {
-                true => "all devices".to_owned(),
-                false => rec_names(&args.devices),
-            },
+            what,
             if interval.is_zero() {
                 "as fast as possible".to_owned()
             } else {
@@ -220,10 +221,6 @@ fn sample(args: &SampleArgs) -> anyhow::Result<()> {
         ),
     );
     Ok(())
-}
-
-fn rec_names(d: &[String]) -> String {
-    d.join(" ")
 }
 
 fn plural(n: u64) -> &'static str {

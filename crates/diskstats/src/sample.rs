@@ -17,6 +17,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use common::csvfile::AppendOutcome;
 use common::{CsvAppender, CsvFileError, Shutdown, Ticker, TimeFormat};
 
@@ -82,6 +83,9 @@ pub struct Source {
     len: usize,
     /// A kernel seq_file (under `/proc`): see [`SEQ_SHORT_READ`].
     seq_file: bool,
+    /// CLOCK_BOOTTIME and wall time right after the last read.
+    read_boottime: (u64, u32),
+    read_wall: DateTime<Utc>,
 }
 
 /// A read of a kernel seq_file from offset 0 returns what fits in the kernel's buffer (at
@@ -104,8 +108,11 @@ impl Source {
             seq_file: path.starts_with("/proc"),
             path,
             file,
-            buf: vec![0; 16 * 1024],
+            // Enough for about 60 devices at once; grows if needed.
+            buf: vec![0; 8 * 1024],
             len: 0,
+            read_boottime: (0, 0),
+            read_wall: DateTime::UNIX_EPOCH,
         })
     }
 
@@ -114,8 +121,19 @@ impl Source {
         &self.path
     }
 
-    /// Reads the whole file again, from offset 0.
+    /// Reads the whole file again, from offset 0, and notes both clocks right after.
     pub fn read(&mut self) -> Result<&str, SampleError> {
+        self.read_raw()?;
+        self.text()
+    }
+
+    /// The clocks at the end of the last read: CLOCK_BOOTTIME (seconds, nanoseconds) and
+    /// wall time.
+    pub fn read_time(&self) -> ((u64, u32), DateTime<Utc>) {
+        (self.read_boottime, self.read_wall)
+    }
+
+    fn read_raw(&mut self) -> Result<(), SampleError> {
         let mut len = 0;
         loop {
             if len == self.buf.len() {
@@ -140,7 +158,10 @@ impl Source {
             }
         }
         self.len = len;
-        self.text()
+        // Both clocks right after the read, as the seed took its timestamp.
+        self.read_boottime = boottime();
+        self.read_wall = Utc::now();
+        Ok(())
     }
 
     /// The text of the last read.
@@ -288,18 +309,13 @@ impl Sampler {
         events: &mut Vec<Event>,
     ) -> Result<usize, SampleError> {
         if fresh_read {
-            self.source.read()?;
+            self.source.read_raw()?;
         }
-        // Both clocks right after the read, as the seed did.
-        let (secs, nanos) = boottime();
+        let ((secs, nanos), wall) = self.source.read_time();
         self.uptime.clear();
         format_uptime(&mut self.uptime, secs, nanos);
-        let stamp = self.stamper.now();
-        let text = std::str::from_utf8(&self.source.buf[..self.source.len]).map_err(|_| {
-            SampleError::NotText {
-                path: self.source.path.clone(),
-            }
-        })?;
+        let stamp = self.stamper.format(wall);
+        let text = self.source.text()?;
         let (rows, same_devices) = encode_sample(
             text,
             &self.selection,
@@ -394,16 +410,14 @@ pub fn encode_sample(
     let mut same = true;
     match selection {
         Selection::All => {
-            for line in text.lines() {
-                if line.trim().is_empty() {
-                    continue;
-                }
+            for line in text.split_terminator('\n') {
                 match parse_line(line) {
                     Ok(d) => {
                         same &= known.get(rows).is_some_and(|k| k == d.name);
                         encode_row(out, datetime, &d, uptime);
                         rows += 1;
                     }
+                    Err(ParseError::TokenCount(0)) => {} // a blank line
                     Err(e) => {
                         same = false;
                         bad_line(line, e);
@@ -414,7 +428,7 @@ pub fn encode_sample(
         }
         Selection::Devices(names) => {
             slots.iter_mut().for_each(|s| *s = None);
-            for line in text.lines() {
+            for line in text.split_terminator('\n') {
                 let Some(name) = line_name(line) else {
                     if !line.trim().is_empty() {
                         bad_line(
