@@ -159,7 +159,10 @@ fn a_file_larger_than_the_buffer_is_read_whole() {
         .collect();
     let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
     write_source(&src, &refs);
-    assert!(fs::metadata(&src).unwrap().len() > 2 * 8 * 1024, "grows twice");
+    assert!(
+        fs::metadata(&src).unwrap().len() > 2 * 8 * 1024,
+        "grows twice"
+    );
     let sampler = Sampler::new(
         Source::open(&src).unwrap(),
         Selection::All,
