@@ -126,19 +126,59 @@ DEVICES=$(awk 'END {print NR}' /proc/diskstats)
 DEV=$(awk '$3 !~ /^(loop|ram|zram)/ {print $3; exit}' /proc/diskstats)
 DEV=${DEV:-$(awk '{print $3; exit}' /proc/diskstats)}
 
-echo "measuring (N=$N samples, median of $RUNS runs; $ONESHOTS one-shot runs)..." >&2
-floor_pread=$(per "$(median_cpu "$RUNS" "$TMP/floor" "$N" pread)" "$N")
-floor_open=$(per "$(median_cpu "$RUNS" "$TMP/floor" "$N" open)" "$N")
+STATIC_BIN=""
+if [ "${STATIC:-0}" = 1 ]; then
+  # The same binary linked statically (no dynamic loader at start-up), for cron installs.
+  echo "building a static diskstats..." >&2
+  host=$(rustc -vV | awk '/^host:/ {print $2}')
+  RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static" \
+    cargo build --release -q -p diskstats --target "$host" --target-dir "$PWD/target/static"
+  STATIC_BIN="$PWD/target/static/$host/release/diskstats"
+fi
 
-loop_all=$(per "$(median_cpu "$RUNS" "$BIN" -q -l 0 -n "$N" -o "$TMP/out-all")" "$N")
-# The bytes diskstats appended per sample, for the read + append floor.
-all_csv="$TMP/out-all/mon_diskstats.csv"
-sample_bytes=$(( ($(wc -c <"$all_csv") - $(head -1 "$all_csv" | wc -c)) / (RUNS * N) ))
-floor_append=$(per "$(median_cpu "$RUNS" "$TMP/floor" "$N" append "$sample_bytes" "$TMP/append.out")" "$N")
-loop_dev=$(per "$(median_cpu "$RUNS" "$BIN" -q -l 0 -n "$N" -d "$DEV" -o "$TMP/out-dev")" "$N")
-oneshot=$(median_cpu "$ONESHOTS" "$BIN" -d "$DEV" -o "$TMP/out-cron")
-oneshot_all=$(median_cpu "$ONESHOTS" "$BIN" -o "$TMP/out-cron")
-true_once=$(median_cpu "$ONESHOTS" /bin/true)
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+echo "measuring (N=$N samples, $RUNS rounds; $ONESHOTS one-shot runs)..." >&2
+# The bytes diskstats appends per sample (all devices), for the read + append floor.
+"$BIN" -q -l 0 -n 100 -o "$TMP/probe"
+probe="$TMP/probe/mon_diskstats.csv"
+sample_bytes=$(( ($(wc -c <"$probe") - $(head -1 "$probe" | wc -c)) / 100 ))
+
+# The loops and their floors run interleaved, round after round, so that all of them see the
+# same conditions on a shared machine; each figure is the median over the rounds.
+cpu1() { "$TMP/cputime" "$@" | awk '{print $1 + $2}'; }
+: >"$TMP/loops"
+for _ in $(seq "$RUNS"); do
+  rm -rf "$TMP/out-all" "$TMP/out-dev" "$TMP/append.out"
+  echo "pread $(cpu1 "$TMP/floor" "$N" pread)" >>"$TMP/loops"
+  echo "open $(cpu1 "$TMP/floor" "$N" open)" >>"$TMP/loops"
+  echo "append $(cpu1 "$TMP/floor" "$N" append "$sample_bytes" "$TMP/append.out")" >>"$TMP/loops"
+  echo "all $(cpu1 "$BIN" -q -l 0 -n "$N" -o "$TMP/out-all")" >>"$TMP/loops"
+  echo "dev $(cpu1 "$BIN" -q -l 0 -n "$N" -d "$DEV" -o "$TMP/out-dev")" >>"$TMP/loops"
+done
+rows_all=$(($(wc -l <"$TMP/out-all/mon_diskstats.csv") - 1))
+[ "$rows_all" -eq $((N * DEVICES)) ] || { echo "bench-diskstats: expected $((N * DEVICES)) rows, found $rows_all" >&2; exit 1; }
+med_of() { awk -v k="$1" '$1 == k {print $2}' "$TMP/loops" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+floor_pread=$(per "$(med_of pread)" "$N")
+floor_open=$(per "$(med_of open)" "$N")
+floor_append=$(per "$(med_of append)" "$N")
+loop_all=$(per "$(med_of all)" "$N")
+loop_dev=$(per "$(med_of dev)" "$N")
+# One-shot runs, interleaved with /bin/true (the cost of starting any process at all).
+: >"$TMP/once"
+for _ in $(seq "$ONESHOTS"); do
+  echo "true $(cpu1 /bin/true)" >>"$TMP/once"
+  echo "dev $(cpu1 "$BIN" -d "$DEV" -o "$TMP/out-cron")" >>"$TMP/once"
+  echo "all $(cpu1 "$BIN" -o "$TMP/out-cron")" >>"$TMP/once"
+  if [ -n "$STATIC_BIN" ]; then
+    echo "static $(cpu1 "$STATIC_BIN" -d "$DEV" -o "$TMP/out-static")" >>"$TMP/once"
+  fi
+done
+once_of() { awk -v k="$1" '$1 == k {print $2}' "$TMP/once" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+oneshot=$(once_of dev)
+oneshot_all=$(once_of all)
+true_once=$(once_of true)
+static_once=""
+[ -n "$STATIC_BIN" ] && static_once=$(once_of static)
 rows=$(($(wc -l <"$TMP/out-cron/mon_$DEV.csv") - 1))
 [ "$rows" -eq "$ONESHOTS" ] || { echo "bench-diskstats: expected $ONESHOTS rows, found $rows" >&2; exit 1; }
 
@@ -228,16 +268,6 @@ EOF
   seed_once=$(median_cpu 20 python3 "$TMP/diskstats_seed.py" -d "$DEV" -o "$TMP/seed/")
 fi
 
-static_once=""
-if [ "${STATIC:-0}" = 1 ]; then
-  # The same binary linked statically (no dynamic loader at start-up), for cron installs.
-  echo "building a static diskstats..." >&2
-  host=$(rustc -vV | awk '/^host:/ {print $2}')
-  RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static" \
-    cargo build --release -q -p diskstats --target "$host" --target-dir "$PWD/target/static"
-  static_once=$(median_cpu "$ONESHOTS" "$PWD/target/static/$host/release/diskstats" -d "$DEV" -o "$TMP/out-static")
-fi
-
 sadc_once=""
 SADC=$(command -v sadc || ls /usr/lib/sysstat/sadc /usr/libexec/sysstat/sadc 2>/dev/null | head -1 || true)
 if [ -n "$SADC" ] && [ -x "$SADC" ]; then
@@ -246,8 +276,9 @@ fi
 
 us() { awk -v v="$1" 'BEGIN {printf "%.1f", v}'; }
 echo
-echo "diskstats overhead on $(uname -srm), $DEVICES lines in /proc/diskstats, one device = $DEV"
-echo "CPU time = user + sys; per sample unless said otherwise; median of runs"
+echo "diskstats overhead on $(uname -srm), $(nproc) CPUs, $DEVICES lines in /proc/diskstats, one device = $DEV"
+echo "load average before/after: $LOAD_BEFORE / $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "CPU time = user + sys; per sample unless said otherwise; medians ($RUNS interleaved rounds of $N samples; $ONESHOTS one-shot runs)"
 echo
 printf '%-58s %12s %9s\n' "what" "CPU µs" "× floor"
 printf '%-58s %12s %9s\n' "floor: pread /proc/diskstats to EOF, kept descriptor" "$floor_pread" "1.00"

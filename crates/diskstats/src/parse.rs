@@ -136,7 +136,7 @@ struct Tokens<'a> {
     line: &'a str,
     /// Total number of tokens (may exceed [`MAX_TOKENS`]).
     count: usize,
-    spans: [(u16, u16); MAX_TOKENS],
+    spans: [(usize, usize); MAX_TOKENS],
     values: [u64; MAX_TOKENS],
     /// Bit `i` set: token `i` is a number.
     numeric: u32,
@@ -184,23 +184,31 @@ impl<'a> Tokens<'a> {
             numeric: 0,
         };
         let mut i = 0;
-        loop {
-            while i < b.len() && is_sep(b[i]) {
+        while i < b.len() {
+            if is_sep(b[i]) {
                 i += 1;
-            }
-            if i == b.len() {
-                break;
+                continue;
             }
             let start = i;
+            // Digits are accumulated as they are passed; `ok` turns false at any other byte.
+            let mut v: u64 = 0;
+            let mut ok = true;
             while i < b.len() && !is_sep(b[i]) {
+                let d = b[i].wrapping_sub(b'0');
+                ok &= d <= 9;
+                v = v.wrapping_mul(10).wrapping_add(u64::from(d));
                 i += 1;
             }
             let n = t.count;
             if n < MAX_TOKENS {
-                // Lines longer than 64 KiB are not diskstats lines; their spans saturate.
-                let clamp = |x: usize| u16::try_from(x).unwrap_or(u16::MAX);
-                t.spans[n] = (clamp(start), clamp(i));
-                if let Some(v) = decimal(&b[start..i]) {
+                t.spans[n] = (start, i);
+                // 20 digits or more may have overflowed: checked again, slowly.
+                let value = if i - start < 20 {
+                    ok.then_some(v)
+                } else {
+                    decimal(&b[start..i])
+                };
+                if let Some(v) = value {
                     t.values[n] = v;
                     t.numeric |= 1 << n;
                 }
@@ -212,7 +220,7 @@ impl<'a> Tokens<'a> {
 
     fn text(&self, i: usize) -> &'a str {
         let (a, b) = self.spans[i];
-        self.line.get(usize::from(a)..usize::from(b)).unwrap_or("")
+        self.line.get(a..b).unwrap_or("")
     }
 
     fn bad(&self, i: usize, what: &'static str) -> ParseError {

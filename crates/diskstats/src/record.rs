@@ -114,6 +114,7 @@ pub fn encode_row(out: &mut Vec<u8>, datetime: &[u8], line: &DiskLine<'_>, uptim
 }
 
 /// Appends `,` and the number. Single digits (most fields of idle devices) skip `itoa`.
+#[inline]
 fn push_num(out: &mut Vec<u8>, v: u64) {
     if v < 10 {
         out.extend_from_slice(&[b',', b'0' + v as u8]);
