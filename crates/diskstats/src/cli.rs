@@ -294,12 +294,14 @@ fn notes(file: &Path, s: &Summary) {
 }
 
 fn report(a: &ReportArgs) -> anyhow::Result<()> {
+    let devices = Selection::from_args(&a.devices);
+    let devices = devices.names();
     let stdout = io::stdout().lock();
     let out = io::BufWriter::with_capacity(64 * 1024, stdout);
     let result = if a.csv {
         let mut w = CsvReportWriter::new(out).map_err(ReportError::Output);
         match &mut w {
-            Ok(w) => report::for_each_interval(&a.file, &a.devices, |iv| w.write(iv)),
+            Ok(w) => report::for_each_interval(&a.file, devices, |iv| w.write(iv)),
             Err(_) => Ok(Summary::default()),
         }
         .and_then(|s| {
@@ -308,7 +310,7 @@ fn report(a: &ReportArgs) -> anyhow::Result<()> {
         })
     } else {
         let mut w = TableWriter::new(out);
-        report::for_each_interval(&a.file, &a.devices, |iv| w.write(iv))
+        report::for_each_interval(&a.file, devices, |iv| w.write(iv))
             .and_then(|s| w.finish().map(|_| s).map_err(ReportError::Output))
     };
     match result {
@@ -324,7 +326,8 @@ fn report(a: &ReportArgs) -> anyhow::Result<()> {
 
 fn plot(a: &PlotArgs) -> anyhow::Result<()> {
     let mut p = Plot::new();
-    let s = report::for_each_interval(&a.file, &a.devices, |iv| {
+    let devices = Selection::from_args(&a.devices);
+    let s = report::for_each_interval(&a.file, devices.names(), |iv| {
         p.add(iv);
         Ok(())
     })

@@ -176,7 +176,14 @@ fn the_text_table_shows_the_same_numbers_like_iostat() {
 fn named_devices_are_shown_even_when_idle_and_unknown_ones_are_errors() {
     let dir = tempfile::tempdir().unwrap();
     let file = two_snapshots(dir.path());
-    let recs = report_csv(&["report", file.to_str().unwrap(), "--csv", "-d", "loop0"]);
+    let recs = report_csv(&[
+        "report",
+        file.to_str().unwrap(),
+        "--csv",
+        "-d",
+        "/dev/loop0",
+        "loop0",
+    ]);
     assert_eq!(recs.len(), 1);
     assert_eq!(&recs[0][1], "loop0");
     assert!(recs[0].iter().skip(5).all(|v| v == "0"));
