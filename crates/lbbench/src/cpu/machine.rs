@@ -88,9 +88,9 @@ pub fn parse_proc_stat(text: &str) -> Result<CpuTimes, CpuError> {
 
 /// Reads `/proc/stat` now.
 pub fn read_machine() -> Result<CpuTimes, CpuError> {
-    let text = std::fs::read_to_string("/proc/stat").map_err(|source| CpuError::Io {
+    let text = std::fs::read_to_string("/proc/stat").map_err(|error| CpuError::Io {
         file: "/proc/stat".into(),
-        source,
+        error,
     })?;
     parse_proc_stat(&text)
 }

@@ -18,12 +18,12 @@ pub use process::{
 #[derive(Debug, thiserror::Error)]
 pub enum CpuError {
     /// A file of `/proc` could not be read.
-    #[error("cannot read {file}: {source}")]
+    #[error("cannot read {file}: {error}")]
     Io {
         /// The file.
         file: String,
         /// The OS error.
-        source: io::Error,
+        error: io::Error,
     },
     /// A file of `/proc` has unexpected content.
     #[error("{file}: {reason}")]

@@ -376,9 +376,9 @@ pub fn read_pid_stat(pid: u32) -> Option<PidStat> {
 
 /// Every process in a `/proc` directory. Processes that vanish while it is read are skipped.
 fn scan_proc(proc_dir: &Path) -> Result<HashMap<u32, PidStat>, CpuError> {
-    let entries = std::fs::read_dir(proc_dir).map_err(|source| CpuError::Io {
+    let entries = std::fs::read_dir(proc_dir).map_err(|error| CpuError::Io {
         file: proc_dir.display().to_string(),
-        source,
+        error,
     })?;
     let mut all = HashMap::new();
     for e in entries.flatten() {
@@ -396,9 +396,9 @@ fn scan_proc(proc_dir: &Path) -> Result<HashMap<u32, PidStat>, CpuError> {
 }
 
 fn read_uptime() -> Result<f64, CpuError> {
-    let text = std::fs::read_to_string("/proc/uptime").map_err(|source| CpuError::Io {
+    let text = std::fs::read_to_string("/proc/uptime").map_err(|error| CpuError::Io {
         file: "/proc/uptime".into(),
-        source,
+        error,
     })?;
     text.split_whitespace()
         .next()

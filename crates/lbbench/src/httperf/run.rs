@@ -71,16 +71,16 @@ pub enum HttperfError {
         reason: String,
     },
     /// The program could not be started.
-    #[error("cannot start {}: {source}", program.display())]
+    #[error("cannot start {}: {error}", program.display())]
     Spawn {
         /// The program.
         program: PathBuf,
         /// The OS error.
-        source: io::Error,
+        error: io::Error,
     },
     /// Waiting for the program failed.
     #[error("cannot wait for httperf: {0}")]
-    Wait(#[source] io::Error),
+    Wait(io::Error),
     /// httperf exited with a non-zero status.
     #[error("httperf failed ({status}): {}", stderr_summary(&.output.stderr))]
     Failed {
@@ -90,10 +90,10 @@ pub enum HttperfError {
         output: Box<RawOutput>,
     },
     /// httperf exited 0 but its report is missing or incomplete.
-    #[error("httperf printed no usable report: {source}; its stderr: {}", stderr_summary(&.output.stderr))]
+    #[error("httperf printed no usable report: {error}; its stderr: {}", stderr_summary(&.output.stderr))]
     NoReport {
         /// Why the report could not be read.
-        source: ReportError,
+        error: ReportError,
         /// What it printed.
         output: Box<RawOutput>,
     },
@@ -257,8 +257,8 @@ impl Httperf {
         let started = Instant::now();
         let started_at = Utc::now();
         let mut child = Supervised::spawn("httperf", &mut cmd)
-            .map_err(|source| {
-                if source.kind() == io::ErrorKind::NotFound {
+            .map_err(|error| {
+                if error.kind() == io::ErrorKind::NotFound {
                     HttperfError::NotInstalled {
                         program: self.program.clone(),
                         given: true,
@@ -266,7 +266,7 @@ impl Httperf {
                 } else {
                     HttperfError::Spawn {
                         program: self.program.clone(),
-                        source,
+                        error,
                     }
                 }
             })?
@@ -410,8 +410,8 @@ impl RunningHttperf {
                     finished_at,
                     wall,
                 }),
-                Err(source) => Err(HttperfError::NoReport {
-                    source,
+                Err(error) => Err(HttperfError::NoReport {
+                    error,
                     output: Box::new(raw),
                 }),
             },

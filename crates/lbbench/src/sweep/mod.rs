@@ -216,12 +216,12 @@ pub enum SweepError {
     #[error("{0}")]
     Config(String),
     /// httperf is missing, the host does not resolve, or a run failed.
-    #[error("{context}{source}")]
+    #[error("{context}{error}")]
     Httperf {
         /// Which run, if any.
         context: String,
         /// The error.
-        source: HttperfError,
+        error: HttperfError,
     },
     /// The output file is not usable.
     #[error(transparent)]
@@ -230,22 +230,22 @@ pub enum SweepError {
     #[error(transparent)]
     Resume(#[from] ResumeError),
     /// A raw output could not be saved.
-    #[error("cannot save raw output to {}: {source}", path.display())]
+    #[error("cannot save raw output to {}: {error}", path.display())]
     SaveRaw {
         /// The file.
         path: PathBuf,
         /// The OS error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The observer failed.
-    #[error("rate {rate}/s run {run}: {source}")]
+    #[error("rate {rate}/s run {run}: {error}")]
     Observer {
         /// The run's rate.
         rate: String,
         /// The run's index.
         run: u32,
         /// The observer's error.
-        source: ObserverError,
+        error: ObserverError,
     },
 }
 
@@ -255,7 +255,7 @@ impl SweepError {
     pub fn is_usage(&self) -> bool {
         match self {
             SweepError::Plan(_) | SweepError::Config(_) => true,
-            SweepError::Httperf { source, .. } => source.is_usage(),
+            SweepError::Httperf { error, .. } => error.is_usage(),
             SweepError::Csv(CsvFileError::HeaderMismatch { .. }) => true,
             SweepError::Resume(ResumeError::Format { .. }) => true,
             _ => false,
@@ -286,7 +286,7 @@ fn check_config(cfg: &SweepConfig) -> Result<(), SweepError> {
             .validate()
             .map_err(|e| SweepError::Httperf {
                 context: String::new(),
-                source: e.into(),
+                error: e.into(),
             })?;
     }
     Ok(())
@@ -305,7 +305,7 @@ pub fn raw_path(dir: &Path, label: &str, run: &PlannedRun) -> PathBuf {
 fn save_raw(dir: &Path, label: &str, run: &PlannedRun, raw: &RawOutput) -> Result<(), SweepError> {
     let out = raw_path(dir, label, run);
     let write = |p: PathBuf, text: &str| {
-        std::fs::write(&p, text).map_err(|source| SweepError::SaveRaw { path: p, source })
+        std::fs::write(&p, text).map_err(|error| SweepError::SaveRaw { path: p, error })
     };
     write(out.clone(), &raw.stdout)?;
     if !raw.stderr.is_empty() {
@@ -327,9 +327,9 @@ pub fn run_sweep(
     shutdown: &Shutdown,
 ) -> Result<SweepSummary, SweepError> {
     check_config(cfg)?;
-    resolve_server(&cfg.base.server, cfg.base.port).map_err(|source| SweepError::Httperf {
+    resolve_server(&cfg.base.server, cfg.base.port).map_err(|error| SweepError::Httperf {
         context: String::new(),
-        source,
+        error,
     })?;
     let extra = observer.extra_columns();
     let header = header(&extra);
@@ -346,9 +346,9 @@ pub fn run_sweep(
         ..SweepSummary::default()
     };
     if let Some(dir) = &cfg.save_raw {
-        std::fs::create_dir_all(dir).map_err(|source| SweepError::SaveRaw {
+        std::fs::create_dir_all(dir).map_err(|error| SweepError::SaveRaw {
             path: dir.clone(),
-            source,
+            error,
         })?;
     }
     let planned_run = Duration::try_from_secs_f64(cfg.duration_s + 1.0).unwrap_or(Duration::MAX);
@@ -388,10 +388,10 @@ pub fn run_sweep(
         let which = || format!("rate {}/s run {}: ", fmt_rate(run.rate), run.run);
         observer
             .before_run(run)
-            .map_err(|source| SweepError::Observer {
+            .map_err(|error| SweepError::Observer {
                 rate: fmt_rate(run.rate),
                 run: run.run,
-                source,
+                error,
             })?;
         progress.run_started(run, &cfg.label, cfg.repeat);
         let output = match httperf.start(&args).and_then(|r| r.wait(Some(shutdown))) {
@@ -408,7 +408,7 @@ pub fn run_sweep(
                 }
                 return Err(SweepError::Httperf {
                     context: which(),
-                    source: e,
+                    error: e,
                 });
             }
         };
@@ -428,10 +428,10 @@ pub fn run_sweep(
         };
         let extra_cells = observer
             .after_run(&result)
-            .map_err(|source| SweepError::Observer {
+            .map_err(|error| SweepError::Observer {
                 rate: fmt_rate(run.rate),
                 run: run.run,
-                source,
+                error,
             })?;
         let mut row = vec![
             cfg.time_format.format(result.output.started_at),

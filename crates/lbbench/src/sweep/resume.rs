@@ -14,12 +14,12 @@ use super::plan::RunKey;
 #[derive(Debug, thiserror::Error)]
 pub enum ResumeError {
     /// The file could not be read.
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}: {error}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
         /// The OS error.
-        source: io::Error,
+        error: io::Error,
     },
     /// The file is not a CSV file of this layout.
     #[error("{}: {reason}", path.display())]
@@ -48,10 +48,10 @@ pub fn completed_runs(path: &Path) -> Result<Completed, ResumeError> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Completed::default()),
-        Err(source) => {
+        Err(error) => {
             return Err(ResumeError::Io {
                 path: path.to_path_buf(),
-                source,
+                error,
             });
         }
     };
