@@ -209,7 +209,7 @@ mod tests {
         let mut p = Supervised::spawn(
             "stubborn",
             Command::new("sh")
-                .args(["-c", "trap '' TERM; echo ready; sleep 60"])
+                .args(["-c", "trap '' TERM; echo ready; exec sleep 60"])
                 .stdout(std::process::Stdio::piped()),
         )
         .unwrap()

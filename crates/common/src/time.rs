@@ -4,6 +4,8 @@
 //! `2014-12-14T14:27:07.878920`; [`TimeFormat::Utc`] gives RFC 3339 in UTC,
 //! `2014-12-14T13:27:07.878920Z`.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Local, NaiveDateTime, SecondsFormat, TimeZone, Utc};
 
 /// How a tool writes its timestamps.
@@ -66,6 +68,66 @@ pub fn epoch_seconds(t: DateTime<Utc>) -> f64 {
     t.timestamp() as f64 + f64::from(t.timestamp_subsec_micros()) / 1e6
 }
 
+/// Parses a duration as users type it on command lines and in config files: a bare number of
+/// seconds (`60`, `0.5`), or numbers with units `ms`, `s`, `m`, `h`, `d`, possibly combined
+/// (`500ms`, `5s`, `1m30s`, `1h 5m`). For clap's `value_parser`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let text = s.trim();
+    let bad = || format!("invalid duration `{s}` (examples: 60, 0.5, 500ms, 5s, 1m30s, 2h)");
+    if text.is_empty() {
+        return Err(bad());
+    }
+    if let Ok(secs) = text.parse::<f64>() {
+        return Duration::try_from_secs_f64(secs).map_err(|_| bad());
+    }
+    let mut total = 0f64;
+    let mut rest = text;
+    while !rest.is_empty() {
+        rest = rest.trim_start();
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        if num_len == 0 {
+            return Err(bad());
+        }
+        let value: f64 = rest[..num_len].parse().map_err(|_| bad())?;
+        rest = &rest[num_len..];
+        let unit_len = rest
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(rest.len());
+        let factor = match &rest[..unit_len] {
+            "ms" => 0.001,
+            "s" | "sec" | "secs" => 1.0,
+            "m" | "min" | "mins" => 60.0,
+            "h" => 3600.0,
+            "d" => 86400.0,
+            _ => return Err(bad()),
+        };
+        rest = &rest[unit_len..];
+        total += value * factor;
+    }
+    Duration::try_from_secs_f64(total).map_err(|_| bad())
+}
+
+/// Formats a duration compactly for messages: `250ms`, `5s`, `1m30s`, `2h0m5s`.
+pub fn format_duration(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        return format!("{}ms", d.as_millis());
+    }
+    let ms = d.as_millis();
+    let (h, m, s, frac) = (ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000);
+    let secs = if frac == 0 {
+        format!("{s}s")
+    } else {
+        format!("{}s", format!("{s}.{frac:03}").trim_end_matches('0'))
+    };
+    match (h, m) {
+        (0, 0) => secs,
+        (0, m) => format!("{m}m{secs}"),
+        (h, m) => format!("{h}h{m}m{secs}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,5 +179,31 @@ mod tests {
     fn epoch_seconds_keeps_microseconds() {
         let t = DateTime::parse_from_rfc3339("1970-01-01T00:00:01.250000Z").unwrap();
         assert_eq!(epoch_seconds(t.with_timezone(&Utc)), 1.25);
+    }
+
+    #[test]
+    fn durations_as_users_type_them() {
+        let d = |s| parse_duration(s).unwrap();
+        assert_eq!(d("60"), Duration::from_secs(60));
+        assert_eq!(d("0.5"), Duration::from_millis(500));
+        assert_eq!(d("500ms"), Duration::from_millis(500));
+        assert_eq!(d("5s"), Duration::from_secs(5));
+        assert_eq!(d("1m30s"), Duration::from_secs(90));
+        assert_eq!(d("1h 5m"), Duration::from_secs(3900));
+        assert_eq!(d("1.5m"), Duration::from_secs(90));
+        assert_eq!(d(" 300s "), Duration::from_secs(300));
+        for bad in ["", "5x", "s", "-1", "1m-", "abc", "NaN"] {
+            let err = parse_duration(bad).unwrap_err();
+            assert!(err.contains("invalid duration"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn durations_format_compactly() {
+        assert_eq!(format_duration(Duration::from_millis(250)), "250ms");
+        assert_eq!(format_duration(Duration::from_secs(5)), "5s");
+        assert_eq!(format_duration(Duration::from_secs(90)), "1m30s");
+        assert_eq!(format_duration(Duration::from_secs(7205)), "2h0m5s");
+        assert_eq!(format_duration(Duration::from_millis(1500)), "1.5s");
     }
 }

@@ -1,5 +1,6 @@
-//! `lbbench run` and `lbbench sweep` with the real httperf against a real HTTP server on
-//! 127.0.0.1, with small numbers (20–50 connections/s, runs of at most 3 s).
+//! `lbbench run` and `lbbench sweep` with the real httperf against the real benchmark backend
+//! (`lbbench backend`, the report's perf.php) on 127.0.0.1, with small numbers (20–50
+//! connections/s, runs of at most 3 s).
 
 mod support;
 
@@ -14,7 +15,7 @@ use lbbench::httperf::{Httperf, HttperfArgs, HttperfError, Report, Validity};
 use lbbench::sweep::{
     ObserverError, PlannedRun, ProgressMode, RunResult, SweepConfig, SweepObserver, run_sweep,
 };
-use support::{DEADLINE, POLL, TestServer, line_count, processes_with, read_rows};
+use support::{Backend, DEADLINE, POLL, line_count, processes_with, read_rows};
 
 fn lbbench() -> Command {
     Command::cargo_bin("lbbench").expect("the lbbench binary")
@@ -26,7 +27,7 @@ fn httperf() -> Httperf {
 
 #[test]
 fn run_prints_the_parsed_report_as_csv_json_and_a_table() {
-    let server = TestServer::start();
+    let server = Backend::start();
     let port = server.port().to_string();
     let base = [
         "run",
@@ -38,6 +39,8 @@ fn run_prints_the_parsed_report_as_csv_json_and_a_table() {
         "25",
         "--num-conns",
         "25",
+        "--uri",
+        "/perf.php?sleep=0.01",
     ];
     let out = lbbench().args(base).arg("--csv").output().unwrap();
     assert!(
@@ -66,7 +69,8 @@ fn run_prints_the_parsed_report_as_csv_json_and_a_table() {
     assert_eq!(report.total_replies, 25);
     assert_eq!(report.reply_status_2xx, 25);
     assert_eq!(report.errors_total, 0);
-    assert_eq!(report.reply_size_content, 9.0, "\"It works!\" is 9 bytes");
+    // perf.php without `rounds` answers "Rounds 0", 8 bytes, as in the report's listing 2.1.
+    assert_eq!(report.reply_size_content, 8.0);
     assert!(report.command.contains(&format!("--port={port}")));
     assert_eq!(report.command_option("rate"), Some("25"));
 
@@ -99,7 +103,7 @@ fn run_prints_the_parsed_report_as_csv_json_and_a_table() {
             .unwrap()
             .contains("--verbose")
     );
-    assert!(server.requests() >= 55);
+    assert_eq!(server.requests(), 25 + 30);
 }
 
 #[test]
@@ -140,7 +144,7 @@ fn run_shows_a_table_and_warns_about_a_refused_port() {
 
 #[test]
 fn concurrent_runs_through_the_library() {
-    let server = TestServer::start();
+    let server = Backend::start();
     let h = httperf();
     let mut a = HttperfArgs::new("127.0.0.1", 20.0, 20);
     a.port = server.port();
@@ -163,7 +167,7 @@ fn concurrent_runs_through_the_library() {
 
 #[test]
 fn a_run_past_its_deadline_is_stopped_with_its_partial_report_kept() {
-    let server = TestServer::start();
+    let server = Backend::start();
     let mut a = HttperfArgs::new("127.0.0.1", 20.0, 10_000); // 500 s
     a.port = server.port();
     let err = httperf()
@@ -191,7 +195,7 @@ fn a_run_past_its_deadline_is_stopped_with_its_partial_report_kept() {
 
 #[test]
 fn httperf_errors_carry_its_stderr() {
-    let server = TestServer::start();
+    let server = Backend::start();
     let mut a = HttperfArgs::new("127.0.0.1", 20.0, 5);
     a.port = server.port();
     a.extra = vec!["--no-such-httperf-option".into()];
@@ -215,7 +219,15 @@ fn sweep_cmd(port: u16, out: &std::path::Path) -> Command {
         "--port",
         &port.to_string(),
     ])
-    .args(["--uri", "/", "--from", "20", "--to", "40", "--step", "20"])
+    .args([
+        "--uri",
+        "/perf.php?sleep=0.01",
+        "--from",
+        "20",
+        "--to",
+        "40",
+    ])
+    .args(["--step", "20"])
     .args(["--repeat", "2", "--duration", "1", "--pause", "0", "--utc"])
     .arg("-o")
     .arg(out);
@@ -236,7 +248,7 @@ fn keys(rows: &[std::collections::HashMap<String, String>]) -> BTreeSet<(String,
 
 #[test]
 fn sweep_two_rates_twice_then_nothing_left_to_do() {
-    let server = TestServer::start();
+    let server = Backend::start();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("perf.csv");
     let raw = dir.path().join("raw");
@@ -307,7 +319,7 @@ fn sweep_two_rates_twice_then_nothing_left_to_do() {
 
 #[test]
 fn a_killed_sweep_resumes_without_repeating_or_losing_runs() {
-    let server = TestServer::start();
+    let server = Backend::start();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("perf.csv");
     let mut first = Supervised::spawn(
@@ -352,7 +364,7 @@ fn a_killed_sweep_resumes_without_repeating_or_losing_runs() {
 
 #[test]
 fn sigterm_stops_a_sweep_and_discards_the_run_in_progress() {
-    let server = TestServer::start();
+    let server = Backend::start();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("perf.csv");
     let child = sweep_cmd(server.port(), &out)
@@ -409,12 +421,12 @@ impl SweepObserver for Windows {
 
 #[test]
 fn the_library_sweep_calls_its_observer_around_each_run() {
-    let server = TestServer::start();
+    let server = Backend::start();
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = SweepConfig::seed("127.0.0.1");
     cfg.label = "haproxy".into();
     cfg.base.port = server.port();
-    cfg.base.uri = "/".into();
+    cfg.base.uri = "/perf.php?sleep=0.01".into();
     cfg.rates = vec![50.0];
     cfg.repeat = 2;
     cfg.duration_s = 0.5;

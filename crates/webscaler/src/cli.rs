@@ -1,5 +1,8 @@
 //! Command-line interface.
 
+pub mod cloud;
+pub mod haproxy;
+
 use clap::{Parser, Subcommand};
 
 /// Keeps the number of web servers behind HAProxy matched to the request rate.
@@ -13,12 +16,19 @@ pub struct Cli {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Operate the cloud's backends: list, create, start, stop, delete, quota.
+    Cloud(Box<cloud::CloudArgs>),
+    /// HAProxy: servers, request rate, add/drain/remove servers without a reload, the
+    /// generated backend file.
+    Haproxy(Box<haproxy::HaproxyArgs>),
+}
 
 /// Runs the command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         None => Ok(()),
-        Some(c) => match c {},
+        Some(Command::Cloud(args)) => cloud::run(*args),
+        Some(Command::Haproxy(args)) => haproxy::run(*args),
     }
 }

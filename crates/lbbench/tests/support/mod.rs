@@ -1,47 +1,54 @@
-//! What the integration tests share: a minimal HTTP server on 127.0.0.1, CSV reading, and
+//! What the integration tests share: the benchmark backend on 127.0.0.1, CSV reading, and
 //! process helpers.
 #![allow(dead_code)] // each test binary uses a part
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::cell::Cell;
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::thread::JoinHandle;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-/// A tiny HTTP/1.1 server on 127.0.0.1 that answers every request with 200 "It works!",
-/// keeping connections alive unless asked to close. Stopped when dropped.
-pub struct TestServer {
+use common::process::Supervised;
+
+/// `lbbench backend` (the report's perf.php) as a separate process on a free port of
+/// 127.0.0.1, stopped by pid when dropped.
+pub struct Backend {
+    process: Supervised,
     addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    requests: Arc<AtomicU64>,
-    thread: Option<JoinHandle<()>>,
+    status_calls: Cell<u64>,
 }
 
-impl TestServer {
-    /// Starts the server on a free port.
-    pub fn start() -> TestServer {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        let addr = listener.local_addr().expect("local address");
-        let stop = Arc::new(AtomicBool::new(false));
-        let requests = Arc::new(AtomicU64::new(0));
-        let (stop2, requests2) = (Arc::clone(&stop), Arc::clone(&requests));
-        let thread = std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                if stop2.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(conn) = conn else { continue };
-                let requests = Arc::clone(&requests2);
-                std::thread::spawn(move || serve(conn, &requests));
-            }
+impl Backend {
+    /// Starts `lbbench backend --port 0` with one worker thread and reads its address.
+    pub fn start() -> Backend {
+        let mut process = Supervised::spawn(
+            "lbbench backend",
+            Command::new(env!("CARGO_BIN_EXE_lbbench"))
+                .args(["backend", "--port", "0", "--threads", "1", "--grace", "1s"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped()),
+        )
+        .expect("start lbbench backend");
+        let stderr = process.child_mut().stderr.take().expect("its stderr");
+        let mut reader = BufReader::new(stderr);
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("its first line");
+        let addr: SocketAddr = line
+            .trim()
+            .rsplit(' ')
+            .next()
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {line:?}"));
+        // Keep draining stderr, so a later message never meets a closed pipe.
+        std::thread::spawn(move || {
+            let mut sink = Vec::new();
+            let _ = reader.read_to_end(&mut sink);
         });
-        TestServer {
+        Backend {
+            process,
             addr,
-            stop,
-            requests,
-            thread: Some(thread),
+            status_calls: Cell::new(0),
         }
     }
 
@@ -50,60 +57,18 @@ impl TestServer {
         self.addr.port()
     }
 
-    /// Requests answered so far.
+    /// Its pid.
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
+    /// Requests it answered, not counting these status queries.
     pub fn requests(&self) -> u64 {
-        self.requests.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wake the accept loop.
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn serve(conn: TcpStream, requests: &AtomicU64) {
-    let _ = conn.set_read_timeout(Some(Duration::from_secs(30)));
-    let Ok(mut out) = conn.try_clone() else {
-        return;
-    };
-    let mut reader = BufReader::new(conn);
-    loop {
-        let mut close = false;
-        let mut saw_request_line = false;
-        loop {
-            let mut line = String::new();
-            match reader.read_line(&mut line) {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-            if line == "\r\n" || line == "\n" {
-                break;
-            }
-            saw_request_line = true;
-            let lower = line.to_ascii_lowercase();
-            if lower.starts_with("connection:") && lower.contains("close") {
-                close = true;
-            }
-        }
-        if !saw_request_line {
-            continue;
-        }
-        requests.fetch_add(1, Ordering::SeqCst);
-        let body = "It works!";
-        let reply = format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{}\r\n{body}",
-            body.len(),
-            if close { "Connection: close\r\n" } else { "" }
-        );
-        if out.write_all(reply.as_bytes()).is_err() || close {
-            return;
-        }
+        let reply = common::net::http_get(self.addr, "/server-status", Duration::from_secs(10))
+            .expect("GET /server-status");
+        let v: serde_json::Value = serde_json::from_str(&reply.body).expect("status JSON");
+        self.status_calls.set(self.status_calls.get() + 1);
+        v["requests"].as_u64().expect("a request count") - self.status_calls.get()
     }
 }
 

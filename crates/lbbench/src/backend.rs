@@ -1,0 +1,484 @@
+//! The benchmark backend: the lab report's `perf.php` (listing 2.4) as an async HTTP server.
+//!
+//! - `GET /perf.php?sleep=S&rounds=N` waits `S` seconds (fractions allowed, without holding
+//!   a thread) and answers `Rounds <N × random 1..10>`, as the PHP page did.
+//! - `GET /` answers a page containing `It works!`, which HAProxy's
+//!   `http-check expect string It\ works!` looks for.
+//! - `GET /server-status` answers JSON counters (`requests`, `in_flight`, `max_in_flight`).
+//! - Any other path is a 404; any method other than GET or HEAD a 405.
+//!
+//! The listener has a backlog of 1024 (so bursts of new connections are not dropped), and on
+//! SIGTERM or SIGINT the server stops accepting, lets in-flight requests finish for up to a
+//! grace period, then exits.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::{TcpListener, TcpSocket};
+
+/// The longest `sleep` a request may ask for; longer values are capped, so a typo cannot
+/// park a connection for hours.
+pub const MAX_SLEEP: Duration = Duration::from_secs(300);
+
+/// How the backend is started.
+#[derive(Debug, Clone)]
+pub struct BackendConfig {
+    /// Address to listen on (127.0.0.1 by default).
+    pub bind: IpAddr,
+    /// Port to listen on; 0 picks a free one.
+    pub port: u16,
+    /// The backend's name, shown on its home page and in the `X-Backend` header.
+    pub name: String,
+    /// The listen backlog.
+    pub backlog: u32,
+    /// How long in-flight requests may run after a shutdown request.
+    pub grace: Duration,
+    /// Worker threads; `None` means one per CPU.
+    pub threads: Option<usize>,
+}
+
+impl Default for BackendConfig {
+    fn default() -> Self {
+        BackendConfig {
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 0,
+            name: "node-1".to_owned(),
+            backlog: 1024,
+            grace: Duration::from_secs(10),
+            threads: None,
+        }
+    }
+}
+
+/// The parameters of a `/perf.php` request.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PerfParams {
+    /// How long to wait before answering.
+    pub sleep: Duration,
+    /// The `rounds` multiplier.
+    pub rounds: u64,
+}
+
+/// What a request asks for (pure routing, no I/O).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Route {
+    /// The home page with `It works!`.
+    Home,
+    /// The benchmark page.
+    Perf(PerfParams),
+    /// The JSON counters.
+    Status,
+    /// Unknown path.
+    NotFound,
+    /// A method other than GET or HEAD.
+    MethodNotAllowed,
+}
+
+/// Routes a request by method, path and query string.
+pub fn route(method: &Method, path: &str, query: Option<&str>) -> Route {
+    if method != Method::GET && method != Method::HEAD {
+        return Route::MethodNotAllowed;
+    }
+    match path {
+        "/" | "/index.html" => Route::Home,
+        "/perf.php" => Route::Perf(parse_perf_query(query.unwrap_or(""))),
+        "/server-status" => Route::Status,
+        _ => Route::NotFound,
+    }
+}
+
+/// Reads `sleep` and `rounds` from a query string the way PHP would: a missing or malformed
+/// value counts as 0. Negative or non-finite sleeps are 0; sleeps above [`MAX_SLEEP`] are capped.
+pub fn parse_perf_query(query: &str) -> PerfParams {
+    let mut p = PerfParams {
+        sleep: Duration::ZERO,
+        rounds: 0,
+    };
+    for pair in query.split('&') {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        match k {
+            "sleep" => {
+                let s: f64 = v.trim().parse().unwrap_or(0.0);
+                p.sleep = if s.is_finite() && s > 0.0 {
+                    Duration::from_secs_f64(s.min(MAX_SLEEP.as_secs_f64()))
+                } else {
+                    Duration::ZERO
+                };
+            }
+            "rounds" => p.rounds = v.trim().parse().unwrap_or(0),
+            _ => {}
+        }
+    }
+    p
+}
+
+/// The `perf.php` answer for `rounds` and a die roll in 1..=10.
+pub fn perf_body(rounds: u64, roll: u64) -> String {
+    format!("Rounds {}", rounds.saturating_mul(roll))
+}
+
+/// The home page.
+pub fn home_page(name: &str) -> String {
+    let name: String = name
+        .chars()
+        .map(|c| match c {
+            '<' => "&lt;".to_owned(),
+            '>' => "&gt;".to_owned(),
+            '&' => "&amp;".to_owned(),
+            '"' => "&quot;".to_owned(),
+            c => c.to_string(),
+        })
+        .collect();
+    format!(
+        "<!DOCTYPE html>\n<html><head><title>{name}</title></head>\
+         <body><h1>It works!</h1><p>lbbench backend {name}</p></body></html>\n"
+    )
+}
+
+/// Live counters of a running backend.
+#[derive(Debug, Default)]
+pub struct Counters {
+    requests: AtomicU64,
+    in_flight: AtomicU64,
+    max_in_flight: AtomicU64,
+}
+
+impl Counters {
+    /// Requests received so far.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Requests being served now.
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// The most requests served at once.
+    pub fn max_in_flight(&self) -> u64 {
+        self.max_in_flight.load(Ordering::Relaxed)
+    }
+
+    fn json(&self, name: &str) -> String {
+        serde_json::json!({
+            "name": name,
+            "requests": self.requests(),
+            "in_flight": self.in_flight(),
+            "max_in_flight": self.max_in_flight(),
+        })
+        .to_string()
+    }
+}
+
+/// Decrements `in_flight` when a request ends, also if its connection is dropped mid-sleep.
+struct InFlight<'a>(&'a Counters);
+
+impl<'a> InFlight<'a> {
+    fn enter(c: &'a Counters) -> Self {
+        c.requests.fetch_add(1, Ordering::Relaxed);
+        let now = c.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        c.max_in_flight.fetch_max(now, Ordering::Relaxed);
+        InFlight(c)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A die roll in 1..=10 from a shared xorshift generator (statistical quality is irrelevant
+/// here; speed and no locking are what matter).
+fn roll() -> u64 {
+    static STATE: AtomicU64 = AtomicU64::new(0);
+    let mut x = STATE.load(Ordering::Relaxed);
+    if x == 0 {
+        x = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0x9E37_79B9_7F4A_7C15)
+            | 1;
+    }
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    STATE.store(x, Ordering::Relaxed);
+    1 + x % 10
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    name: Arc<str>,
+    counters: Arc<Counters>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let _guard = InFlight::enter(&counters);
+    let (status, content_type, body) =
+        match route(req.method(), req.uri().path(), req.uri().query()) {
+            Route::Home => (StatusCode::OK, "text/html; charset=utf-8", home_page(&name)),
+            Route::Perf(p) => {
+                if !p.sleep.is_zero() {
+                    tokio::time::sleep(p.sleep).await;
+                }
+                (
+                    StatusCode::OK,
+                    "text/html; charset=utf-8",
+                    perf_body(p.rounds, roll()),
+                )
+            }
+            Route::Status => (StatusCode::OK, "application/json", counters.json(&name)),
+            Route::NotFound => (
+                StatusCode::NOT_FOUND,
+                "text/plain",
+                "Not Found\n".to_owned(),
+            ),
+            Route::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "text/plain",
+                "Method Not Allowed\n".to_owned(),
+            ),
+        };
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(v) = HeaderValue::from_str(&name) {
+        resp.headers_mut().insert("x-backend", v);
+    }
+    Ok(resp)
+}
+
+/// Binds the listener with the configured backlog.
+pub fn bind(cfg: &BackendConfig) -> io::Result<TcpListener> {
+    let addr = SocketAddr::new(cfg.bind, cfg.port);
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket
+        .bind(addr)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+    socket.listen(cfg.backlog)
+}
+
+/// Serves on `listener` until `shutdown` completes, then drains in-flight requests for up to
+/// `cfg.grace`.
+pub async fn serve(
+    listener: TcpListener,
+    cfg: &BackendConfig,
+    counters: Arc<Counters>,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let name: Arc<str> = Arc::from(cfg.name.as_str());
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, _) = match accepted {
+                    Ok(s) => s,
+                    // Out of descriptors or a connection reset before accept: keep serving.
+                    Err(_) => {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let name = Arc::clone(&name);
+                let counters = Arc::clone(&counters);
+                let svc = service_fn(move |req| handle(req, Arc::clone(&name), Arc::clone(&counters)));
+                let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    // A client that goes away mid-request is not an error worth reporting.
+                    let _ = conn.await;
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(cfg.grace) => {}
+    }
+    Ok(())
+}
+
+fn runtime(cfg: &BackendConfig) -> io::Result<tokio::runtime::Runtime> {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = cfg.threads {
+        b.worker_threads(n.max(1));
+    }
+    b.enable_all().thread_name("lbbench-backend").build()
+}
+
+/// Runs the backend in the foreground until SIGTERM or SIGINT. `on_ready` is called with the
+/// bound address once the server accepts connections.
+pub fn run(cfg: &BackendConfig, on_ready: impl FnOnce(SocketAddr)) -> io::Result<()> {
+    let rt = runtime(cfg)?;
+    rt.block_on(async {
+        let listener = bind(cfg)?;
+        on_ready(listener.local_addr()?);
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let shutdown = async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        };
+        serve(listener, cfg, Arc::new(Counters::default()), shutdown).await
+    })
+}
+
+/// A backend running on its own threads inside this process (for tests and the lab).
+#[derive(Debug)]
+pub struct BackendHandle {
+    addr: SocketAddr,
+    counters: Arc<Counters>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<io::Result<()>>>,
+}
+
+impl BackendHandle {
+    /// Starts a backend; it is listening when this returns.
+    pub fn start(cfg: BackendConfig) -> io::Result<BackendHandle> {
+        let rt = runtime(&cfg)?;
+        let listener = rt.block_on(async { bind(&cfg) })?;
+        let addr = listener.local_addr()?;
+        let counters = Arc::new(Counters::default());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let c = Arc::clone(&counters);
+        let thread = std::thread::Builder::new()
+            .name(format!("backend {}", cfg.name))
+            .spawn(move || {
+                rt.block_on(serve(listener, &cfg, c, async {
+                    let _ = rx.await;
+                }))
+            })?;
+        Ok(BackendHandle {
+            addr,
+            counters,
+            stop: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Its live counters.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Stops it gracefully and waits for it.
+    pub fn stop(mut self) -> io::Result<()> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> io::Result<()> {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        match self.thread.take().map(|t| t.join()) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(io::Error::other("backend thread panicked")),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for BackendHandle {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        assert_eq!(route(&Method::GET, "/", None), Route::Home);
+        assert_eq!(route(&Method::HEAD, "/", None), Route::Home);
+        assert_eq!(route(&Method::GET, "/nope", None), Route::NotFound);
+        assert_eq!(route(&Method::POST, "/", None), Route::MethodNotAllowed);
+        assert_eq!(route(&Method::GET, "/server-status", None), Route::Status);
+        assert_eq!(
+            route(&Method::GET, "/perf.php", Some("sleep=0.2&rounds=3")),
+            Route::Perf(PerfParams {
+                sleep: Duration::from_millis(200),
+                rounds: 3
+            })
+        );
+    }
+
+    #[test]
+    fn perf_query_is_as_lenient_as_php() {
+        let p = |q| parse_perf_query(q);
+        assert_eq!(
+            p(""),
+            PerfParams {
+                sleep: Duration::ZERO,
+                rounds: 0
+            }
+        );
+        assert_eq!(
+            p("sleep=abc&rounds=x"),
+            PerfParams {
+                sleep: Duration::ZERO,
+                rounds: 0
+            }
+        );
+        assert_eq!(p("sleep=-3").sleep, Duration::ZERO);
+        assert_eq!(p("sleep=NaN").sleep, Duration::ZERO);
+        assert_eq!(p("sleep=1e9").sleep, MAX_SLEEP);
+        assert_eq!(
+            p("rounds=7&sleep=1.5"),
+            PerfParams {
+                sleep: Duration::from_millis(1500),
+                rounds: 7
+            }
+        );
+        assert_eq!(p("sleep").sleep, Duration::ZERO);
+    }
+
+    #[test]
+    fn bodies() {
+        assert_eq!(perf_body(3, 7), "Rounds 21");
+        assert_eq!(perf_body(0, 7), "Rounds 0");
+        assert_eq!(perf_body(u64::MAX, 10), format!("Rounds {}", u64::MAX));
+        let page = home_page("node-<1>");
+        assert!(page.contains("It works!"));
+        assert!(page.contains("node-&lt;1&gt;"));
+    }
+
+    #[test]
+    fn rolls_stay_in_range() {
+        let rolls: Vec<u64> = (0..10_000).map(|_| roll()).collect();
+        assert!(rolls.iter().all(|r| (1..=10).contains(r)));
+        for face in 1..=10 {
+            assert!(rolls.contains(&face), "face {face} never came up");
+        }
+    }
+}

@@ -1,0 +1,456 @@
+//! webscaler's HAProxy side: the runtime API over the admin socket, statistics, the
+//! reload-safe request rate, the server lifecycle without reloads, and the generated backend
+//! file that keeps a restart in step with the runtime state.
+//!
+//! - [`socket`]: the Unix-socket client (admin socket and master CLI).
+//! - [`stats`], [`info`], [`state`]: parsers for `show stat`, `show info`, `show servers state`.
+//! - [`rate`]: the request rate from a cumulative counter, safe across reloads (pure).
+//! - [`names`]: validated names and addresses, the only values that reach a command.
+//! - [`lifecycle`]: add, drain, remove, ready, maint ([`Haproxy`] methods).
+//! - [`backend_file`]: the askama-rendered backend section, installed only after `haproxy -c`.
+//! - [`reload`]: the fallback when the runtime API cannot do it (master CLI or a command).
+//!
+//! [`Haproxy`] ties them together for one HAProxy instance and one backend; that is what the
+//! scaling loop and the `webscaler haproxy` commands use.
+
+pub mod backend_file;
+pub mod info;
+pub mod lifecycle;
+pub mod names;
+pub mod rate;
+pub mod reload;
+pub mod socket;
+pub mod state;
+pub mod stats;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+pub use backend_file::{
+    BackendFile, BackendFileError, BackendServer, Installed, ServerOptions, render_backend,
+};
+pub use info::Info;
+pub use lifecycle::{AddOutcome, ChangeMethod, DrainOutcome, RemoveOutcome};
+pub use names::{BackendName, InvalidValue, ServerAddr, ServerName};
+pub use rate::{Metric, RateMeter, RateMeters, Reading, Sample};
+pub use reload::{ReloadError, ReloadMethod};
+pub use socket::{DEFAULT_ADMIN_SOCKET, Socket, SocketError, SocketKind};
+pub use state::ServerState;
+pub use stats::{StatRow, StatTable, Status};
+
+/// Anything that went wrong with HAProxy. Messages name the socket, backend, server or file.
+#[derive(Debug, thiserror::Error)]
+pub enum HaproxyError {
+    /// The socket failed (connect, timeout, read).
+    #[error(transparent)]
+    Socket(#[from] SocketError),
+    /// A value was refused before it reached HAProxy.
+    #[error(transparent)]
+    Invalid(#[from] InvalidValue),
+    /// HAProxy answered a command with something other than success.
+    #[error("HAProxy socket {socket}: {command:?} failed: {reply}")]
+    Reply {
+        /// The socket.
+        socket: PathBuf,
+        /// The command.
+        command: String,
+        /// HAProxy's answer (trimmed).
+        reply: String,
+    },
+    /// A reply could not be parsed.
+    #[error("HAProxy socket {socket}: {message}")]
+    Parse {
+        /// The socket.
+        socket: PathBuf,
+        /// What was wrong with it.
+        message: String,
+    },
+    /// The backend does not exist.
+    #[error("HAProxy socket {socket}: no backend named {backend:?}")]
+    NoSuchBackend {
+        /// The socket.
+        socket: PathBuf,
+        /// The backend.
+        backend: String,
+    },
+    /// The server does not exist.
+    #[error("HAProxy socket {socket}: no server {backend}/{server}")]
+    NoSuchServer {
+        /// The socket.
+        socket: PathBuf,
+        /// The backend.
+        backend: String,
+        /// The server.
+        server: String,
+    },
+    /// A server of that name exists with another address.
+    #[error(
+        "HAProxy socket {socket}: server {backend}/{server} already exists with address {existing}, not {wanted}"
+    )]
+    AddressMismatch {
+        /// The socket.
+        socket: PathBuf,
+        /// The backend.
+        backend: String,
+        /// The server.
+        server: String,
+        /// Its current address.
+        existing: String,
+        /// The address asked for.
+        wanted: String,
+    },
+    /// The server did not pass its health check in time; it stays in maintenance.
+    #[error(
+        "server {backend}/{server} did not pass its health check within {waited:?} (last check: {last}); it stays in maintenance"
+    )]
+    CheckTimeout {
+        /// The backend.
+        backend: String,
+        /// The server.
+        server: String,
+        /// How long it waited.
+        waited: Duration,
+        /// The last check status and description.
+        last: String,
+    },
+    /// `del server` kept failing because connections remain; the server stays in maintenance.
+    #[error(
+        "server {backend}/{server} still has connections after {waited:?}; it stays in maintenance: {reply}"
+    )]
+    RemoveTimeout {
+        /// The backend.
+        backend: String,
+        /// The server.
+        server: String,
+        /// How long it retried.
+        waited: Duration,
+        /// HAProxy's last answer.
+        reply: String,
+    },
+    /// The runtime API refused a command (HAProxy too old, or the socket's level too low)
+    /// and no backend file is configured to fall back to a reload.
+    #[error(
+        "HAProxy socket {socket}: {command:?} was refused ({reply}), and there is no backend file to fall back to a reload"
+    )]
+    Refused {
+        /// The socket.
+        socket: PathBuf,
+        /// The command.
+        command: String,
+        /// HAProxy's answer.
+        reply: String,
+    },
+    /// A shutdown was requested while waiting.
+    #[error("interrupted while {0}")]
+    Cancelled(String),
+    /// The backend file could not be written or was rejected.
+    #[error(transparent)]
+    BackendFile(#[from] BackendFileError),
+    /// The fallback reload failed.
+    #[error(transparent)]
+    Reload(#[from] ReloadError),
+}
+
+impl HaproxyError {
+    /// Whether the error is bad input (a refused name or address): a usage error for a CLI.
+    pub fn is_invalid_input(&self) -> bool {
+        matches!(self, HaproxyError::Invalid(_))
+    }
+}
+
+/// A server as the operator sees it: `show stat`'s state, check and session counters.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Server {
+    /// Its name.
+    pub name: String,
+    /// `IP:port`.
+    pub addr: Option<String>,
+    /// The state, typed.
+    pub status: Status,
+    /// The state as HAProxy wrote it (`UP 1/3`).
+    pub status_text: String,
+    /// The last check's result (`L7OK`, `L4CON`, ...).
+    pub check_status: Option<String>,
+    /// The last check's result in words.
+    pub check_desc: Option<String>,
+    /// Current sessions.
+    pub scur: u64,
+    /// Total sessions.
+    pub stot: u64,
+    /// Its weight.
+    pub weight: Option<u64>,
+}
+
+impl From<&StatRow> for Server {
+    fn from(r: &StatRow) -> Server {
+        Server {
+            name: r.name.clone(),
+            addr: r.addr.clone(),
+            status: r.status.clone(),
+            status_text: r.status_text.clone(),
+            check_status: r.check_status.clone(),
+            check_desc: r.check_desc.clone(),
+            scur: r.scur.unwrap_or(0),
+            stot: r.stot.unwrap_or(0),
+            weight: r.weight,
+        }
+    }
+}
+
+/// One backend's `show stat` rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackendStats {
+    /// The `BACKEND` row (totals, cumulative counters).
+    pub backend: StatRow,
+    /// The server rows, in HAProxy's order.
+    pub servers: Vec<StatRow>,
+}
+
+impl BackendStats {
+    /// One server's row.
+    pub fn server(&self, name: &str) -> Option<&StatRow> {
+        self.servers.iter().find(|s| s.name == name)
+    }
+
+    /// The servers that take load-balanced traffic now (`UP`, including `UP 1/3`, or
+    /// `no check`): the seed's "active servers in HAProxy" (`haactive`).
+    pub fn active(&self) -> impl Iterator<Item = &StatRow> {
+        self.servers.iter().filter(|s| s.status.takes_traffic())
+    }
+}
+
+/// Defaults for waits.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(200);
+
+/// One HAProxy instance and one of its backends: the runtime API, and optionally the backend
+/// file to keep in step and how to reload.
+///
+/// ```no_run
+/// use std::time::{Duration, Instant};
+/// use webscaler::haproxy::{Haproxy, Socket, BackendName, ServerName, ServerAddr, Metric, RateMeter};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let shutdown = common::Shutdown::new()?;
+/// let ha = Haproxy::new(Socket::admin("/run/haproxy/admin.sock"), BackendName::default());
+/// let mut meter = RateMeter::new();
+/// meter.update(ha.sample(Metric::Sessions)?);
+/// let name = ServerName::new("node-4")?;
+/// ha.add_server(&name, "192.0.2.4:80".parse()?, Instant::now() + Duration::from_secs(60), &shutdown)?;
+/// ha.drain(&name, Instant::now() + Duration::from_secs(30), &shutdown)?;
+/// ha.remove(&name, Instant::now() + Duration::from_secs(30), &shutdown)?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Haproxy {
+    socket: Socket,
+    master: Option<Socket>,
+    backend: BackendName,
+    check: ServerOptions,
+    poll_every: Duration,
+    file: Option<BackendFile>,
+    reload: Option<ReloadMethod>,
+}
+
+impl Haproxy {
+    /// An instance reached through `socket` (an admin socket, or a master socket whose
+    /// commands then go to the worker as `@1 …`), managing `backend`.
+    pub fn new(socket: Socket, backend: BackendName) -> Haproxy {
+        let master = (socket.kind() == SocketKind::Master).then(|| socket.clone());
+        Haproxy {
+            socket,
+            master,
+            backend,
+            check: ServerOptions::default(),
+            poll_every: DEFAULT_POLL_INTERVAL,
+            file: None,
+            reload: None,
+        }
+    }
+
+    /// The master CLI socket, for reloads.
+    pub fn with_master(mut self, master: Socket) -> Haproxy {
+        self.master = Some(master);
+        self
+    }
+
+    /// The check options for added servers and the backend file.
+    pub fn with_check(mut self, check: ServerOptions) -> Result<Haproxy, InvalidValue> {
+        check.validate()?;
+        self.check = check;
+        Ok(self)
+    }
+
+    /// How often waits look at `show stat`.
+    pub fn with_poll_interval(mut self, every: Duration) -> Haproxy {
+        self.poll_every = every.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Keeps this backend file in step with the runtime state after every change, and uses
+    /// it for the reload fallback.
+    pub fn with_backend_file(mut self, file: BackendFile) -> Haproxy {
+        self.file = Some(file);
+        self
+    }
+
+    /// How to reload for the fallback (default: [`ReloadMethod::default_for`] the master
+    /// socket).
+    pub fn with_reload(mut self, method: ReloadMethod) -> Haproxy {
+        self.reload = Some(method);
+        self
+    }
+
+    /// The socket commands go to.
+    pub fn socket(&self) -> &Socket {
+        &self.socket
+    }
+
+    /// The master socket, if known.
+    pub fn master(&self) -> Option<&Socket> {
+        self.master.as_ref()
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &BackendName {
+        &self.backend
+    }
+
+    /// The check options.
+    pub fn check(&self) -> &ServerOptions {
+        &self.check
+    }
+
+    /// The backend file, if one is kept.
+    pub fn backend_file(&self) -> Option<&BackendFile> {
+        self.file.as_ref()
+    }
+
+    /// The reload method in effect.
+    pub fn reload_method(&self) -> ReloadMethod {
+        self.reload
+            .clone()
+            .unwrap_or_else(|| ReloadMethod::default_for(self.master.as_ref()))
+    }
+
+    /// Sends one runtime-API command and returns the reply.
+    pub fn command(&self, command: &str) -> Result<String, HaproxyError> {
+        Ok(self.socket.worker_command(command)?)
+    }
+
+    fn parse_err(&self, message: impl std::fmt::Display) -> HaproxyError {
+        HaproxyError::Parse {
+            socket: self.socket.path().to_path_buf(),
+            message: message.to_string(),
+        }
+    }
+
+    fn no_such_backend(&self) -> HaproxyError {
+        HaproxyError::NoSuchBackend {
+            socket: self.socket.path().to_path_buf(),
+            backend: self.backend.to_string(),
+        }
+    }
+
+    /// `show stat`: every proxy and server.
+    pub fn stat_table(&self) -> Result<StatTable, HaproxyError> {
+        let reply = self.command("show stat")?;
+        stats::parse_show_stat(&reply).map_err(|e| self.parse_err(e))
+    }
+
+    /// `show stat <backend> -1 -1`: the backend row and its servers.
+    pub fn stats(&self) -> Result<BackendStats, HaproxyError> {
+        let reply = self.command(&format!("show stat {} -1 -1", self.backend))?;
+        if reply.trim() == "No such proxy." {
+            return Err(self.no_such_backend());
+        }
+        let table = stats::parse_show_stat(&reply).map_err(|e| self.parse_err(e))?;
+        let backend = table
+            .backend(self.backend.as_str())
+            .cloned()
+            .ok_or_else(|| self.no_such_backend())?;
+        let servers = table.servers(self.backend.as_str()).cloned().collect();
+        Ok(BackendStats { backend, servers })
+    }
+
+    /// The backend's servers: state, check, sessions.
+    pub fn servers(&self) -> Result<Vec<Server>, HaproxyError> {
+        Ok(self.stats()?.servers.iter().map(Server::from).collect())
+    }
+
+    /// `show info`.
+    pub fn info(&self) -> Result<Info, HaproxyError> {
+        let reply = self.command("show info")?;
+        info::parse_show_info(&reply).map_err(|e| self.parse_err(e))
+    }
+
+    /// `show servers state <backend>`.
+    pub fn servers_state(&self) -> Result<Vec<ServerState>, HaproxyError> {
+        let reply = self.command(&format!("show servers state {}", self.backend))?;
+        if reply.trim() == "Can't find backend." {
+            return Err(self.no_such_backend());
+        }
+        state::parse_servers_state(&reply).map_err(|e| self.parse_err(e))
+    }
+
+    /// One sample of the backend's cumulative counter for the rate: `show info` (pid and
+    /// uptime, to recognise reloads), then `show stat`, timed on the monotonic clock.
+    pub fn sample(&self, metric: Metric) -> Result<Sample, HaproxyError> {
+        let info = self.info()?;
+        let before = Instant::now();
+        let stats = self.stats()?;
+        let after = Instant::now();
+        let counter = metric.counter(&stats.backend).ok_or_else(|| {
+            self.parse_err(format!(
+                "show stat: backend {} has no {} value",
+                self.backend,
+                metric.column()
+            ))
+        })?;
+        Ok(Sample {
+            counter,
+            at: before + (after - before) / 2,
+            uptime_sec: Some(info.uptime_sec),
+            pid: Some(info.pid),
+        })
+    }
+
+    /// The servers HAProxy has now, as backend-file entries.
+    pub fn backend_servers(&self) -> Result<Vec<BackendServer>, HaproxyError> {
+        self.servers_state()?
+            .iter()
+            .map(|s| {
+                // HAProxy allows names (`:`) and addresses (FQDNs, none) the file does not.
+                let unusable = |e: InvalidValue| {
+                    self.parse_err(format!(
+                        "server {}/{} cannot be written to the backend file: {e}",
+                        self.backend, s.name
+                    ))
+                };
+                Ok(BackendServer {
+                    name: ServerName::new(&s.name).map_err(unusable)?,
+                    addr: ServerAddr::new(&s.socket_addr()).map_err(unusable)?,
+                })
+            })
+            .collect()
+    }
+
+    /// The backend file for the servers HAProxy has now.
+    pub fn render_backend_file(&self) -> Result<String, HaproxyError> {
+        Ok(render_backend(
+            &self.backend,
+            &self.backend_servers()?,
+            &self.check,
+        ))
+    }
+
+    /// Rewrites the backend file (if one is kept) to hold exactly the servers HAProxy has
+    /// now. `None` when no file is kept.
+    pub fn sync_backend_file(&self) -> Result<Option<Installed>, HaproxyError> {
+        let Some(file) = &self.file else {
+            return Ok(None);
+        };
+        let text = self.render_backend_file()?;
+        Ok(Some(file.install(&text)?))
+    }
+}

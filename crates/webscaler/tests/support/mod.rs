@@ -1,0 +1,435 @@
+//! Shared harness for tests that run the real HAProxy, `lbbench backend` and httperf.
+//!
+//! - [`HaproxyLab`]: a master-worker HAProxy in its own temp dir (main config + generated
+//!   backend file, admin and master sockets, a frontend and a stats listener on free
+//!   127.0.0.1 ports, `noreuseport`), stopped by PID and its sockets removed on drop.
+//! - [`Backend`]: one `lbbench backend` (answers `It works!` on `/`, `/perf.php?sleep=S`).
+//! - [`httperf`]: a bounded httperf run and the counts its report gives.
+//!
+//! Include with `mod support;` from an integration test.
+
+#![allow(dead_code)]
+
+use std::fs;
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::net::{HttpReply, free_ports, http_get};
+use common::process::Supervised;
+use common::testing::workspace_bin;
+use common::wait::poll_until;
+use webscaler::haproxy::{
+    BackendFile, BackendName, BackendServer, Haproxy, ServerAddr, ServerName, ServerOptions,
+    Socket, render_backend,
+};
+
+/// Generous limits: the machine has 2 cores shared with other jobs.
+pub const T: Duration = Duration::from_secs(20);
+/// How often to look.
+pub const POLL: Duration = Duration::from_millis(20);
+
+/// One `lbbench backend` process.
+pub struct Backend {
+    /// Its name (`node-1`).
+    pub name: String,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    proc: Supervised,
+}
+
+impl Backend {
+    /// Starts `lbbench backend --port 0 --name NAME` and reads its address from stderr.
+    pub fn start(name: &str) -> Backend {
+        let mut proc = Supervised::spawn(
+            "lbbench backend",
+            Command::new(workspace_bin("lbbench"))
+                .args([
+                    "backend",
+                    "--port",
+                    "0",
+                    "--name",
+                    name,
+                    "--threads",
+                    "1",
+                    "--grace",
+                    "5s",
+                ])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped()),
+        )
+        .expect("start lbbench backend");
+        let stderr = proc.child_mut().stderr.take().expect("piped stderr");
+        let mut reader = BufReader::new(stderr);
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("read lbbench's stderr");
+        let addr: SocketAddr = line
+            .trim()
+            .rsplit(' ')
+            .next()
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no address in lbbench's first line {line:?}"));
+        // Keep draining stderr so the backend can never block on a full pipe.
+        std::thread::spawn(move || {
+            let mut sink = Vec::new();
+            let _ = reader.read_to_end(&mut sink);
+        });
+        Backend {
+            name: name.to_owned(),
+            addr,
+            proc,
+        }
+    }
+
+    /// The address as a validated server address.
+    pub fn server_addr(&self) -> ServerAddr {
+        ServerAddr::from_socket_addr(self.addr).unwrap()
+    }
+
+    /// The name as a validated server name.
+    pub fn server_name(&self) -> ServerName {
+        ServerName::new(&self.name).unwrap()
+    }
+
+    /// Its PID.
+    pub fn pid(&self) -> u32 {
+        self.proc.pid()
+    }
+}
+
+/// Options for [`HaproxyLab::start`].
+#[derive(Clone)]
+pub struct LabOptions {
+    /// The backend's name.
+    pub backend: String,
+    /// Servers in the initial backend file.
+    pub servers: Vec<(String, SocketAddr)>,
+    /// The admin socket's level (`admin`, `operator`).
+    pub level: String,
+    /// Check options for the initial file.
+    pub check: ServerOptions,
+}
+
+impl Default for LabOptions {
+    fn default() -> Self {
+        LabOptions {
+            backend: "nodes".into(),
+            servers: Vec::new(),
+            level: "admin".into(),
+            check: ServerOptions {
+                inter: Duration::from_millis(300),
+                rise: 2,
+                fall: 2,
+                pool_purge_delay: Duration::from_secs(1),
+            },
+        }
+    }
+}
+
+/// A master-worker HAProxy of our own.
+pub struct HaproxyLab {
+    /// The frontend's address.
+    pub frontend: SocketAddr,
+    /// The stats listener's address (`/stats;csv`).
+    pub stats: SocketAddr,
+    /// `main.cfg`.
+    pub main_cfg: PathBuf,
+    /// The generated `backends.cfg`.
+    pub backends_cfg: PathBuf,
+    /// The admin socket.
+    pub admin: PathBuf,
+    /// The master socket.
+    pub master: PathBuf,
+    /// Options it was started with.
+    pub options: LabOptions,
+    proc: Option<Supervised>,
+    // Dropped last: the temp dir with the configs, sockets and log.
+    dir: tempfile::TempDir,
+}
+
+/// The main config: global (admin socket, `noreuseport`), defaults, the frontend and a stats
+/// listener. The backend section comes from the generated file.
+pub fn main_config(
+    admin: &Path,
+    level: &str,
+    frontend: SocketAddr,
+    stats: SocketAddr,
+    backend: &str,
+) -> String {
+    format!(
+        "global
+    stats socket {admin} mode 600 level {level} expose-fd listeners
+    stats timeout 30s
+    noreuseport
+    log stderr format raw local0 notice
+defaults
+    mode http
+    log global
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+frontend fe_http
+    bind {frontend}
+    default_backend {backend}
+listen stats
+    bind {stats}
+    stats enable
+    stats uri /stats
+",
+        admin = admin.display()
+    )
+}
+
+impl HaproxyLab {
+    /// Starts HAProxy with `options` and waits until both sockets answer.
+    pub fn start(options: LabOptions) -> HaproxyLab {
+        let dir = tempfile::Builder::new()
+            .prefix("ws-haproxy-")
+            .tempdir()
+            .expect("temp dir");
+        let d = dir.path();
+        let main_cfg = d.join("main.cfg");
+        let backends_cfg = d.join("backends.cfg");
+        let admin = d.join("admin.sock");
+        let master = d.join("master.sock");
+        let servers: Vec<BackendServer> = options
+            .servers
+            .iter()
+            .map(|(n, a)| BackendServer {
+                name: ServerName::new(n).unwrap(),
+                addr: ServerAddr::from_socket_addr(*a).unwrap(),
+            })
+            .collect();
+        let backend = BackendName::new(&options.backend).unwrap();
+        fs::write(
+            &backends_cfg,
+            render_backend(&backend, &servers, &options.check),
+        )
+        .unwrap();
+        // A port taken between picking and binding makes haproxy exit (noreuseport): retry.
+        for _attempt in 0..5 {
+            let ports = free_ports(2).unwrap();
+            let frontend: SocketAddr = ([127, 0, 0, 1], ports[0]).into();
+            let stats: SocketAddr = ([127, 0, 0, 1], ports[1]).into();
+            fs::write(
+                &main_cfg,
+                main_config(&admin, &options.level, frontend, stats, &options.backend),
+            )
+            .unwrap();
+            for s in [&admin, &master] {
+                let _ = fs::remove_file(s);
+            }
+            let log = fs::File::create(d.join("haproxy.log")).unwrap();
+            let mut proc = Supervised::spawn(
+                "haproxy",
+                Command::new("haproxy")
+                    .arg("-W")
+                    .arg("-S")
+                    .arg(format!("{},mode,600", master.display()))
+                    .arg("-f")
+                    .arg(&main_cfg)
+                    .arg("-f")
+                    .arg(&backends_cfg)
+                    .current_dir(d)
+                    .stdin(Stdio::null())
+                    .stdout(log.try_clone().unwrap())
+                    .stderr(log),
+            )
+            .expect("start haproxy (is it installed? scripts/setup.sh installs it)");
+            let ready = poll_until("haproxy's sockets to answer", T, POLL, || {
+                if proc.try_status().ok().flatten().is_some() {
+                    return Some(false);
+                }
+                let a = Socket::admin(&admin).command("show info").ok()?;
+                let m = Socket::master(&master).command("show proc").ok()?;
+                (a.contains("Pid:") && m.contains("worker")).then_some(true)
+            });
+            match ready {
+                Ok(true) => {
+                    return HaproxyLab {
+                        frontend,
+                        stats,
+                        main_cfg,
+                        backends_cfg,
+                        admin,
+                        master,
+                        options,
+                        proc: Some(proc),
+                        dir,
+                    };
+                }
+                Ok(false) => {
+                    let log = fs::read_to_string(d.join("haproxy.log")).unwrap_or_default();
+                    if log.contains("Address already in use") {
+                        continue;
+                    }
+                    panic!("haproxy exited at start:\n{log}");
+                }
+                Err(e) => panic!(
+                    "{e}\n{}",
+                    fs::read_to_string(d.join("haproxy.log")).unwrap_or_default()
+                ),
+            }
+        }
+        panic!("haproxy could not bind free ports in 5 attempts");
+    }
+
+    /// The temp dir.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The master process's PID.
+    pub fn pid(&self) -> u32 {
+        self.proc.as_ref().map(|p| p.pid()).unwrap_or(0)
+    }
+
+    /// HAProxy's log so far (for failure messages).
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("haproxy.log")).unwrap_or_default()
+    }
+
+    /// The admin socket.
+    pub fn socket(&self) -> Socket {
+        Socket::admin(&self.admin)
+    }
+
+    /// The master socket.
+    pub fn master_socket(&self) -> Socket {
+        Socket::master(&self.master)
+    }
+
+    /// The generated backend file, checked with the main config.
+    pub fn backend_file(&self) -> BackendFile {
+        BackendFile::new(&self.backends_cfg)
+            .with_config_files(vec![self.main_cfg.clone(), self.backends_cfg.clone()])
+    }
+
+    /// A [`Haproxy`] for this lab: admin socket, master socket, its backend file, fast polls.
+    pub fn haproxy(&self) -> Haproxy {
+        Haproxy::new(
+            self.socket(),
+            BackendName::new(&self.options.backend).unwrap(),
+        )
+        .with_master(self.master_socket())
+        .with_check(self.options.check)
+        .unwrap()
+        .with_backend_file(self.backend_file())
+        .with_poll_interval(Duration::from_millis(50))
+    }
+
+    /// `GET path` through the frontend.
+    pub fn get(&self, path: &str) -> HttpReply {
+        http_get(self.frontend, path, T).unwrap_or_else(|e| panic!("GET {path}: {e}"))
+    }
+}
+
+impl Drop for HaproxyLab {
+    fn drop(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            let _ = p.stop();
+        }
+        // HAProxy leaves its sockets behind; the temp dir goes too, but be explicit.
+        for s in [&self.admin, &self.master] {
+            let _ = fs::remove_file(s);
+        }
+    }
+}
+
+/// What an httperf report says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttperfReport {
+    /// `Total: connections N`.
+    pub connections: u64,
+    /// `Total: ... replies N`.
+    pub replies: u64,
+    /// `Errors: total N`.
+    pub errors: u64,
+    /// `Reply status: ... 2xx=N`.
+    pub status_2xx: u64,
+    /// `Reply status: ... 5xx=N`.
+    pub status_5xx: u64,
+    /// The whole report.
+    pub text: String,
+}
+
+fn field(text: &str, line_prefix: &str, key: &str) -> u64 {
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(line_prefix))
+        .unwrap_or_else(|| panic!("no {line_prefix:?} line in httperf's report:\n{text}"));
+    let words: Vec<&str> = line.split_whitespace().collect();
+    for (i, w) in words.iter().enumerate() {
+        if let Some(v) = w.strip_prefix(&format!("{key}=")) {
+            return v.parse().unwrap();
+        }
+        if *w == key {
+            return words[i + 1].parse().unwrap();
+        }
+    }
+    panic!("no {key} in {line:?}");
+}
+
+/// Parses the lines of an httperf report the tests look at.
+pub fn parse_httperf(text: &str) -> HttperfReport {
+    HttperfReport {
+        connections: field(text, "Total: connections", "connections"),
+        replies: field(text, "Total: connections", "replies"),
+        errors: field(text, "Errors: total", "total"),
+        status_2xx: field(text, "Reply status:", "2xx"),
+        status_5xx: field(text, "Reply status:", "5xx"),
+        text: text.to_owned(),
+    }
+}
+
+/// A running httperf.
+pub struct Httperf {
+    proc: Supervised,
+    out: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// Starts `httperf --rate R --num-conns N` against `target` (one call per connection).
+pub fn httperf(target: SocketAddr, uri: &str, rate: u32, conns: u32) -> Httperf {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("httperf.txt");
+    let proc = Supervised::spawn(
+        "httperf",
+        Command::new("httperf")
+            .args(["--hog", "--server"])
+            .arg(target.ip().to_string())
+            .arg("--port")
+            .arg(target.port().to_string())
+            .args(["--uri", uri, "--timeout", "10", "--num-calls", "1"])
+            .arg("--rate")
+            .arg(rate.to_string())
+            .arg("--num-conns")
+            .arg(conns.to_string())
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(&out).unwrap())
+            .stderr(Stdio::null()),
+    )
+    .expect("start httperf (scripts/setup.sh installs it)");
+    Httperf {
+        proc,
+        out,
+        _dir: dir,
+    }
+}
+
+impl Httperf {
+    /// Waits for the run to end (bounded) and parses its report.
+    pub fn finish(mut self, timeout: Duration) -> HttperfReport {
+        let status = self
+            .proc
+            .wait_timeout(timeout)
+            .unwrap()
+            .unwrap_or_else(|| panic!("httperf still running after {timeout:?}"));
+        let text = fs::read_to_string(&self.out).unwrap();
+        assert!(status.success(), "httperf failed: {status}\n{text}");
+        parse_httperf(&text)
+    }
+}
