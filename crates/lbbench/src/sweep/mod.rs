@@ -367,7 +367,8 @@ pub fn run_sweep(
         ));
     }
     progress.note(&format!(
-        "{} runs planned, {} already in {}, {} to do, about {}",
+        "{}: {} runs planned, {} already in {}, {} to do, about {}",
+        cfg.label,
         all.len(),
         summary.skipped,
         cfg.output.display(),
@@ -393,7 +394,7 @@ pub fn run_sweep(
                 run: run.run,
                 error,
             })?;
-        progress.run_started(run, &cfg.label, cfg.repeat);
+        progress.run_started(run, cfg.repeat);
         let output = match httperf.start(&args).and_then(|r| r.wait(Some(shutdown))) {
             Ok(o) => o,
             Err(e) => {

@@ -50,7 +50,7 @@ pub fn eta(remaining: usize, phase: Phase, per_run: Duration, pause: Duration) -
 
 /// `1h 05m`, `4m 10s`, `42s`.
 pub fn fmt_duration(d: Duration) -> String {
-    let s = d.as_secs();
+    let s = (d.as_millis() as u64).div_ceil(1000);
     if s >= 3600 {
         format!("{}h {:02}m", s / 3600, (s % 3600) / 60)
     } else if s >= 60 {
@@ -125,7 +125,7 @@ impl Progress {
             ProgressMode::Auto => {
                 let eta_state = Arc::clone(&state);
                 let style = ProgressStyle::with_template(
-                    "{spinner} [{elapsed_precise}] {bar:30.cyan/blue} {pos}/{len} runs · {msg} · ETA {lb_eta}",
+                    "{spinner} {elapsed_precise} {bar:20.cyan/blue} {pos}/{len} · {msg} · ETA {lb_eta}",
                 )
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .with_key(
@@ -138,7 +138,8 @@ impl Progress {
                 let bar =
                     ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr())
                         .with_style(style)
-                        .with_position(done as u64);
+                        .with_position(done as u64)
+                        .with_message("starting");
                 bar.enable_steady_tick(Duration::from_secs(1));
                 (Some(bar), false)
             }
@@ -180,17 +181,14 @@ impl Progress {
     }
 
     /// A run starts.
-    pub fn run_started(&self, run: &PlannedRun, label: &str, repeat: u32) {
+    pub fn run_started(&self, run: &PlannedRun, repeat: u32) {
         self.with_state(|s| {
             s.phase_started = Some(Instant::now());
             s.pause_until = None;
         });
         if let Some(bar) = &self.bar {
-            bar.set_message(format!(
-                "{label} rate {}/s run {}/{repeat}",
-                fmt_rate(run.rate),
-                run.run
-            ));
+            // The label is in the first line; the bar stays narrow enough for 80 columns.
+            bar.set_message(format!("{}/s run {}/{repeat}", fmt_rate(run.rate), run.run));
         }
     }
 
@@ -281,6 +279,7 @@ mod tests {
         assert_eq!(fmt_duration(42 * S), "42s");
         assert_eq!(fmt_duration(250 * S), "4m 10s");
         assert_eq!(fmt_duration(5370 * S), "1h 29m");
+        assert_eq!(fmt_duration(Duration::from_millis(1960)), "2s", "rounded up");
     }
 
     #[test]
@@ -292,7 +291,7 @@ mod tests {
             rate: 10.0,
             run: 2,
         };
-        p.run_started(&run, "b", 3);
+        p.run_started(&run, 3);
         p.run_finished(&run, "b", &Report::default(), 10 * S, 2);
         assert_eq!(p.eta(), 20 * S);
     }
