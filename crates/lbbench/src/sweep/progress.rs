@@ -279,7 +279,11 @@ mod tests {
         assert_eq!(fmt_duration(42 * S), "42s");
         assert_eq!(fmt_duration(250 * S), "4m 10s");
         assert_eq!(fmt_duration(5370 * S), "1h 29m");
-        assert_eq!(fmt_duration(Duration::from_millis(1960)), "2s", "rounded up");
+        assert_eq!(
+            fmt_duration(Duration::from_millis(1960)),
+            "2s",
+            "rounded up"
+        );
     }
 
     #[test]
