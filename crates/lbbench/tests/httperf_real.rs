@@ -11,9 +11,11 @@ use std::time::Duration;
 use assert_cmd::cargo::CommandCargoExt;
 use common::process::Supervised;
 use common::wait::poll_until;
+use lbbench::cpu::ProcessSelector;
 use lbbench::httperf::{Httperf, HttperfArgs, HttperfError, Report, Validity};
 use lbbench::sweep::{
-    ObserverError, PlannedRun, ProgressMode, RunResult, SweepConfig, SweepObserver, run_sweep,
+    CpuObserver, ObserverError, PlannedRun, ProgressMode, RunResult, SweepConfig, SweepObserver,
+    run_sweep,
 };
 use support::{Backend, DEADLINE, POLL, line_count, processes_with, read_rows};
 
@@ -433,21 +435,40 @@ fn the_library_sweep_calls_its_observer_around_each_run() {
     cfg.pause = Duration::ZERO;
     cfg.output = dir.path().join("lab.csv");
     cfg.progress = ProgressMode::Quiet;
-    let mut obs = Windows::default();
+    // The lab's pattern: its own observer, and the balancer's CPU over each run.
+    let cpu = CpuObserver::new("lb", ProcessSelector::Pids(vec![server.pid()])).unwrap();
+    let mut obs = (Windows::default(), cpu);
     let shutdown = common::Shutdown::new().unwrap();
     let s = run_sweep(&httperf(), &cfg, &mut obs, &shutdown).unwrap();
     assert_eq!(
         (s.planned, s.skipped, s.written, s.interrupted),
         (2, 0, 2, false)
     );
-    assert_eq!(obs.before.len(), 2);
-    assert_eq!(obs.seen.len(), 2);
-    assert!(obs.seen[0].3 <= obs.seen[1].2, "windows do not overlap");
+    let windows = &obs.0;
+    assert_eq!(windows.before.len(), 2);
+    assert_eq!(windows.seen.len(), 2);
+    assert!(
+        windows.seen[0].3 <= windows.seen[1].2,
+        "windows do not overlap"
+    );
     let (header, rows) = read_rows(&cfg.output);
-    assert_eq!(&header[header.len() - 2..], ["lb_name", "window_s"]);
+    assert_eq!(
+        &header[header.len() - 6..],
+        [
+            "lb_name",
+            "window_s",
+            "lb_cpu_user_s",
+            "lb_cpu_system_s",
+            "lb_cpu_pct",
+            "lb_processes"
+        ]
+    );
     assert_eq!(rows[0]["server"], "haproxy");
     assert_eq!(rows[0]["lb_name"], "test-lb");
     assert_eq!(rows[0]["total_connections"], "25");
+    assert_eq!(rows[0]["lb_processes"], "1", "the backend process");
+    let pct: f64 = rows[0]["lb_cpu_pct"].parse().unwrap();
+    assert!((0.0..200.0).contains(&pct), "{pct}");
 
     // The same file with other extra columns is refused before any run.
     let before = std::fs::read(&cfg.output).unwrap();

@@ -24,6 +24,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod observers;
 pub mod plan;
 pub mod progress;
 pub mod resume;
@@ -37,6 +38,7 @@ use crate::httperf::{
     Httperf, HttperfArgs, HttperfError, HttperfOutput, RawOutput, Report, Thresholds, Validity,
     fmt_rate, num_conns_for, resolve_server,
 };
+pub use observers::CpuObserver;
 pub use plan::{PlanError, PlannedRun, RunKey, plan, rates};
 use progress::Progress;
 pub use progress::ProgressMode;
@@ -159,7 +161,8 @@ pub type ObserverError = Box<dyn std::error::Error + Send + Sync>;
 /// The sweep calls [`before_run`](SweepObserver::before_run) right before httperf starts and
 /// [`after_run`](SweepObserver::after_run) right after it exits, so the time between the two
 /// calls is the run's window (also in [`HttperfOutput::started_at`] and `finished_at`).
-/// `()` is the observer that does nothing.
+/// `()` is the observer that does nothing; [`CpuObserver`] measures a process set's CPU over
+/// each run; a pair `(a, b)` is both observers, `a`'s columns first.
 pub trait SweepObserver {
     /// Columns added after lbbench's own, the same for every row.
     fn extra_columns(&self) -> Vec<String> {
