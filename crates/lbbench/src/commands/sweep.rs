@@ -40,7 +40,7 @@ pub struct SweepArgs {
     /// Do not pass --hog to httperf (it is passed by default, as in the report).
     #[arg(long)]
     pub no_hog: bool,
-    /// The CSV file [default: perf_<server>_combined.csv].
+    /// The CSV file [default: perf_<label>_combined.csv, the label being --server by default].
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// The `server` column [default: the --server value].

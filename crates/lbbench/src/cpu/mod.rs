@@ -40,8 +40,15 @@ pub enum CpuError {
     #[error("{0}")]
     Config(String),
     /// The output file is not usable.
-    #[error(transparent)]
-    Csv(#[from] common::CsvFileError),
+    /// (Its message already has the OS error, so it is not also exposed as a source.)
+    #[error("{0}")]
+    Csv(common::CsvFileError),
+}
+
+impl From<common::CsvFileError> for CpuError {
+    fn from(e: common::CsvFileError) -> Self {
+        CpuError::Csv(e)
+    }
 }
 
 impl CpuError {

@@ -226,9 +226,10 @@ pub enum SweepError {
         /// The error.
         error: HttperfError,
     },
-    /// The output file is not usable.
-    #[error(transparent)]
-    Csv(#[from] CsvFileError),
+    /// The output file is not usable. (Its message already has the OS error, so it is not
+    /// also exposed as a source: one-line reports would print the cause twice.)
+    #[error("{0}")]
+    Csv(CsvFileError),
     /// The output file's rows cannot be read.
     #[error(transparent)]
     Resume(#[from] ResumeError),
@@ -250,6 +251,12 @@ pub enum SweepError {
         /// The observer's error.
         error: ObserverError,
     },
+}
+
+impl From<CsvFileError> for SweepError {
+    fn from(e: CsvFileError) -> Self {
+        SweepError::Csv(e)
+    }
 }
 
 impl SweepError {
