@@ -9,6 +9,8 @@
 //! - [`process`]: child processes that are stopped by PID, also on error paths.
 //! - [`net`] and [`wait`]: loopback helpers and deadline polling for readiness checks.
 //! - [`testing`]: finding (and building) the workspace's binaries from tests.
+//! - [`profile`]: staged load profiles (TOML), played by `lbbench profile` and replayed by
+//!   `webscaler simulate`.
 //! - [`cli`]: exit codes and one-line error reports shared by the binaries.
 
 pub mod chart;
@@ -16,6 +18,7 @@ pub mod cli;
 pub mod csvfile;
 pub mod net;
 pub mod process;
+pub mod profile;
 pub mod shutdown;
 pub mod testing;
 pub mod ticker;

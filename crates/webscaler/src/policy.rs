@@ -1,0 +1,894 @@
+//! The scaling decision: pure code, no I/O and no clock of its own.
+//!
+//! Each tick the controller reads the balancer's request counter and counts the backends the
+//! cloud reports, and hands them to a [`Policy`] as an [`Observation`] with the current time
+//! (`now`: a monotonic or simulated time since any fixed origin). The policy answers with a
+//! [`Decision`]: how many servers are needed, the capacity to aim for, how many backends to
+//! add and to remove, and why. The same code runs live (`webscaler run`) and simulated
+//! (`webscaler simulate`, [`crate::replay`]).
+//!
+//! Two policies:
+//!
+//! - [`DefaultPolicy`]: `needed = clamp(ceil(rate / threshold), min, max)` in exact
+//!   arithmetic; backends that are building or starting count as capacity; scale up at once;
+//!   scale down only when the recommendation has stayed lower for a stabilization window
+//!   (acting on the highest recommendation inside it, as Kubernetes' HPA), at most N per tick;
+//!   a tolerance band; and an optional predictive mode.
+//! - [`SeedPolicy`]: the lab report's algorithm (listing 1.10) exactly, for comparison.
+//!
+//! docs/webscaler-policy.md explains each rule and how the defaults were chosen.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::rate::{Rate, Threshold, Tolerance};
+
+pub mod predict;
+pub mod seed;
+
+pub use predict::{Predictive, Predictor};
+pub use seed::{SeedConfig, SeedPolicy};
+
+/// What the controller saw at one tick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Observation {
+    /// The balancer's cumulative request (or session) counter; `None` if it could not be read.
+    pub requests_total: Option<u64>,
+    /// Backends that serve: ACTIVE in the cloud (the seed's `active`).
+    pub serving: u32,
+    /// Backends being built or started: capacity on its way.
+    pub pending: u32,
+    /// Stopped backends kept for a fast start (the warm pool).
+    pub stopped: u32,
+    /// Backends the cloud allows in all, stopped ones included, when known.
+    pub quota: Option<u32>,
+}
+
+/// A scaling policy: one decision per tick.
+pub trait Policy {
+    /// The policy's name (`default`, `seed`).
+    fn name(&self) -> &'static str;
+
+    /// Decides what to do at time `now` (monotonic or simulated; it must not decrease).
+    fn decide(&mut self, now: Duration, obs: &Observation) -> Decision;
+}
+
+impl<P: Policy + ?Sized> Policy for Box<P> {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+    fn decide(&mut self, now: Duration, obs: &Observation) -> Decision {
+        (**self).decide(now, obs)
+    }
+}
+
+/// What a policy decided at one tick.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    /// The request rate measured over the last interval (req/s), when known.
+    pub rate: Option<Rate>,
+    /// The seed's `diff` column: the rate as whole requests per second.
+    pub diff: Option<u64>,
+    /// The seed's `diffpt` column: requests since the previous tick (the default policy
+    /// gives the counter delta; the seed policy its own `diff × whole seconds`).
+    pub diffpt: Option<u64>,
+    /// Servers needed for the measured rate (the CSV `needed` column). The default policy
+    /// clamps it to `[min, max]`; the seed policy does not.
+    pub needed: Option<u32>,
+    /// The capacity (serving + pending) to have after this tick's actions.
+    pub target: u32,
+    /// Backends to add (start stopped ones first, then create).
+    pub add: u32,
+    /// Backends to remove (drain, then stop).
+    pub remove: u32,
+    /// Why.
+    pub reason: Reason,
+}
+
+/// Why no rate is known this tick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoRate {
+    /// The first reading of the counter: a rate needs two.
+    FirstReading,
+    /// The counter went down (the balancer restarted or reloaded).
+    CounterReset,
+    /// The counter could not be read.
+    NoCounter,
+    /// No time passed since the previous reading.
+    NoTimePassed,
+}
+
+/// Why a policy decided what it did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Reason {
+    /// The seed policy's baseline rounds (no action before the third tick).
+    Baseline,
+    /// No rate this tick: only the bounds are enforced.
+    NoRate(NoRate),
+    /// The capacity matches the recommendation.
+    Steady,
+    /// The rate is within the tolerance band of the current capacity.
+    Tolerance,
+    /// Scaling up to the servers the rate needs.
+    Demand,
+    /// Scaling up to the servers a predicted rate needs.
+    Predicted {
+        /// The rate predicted for now + lead time.
+        rate: Rate,
+    },
+    /// Raising the capacity to the minimum.
+    Minimum,
+    /// Lowering the capacity to the maximum (or quota).
+    Maximum,
+    /// Scaling down: the recommendation stayed lower for the whole window.
+    ScaleDown {
+        /// The capacity the window allows (before the per-tick limit).
+        allowed: u32,
+    },
+    /// A lower recommendation is held back by the stabilization window.
+    Window {
+        /// The highest recommendation in the window (the current capacity until the policy
+        /// has seen a full window).
+        held: u32,
+    },
+    /// Scaling down waits until no backend is booting.
+    Pending,
+    /// The quota is used up (seed policy).
+    QuotaReached,
+    /// The seed's scale-down rule keeps this many running (seed policy).
+    Floor,
+}
+
+impl Decision {
+    /// A short label for logs and the CSV `action` column: `up`, `up:predicted`, `up:min`,
+    /// `down`, `down:max`, `hold`, `hold:tolerance`, `hold:window`, `hold:pending`,
+    /// `hold:no-rate`, `hold:baseline`, `hold:quota`, `hold:min`.
+    pub fn action(&self) -> &'static str {
+        if self.add > 0 {
+            return match self.reason {
+                Reason::Predicted { .. } => "up:predicted",
+                Reason::Minimum => "up:min",
+                _ => "up",
+            };
+        }
+        if self.remove > 0 {
+            return match self.reason {
+                Reason::Maximum => "down:max",
+                _ => "down",
+            };
+        }
+        match self.reason {
+            Reason::Baseline => "hold:baseline",
+            Reason::NoRate(_) => "hold:no-rate",
+            Reason::Tolerance => "hold:tolerance",
+            Reason::Window { .. } => "hold:window",
+            Reason::Pending => "hold:pending",
+            Reason::QuotaReached => "hold:quota",
+            Reason::Floor => "hold:min",
+            _ => "hold",
+        }
+    }
+
+    /// Whether the decision changes anything.
+    pub fn is_action(&self) -> bool {
+        self.add > 0 || self.remove > 0
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::Baseline => write!(f, "baseline round (the seed waits two ticks)"),
+            Reason::NoRate(NoRate::FirstReading) => write!(f, "first counter reading, no rate yet"),
+            Reason::NoRate(NoRate::CounterReset) => {
+                write!(
+                    f,
+                    "the counter went down (balancer restarted), no rate this tick"
+                )
+            }
+            Reason::NoRate(NoRate::NoCounter) => write!(f, "the counter could not be read"),
+            Reason::NoRate(NoRate::NoTimePassed) => {
+                write!(f, "no time passed since the last reading")
+            }
+            Reason::Steady => write!(f, "capacity matches"),
+            Reason::Tolerance => write!(f, "within the tolerance band"),
+            Reason::Demand => write!(f, "demand"),
+            Reason::Predicted { rate } => write!(f, "predicted rate {rate} req/s"),
+            Reason::Minimum => write!(f, "minimum"),
+            Reason::Maximum => write!(f, "maximum"),
+            Reason::ScaleDown { allowed } => {
+                write!(f, "lower for the whole window, towards {allowed}")
+            }
+            Reason::Window { held } => write!(f, "stabilization window holds {held}"),
+            Reason::Pending => write!(f, "backends still booting"),
+            Reason::QuotaReached => write!(f, "quota reached"),
+            Reason::Floor => write!(f, "the seed keeps min_backends running"),
+        }
+    }
+}
+
+impl fmt::Display for Decision {
+    /// `rate 45.2 req/s, needed 5, target 5 (+2 -0): up (demand)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.rate {
+            Some(r) => write!(f, "rate {r} req/s")?,
+            None => write!(f, "rate -")?,
+        }
+        match self.needed {
+            Some(n) => write!(f, ", needed {n}")?,
+            None => write!(f, ", needed -")?,
+        }
+        write!(
+            f,
+            ", target {} (+{} -{}): {} ({})",
+            self.target,
+            self.add,
+            self.remove,
+            self.action(),
+            self.reason
+        )
+    }
+}
+
+/// Which policy to run (`--policy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PolicyKind {
+    /// [`DefaultPolicy`].
+    #[default]
+    Default,
+    /// [`SeedPolicy`].
+    Seed,
+}
+
+impl FromStr for PolicyKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<PolicyKind, String> {
+        match s {
+            "default" => Ok(PolicyKind::Default),
+            "seed" => Ok(PolicyKind::Seed),
+            other => Err(format!(
+                "unknown policy `{other}` (expected default or seed)"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for PolicyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PolicyKind::Default => "default",
+            PolicyKind::Seed => "seed",
+        })
+    }
+}
+
+/// What a counter reading gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reading {
+    /// A rate: `delta` requests over `elapsed`.
+    Rate {
+        /// Requests since the previous reading.
+        delta: u64,
+        /// Time since the previous reading.
+        elapsed: Duration,
+        /// `delta / elapsed`, exact.
+        rate: Rate,
+    },
+    /// No rate this time, and why.
+    None(NoRate),
+}
+
+/// Turns successive readings of a cumulative counter into rates: the delta over the time
+/// between readings. A counter that goes down was reset (the balancer restarted); that
+/// reading gives no rate and becomes the new base, so a reset never shows as a negative or
+/// a made-up rate.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RateMeter {
+    last: Option<(Duration, u64)>,
+}
+
+impl RateMeter {
+    /// A meter with no reading yet.
+    pub fn new() -> RateMeter {
+        RateMeter::default()
+    }
+
+    /// Takes a reading of the counter at `now`.
+    pub fn observe(&mut self, now: Duration, total: u64) -> Reading {
+        let Some((then, before)) = self.last else {
+            self.last = Some((now, total));
+            return Reading::None(NoRate::FirstReading);
+        };
+        if total < before {
+            self.last = Some((now, total));
+            return Reading::None(NoRate::CounterReset);
+        }
+        let elapsed = now.saturating_sub(then);
+        let delta = total - before;
+        match Rate::from_count(delta, elapsed) {
+            Some(rate) => {
+                self.last = Some((now, total));
+                Reading::Rate {
+                    delta,
+                    elapsed,
+                    rate,
+                }
+            }
+            // Keep the older base: the next reading measures from it.
+            None => Reading::None(NoRate::NoTimePassed),
+        }
+    }
+}
+
+/// The settings of [`DefaultPolicy`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Config {
+    /// Requests per second one server takes (the seed's 10).
+    pub threshold: Threshold,
+    /// Servers kept at least (the seed's `min_backends`, 2).
+    pub min: u32,
+    /// Servers at most, besides the cloud's quota (`None`: the quota alone).
+    pub max: Option<u32>,
+    /// No change while `rate / (threshold × capacity)` is within `[1 − tol, 1 + tol]` (0.1).
+    pub tolerance: Tolerance,
+    /// Scale down only to the highest recommendation of this window.
+    pub scale_down_window: Duration,
+    /// Backends removed at most per tick (`None`: no limit).
+    pub max_remove_per_tick: Option<u32>,
+    /// Hold scale-down while a backend is still booting (AWS: no scale-in during warm-up).
+    pub hold_down_while_pending: bool,
+    /// Scale up ahead of a rising trend (off by default).
+    pub predictive: Option<Predictive>,
+}
+
+impl Config {
+    /// The default stabilization window; docs/webscaler-policy.md shows the replays it was
+    /// chosen from.
+    pub const DEFAULT_WINDOW: Duration = Duration::from_secs(120);
+    /// The default per-tick removal limit: none (the window does the damping; a limit only
+    /// added server-seconds and actions in every replay).
+    pub const DEFAULT_MAX_REMOVE: Option<u32> = None;
+
+    /// Checks the settings; the message names the setting.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(max) = self.max {
+            if max == 0 {
+                return Err("max must be at least 1".into());
+            }
+            if self.min > max {
+                return Err(format!("min ({}) is above max ({max})", self.min));
+            }
+        }
+        if self.max_remove_per_tick == Some(0) {
+            return Err("max_remove_per_tick must be at least 1 (or unset for no limit)".into());
+        }
+        if let Some(p) = &self.predictive {
+            p.validate()?;
+        }
+        Ok(())
+    }
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            threshold: Threshold::SEED,
+            min: 2,
+            max: None,
+            tolerance: Tolerance::HPA,
+            scale_down_window: Config::DEFAULT_WINDOW,
+            max_remove_per_tick: Config::DEFAULT_MAX_REMOVE,
+            hold_down_while_pending: true,
+            predictive: None,
+        }
+    }
+}
+
+/// `clamp(x, min, max)` where `max` wins over `min` (a quota below the minimum is still a
+/// quota).
+fn bound(x: u32, min: u32, max: u32) -> u32 {
+    x.max(min).min(max)
+}
+
+fn to_u32(x: u128) -> u32 {
+    u32::try_from(x).unwrap_or(u32::MAX)
+}
+
+/// The default policy (see the module documentation and docs/webscaler-policy.md).
+#[derive(Debug, Clone)]
+pub struct DefaultPolicy {
+    config: Config,
+    meter: RateMeter,
+    /// Recommendations of the last window: (time, servers).
+    recommendations: VecDeque<(Duration, u32)>,
+    /// When the first recommendation was made: scale-down needs a full window of them.
+    first_recommendation: Option<Duration>,
+    predictor: Option<Predictor>,
+}
+
+impl DefaultPolicy {
+    /// A policy with these settings (see [`Config::validate`]).
+    pub fn new(config: Config) -> DefaultPolicy {
+        DefaultPolicy {
+            config,
+            meter: RateMeter::new(),
+            recommendations: VecDeque::new(),
+            first_recommendation: None,
+            predictor: config.predictive.map(Predictor::new),
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The recommendations inside the current window, oldest first.
+    pub fn recommendations(&self) -> impl Iterator<Item = (Duration, u32)> + '_ {
+        self.recommendations.iter().copied()
+    }
+
+    fn max_for(&self, obs: &Observation) -> u32 {
+        match (self.config.max, obs.quota) {
+            (Some(a), Some(b)) => a.min(b),
+            (Some(a), None) | (None, Some(a)) => a,
+            (None, None) => u32::MAX,
+        }
+    }
+
+    fn record(&mut self, now: Duration, rec: u32) -> u32 {
+        let window = self.config.scale_down_window;
+        self.first_recommendation.get_or_insert(now);
+        self.recommendations.push_back((now, rec));
+        // Keep those strictly inside (now − window, now]; the newest always stays.
+        while self.recommendations.len() > 1
+            && self
+                .recommendations
+                .front()
+                .is_some_and(|&(t, _)| t + window <= now)
+        {
+            self.recommendations.pop_front();
+        }
+        self.recommendations
+            .iter()
+            .map(|r| r.1)
+            .max()
+            .unwrap_or(rec)
+    }
+}
+
+impl Policy for DefaultPolicy {
+    fn name(&self) -> &'static str {
+        "default"
+    }
+
+    fn decide(&mut self, now: Duration, obs: &Observation) -> Decision {
+        let cfg = self.config;
+        let max = self.max_for(obs);
+        let min = cfg.min.min(max);
+        let current = obs.serving.saturating_add(obs.pending);
+        let reading = match obs.requests_total {
+            Some(total) => self.meter.observe(now, total),
+            None => Reading::None(NoRate::NoCounter),
+        };
+        let (delta, rate) = match reading {
+            Reading::Rate { delta, rate, .. } => (delta, rate),
+            Reading::None(why) => {
+                // No rate: only enforce the bounds.
+                let target = bound(current, min, max);
+                let reason = match target.cmp(&current) {
+                    std::cmp::Ordering::Greater => Reason::Minimum,
+                    std::cmp::Ordering::Less => Reason::Maximum,
+                    std::cmp::Ordering::Equal => Reason::NoRate(why),
+                };
+                return Decision {
+                    rate: None,
+                    diff: None,
+                    diffpt: None,
+                    needed: None,
+                    target,
+                    add: target.saturating_sub(current),
+                    remove: current.saturating_sub(target),
+                    reason,
+                };
+            }
+        };
+
+        let predicted = match self.predictor.as_mut() {
+            Some(p) => {
+                p.record(now, rate);
+                p.predict(now).filter(|&p| p > rate)
+            }
+            None => None,
+        };
+        let effective = predicted.unwrap_or(rate);
+        let needed = bound(to_u32(rate.servers_needed(cfg.threshold)), min, max);
+        let raw = to_u32(effective.servers_needed(cfg.threshold));
+        let within = effective.within_tolerance(cfg.threshold, current, cfg.tolerance);
+        let rec = bound(if within { current } else { raw }, min, max);
+        let window_max = self.record(now, rec);
+        let seen_full_window = self
+            .first_recommendation
+            .is_some_and(|first| now.saturating_sub(first) >= cfg.scale_down_window);
+
+        let (target, reason) = if rec >= current {
+            let reason = if rec == current {
+                if within && raw != current {
+                    Reason::Tolerance
+                } else {
+                    Reason::Steady
+                }
+            } else if raw < min {
+                Reason::Minimum
+            } else if let Some(p) = predicted.filter(|_| needed < rec) {
+                Reason::Predicted { rate: p }
+            } else {
+                Reason::Demand
+            };
+            (rec, reason)
+        } else if current > max {
+            (max, Reason::Maximum)
+        } else {
+            let allowed = if seen_full_window {
+                window_max.min(current)
+            } else {
+                current
+            };
+            if allowed >= current {
+                let held = if seen_full_window {
+                    window_max
+                } else {
+                    current
+                };
+                (current, Reason::Window { held })
+            } else if cfg.hold_down_while_pending && obs.pending > 0 {
+                (current, Reason::Pending)
+            } else {
+                let limit = cfg.max_remove_per_tick.unwrap_or(u32::MAX);
+                let remove = (current - allowed).min(limit);
+                (current - remove, Reason::ScaleDown { allowed })
+            }
+        };
+        Decision {
+            rate: Some(rate),
+            diff: Some(u64::try_from(rate.ceil()).unwrap_or(u64::MAX)),
+            diffpt: Some(delta),
+            needed: Some(needed),
+            target,
+            add: target.saturating_sub(current),
+            remove: current.saturating_sub(target),
+            reason,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(x: u64) -> Duration {
+        Duration::from_secs(x)
+    }
+
+    /// Drives a policy with a counter that grows at the given per-tick rates (req/s) every
+    /// `interval` seconds, with fixed serving/pending counts applied from the decisions.
+    struct Drive {
+        policy: DefaultPolicy,
+        now: u64,
+        total: u64,
+        serving: u32,
+        pending: u32,
+        interval: u64,
+    }
+
+    impl Drive {
+        fn new(config: Config, serving: u32, interval: u64) -> Drive {
+            let mut policy = DefaultPolicy::new(config);
+            let first = policy.decide(
+                s(0),
+                &Observation {
+                    requests_total: Some(0),
+                    serving,
+                    ..Observation::default()
+                },
+            );
+            assert_eq!(first.reason, Reason::NoRate(NoRate::FirstReading));
+            Drive {
+                policy,
+                now: 0,
+                total: 0,
+                serving,
+                pending: 0,
+                interval,
+            }
+        }
+
+        /// One tick at `rate` req/s; the decision is applied at once (no boot delay).
+        fn tick(&mut self, rate: u64) -> Decision {
+            self.now += self.interval;
+            self.total += rate * self.interval;
+            let d = self.policy.decide(
+                s(self.now),
+                &Observation {
+                    requests_total: Some(self.total),
+                    serving: self.serving,
+                    pending: self.pending,
+                    ..Observation::default()
+                },
+            );
+            self.serving = self.serving + d.add - d.remove;
+            d
+        }
+    }
+
+    fn cfg() -> Config {
+        Config::default()
+    }
+
+    #[test]
+    fn the_decision_table() {
+        // (rate, serving, pending, quota, expected target, add, remove, action)
+        type Row = (u64, u32, u32, Option<u32>, u32, u32, u32, &'static str);
+        let table: &[Row] = &[
+            (30, 3, 0, None, 3, 0, 0, "hold"), // exactly 3 × threshold
+            (31, 3, 0, None, 3, 0, 0, "hold:tolerance"), // 1.033: inside ±10%
+            (34, 3, 0, None, 4, 1, 0, "up"),   // 1.133: outside
+            (45, 2, 0, None, 5, 3, 0, "up"),
+            (45, 2, 3, None, 5, 0, 0, "hold"), // pending capacity counts
+            (45, 2, 2, None, 5, 1, 0, "up"),
+            (0, 0, 0, None, 2, 2, 0, "up:min"), // never below min
+            (5, 1, 0, None, 2, 1, 0, "up:min"), // tolerance cannot block reaching min
+            (200, 3, 0, Some(13), 13, 10, 0, "up"), // capped by the quota
+            (200, 13, 0, Some(13), 13, 0, 0, "hold"),
+            (200, 15, 0, Some(13), 13, 0, 2, "down:max"), // above the quota: down at once
+            (10, 5, 0, None, 5, 0, 0, "hold:window"),     // lower: held by the window
+        ];
+        for &(rate, serving, pending, quota, target, add, remove, action) in table {
+            let mut p = DefaultPolicy::new(cfg());
+            let obs = |total| Observation {
+                requests_total: Some(total),
+                serving,
+                pending,
+                stopped: 0,
+                quota,
+            };
+            p.decide(s(0), &obs(0));
+            let d = p.decide(s(60), &obs(rate * 60));
+            assert_eq!(
+                (d.target, d.add, d.remove, d.action()),
+                (target, add, remove, action),
+                "rate {rate}, {serving}+{pending}, quota {quota:?}: {d}"
+            );
+            assert_eq!(d.rate, Some(Rate::per_second(rate)));
+            assert_eq!(d.diffpt, Some(rate * 60));
+        }
+    }
+
+    #[test]
+    fn needed_is_clamped_and_exact() {
+        let mut d = Drive::new(cfg(), 2, 5);
+        assert_eq!(d.tick(0).needed, Some(2));
+        assert_eq!(d.tick(70).needed, Some(7));
+        let mut p = DefaultPolicy::new(Config {
+            max: Some(6),
+            ..cfg()
+        });
+        let o = |t| Observation {
+            requests_total: Some(t),
+            serving: 2,
+            ..Observation::default()
+        };
+        p.decide(s(0), &o(0));
+        // 1000 requests in 3 s = 333.33 req/s: 34 servers, clamped to 6.
+        let dec = p.decide(s(3), &o(1000));
+        assert_eq!((dec.needed, dec.target, dec.diff), (Some(6), 6, Some(334)));
+    }
+
+    #[test]
+    fn scale_down_waits_for_a_full_window_of_lower_recommendations() {
+        let window = 60;
+        let mut d = Drive::new(
+            Config {
+                scale_down_window: s(window),
+                ..cfg()
+            },
+            2,
+            5,
+        );
+        assert_eq!(d.tick(80).target, 8);
+        // Now at 8; load drops to 20 req/s (2 servers) at t = 10.
+        let mut first_down = None;
+        for _ in 0..40 {
+            let dec = d.tick(20);
+            if dec.remove > 0 && first_down.is_none() {
+                first_down = Some(d.now);
+                assert_eq!(dec.target, 2);
+            }
+            if first_down.is_none() {
+                assert_eq!(dec.action(), "hold:window", "at {}: {dec}", d.now);
+            }
+        }
+        // The last recommendation of 8 was at t = 5; the first tick with only lower ones
+        // inside (t − 60, t] is t = 65.
+        assert_eq!(first_down, Some(65));
+        assert_eq!(d.serving, 2);
+    }
+
+    #[test]
+    fn window_zero_scales_down_at_once_and_max_remove_limits_steps() {
+        let mut d = Drive::new(
+            Config {
+                scale_down_window: Duration::ZERO,
+                max_remove_per_tick: Some(2),
+                ..cfg()
+            },
+            2,
+            5,
+        );
+        d.tick(80);
+        let removed: Vec<u32> = (0..4).map(|_| d.tick(20).remove).collect();
+        assert_eq!(removed, vec![2, 2, 2, 0]);
+        assert_eq!(d.serving, 2);
+    }
+
+    #[test]
+    fn the_window_acts_on_the_highest_recommendation_inside_it() {
+        let mut d = Drive::new(
+            Config {
+                scale_down_window: s(30),
+                ..cfg()
+            },
+            2,
+            10,
+        );
+        d.tick(100); // t=10 → 10
+        d.tick(60); // t=20: rec 6, held at 10
+        d.tick(40); // t=30: rec 4, held
+        let dec = d.tick(40); // t=40: window (10, 40] holds 6, 4, 4 → down to 6
+        assert_eq!((dec.target, dec.remove), (6, 4), "{dec}");
+        let dec = d.tick(40); // t=50: (20, 50] holds 4, 4, 4 → 4
+        assert_eq!(dec.target, 4, "{dec}");
+    }
+
+    #[test]
+    fn after_a_restart_nothing_is_removed_before_a_full_window() {
+        // A restarted controller sees 8 serving and a low rate: it waits one window.
+        let mut d = Drive::new(
+            Config {
+                scale_down_window: s(60),
+                ..cfg()
+            },
+            8,
+            5,
+        );
+        let mut removed_at = None;
+        for _ in 0..20 {
+            if d.tick(20).remove > 0 {
+                removed_at.get_or_insert(d.now);
+            }
+        }
+        // First recommendation at t=5; a full window has been seen at t=65.
+        assert_eq!(removed_at, Some(65));
+    }
+
+    #[test]
+    fn scale_down_holds_while_backends_boot() {
+        let mut p = DefaultPolicy::new(Config {
+            scale_down_window: Duration::ZERO,
+            ..cfg()
+        });
+        let o = |t, pending| Observation {
+            requests_total: Some(t),
+            serving: 6,
+            pending,
+            ..Observation::default()
+        };
+        p.decide(s(0), &o(0, 2));
+        let d = p.decide(s(10), &o(100, 2));
+        assert_eq!(d.action(), "hold:pending");
+        let d = p.decide(s(20), &o(200, 0));
+        assert_eq!((d.action(), d.remove), ("down", 4));
+    }
+
+    #[test]
+    fn no_rate_enforces_only_the_bounds() {
+        let mut p = DefaultPolicy::new(Config {
+            max: Some(5),
+            ..cfg()
+        });
+        let d = p.decide(
+            s(0),
+            &Observation {
+                requests_total: Some(100),
+                serving: 0,
+                ..Observation::default()
+            },
+        );
+        assert_eq!((d.add, d.action(), d.needed), (2, "up:min", None));
+        let d = p.decide(
+            s(5),
+            &Observation {
+                requests_total: None,
+                serving: 7,
+                ..Observation::default()
+            },
+        );
+        assert_eq!((d.remove, d.action()), (2, "down:max"));
+        // A counter reset gives no rate, then measures from the new base.
+        let o = |t| Observation {
+            requests_total: Some(t),
+            serving: 3,
+            ..Observation::default()
+        };
+        let d = p.decide(s(10), &o(50));
+        assert_eq!(d.reason, Reason::NoRate(NoRate::CounterReset));
+        let d = p.decide(s(20), &o(350));
+        assert_eq!(d.rate, Some(Rate::per_second(30)));
+    }
+
+    #[test]
+    fn rate_meter_handles_first_reading_reset_and_no_time() {
+        let mut m = RateMeter::new();
+        assert_eq!(m.observe(s(0), 10), Reading::None(NoRate::FirstReading));
+        assert_eq!(m.observe(s(0), 20), Reading::None(NoRate::NoTimePassed));
+        assert_eq!(
+            m.observe(s(2), 30),
+            Reading::Rate {
+                delta: 20,
+                elapsed: s(2),
+                rate: Rate::per_second(10)
+            }
+        );
+        assert_eq!(m.observe(s(3), 5), Reading::None(NoRate::CounterReset));
+        assert_eq!(
+            m.observe(s(4), 6),
+            Reading::Rate {
+                delta: 1,
+                elapsed: s(1),
+                rate: Rate::per_second(1)
+            }
+        );
+    }
+
+    #[test]
+    fn config_validation_names_the_setting() {
+        assert!(cfg().validate().is_ok());
+        let e = Config {
+            min: 5,
+            max: Some(3),
+            ..cfg()
+        }
+        .validate()
+        .unwrap_err();
+        assert_eq!(e, "min (5) is above max (3)");
+        assert!(
+            Config {
+                max_remove_per_tick: Some(0),
+                ..cfg()
+            }
+            .validate()
+            .unwrap_err()
+            .contains("max_remove_per_tick")
+        );
+    }
+
+    #[test]
+    fn policy_kind_parses() {
+        assert_eq!("seed".parse::<PolicyKind>(), Ok(PolicyKind::Seed));
+        assert_eq!("default".parse::<PolicyKind>(), Ok(PolicyKind::Default));
+        assert!("hpa".parse::<PolicyKind>().unwrap_err().contains("hpa"));
+        assert_eq!(PolicyKind::Seed.to_string(), "seed");
+    }
+
+    #[test]
+    fn decisions_print_one_log_line() {
+        let mut d = Drive::new(cfg(), 2, 60);
+        let line = d.tick(45).to_string();
+        assert_eq!(
+            line,
+            "rate 45 req/s, needed 5, target 5 (+3 -0): up (demand)"
+        );
+    }
+}
