@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 use crate::backend::{self, BackendConfig};
+use crate::commands;
 
 /// Benchmarks HTTP load balancers with httperf.
 #[derive(Debug, Parser)]
@@ -20,6 +21,14 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run httperf once and print its parsed report (table, --json or --csv).
+    Run(commands::run::RunArgs),
+    /// Parse saved httperf reports into CSV (or --json) on stdout.
+    Parse(commands::parse::ParseArgs),
+    /// The report's rate sweep: rates × repeats, one CSV row per run, resumable.
+    Sweep(commands::sweep::SweepArgs),
+    /// Sample the machine's CPU and that of processes to CSV (the report's `sar -u 2`).
+    Cpu(commands::cpu::CpuArgs),
     /// Serve the benchmark page (the lab report's perf.php): `/perf.php?sleep=S&rounds=N`.
     Backend(BackendArgs),
 }
@@ -50,6 +59,10 @@ pub struct BackendArgs {
 /// Runs the command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Run(a) => commands::run::run(a),
+        Command::Parse(a) => commands::parse::run(a),
+        Command::Sweep(a) => commands::sweep::run(a),
+        Command::Cpu(a) => commands::cpu::run(a),
         Command::Backend(a) => {
             let cfg = BackendConfig {
                 bind: a.bind,
