@@ -24,34 +24,36 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-/// Errors from [`CsvAppender`]. Every message names the file.
+/// Errors from [`CsvAppender`]. Every message names the file and includes the OS or encoding
+/// error; the cause is not also exposed as `source()`, so a chain printed on one line
+/// (`common::cli`) shows it once.
 #[derive(Debug, thiserror::Error)]
 pub enum CsvFileError {
     /// A parent directory could not be created.
-    #[error("cannot create directory {}: {source}", path.display())]
+    #[error("cannot create directory {}: {error}", path.display())]
     CreateDir {
         /// The directory.
         path: PathBuf,
         /// The OS error.
-        source: io::Error,
+        error: io::Error,
     },
     /// The file could not be opened or created.
-    #[error("cannot open {} for appending: {source}", path.display())]
+    #[error("cannot open {} for appending: {error}", path.display())]
     Open {
         /// The file.
         path: PathBuf,
         /// The OS error.
-        source: io::Error,
+        error: io::Error,
     },
     /// Reading, locking or writing the file failed.
-    #[error("{} {}: {source}", op, path.display())]
+    #[error("{} {}: {error}", op, path.display())]
     Io {
         /// What was being done ("cannot write", "cannot lock", ...).
         op: &'static str,
         /// The file.
         path: PathBuf,
         /// The OS error.
-        source: io::Error,
+        error: io::Error,
     },
     /// The file has a header that is not the one this writer writes.
     #[error(
@@ -78,12 +80,12 @@ pub enum CsvFileError {
         got: usize,
     },
     /// Rows could not be encoded as CSV.
-    #[error("{}: cannot encode a row as CSV: {source}", path.display())]
+    #[error("{}: cannot encode a row as CSV: {error}", path.display())]
     Encode {
         /// The file.
         path: PathBuf,
         /// The encoder's error.
-        source: csv::Error,
+        error: csv::Error,
     },
 }
 
@@ -506,14 +508,14 @@ impl CsvAppender {
         CsvFileError::Io {
             op,
             path: self.path.clone(),
-            source,
+            error: source,
         }
     }
 
     fn encode_err(&self, source: csv::Error) -> CsvFileError {
         CsvFileError::Encode {
             path: self.path.clone(),
-            source,
+            error: source,
         }
     }
 }
@@ -525,12 +527,12 @@ fn encode_row(path: &Path, fields: &[String]) -> Result<Vec<u8>> {
     w.write_record(fields)
         .map_err(|source| CsvFileError::Encode {
             path: path.to_path_buf(),
-            source,
+            error: source,
         })?;
     w.into_inner().map_err(|e| CsvFileError::Io {
         op: "cannot encode the header of",
         path: path.to_path_buf(),
-        source: e.into_error(),
+        error: e.into_error(),
     })
 }
 
@@ -553,7 +555,7 @@ fn open_append(path: &Path) -> Result<File> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         fs::create_dir_all(dir).map_err(|source| CsvFileError::CreateDir {
             path: dir.to_path_buf(),
-            source,
+            error: source,
         })?;
     }
     OpenOptions::new()
@@ -563,7 +565,7 @@ fn open_append(path: &Path) -> Result<File> {
         .open(path)
         .map_err(|source| CsvFileError::Open {
             path: path.to_path_buf(),
-            source,
+            error: source,
         })
 }
 
@@ -571,7 +573,7 @@ fn identity_of(file: &File, path: &Path) -> Result<(u64, u64)> {
     let m = file.metadata().map_err(|source| CsvFileError::Io {
         op: "cannot stat",
         path: path.to_path_buf(),
-        source,
+        error: source,
     })?;
     Ok((m.dev(), m.ino()))
 }
@@ -874,6 +876,17 @@ mod tests {
         w.append_rows([["2"]]).unwrap();
         assert_eq!(read(&path), "a\n2\n");
         assert_eq!(read(&dir.path().join("out.csv.1")), "a\n1\n");
+    }
+
+    #[test]
+    fn a_one_line_report_shows_the_os_error_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocker = dir.path().join("file");
+        fs::write(&blocker, "x").unwrap();
+        let err =
+            anyhow::Error::new(CsvAppender::open(blocker.join("out.csv"), &["a"]).unwrap_err());
+        let line = crate::cli::one_line(&err);
+        assert_eq!(line.matches("(os error").count(), 1, "{line}");
     }
 
     #[test]
