@@ -1,12 +1,15 @@
 //! Command-line interface.
 
+use std::io::Write;
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 use crate::backend::{self, BackendConfig};
+use crate::lab::{Balancer, BalancerOptions, Fleet, FleetOptions};
 
 /// Benchmarks HTTP load balancers with httperf.
 #[derive(Debug, Parser)]
@@ -22,6 +25,9 @@ pub struct Cli {
 pub enum Command {
     /// Serve the benchmark page (the lab report's perf.php): `/perf.php?sleep=S&rounds=N`.
     Backend(BackendArgs),
+    /// Start N backends and one balancer on 127.0.0.1 and keep them running until Ctrl-C
+    /// (to try a balancer of the lab by hand).
+    Up(UpArgs),
 }
 
 /// `lbbench backend`.
@@ -47,6 +53,94 @@ pub struct BackendArgs {
     pub threads: Option<usize>,
 }
 
+/// `lbbench up`.
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// The balancer: haproxy, pound or nginx.
+    #[arg(long, short = 'b', default_value = "haproxy", value_parser = parse_balancer)]
+    pub balancer: Balancer,
+    /// How many backends.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub backends: u16,
+    /// The balancer's port on 127.0.0.1 (default: a free one).
+    #[arg(long, short = 'p')]
+    pub port: Option<u16>,
+    /// The balancer's program (default: found in PATH and the sbin directories).
+    #[arg(long)]
+    pub program: Option<PathBuf>,
+    /// Log every request (to the balancer's log).
+    #[arg(long)]
+    pub request_log: bool,
+    /// Keep the balancer's config and log in this directory (default: its temp dir,
+    /// removed at the stop).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+fn parse_balancer(s: &str) -> Result<Balancer, String> {
+    s.parse().map_err(|e: crate::lab::LabError| e.to_string())
+}
+
+/// `lbbench up`: starts everything, prints what runs where, waits for Ctrl-C (or for a
+/// process to die), and stops everything.
+fn up(a: UpArgs) -> anyhow::Result<()> {
+    let shutdown = common::Shutdown::install().context("cannot install the signal handlers")?;
+    let mut fleet = Fleet::start(&FleetOptions::new(usize::from(a.backends))?, &shutdown)
+        .context("cannot start the backends")?;
+    let mut out = std::io::stdout().lock();
+    for b in fleet.backends() {
+        writeln!(
+            out,
+            "backend {} http://{}/ pid {}",
+            b.name(),
+            b.addr(),
+            b.pid()
+        )?;
+    }
+    let opts = BalancerOptions {
+        program: a.program,
+        port: a.port,
+        work_dir: a.dir,
+        request_log: a.request_log,
+        ..BalancerOptions::default()
+    };
+    let mut lb = a
+        .balancer
+        .start(&fleet.upstreams(), &opts, &shutdown)
+        .with_context(|| format!("cannot start {}", a.balancer))?;
+    let pids: Vec<String> = lb.pids().iter().map(u32::to_string).collect();
+    writeln!(
+        out,
+        "{} {} {} pids {} config {} log {} run-dir {}",
+        lb.kind(),
+        lb.version(),
+        lb.url(),
+        pids.join(","),
+        lb.config_path().display(),
+        lb.log_path().display(),
+        lb.run_dir()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default(),
+    )?;
+    writeln!(out, "ready: Ctrl-C stops everything")?;
+    out.flush()?;
+    drop(out);
+    let mut failure = Ok(());
+    while shutdown.sleep(Duration::from_millis(500)) {
+        if let Err(e) = lb.check_alive().and_then(|()| fleet.check_alive()) {
+            failure = Err(e);
+            break;
+        }
+    }
+    let stopped = lb.stop();
+    let fleet_stopped = fleet.stop();
+    failure?;
+    stopped.with_context(|| format!("cannot stop {}", a.balancer))?;
+    fleet_stopped.context("cannot stop the backends")?;
+    eprintln!("lbbench up: stopped {} and the backends", a.balancer);
+    Ok(())
+}
+
 /// Runs the command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
@@ -64,5 +158,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             })
             .with_context(|| format!("backend {}", cfg.name))
         }
+        Command::Up(a) => up(a),
     }
 }
