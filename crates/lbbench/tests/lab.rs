@@ -103,6 +103,10 @@ fn balancer_round_trip(b: Balancer, n: usize, expect_procs: std::ops::RangeInclu
     assert_eq!(lb.kind(), b);
     assert!(!lb.version().is_empty());
     assert!(lb.addr().ip().is_loopback());
+    assert_eq!(
+        lb.max_connections(),
+        lbbench::lab::connection_budget(4096, lbbench::lab::fd_limit())
+    );
 
     // It answers through to a backend.
     let home = http_get(lb.addr(), "/", T).unwrap();

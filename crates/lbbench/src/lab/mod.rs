@@ -346,7 +346,7 @@ impl Balancer {
                 run_dir: run_dir.path().to_owned(),
                 work_dir: work_dir.clone(),
                 request_log: opts.request_log,
-                max_connections: opts.max_connections,
+                max_connections: connection_budget(opts.max_connections, fd_limit()),
             };
             let text = self.render_config(&spec)?;
             fs::write(&config_path, text).map_err(LabError::io(format!(
@@ -369,6 +369,7 @@ impl Balancer {
                 .map_err(LabError::io(format!("cannot start {}", program.display())))?;
             let mut running = RunningBalancer {
                 kind: self,
+                max_connections: spec.max_connections,
                 program: program.clone(),
                 version: version.clone(),
                 addr: spec.listen,
@@ -507,7 +508,7 @@ pub struct BalancerOptions {
     /// Whether to log every request.
     pub request_log: bool,
     /// The most client connections at once (HAProxy `maxconn`, Pound `WorkerMaxCount`,
-    /// nginx `worker_connections` / 2).
+    /// nginx `worker_connections` / 2); lowered to what the file descriptor limit allows.
     pub max_connections: u32,
     /// How long it may take to answer through to a backend.
     pub ready_timeout: Duration,
@@ -569,6 +570,7 @@ pub(crate) trait Flavor: Sync {
 #[derive(Debug)]
 pub struct RunningBalancer {
     kind: Balancer,
+    max_connections: u32,
     program: PathBuf,
     version: String,
     addr: SocketAddr,
@@ -592,6 +594,12 @@ impl RunningBalancer {
     /// Which balancer.
     pub fn kind(&self) -> Balancer {
         self.kind
+    }
+
+    /// The connection limit in its config: [`BalancerOptions::max_connections`], or less if
+    /// the file descriptor limit allows less (see [`connection_budget`]).
+    pub fn max_connections(&self) -> u32 {
+        self.max_connections
     }
 
     /// The program that runs.
@@ -784,6 +792,23 @@ pub(crate) fn stop_leftovers(ids: &[procs::ProcessId]) -> Vec<u32> {
         .collect()
 }
 
+/// The hard limit on open files (`RLIMIT_NOFILE`), which each child gets as its soft limit.
+pub fn fd_limit() -> u64 {
+    rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .maximum
+        .unwrap_or(u64::MAX)
+}
+
+/// The connection limit for a balancer: `wanted`, or less if `fd_limit` descriptors cannot
+/// hold that many. Each proxied connection takes two descriptors (client and server side),
+/// plus a few for listeners, sockets and logs. HAProxy refuses to start when its `maxconn`
+/// needs more descriptors than the hard limit allows, so the limit is applied to all three
+/// alike.
+pub fn connection_budget(wanted: u32, fd_limit: u64) -> u32 {
+    let fits = fd_limit.saturating_sub(64) / 2;
+    wanted.min(u32::try_from(fits).unwrap_or(u32::MAX)).max(1)
+}
+
 /// Makes a child the lab's alone to stop: its own process group, so a Ctrl-C in the
 /// terminal reaches only lbbench, which then stops everything in order; and SIGTERM when
 /// lbbench dies (even by SIGKILL or a second Ctrl-C), so nothing is left behind.
@@ -791,14 +816,27 @@ pub(crate) fn stop_leftovers(ids: &[procs::ProcessId]) -> Vec<u32> {
 /// Linux sends the parent-death signal when the *thread* that started the child ends, so
 /// children must be started from a thread that outlives them (the main thread, or the test's
 /// own thread, which owns and drops them).
+///
+/// Each child also gets its soft limit on open files raised to the hard limit, so that all
+/// three balancers (and the backends) can use the same number of descriptors, whether or not
+/// they raise it themselves.
 pub(crate) fn isolate(cmd: &mut Command) {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
     cmd.process_group(0);
-    // SAFETY: prctl(PR_SET_PDEATHSIG) is a single async-signal-safe system call; the
-    // closure allocates nothing and touches no lock.
+    let nofile = getrlimit(Resource::Nofile);
+    let raised = Rlimit {
+        current: nofile.maximum,
+        maximum: nofile.maximum,
+    };
+    // SAFETY: prctl(PR_SET_PDEATHSIG) and setrlimit are single async-signal-safe system
+    // calls; the closure allocates nothing and touches no lock.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::TERM))
-                .map_err(io::Error::from)
+                .map_err(io::Error::from)?;
+            // Best effort: the soft limit stays as it was if this fails.
+            let _ = setrlimit(Resource::Nofile, raised.clone());
+            Ok(())
         });
     }
 }
@@ -879,6 +917,15 @@ mod tests {
         );
         assert!(Balancer::parse_list("").is_err());
         assert_eq!(Balancer::Pound.to_string(), "pound");
+    }
+
+    #[test]
+    fn the_connection_budget_fits_the_descriptors() {
+        assert_eq!(connection_budget(4096, 1_048_576), 4096);
+        assert_eq!(connection_budget(4096, 4096), 2016);
+        assert_eq!(connection_budget(4096, 20_000), 4096);
+        assert_eq!(connection_budget(4096, 10), 1);
+        assert_eq!(connection_budget(100, u64::MAX), 100);
     }
 
     #[test]
