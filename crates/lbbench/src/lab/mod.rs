@@ -835,7 +835,7 @@ pub(crate) fn isolate(cmd: &mut Command) {
             rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::TERM))
                 .map_err(io::Error::from)?;
             // Best effort: the soft limit stays as it was if this fails.
-            let _ = setrlimit(Resource::Nofile, raised.clone());
+            let _ = setrlimit(Resource::Nofile, raised);
             Ok(())
         });
     }
