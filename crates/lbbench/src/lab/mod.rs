@@ -72,6 +72,12 @@ pub enum LabError {
     /// A path cannot be written into a config file safely.
     #[error("cannot use {0:?} in a config file: {1}")]
     BadPath(PathBuf, &'static str),
+    /// A backend name that cannot go into a config.
+    #[error("bad backend name {0:?}: only letters, digits, '-', '_' and '.' are allowed")]
+    BadName(String),
+    /// A balancer was to be started without backends.
+    #[error("no backends to balance")]
+    NoBackends,
     /// A config template failed to render.
     #[error("cannot render the {program} config: {source}")]
     Template {
@@ -455,10 +461,7 @@ impl ConfigSpec {
             ));
         }
         if self.upstreams.is_empty() {
-            return Err(LabError::Io {
-                what: "no backends to balance".into(),
-                source: io::Error::from(io::ErrorKind::InvalidInput),
-            });
+            return Err(LabError::NoBackends);
         }
         for u in &self.upstreams {
             if u.name.is_empty()
@@ -467,10 +470,7 @@ impl ConfigSpec {
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
             {
-                return Err(LabError::BadPath(
-                    PathBuf::from(&u.name),
-                    "a backend name may only have letters, digits, '-', '_' and '.'",
-                ));
+                return Err(LabError::BadName(u.name.clone()));
             }
         }
         Ok(())
@@ -926,6 +926,36 @@ mod tests {
         assert_eq!(connection_budget(4096, 20_000), 4096);
         assert_eq!(connection_budget(4096, 10), 1);
         assert_eq!(connection_budget(100, u64::MAX), 100);
+    }
+
+    #[test]
+    fn specs_are_checked_before_rendering() {
+        let spec = ConfigSpec {
+            listen: "127.0.0.1:18080".parse().unwrap(),
+            upstreams: vec![Upstream {
+                name: "node-1".into(),
+                addr: "127.0.0.1:18081".parse().unwrap(),
+            }],
+            run_dir: "/tmp/lbbench-x".into(),
+            work_dir: "/tmp/lbbench-x".into(),
+            request_log: false,
+            max_connections: 100,
+        };
+        for b in Balancer::ALL {
+            assert!(b.render_config(&spec).unwrap().ends_with('\n'));
+            let mut bad = spec.clone();
+            bad.upstreams[0].name = "node 1; evil".into();
+            assert!(matches!(b.render_config(&bad), Err(LabError::BadName(_))));
+            let mut bad = spec.clone();
+            bad.upstreams.clear();
+            assert!(matches!(b.render_config(&bad), Err(LabError::NoBackends)));
+            let mut bad = spec.clone();
+            bad.work_dir = "/tmp/x\"y".into();
+            assert!(matches!(b.render_config(&bad), Err(LabError::BadPath(..))));
+            let mut bad = spec.clone();
+            bad.run_dir = PathBuf::from(format!("/tmp/{}", "d".repeat(90)));
+            assert!(matches!(b.render_config(&bad), Err(LabError::BadPath(..))));
+        }
     }
 
     #[test]
