@@ -88,6 +88,11 @@ impl Flavor for Haproxy {
     fn runtime_files(&self, run_dir: &Path) -> Vec<PathBuf> {
         vec![run_dir.join(ADMIN_SOCKET)]
     }
+
+    fn process_count(&self) -> usize {
+        // The master and one worker (with a thread per CPU).
+        2
+    }
 }
 
 /// The version in `haproxy -v`'s first line:

@@ -563,6 +563,8 @@ pub(crate) trait Flavor: Sync {
     fn parse_version(&self, stdout: &str, stderr: &str) -> Option<String>;
     /// The sockets and pid files it may leave in its run dir.
     fn runtime_files(&self, run_dir: &Path) -> Vec<PathBuf>;
+    /// How many processes it runs once it is up (main process included).
+    fn process_count(&self) -> usize;
 }
 
 /// A balancer running in the foreground under supervision. Dropping it stops it (see
@@ -695,7 +697,17 @@ impl RunningBalancer {
                 });
             }
             let last = match common::net::http_get(self.addr, "/", Duration::from_secs(1)) {
-                Ok(r) if r.status == 200 && r.body.contains("It works!") => return Ok(()),
+                // Up, and all its workers forked (the lab samples the CPU of each of them).
+                Ok(r) if r.status == 200 && r.body.contains("It works!") => {
+                    let n = self.pids().len();
+                    if n == self.kind.flavor().process_count() {
+                        return Ok(());
+                    }
+                    format!(
+                        "{n} of its {} processes",
+                        self.kind.flavor().process_count()
+                    )
+                }
                 Ok(r) => format!("GET / answered {}: {:.80}", r.status, r.body),
                 Err(e) => format!("GET /: {e}"),
             };

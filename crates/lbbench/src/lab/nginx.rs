@@ -32,6 +32,7 @@ const TEMP_PATHS: [(&str, &str, &str); 5] = [
 #[template(path = "lab/nginx.conf", escape = "none")]
 struct Config<'a> {
     listen: SocketAddr,
+    workers: usize,
     pid_file: &'a str,
     user: Option<String>,
     access_log: &'a str,
@@ -76,6 +77,7 @@ impl Flavor for Nginx {
             .collect::<askama::Result<Vec<_>>>()?;
         Config {
             listen: spec.listen,
+            workers: workers(),
             pid_file: config_path_str(&pid).map_err(custom)?,
             user: user_line(),
             access_log: config_path_str(&access).map_err(custom)?,
@@ -137,6 +139,16 @@ impl Flavor for Nginx {
     fn runtime_files(&self, run_dir: &Path) -> Vec<PathBuf> {
         vec![run_dir.join(PID_FILE)]
     }
+
+    fn process_count(&self) -> usize {
+        1 + workers()
+    }
+}
+
+/// Worker processes: one per CPU this process may run on (what HAProxy's `nbthread`
+/// defaults to), written out rather than `auto`, so the lab knows how many to expect.
+pub fn workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// The version in `nginx -v`'s output (on stderr): `nginx version: nginx/1.22.1` →

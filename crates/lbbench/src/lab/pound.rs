@@ -103,6 +103,11 @@ impl Flavor for Pound {
     fn runtime_files(&self, run_dir: &Path) -> Vec<PathBuf> {
         vec![run_dir.join(CONTROL_SOCKET), run_dir.join(PID_FILE)]
     }
+
+    fn process_count(&self) -> usize {
+        // In the foreground: one process, with a pool of threads.
+        1
+    }
 }
 
 /// The version in `pound -V`'s first line: `pound (pound) 4.16` → `4.16`.
