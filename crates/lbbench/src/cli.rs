@@ -91,10 +91,11 @@ fn up(a: UpArgs) -> anyhow::Result<()> {
     for b in fleet.backends() {
         writeln!(
             out,
-            "backend {} http://{}/ pid {}",
+            "backend {} http://{}/ pid {} log {}",
             b.name(),
             b.addr(),
-            b.pid()
+            b.pid(),
+            b.log_path().display()
         )?;
     }
     let opts = BalancerOptions {

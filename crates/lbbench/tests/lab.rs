@@ -305,7 +305,10 @@ fn fleet_backends_answer_and_go_away() {
     let addrs = fleet.addrs();
     let pids = fleet.pids();
     assert_eq!(BTreeSet::from_iter(&addrs).len(), 3);
+    let log_dir = fleet.backends()[0].log_path().parent().unwrap().to_owned();
+    assert!(log_dir.join("node-3.log").exists());
     drop(fleet);
+    assert!(!log_dir.exists(), "{} left behind", log_dir.display());
     for pid in pids {
         assert!(!common::process::is_alive(pid));
     }

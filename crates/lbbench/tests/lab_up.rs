@@ -15,6 +15,7 @@ struct Up {
     process: Supervised,
     pids: Vec<u32>,
     run_dir: PathBuf,
+    backend_logs: Vec<PathBuf>,
     addr: std::net::SocketAddr,
 }
 
@@ -30,6 +31,7 @@ fn up(balancer: &str, backends: u16) -> Up {
     let stdout = process.child_mut().stdout.take().unwrap();
     let mut pids = Vec::new();
     let mut run_dir = None;
+    let mut backend_logs = Vec::new();
     let mut addr = None;
     for line in BufReader::new(stdout).lines() {
         let line = line.unwrap();
@@ -37,7 +39,9 @@ fn up(balancer: &str, backends: u16) -> Up {
         if line.starts_with("ready:") {
             break;
         } else if words.first() == Some(&"backend") {
+            // `backend node-1 URL pid P log L`
             pids.push(words[4].parse().unwrap());
+            backend_logs.push(PathBuf::from(words[6]));
         } else {
             // `haproxy VERSION URL pids P,Q config C log L run-dir D`
             assert_eq!(words[0], balancer, "{line}");
@@ -69,6 +73,7 @@ fn up(balancer: &str, backends: u16) -> Up {
         process,
         pids,
         run_dir: run_dir.expect("the balancer's line"),
+        backend_logs,
         addr: addr.expect("the balancer's URL"),
     }
 }
@@ -103,11 +108,9 @@ fn ctrl_c_stops_everything_up_started() {
             .expect("lbbench up exits after Ctrl-C");
         assert!(status.success(), "{balancer}: {status:?}");
         all_gone(&up.pids);
-        assert!(
-            !up.run_dir.exists(),
-            "{balancer}: {} left behind",
-            up.run_dir.display()
-        );
+        for path in std::iter::once(&up.run_dir).chain(up.backend_logs.iter()) {
+            assert!(!path.exists(), "{balancer}: {} left behind", path.display());
+        }
     }
 }
 
@@ -118,8 +121,13 @@ fn a_killed_lbbench_leaves_no_process_behind() {
     up.process.wait_timeout(Duration::from_secs(10)).unwrap();
     // Its children get SIGTERM from the kernel (the parent-death signal).
     all_gone(&up.pids);
-    // Nobody was left to clean up the run dir: do it here.
+    // Nobody was left to clean up the temp dirs: do it here.
     let _ = std::fs::remove_dir_all(&up.run_dir);
+    for log in &up.backend_logs {
+        if let Some(dir) = log.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
 }
 
 #[test]
