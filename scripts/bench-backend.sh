@@ -15,6 +15,7 @@
 # limits the lab.
 #
 # Usage: scripts/bench-backend.sh [--rate 2000] [--sleep 0.2] [--duration 20] [--threads N]
+#                                 [--bin PATH]   (default: the release build, built first)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,13 +23,15 @@ RATE=2000
 SLEEP=0.2
 DURATION=20
 THREADS=
+BIN=
 while [ $# -gt 0 ]; do
   case "$1" in
     --rate) RATE=$2; shift 2 ;;
     --sleep) SLEEP=$2; shift 2 ;;
     --duration) DURATION=$2; shift 2 ;;
     --threads) THREADS=$2; shift 2 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    --bin) BIN=$2; shift 2 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "bench-backend: unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -37,9 +40,11 @@ die() { echo "bench-backend: $*" >&2; exit 1; }
 command -v httperf >/dev/null || die "httperf is not installed (Debian package httperf; scripts/setup.sh installs it)"
 [ -r /proc/self/stat ] || die "/proc is not mounted"
 
-cargo build --release --quiet -p lbbench --bin lbbench
-BIN=${CARGO_TARGET_DIR:-target}/release/lbbench
-[ -x "$BIN" ] || die "no release binary at $BIN"
+if [ -z "$BIN" ]; then
+  cargo build --release --quiet -p lbbench --bin lbbench
+  BIN=${CARGO_TARGET_DIR:-target}/release/lbbench
+fi
+[ -x "$BIN" ] || die "no lbbench binary at $BIN"
 
 ulimit -n 65536 2>/dev/null || ulimit -n 4096 2>/dev/null || true
 WORK=$(mktemp -d)

@@ -48,7 +48,9 @@ pub struct BackendConfig {
     pub backlog: u32,
     /// How long in-flight requests may run after a shutdown request.
     pub grace: Duration,
-    /// Worker threads; `None` means one per CPU.
+    /// Threads: `Some(1)` (the default) is one current-thread runtime, the least CPU per
+    /// request for sleeping requests; `Some(n)` a multi-thread runtime with `n` workers;
+    /// `None` one worker per CPU.
     pub threads: Option<usize>,
 }
 
@@ -60,7 +62,7 @@ impl Default for BackendConfig {
             name: "node-1".to_owned(),
             backlog: 1024,
             grace: Duration::from_secs(10),
-            threads: None,
+            threads: Some(1),
         }
     }
 }

@@ -48,9 +48,11 @@ pub struct BackendArgs {
     /// How long in-flight requests may finish after SIGTERM (e.g. 10s, 500ms).
     #[arg(long, default_value = "10s", value_parser = common::time::parse_duration)]
     pub grace: Duration,
-    /// Worker threads (default: one per CPU).
-    #[arg(long)]
-    pub threads: Option<usize>,
+    /// Threads; 0 means one per CPU. One thread costs the least CPU per request (each
+    /// thread wakes up for fewer requests at a time) and uses about a fifth of a core at
+    /// 2,000 req/s of sleeping requests.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
 }
 
 /// `lbbench up`.
@@ -152,7 +154,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 name: a.name,
                 backlog: a.backlog,
                 grace: a.grace,
-                threads: a.threads,
+                threads: (a.threads > 0).then_some(a.threads),
             };
             backend::run(&cfg, |addr| {
                 eprintln!("lbbench backend {}: listening on {addr}", cfg.name);

@@ -18,6 +18,7 @@ fn start_binary(name: &str) -> (Supervised, SocketAddr) {
         "lbbench backend",
         Command::new(env!("CARGO_BIN_EXE_lbbench"))
             .args(["backend", "--port", "0", "--name", name, "--grace", "5s"])
+            .args(["--threads", "2"])
             .stderr(Stdio::piped()),
     )
     .unwrap();
