@@ -96,9 +96,14 @@ reply_ms=$(sed -nE 's/^Reply time \[ms\]: response ([0-9.]+) .*/\1/p' "$WORK/htt
 rate_avg=$(sed -nE 's/^Reply rate \[replies\/s\]: min [0-9.]+ avg ([0-9.]+) .*/\1/p' "$WORK/httperf.txt")
 [ -n "$replies" ] && [ -n "$errors" ] || die "cannot read httperf's report: $(head -c 2000 "$WORK/httperf.txt")"
 
+case "$THREADS" in
+  "") threads_label="1 (the default)" ;;
+  0) threads_label="one per CPU ($(nproc))" ;;
+  *) threads_label=$THREADS ;;
+esac
 awk -v t0="$t0" -v t1="$t1" -v tck="$TCK" -v w0="$w0" -v w1="$w1" -v replies="$replies" \
     -v errors="$errors" -v reply_ms="$reply_ms" -v rate_avg="$rate_avg" -v rate="$RATE" \
-    -v sleep="$SLEEP" -v threads="${THREADS:-one per CPU}" -v cores="$(nproc)" \
+    -v sleep="$SLEEP" -v threads="$threads_label" -v cores="$(nproc)" \
     -v lb="$load_before" -v la="$load_after" 'BEGIN {
   cpu = (t1 - t0) / tck; wall = w1 - w0
   printf "backend: lbbench backend (release), threads: %s, machine: %d cores\n", threads, cores
