@@ -8,6 +8,8 @@
 //! - [`cpu`]: CPU use of the whole machine (`/proc/stat`) and of process trees
 //!   (`/proc/<pid>/stat`), as a library and as the `lbbench cpu` sampler.
 //! - [`csvcell`]: how typed values are written to CSV cells and read back.
+//! - [`lab`]: the balancers (HAProxy, Pound, nginx) and backends of the lab on 127.0.0.1:
+//!   generated and checked configs, supervised processes, their PIDs for CPU sampling.
 
 pub mod backend;
 pub mod cli;
@@ -15,4 +17,5 @@ pub mod commands;
 pub mod cpu;
 pub mod csvcell;
 pub mod httperf;
+pub mod lab;
 pub mod sweep;
