@@ -25,4 +25,17 @@ for tool in webscaler lbbench diskstats; do
   "$BIN/$tool" --version
 done
 
+step "diskstats: 10 samples 0.2 s apart while 64 MiB are written, then report and plot"
+DS="$OUT/diskstats"
+mkdir -p "$DS"
+rm -f "$DS/mon_diskstats.csv"
+"$BIN/diskstats" -l 0.2 -n 10 -o "$DS" &
+ds_pid=$!
+dd if=/dev/zero of="$DS/io.tmp" bs=1M count=64 conv=fsync status=none
+wait "$ds_pid"
+rm -f "$DS/io.tmp"
+"$BIN/diskstats" report "$DS/mon_diskstats.csv"
+"$BIN/diskstats" report --csv "$DS/mon_diskstats.csv" >"$DS/report.csv"
+"$BIN/diskstats" plot "$DS/mon_diskstats.csv" -o "$DS/diskstats.svg"
+
 step "done: outputs are in $OUT"

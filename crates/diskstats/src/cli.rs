@@ -1,13 +1,413 @@
-//! Command-line interface.
+//! Command-line interface: sampling (the seed's options), `report` and `plot`.
 
-use clap::Parser;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-/// Samples /proc/diskstats to CSV, in a loop or once per run (for cron).
+use anyhow::Context;
+use clap::{ArgAction, Args, Parser, Subcommand};
+use common::cli::UsageError;
+use common::{CsvFileError, Shutdown, TimeFormat};
+
+use crate::plot::Plot;
+use crate::record::{SEED_HEADER, file_name};
+use crate::report::{self, CsvReportWriter, ReportError, Summary, TableWriter};
+use crate::sample::{
+    Event, PROC_DISKSTATS, Recorder, RunSummary, SampleError, Sampler, Selection, Source,
+};
+
+const EXAMPLES: &str = "\
+Examples:
+  diskstats -l 1 -d vda -o /var/log/          sample vda every second into /var/log/mon_vda.csv
+  diskstats -d vda -o /var/log/diskstats/     one sample and exit (for cron)
+  diskstats -l 0.5 -n 120 -d vda vdb          120 samples into ./mon_diskstats_vda_vdb.csv
+  diskstats report /var/log/mon_vda.csv       iostat -x numbers for every interval
+  diskstats plot /var/log/mon_vda.csv -o vda.svg";
+
+/// Samples /proc/diskstats to CSV, in a loop or once per run (for cron), and reports the
+/// samples the way iostat -x does.
+///
+/// Without a subcommand it samples: one row per device per sample, appended to
+/// mon_<dev>.csv (one device), mon_diskstats_<a>_<b>.csv (several) or mon_diskstats.csv
+/// (all devices) in the output directory.
 #[derive(Debug, Parser)]
-#[command(name = "diskstats", version, about)]
-pub struct Cli {}
+#[command(
+    name = "diskstats",
+    version,
+    about,
+    args_conflicts_with_subcommands = true,
+    after_help = EXAMPLES
+)]
+pub struct Cli {
+    /// What to sample (when no subcommand is given).
+    #[command(flatten)]
+    pub sample: SampleArgs,
+    /// A report from a CSV file instead of sampling.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The sampling options, as the seed's users type them.
+#[derive(Debug, Args)]
+pub struct SampleArgs {
+    /// Sample every SECS seconds (fractions allowed, 0 = as fast as possible) until stopped
+    /// with Ctrl-C or SIGTERM. Without -l, take one sample and exit (the cron mode).
+    #[arg(short = 'l', long = "loop", alias = "l", value_name = "SECS", value_parser = parse_interval)]
+    pub interval: Option<Duration>,
+    /// Devices to record, like vda or sda1 (default: all devices).
+    #[arg(short = 'd', long = "device", alias = "d", value_name = "NAME", num_args = 1.., action = ArgAction::Append)]
+    pub devices: Vec<String>,
+    /// Directory for the CSV file, with or without a trailing slash; created if missing
+    /// (default: the current directory).
+    #[arg(short = 'o', long = "outdir", alias = "o", value_name = "DIR")]
+    pub outdir: Option<PathBuf>,
+    /// Stop after N samples (needs -l).
+    #[arg(short = 'n', long = "count", value_name = "N", requires = "interval",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
+    /// Write timestamps in UTC (RFC 3339 with Z) instead of local time.
+    #[arg(long)]
+    pub utc: bool,
+    /// Print only warnings and errors.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show iostat -x numbers (r/s ... %util) for every interval of every device in a CSV
+    /// file written by diskstats.
+    Report(ReportArgs),
+    /// Draw throughput, IOPS and %util over time as an SVG file.
+    Plot(PlotArgs),
+}
+
+/// `diskstats report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A CSV file written by diskstats.
+    pub file: PathBuf,
+    /// Only these devices (default: every device that did any I/O).
+    #[arg(short = 'd', long = "device", value_name = "NAME", num_args = 1.., action = ArgAction::Append)]
+    pub devices: Vec<String>,
+    /// Write CSV instead of a text table.
+    #[arg(long)]
+    pub csv: bool,
+}
+
+/// `diskstats plot`.
+#[derive(Debug, Args)]
+pub struct PlotArgs {
+    /// A CSV file written by diskstats.
+    pub file: PathBuf,
+    /// The SVG file to write (default: FILE with the extension .svg).
+    #[arg(short = 'o', long = "output", value_name = "SVG")]
+    pub output: Option<PathBuf>,
+    /// Only these devices (default: every device that did any I/O).
+    #[arg(short = 'd', long = "device", value_name = "NAME", num_args = 1.., action = ArgAction::Append)]
+    pub devices: Vec<String>,
+}
+
+/// Parses `-l`: seconds, fractions allowed, 0 or more.
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("not a number of seconds: {s:?}"))?;
+    if !v.is_finite() || v < 0.0 {
+        return Err(format!("the interval must be 0 or more seconds, got {s}"));
+    }
+    Duration::try_from_secs_f64(v).map_err(|e| format!("bad interval {s}: {e}"))
+}
 
 /// Runs the command line.
-pub fn run(_cli: Cli) -> anyhow::Result<()> {
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        None => sample(&cli.sample),
+        Some(Command::Report(a)) => report(&a),
+        Some(Command::Plot(a)) => plot(&a),
+    }
+}
+
+fn say(quiet: bool, msg: std::fmt::Arguments<'_>) {
+    if !quiet {
+        eprintln!("diskstats: {msg}");
+    }
+}
+
+fn sample(args: &SampleArgs) -> anyhow::Result<()> {
+    let selection = Selection::from_args(&args.devices);
+    let what = match selection.names() {
+        [] => "all devices".to_owned(),
+        names => names.join(" "),
+    };
+    let outdir = args.outdir.clone().unwrap_or_else(|| PathBuf::from("."));
+    let path = outdir.join(file_name(selection.names()));
+    let format = TimeFormat::from_utc_flag(args.utc);
+
+    // Check the devices before anything is created or written.
+    let source = Source::open(PROC_DISKSTATS)?;
+    let sampler = Sampler::new(source, selection, format).map_err(|e| match e {
+        e @ SampleError::UnknownDevice { .. } => anyhow::Error::new(UsageError::new(e.to_string())),
+        e => anyhow::Error::new(e),
+    })?;
+    let mut rec = Recorder::open(sampler, &path).map_err(|e| output_error(e, &path))?;
+
+    let quiet = args.quiet;
+    let mut on_event = |e: &Event| match e {
+        Event::Gone(d) => eprintln!(
+            "diskstats: warning: device {d} is gone from {PROC_DISKSTATS}; still sampling the \
+             others (said once; sampling resumes if it returns)"
+        ),
+        Event::Back(d) => say(quiet, format_args!("device {d} is back; sampling it again")),
+        Event::New(d) => say(quiet, format_args!("new device {d}; sampling it too")),
+        Event::BadLine { line, error } => eprintln!(
+            "diskstats: warning: skipping a line of {PROC_DISKSTATS} that cannot be parsed \
+             ({error}): {line:?} (said once)"
+        ),
+    };
+
+    let Some(interval) = args.interval else {
+        rec.once(&mut on_event)
+            .with_context(|| format!("cannot record a sample in {}", path.display()))?;
+        return Ok(());
+    };
+
+    let shutdown = Shutdown::install().context("cannot install the SIGINT/SIGTERM handlers")?;
+    say(
+        quiet,
+        format_args!(
+            "sampling {} {} into {}{}; Ctrl-C stops",
+            what,
+            if interval.is_zero() {
+                "as fast as possible".to_owned()
+            } else {
+                format!("every {interval:?}")
+            },
+            rec.path().display(),
+            args.count
+                .map(|n| format!(", {n} samples"))
+                .unwrap_or_default(),
+        ),
+    );
+    let mut summary = RunSummary::default();
+    let result = rec.run_loop(interval, args.count, &shutdown, &mut summary, &mut on_event);
+    let written = format!(
+        "{} sample{} ({} row{}) to {}",
+        summary.samples_written,
+        plural(summary.samples_written),
+        summary.rows,
+        plural(summary.rows),
+        rec.path().display()
+    );
+    result.with_context(|| format!("stopped after writing {written}"))?;
+    if summary.skipped_ticks > 0 {
+        eprintln!(
+            "diskstats: warning: {} tick{} skipped because sampling fell behind the interval",
+            summary.skipped_ticks,
+            plural(summary.skipped_ticks)
+        );
+    }
+    say(
+        quiet,
+        format_args!(
+            "wrote {written}{}",
+            if summary.interrupted {
+                " (stopped by a signal)"
+            } else {
+                ""
+            }
+        ),
+    );
     Ok(())
+}
+
+fn plural(n: u64) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// Turns an error opening the output into a clear one-line error: a header mismatch is bad
+/// input (exit 2); a directory or file that cannot be created is a runtime failure (exit 1).
+fn output_error(e: SampleError, path: &Path) -> anyhow::Error {
+    match e {
+        SampleError::Csv(CsvFileError::HeaderMismatch { found, .. }) => {
+            let what = if found.split(',').eq(SEED_HEADER.iter().copied()) {
+                "the original diskstats.py's header (15 columns, no uptime)".to_owned()
+            } else {
+                format!("a different header (`{found}`)")
+            };
+            anyhow::Error::new(UsageError::new(format!(
+                "{} has {what}; refusing to append rows of another layout to it: move it away \
+                 or choose another directory with -o",
+                path.display()
+            )))
+        }
+        e => anyhow::Error::new(e).context("cannot write the samples"),
+    }
+}
+
+/// Bad input (the file's content, the device names) exits 2; I/O failures exit 1.
+fn report_error(e: ReportError) -> anyhow::Error {
+    match e {
+        e @ (ReportError::Io { .. } | ReportError::Output(_)) => anyhow::Error::new(e),
+        e => anyhow::Error::new(UsageError::new(e.to_string())),
+    }
+}
+
+fn notes(file: &Path, s: &Summary) {
+    let f = file.display();
+    if s.torn_tail {
+        eprintln!("diskstats: note: {f}: ignored an unterminated last row (a writer was killed)");
+    }
+    if s.skipped > 0 {
+        eprintln!(
+            "diskstats: note: {f}: skipped {} row{} whose uptime did not advance (concurrent writers)",
+            s.skipped,
+            plural(s.skipped)
+        );
+    }
+    if s.reboots > 0 {
+        eprintln!(
+            "diskstats: note: {f}: {} interval{} across a reboot, measured since boot",
+            s.reboots,
+            plural(s.reboots)
+        );
+    }
+    if s.resets > 0 {
+        eprintln!(
+            "diskstats: note: {f}: {} counter reset{} (device removed and added again), measured from zero as iostat does",
+            s.resets,
+            plural(s.resets)
+        );
+    }
+    if s.intervals == 0 {
+        eprintln!(
+            "diskstats: note: {f}: no interval to report (each device needs two samples{})",
+            if s.idle_hidden.is_empty() {
+                ""
+            } else {
+                "; devices that never did I/O are hidden unless named with -d"
+            }
+        );
+    }
+}
+
+fn report(a: &ReportArgs) -> anyhow::Result<()> {
+    let devices = Selection::from_args(&a.devices);
+    let devices = devices.names();
+    let stdout = io::stdout().lock();
+    let out = io::BufWriter::with_capacity(64 * 1024, stdout);
+    let result = if a.csv {
+        let mut w = CsvReportWriter::new(out).map_err(ReportError::Output);
+        match &mut w {
+            Ok(w) => report::for_each_interval(&a.file, devices, |iv| w.write(iv)),
+            Err(_) => Ok(Summary::default()),
+        }
+        .and_then(|s| {
+            w.and_then(|w| w.finish().map_err(ReportError::Output))
+                .map(|_| s)
+        })
+    } else {
+        let mut w = TableWriter::new(out);
+        report::for_each_interval(&a.file, devices, |iv| w.write(iv))
+            .and_then(|s| w.finish().map(|_| s).map_err(ReportError::Output))
+    };
+    match result {
+        Ok(s) => {
+            notes(&a.file, &s);
+            Ok(())
+        }
+        // `diskstats report f | head` is not an error.
+        Err(ReportError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(report_error(e)),
+    }
+}
+
+fn plot(a: &PlotArgs) -> anyhow::Result<()> {
+    let mut p = Plot::new();
+    let devices = Selection::from_args(&a.devices);
+    let s = report::for_each_interval(&a.file, devices.names(), |iv| {
+        p.add(iv);
+        Ok(())
+    })
+    .map_err(report_error)?;
+    notes(&a.file, &s);
+    if p.is_empty() {
+        return Err(UsageError::new(format!(
+            "{}: nothing to plot (no device has two samples with I/O)",
+            a.file.display()
+        ))
+        .into());
+    }
+    let title = a
+        .file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| a.file.display().to_string());
+    let svg = p.to_svg(&title).context("cannot draw the plot")?;
+    let out = a
+        .output
+        .clone()
+        .unwrap_or_else(|| a.file.with_extension("svg"));
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create directory {}", dir.display()))?;
+    }
+    let mut f =
+        std::fs::File::create(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    f.write_all(svg.as_bytes())
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    eprintln!(
+        "diskstats: wrote {} ({} intervals)",
+        out.display(),
+        s.intervals
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn intervals() {
+        assert_eq!(parse_interval("1"), Ok(Duration::from_secs(1)));
+        assert_eq!(parse_interval("0.2"), Ok(Duration::from_millis(200)));
+        assert_eq!(parse_interval("0"), Ok(Duration::ZERO));
+        assert!(parse_interval("-1").is_err());
+        assert!(parse_interval("inf").is_err());
+        assert!(parse_interval("NaN").is_err());
+        assert!(parse_interval("1s").is_err());
+    }
+
+    #[test]
+    fn the_seed_command_lines_parse() {
+        let c =
+            Cli::try_parse_from(["diskstats", "-l", "1", "-d", "vda", "-o", "/var/log/"]).unwrap();
+        assert_eq!(c.sample.interval, Some(Duration::from_secs(1)));
+        assert_eq!(c.sample.devices, ["vda"]);
+        assert_eq!(c.sample.outdir, Some(PathBuf::from("/var/log/")));
+        let c = Cli::try_parse_from(["diskstats", "-d", "vda", "vdb", "-o", "/x"]).unwrap();
+        assert_eq!(c.sample.devices, ["vda", "vdb"]);
+        assert!(c.sample.interval.is_none() && c.command.is_none());
+        // The seed's help showed --l and --d.
+        let c = Cli::try_parse_from(["diskstats", "--l", "2", "--d", "sda"]).unwrap();
+        assert_eq!(c.sample.interval, Some(Duration::from_secs(2)));
+        assert!(
+            Cli::try_parse_from(["diskstats", "-n", "5"]).is_err(),
+            "-n needs -l"
+        );
+        let c = Cli::try_parse_from(["diskstats", "report", "f.csv", "--csv"]).unwrap();
+        assert!(matches!(
+            c.command,
+            Some(Command::Report(ReportArgs { csv: true, .. }))
+        ));
+    }
 }

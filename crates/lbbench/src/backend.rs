@@ -4,7 +4,8 @@
 //!   a thread) and answers `Rounds <N × random 1..10>`, as the PHP page did.
 //! - `GET /` answers a page containing `It works!`, which HAProxy's
 //!   `http-check expect string It\ works!` looks for.
-//! - `GET /server-status` answers JSON counters (`requests`, `in_flight`, `max_in_flight`).
+//! - `GET /server-status` answers JSON counters (`requests`, `perf_requests`, `in_flight`,
+//!   `max_in_flight`).
 //! - Any other path is a 404; any method other than GET or HEAD a 405.
 //!
 //! The listener has a backlog of 1024 (so bursts of new connections are not dropped), and on
@@ -47,7 +48,9 @@ pub struct BackendConfig {
     pub backlog: u32,
     /// How long in-flight requests may run after a shutdown request.
     pub grace: Duration,
-    /// Worker threads; `None` means one per CPU.
+    /// Threads: `Some(1)` (the default) is one current-thread runtime, the least CPU per
+    /// request for sleeping requests; `Some(n)` a multi-thread runtime with `n` workers;
+    /// `None` one worker per CPU.
     pub threads: Option<usize>,
 }
 
@@ -59,7 +62,7 @@ impl Default for BackendConfig {
             name: "node-1".to_owned(),
             backlog: 1024,
             grace: Duration::from_secs(10),
-            threads: None,
+            threads: Some(1),
         }
     }
 }
@@ -153,6 +156,7 @@ pub fn home_page(name: &str) -> String {
 #[derive(Debug, Default)]
 pub struct Counters {
     requests: AtomicU64,
+    perf_requests: AtomicU64,
     in_flight: AtomicU64,
     max_in_flight: AtomicU64,
 }
@@ -161,6 +165,11 @@ impl Counters {
     /// Requests received so far.
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
+    }
+
+    /// `/perf.php` requests received so far (health checks and status polls not counted).
+    pub fn perf_requests(&self) -> u64 {
+        self.perf_requests.load(Ordering::Relaxed)
     }
 
     /// Requests being served now.
@@ -177,6 +186,7 @@ impl Counters {
         serde_json::json!({
             "name": name,
             "requests": self.requests(),
+            "perf_requests": self.perf_requests(),
             "in_flight": self.in_flight(),
             "max_in_flight": self.max_in_flight(),
         })
@@ -221,16 +231,30 @@ fn roll() -> u64 {
     1 + x % 10
 }
 
+/// What every request of one server shares, built once.
+#[derive(Debug)]
+struct Shared {
+    name: String,
+    /// The `X-Backend` header value (`None` if the name is not a valid header value).
+    name_header: Option<HeaderValue>,
+    counters: Arc<Counters>,
+}
+
 async fn handle(
     req: Request<Incoming>,
-    name: Arc<str>,
-    counters: Arc<Counters>,
+    shared: Arc<Shared>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
-    let _guard = InFlight::enter(&counters);
+    let counters = &shared.counters;
+    let _guard = InFlight::enter(counters);
     let (status, content_type, body) =
         match route(req.method(), req.uri().path(), req.uri().query()) {
-            Route::Home => (StatusCode::OK, "text/html; charset=utf-8", home_page(&name)),
+            Route::Home => (
+                StatusCode::OK,
+                "text/html; charset=utf-8",
+                home_page(&shared.name),
+            ),
             Route::Perf(p) => {
+                counters.perf_requests.fetch_add(1, Ordering::Relaxed);
                 if !p.sleep.is_zero() {
                     tokio::time::sleep(p.sleep).await;
                 }
@@ -240,7 +264,11 @@ async fn handle(
                     perf_body(p.rounds, roll()),
                 )
             }
-            Route::Status => (StatusCode::OK, "application/json", counters.json(&name)),
+            Route::Status => (
+                StatusCode::OK,
+                "application/json",
+                counters.json(&shared.name),
+            ),
             Route::NotFound => (
                 StatusCode::NOT_FOUND,
                 "text/plain",
@@ -256,8 +284,8 @@ async fn handle(
     *resp.status_mut() = status;
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-    if let Ok(v) = HeaderValue::from_str(&name) {
-        resp.headers_mut().insert("x-backend", v);
+    if let Some(v) = &shared.name_header {
+        resp.headers_mut().insert("x-backend", v.clone());
     }
     Ok(resp)
 }
@@ -285,7 +313,11 @@ pub async fn serve(
     counters: Arc<Counters>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    let name: Arc<str> = Arc::from(cfg.name.as_str());
+    let shared = Arc::new(Shared {
+        name: cfg.name.clone(),
+        name_header: HeaderValue::from_str(&cfg.name).ok(),
+        counters,
+    });
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -300,9 +332,8 @@ pub async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let name = Arc::clone(&name);
-                let counters = Arc::clone(&counters);
-                let svc = service_fn(move |req| handle(req, Arc::clone(&name), Arc::clone(&counters)));
+                let shared = Arc::clone(&shared);
+                let svc = service_fn(move |req| handle(req, Arc::clone(&shared)));
                 let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
@@ -321,30 +352,60 @@ pub async fn serve(
     Ok(())
 }
 
+/// One thread: a current-thread runtime (no cross-thread wake-ups at all). More: a
+/// multi-thread runtime.
 fn runtime(cfg: &BackendConfig) -> io::Result<tokio::runtime::Runtime> {
-    let mut b = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = cfg.threads {
-        b.worker_threads(n.max(1));
-    }
+    let mut b = match cfg.threads {
+        Some(n) if n <= 1 => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n);
+            b
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
     b.enable_all().thread_name("lbbench-backend").build()
+}
+
+/// Runs [`serve`] as a task, so that with a multi-thread runtime the accept loop runs on a
+/// worker thread too: if it ran in `block_on` on the calling thread, every accepted
+/// connection would be a cross-thread hand-over (a futex wake-up) to a worker.
+fn serve_on(
+    rt: &tokio::runtime::Runtime,
+    listener: TcpListener,
+    cfg: BackendConfig,
+    counters: Arc<Counters>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    rt.block_on(async move {
+        tokio::spawn(async move { serve(listener, &cfg, counters, shutdown).await })
+            .await
+            .map_err(|e| io::Error::other(format!("backend server task failed: {e}")))?
+    })
 }
 
 /// Runs the backend in the foreground until SIGTERM or SIGINT. `on_ready` is called with the
 /// bound address once the server accepts connections.
 pub fn run(cfg: &BackendConfig, on_ready: impl FnOnce(SocketAddr)) -> io::Result<()> {
     let rt = runtime(cfg)?;
-    rt.block_on(async {
-        let listener = bind(cfg)?;
-        on_ready(listener.local_addr()?);
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        let shutdown = async move {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        };
-        serve(listener, cfg, Arc::new(Counters::default()), shutdown).await
-    })
+    let (listener, mut term) = rt.block_on(async {
+        let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        io::Result::Ok((bind(cfg)?, term))
+    })?;
+    on_ready(listener.local_addr()?);
+    let shutdown = async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    };
+    serve_on(
+        &rt,
+        listener,
+        cfg.clone(),
+        Arc::new(Counters::default()),
+        shutdown,
+    )
 }
 
 /// A backend running on its own threads inside this process (for tests and the lab).
@@ -368,9 +429,9 @@ impl BackendHandle {
         let thread = std::thread::Builder::new()
             .name(format!("backend {}", cfg.name))
             .spawn(move || {
-                rt.block_on(serve(listener, &cfg, c, async {
+                serve_on(&rt, listener, cfg, c, async {
                     let _ = rx.await;
-                }))
+                })
             })?;
         Ok(BackendHandle {
             addr,

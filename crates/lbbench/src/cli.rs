@@ -1,12 +1,16 @@
 //! Command-line interface.
 
+use std::io::Write;
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 use crate::backend::{self, BackendConfig};
+use crate::commands;
+use crate::lab::{Balancer, BalancerOptions, Fleet, FleetOptions};
 
 /// Benchmarks HTTP load balancers with httperf.
 #[derive(Debug, Parser)]
@@ -20,8 +24,19 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run httperf once and print its parsed report (table, --json or --csv).
+    Run(commands::run::RunArgs),
+    /// Parse saved httperf reports into CSV (or --json) on stdout.
+    Parse(commands::parse::ParseArgs),
+    /// The report's rate sweep: rates × repeats, one CSV row per run, resumable.
+    Sweep(commands::sweep::SweepArgs),
+    /// Sample the machine's CPU and that of processes to CSV (the report's `sar -u 2`).
+    Cpu(commands::cpu::CpuArgs),
     /// Serve the benchmark page (the lab report's perf.php): `/perf.php?sleep=S&rounds=N`.
     Backend(BackendArgs),
+    /// Start N backends and one balancer on 127.0.0.1 and keep them running until Ctrl-C
+    /// (to try a balancer of the lab by hand).
+    Up(UpArgs),
 }
 
 /// `lbbench backend`.
@@ -42,14 +57,109 @@ pub struct BackendArgs {
     /// How long in-flight requests may finish after SIGTERM (e.g. 10s, 500ms).
     #[arg(long, default_value = "10s", value_parser = common::time::parse_duration)]
     pub grace: Duration,
-    /// Worker threads (default: one per CPU).
+    /// Threads; 0 means one per CPU. One thread costs the least CPU per request (each
+    /// thread wakes up for fewer requests at a time) and uses about a fifth of a core at
+    /// 2,000 req/s of sleeping requests.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+}
+
+/// `lbbench up`.
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// The balancer: haproxy, pound or nginx.
+    #[arg(long, short = 'b', default_value = "haproxy", value_parser = parse_balancer)]
+    pub balancer: Balancer,
+    /// How many backends.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub backends: u16,
+    /// The balancer's port on 127.0.0.1 (default: a free one).
+    #[arg(long, short = 'p')]
+    pub port: Option<u16>,
+    /// The balancer's program (default: found in PATH and the sbin directories).
     #[arg(long)]
-    pub threads: Option<usize>,
+    pub program: Option<PathBuf>,
+    /// Log every request (to the balancer's log).
+    #[arg(long)]
+    pub request_log: bool,
+    /// Keep the balancer's config and log in this directory (default: its temp dir,
+    /// removed at the stop).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+fn parse_balancer(s: &str) -> Result<Balancer, String> {
+    s.parse().map_err(|e: crate::lab::LabError| e.to_string())
+}
+
+/// `lbbench up`: starts everything, prints what runs where, waits for Ctrl-C (or for a
+/// process to die), and stops everything.
+fn up(a: UpArgs) -> anyhow::Result<()> {
+    let shutdown = common::Shutdown::install().context("cannot install the signal handlers")?;
+    let mut fleet = Fleet::start(&FleetOptions::new(usize::from(a.backends))?, &shutdown)
+        .context("cannot start the backends")?;
+    let mut out = std::io::stdout().lock();
+    for b in fleet.backends() {
+        writeln!(
+            out,
+            "backend {} http://{}/ pid {} log {}",
+            b.name(),
+            b.addr(),
+            b.pid(),
+            b.log_path().display()
+        )?;
+    }
+    let opts = BalancerOptions {
+        program: a.program,
+        port: a.port,
+        work_dir: a.dir,
+        request_log: a.request_log,
+        ..BalancerOptions::default()
+    };
+    let mut lb = a
+        .balancer
+        .start(&fleet.upstreams(), &opts, &shutdown)
+        .with_context(|| format!("cannot start {}", a.balancer))?;
+    let pids: Vec<String> = lb.pids().iter().map(u32::to_string).collect();
+    writeln!(
+        out,
+        "{} {} {} pids {} config {} log {} run-dir {}",
+        lb.kind(),
+        lb.version(),
+        lb.url(),
+        pids.join(","),
+        lb.config_path().display(),
+        lb.log_path().display(),
+        lb.run_dir()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default(),
+    )?;
+    writeln!(out, "ready: Ctrl-C stops everything")?;
+    out.flush()?;
+    drop(out);
+    let mut failure = Ok(());
+    while shutdown.sleep(Duration::from_millis(500)) {
+        if let Err(e) = lb.check_alive().and_then(|()| fleet.check_alive()) {
+            failure = Err(e);
+            break;
+        }
+    }
+    let stopped = lb.stop();
+    let fleet_stopped = fleet.stop();
+    failure?;
+    stopped.with_context(|| format!("cannot stop {}", a.balancer))?;
+    fleet_stopped.context("cannot stop the backends")?;
+    eprintln!("lbbench up: stopped {} and the backends", a.balancer);
+    Ok(())
 }
 
 /// Runs the command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Run(a) => commands::run::run(a),
+        Command::Parse(a) => commands::parse::run(a),
+        Command::Sweep(a) => commands::sweep::run(a),
+        Command::Cpu(a) => commands::cpu::run(a),
         Command::Backend(a) => {
             let cfg = BackendConfig {
                 bind: a.bind,
@@ -57,12 +167,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 name: a.name,
                 backlog: a.backlog,
                 grace: a.grace,
-                threads: a.threads,
+                threads: (a.threads > 0).then_some(a.threads),
             };
             backend::run(&cfg, |addr| {
                 eprintln!("lbbench backend {}: listening on {addr}", cfg.name);
             })
             .with_context(|| format!("backend {}", cfg.name))
         }
+        Command::Up(a) => up(a),
     }
 }

@@ -18,6 +18,7 @@ fn start_binary(name: &str) -> (Supervised, SocketAddr) {
         "lbbench backend",
         Command::new(env!("CARGO_BIN_EXE_lbbench"))
             .args(["backend", "--port", "0", "--name", name, "--grace", "5s"])
+            .args(["--threads", "2"])
             .stderr(Stdio::piped()),
     )
     .unwrap();
@@ -60,6 +61,10 @@ fn binary_serves_the_pages_and_stops_gracefully_on_sigterm() {
     );
     assert_eq!(http_get(addr, "/perf.php", T).unwrap().body, "Rounds 0");
     assert_eq!(http_get(addr, "/nope", T).unwrap().status, 404);
+    // 5 requests so far (this one included), 2 of them to /perf.php.
+    let s = status(addr);
+    assert_eq!(s["requests"], 5, "{s}");
+    assert_eq!(s["perf_requests"], 2, "{s}");
 
     // A slow request is in flight when SIGTERM arrives: it still completes.
     let slow = std::thread::spawn(move || http_get(addr, "/perf.php?sleep=1&rounds=1", T));

@@ -1,0 +1,75 @@
+//! The subcommands' arguments and what they do; `cli.rs` only dispatches to them.
+
+pub mod cpu;
+pub mod parse;
+pub mod run;
+pub mod sweep;
+
+use std::path::PathBuf;
+
+use clap::Args;
+use common::cli::UsageError;
+
+use crate::httperf::{Httperf, HttperfArgs};
+
+/// Where and what httperf requests: the options `run` and `sweep` share.
+#[derive(Debug, Clone, Args)]
+pub struct Target {
+    /// The server (balancer) to load: a host name or an IPv4 address.
+    #[arg(long, value_name = "HOST")]
+    pub server: String,
+    /// Its TCP port.
+    #[arg(long, default_value_t = 80)]
+    pub port: u16,
+    /// Requests per connection (httperf --num-calls).
+    #[arg(long, value_name = "C", default_value_t = 1)]
+    pub num_calls: u64,
+    /// Seconds to wait for a reply before counting a client timeout.
+    #[arg(long, value_name = "T", default_value_t = 5.0)]
+    pub timeout: f64,
+    /// The httperf program (a path, or a name looked up in PATH).
+    #[arg(long, value_name = "PATH", default_value = "httperf")]
+    pub httperf: PathBuf,
+    /// More httperf arguments, after `--` (e.g. `-- --verbose`).
+    #[arg(last = true, value_name = "EXTRA_HTTPERF_ARGS")]
+    pub extra: Vec<String>,
+}
+
+impl Target {
+    /// Finds httperf (a usage error, exit 2, if it is missing).
+    pub fn locate(&self) -> anyhow::Result<Httperf> {
+        Httperf::locate(Some(&self.httperf)).map_err(|e| usage(e.to_string()))
+    }
+
+    /// httperf's arguments for `rate` and `num_conns`.
+    pub fn args(&self, uri: &str, rate: f64, num_conns: u64, hog: bool) -> HttperfArgs {
+        HttperfArgs {
+            server: self.server.clone(),
+            port: self.port,
+            uri: uri.to_owned(),
+            rate,
+            num_conns,
+            num_calls: self.num_calls,
+            timeout: Some(self.timeout),
+            hog,
+            extra: self.extra.clone(),
+        }
+    }
+}
+
+/// A usage error (exit 2) with this message.
+pub fn usage(msg: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(UsageError::new(msg))
+}
+
+/// Turns a library error into an `anyhow` error that exits 2 if `is_usage`.
+pub fn classify<E>(err: E, is_usage: bool) -> anyhow::Error
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    if is_usage {
+        usage(err.to_string())
+    } else {
+        anyhow::Error::new(err)
+    }
+}

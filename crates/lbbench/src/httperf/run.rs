@@ -1,0 +1,505 @@
+//! Running httperf: find it, start it, wait for it with a deadline, parse its report.
+//!
+//! httperf needs watching: `--num-conns 0` never ends, a hung server can keep it waiting
+//! without `--timeout`, and it exits 0 even when every connection failed. So:
+//!
+//! - each run has a deadline (by default the time to issue every connection, plus the reply
+//!   timeout, plus half again and at least 30 s of slack); past it, httperf gets SIGINT (on
+//!   which it prints its report and exits), then SIGKILL, and the run is an error;
+//! - a non-zero exit, or an exit without a complete report, is an error that carries
+//!   httperf's stderr;
+//! - httperf is killed if the thread that started it dies (`PR_SET_PDEATHSIG`), so a sweep
+//!   killed with SIGKILL leaves no load generator running.
+//!
+//! [`Httperf::start`] returns at once with a [`RunningHttperf`], so several runs can go at the
+//! same time (each has its own reader threads); [`RunningHttperf::wait`] finishes one.
+
+use std::io::{self, Read};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use common::Shutdown;
+use common::process::Supervised;
+use rustix::process::Signal;
+
+use super::args::{ArgsError, HttperfArgs};
+use super::report::{Report, ReportError, parse_report};
+
+/// The warning httperf 0.9.0 prints on stderr on every run; it says nothing about the run.
+const FD_SETSIZE_WARNING: &str = "open file limit > FD_SETSIZE";
+
+/// How to install httperf, for the "not installed" error.
+pub const INSTALL_HINT: &str = "install it with `sudo apt-get install httperf` (Debian, Ubuntu) \
+                                or `sudo dnf install httperf` (Fedora), or give its path with \
+                                --httperf PATH";
+
+/// What httperf printed, kept with errors so failed runs can be saved and shown.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RawOutput {
+    /// Everything on stdout (the report).
+    pub stdout: String,
+    /// Everything on stderr.
+    pub stderr: String,
+}
+
+/// Why a run produced no report.
+#[derive(Debug, thiserror::Error)]
+pub enum HttperfError {
+    /// The program is not there.
+    #[error("{}", not_installed(program, *given))]
+    NotInstalled {
+        /// The program looked for.
+        program: PathBuf,
+        /// Whether it was given as a path (`--httperf PATH`) rather than looked up in PATH.
+        given: bool,
+    },
+    /// The arguments are wrong.
+    #[error("bad httperf arguments: {0}")]
+    Args(#[from] ArgsError),
+    /// The server name does not resolve to an IPv4 address.
+    #[error("cannot resolve the server `{host}`: {reason}")]
+    Unresolvable {
+        /// The name.
+        host: String,
+        /// What the resolver said.
+        reason: String,
+    },
+    /// The program could not be started.
+    #[error("cannot start {}: {error}", program.display())]
+    Spawn {
+        /// The program.
+        program: PathBuf,
+        /// The OS error.
+        error: io::Error,
+    },
+    /// Waiting for the program failed.
+    #[error("cannot wait for httperf: {0}")]
+    Wait(io::Error),
+    /// httperf exited with a non-zero status.
+    #[error("httperf failed ({status}): {}", stderr_summary(&.output.stderr))]
+    Failed {
+        /// How it exited.
+        status: ExitStatus,
+        /// What it printed.
+        output: Box<RawOutput>,
+    },
+    /// httperf exited 0 but its report is missing or incomplete.
+    #[error("httperf printed no usable report: {error}; its stderr: {}", stderr_summary(&.output.stderr))]
+    NoReport {
+        /// Why the report could not be read.
+        error: ReportError,
+        /// What it printed.
+        output: Box<RawOutput>,
+    },
+    /// The run went past its deadline and was stopped.
+    #[error(
+        "httperf was still running after {}s (it should take about {}s); stopped it; its stderr: {}",
+        .after.as_secs(), .expected.as_secs(), stderr_summary(&.output.stderr)
+    )]
+    TimedOut {
+        /// The deadline.
+        after: Duration,
+        /// The expected length of the run.
+        expected: Duration,
+        /// What it printed.
+        output: Box<RawOutput>,
+    },
+    /// Shutdown was requested (SIGINT, SIGTERM) while the run was going; it was stopped and
+    /// its partial report discarded.
+    #[error("interrupted; the unfinished httperf run was stopped and discarded")]
+    Interrupted {
+        /// What it printed before it stopped.
+        output: Box<RawOutput>,
+    },
+}
+
+impl HttperfError {
+    /// Whether the error comes from bad input (arguments, host names, a missing program)
+    /// rather than from the run: the CLI exits 2 for these.
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            HttperfError::NotInstalled { .. }
+                | HttperfError::Args(_)
+                | HttperfError::Unresolvable { .. }
+        )
+    }
+
+    /// httperf's output, if the run got that far.
+    pub fn raw_output(&self) -> Option<&RawOutput> {
+        match self {
+            HttperfError::Failed { output, .. }
+            | HttperfError::NoReport { output, .. }
+            | HttperfError::TimedOut { output, .. }
+            | HttperfError::Interrupted { output } => Some(output),
+            _ => None,
+        }
+    }
+}
+
+fn not_installed(program: &Path, given: bool) -> String {
+    if given {
+        format!(
+            "httperf not found at {} (not an executable file); {INSTALL_HINT}",
+            program.display()
+        )
+    } else {
+        format!(
+            "httperf is not installed (no `{}` in PATH); {INSTALL_HINT}",
+            program.display()
+        )
+    }
+}
+
+/// stderr on one line, without httperf 0.9.0's constant FD_SETSIZE warning.
+fn stderr_summary(stderr: &str) -> String {
+    let lines: Vec<&str> = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.contains(FD_SETSIZE_WARNING))
+        .collect();
+    if lines.is_empty() {
+        "(nothing but the usual FD_SETSIZE warning)".to_owned()
+    } else {
+        lines.join(" / ")
+    }
+}
+
+/// A finished run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttperfOutput {
+    /// The parsed report.
+    pub report: Report,
+    /// What httperf printed.
+    pub raw: RawOutput,
+    /// When httperf was started (wall clock).
+    pub started_at: DateTime<Utc>,
+    /// When it exited (wall clock).
+    pub finished_at: DateTime<Utc>,
+    /// How long it ran (monotonic clock).
+    pub wall: Duration,
+}
+
+/// The httperf program.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Httperf {
+    program: PathBuf,
+}
+
+impl Httperf {
+    /// Finds httperf: `program` if given (a path, or a name looked up in PATH), else `httperf`
+    /// in PATH. Fails with [`HttperfError::NotInstalled`] if there is no such executable.
+    pub fn locate(program: Option<&Path>) -> Result<Httperf, HttperfError> {
+        let wanted = program.unwrap_or(Path::new("httperf"));
+        let is_path = wanted.components().count() > 1;
+        let found = if is_path {
+            is_executable(wanted).then(|| wanted.to_path_buf())
+        } else {
+            std::env::var_os("PATH").and_then(|path| {
+                std::env::split_paths(&path)
+                    .map(|dir| dir.join(wanted))
+                    .find(|p| is_executable(p))
+            })
+        };
+        found
+            .map(|program| Httperf { program })
+            .ok_or_else(|| HttperfError::NotInstalled {
+                program: wanted.to_path_buf(),
+                given: is_path,
+            })
+    }
+
+    /// The program's path.
+    pub fn program(&self) -> &Path {
+        &self.program
+    }
+
+    /// Starts a run with the default deadline ([`default_deadline`]).
+    pub fn start(&self, args: &HttperfArgs) -> Result<RunningHttperf, HttperfError> {
+        self.start_with_deadline(args, default_deadline(args))
+    }
+
+    /// Starts a run that is stopped if it is still going after `deadline`.
+    ///
+    /// httperf gets SIGKILL if the *thread* that calls this exits before the run ends (that is
+    /// how `PR_SET_PDEATHSIG` works), so start runs from a thread that outlives them.
+    pub fn start_with_deadline(
+        &self,
+        args: &HttperfArgs,
+        deadline: Duration,
+    ) -> Result<RunningHttperf, HttperfError> {
+        args.validate()?;
+        let mut cmd = Command::new(&self.program);
+        cmd.args(args.to_args())
+            .env("LC_ALL", "C")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let parent = rustix::process::getpid();
+        // SAFETY: the closure runs in the child between fork and exec and only makes two
+        // async-signal-safe system calls (prctl, getppid); it allocates nothing.
+        unsafe {
+            cmd.pre_exec(move || {
+                rustix::process::set_parent_process_death_signal(Some(Signal::KILL))?;
+                // The parent may have died before the prctl: then nobody would kill us.
+                if rustix::process::getppid() != Some(parent) {
+                    return Err(io::Error::other("the parent exited"));
+                }
+                Ok(())
+            });
+        }
+        let started = Instant::now();
+        let started_at = Utc::now();
+        let mut child = Supervised::spawn("httperf", &mut cmd)
+            .map_err(|error| {
+                if error.kind() == io::ErrorKind::NotFound {
+                    HttperfError::NotInstalled {
+                        program: self.program.clone(),
+                        given: true,
+                    }
+                } else {
+                    HttperfError::Spawn {
+                        program: self.program.clone(),
+                        error,
+                    }
+                }
+            })?
+            .with_grace(Duration::from_secs(2));
+        let stdout = child.child_mut().stdout.take().map(read_all);
+        let stderr = child.child_mut().stderr.take().map(read_all);
+        Ok(RunningHttperf {
+            child,
+            stdout,
+            stderr,
+            started,
+            started_at,
+            deadline,
+            expected: args.issue_time(),
+        })
+    }
+
+    /// Runs httperf to the end and parses its report. If `cancel` is requested meanwhile,
+    /// the run is stopped and [`HttperfError::Interrupted`] returned.
+    pub fn run(
+        &self,
+        args: &HttperfArgs,
+        cancel: Option<&Shutdown>,
+    ) -> Result<HttperfOutput, HttperfError> {
+        self.start(args)?.wait(cancel)
+    }
+}
+
+/// The deadline of a run: the time to issue its connections, plus the reply timeout, plus
+/// half the issue time again (at least 30 s) of slack for a loaded machine.
+pub fn default_deadline(args: &HttperfArgs) -> Duration {
+    let issue = args.issue_time();
+    let drain = Duration::try_from_secs_f64(args.timeout.unwrap_or(60.0)).unwrap_or(Duration::MAX);
+    issue
+        .saturating_add(drain)
+        .saturating_add((issue / 2).max(Duration::from_secs(30)))
+}
+
+fn is_executable(p: &Path) -> bool {
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+fn read_all(mut r: impl Read + Send + 'static) -> JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        // A read error leaves what was read so far; the report check catches a cut report.
+        let _ = r.read_to_end(&mut buf);
+        String::from_utf8_lossy(&buf).into_owned()
+    })
+}
+
+/// A run in progress.
+#[derive(Debug)]
+pub struct RunningHttperf {
+    child: Supervised,
+    stdout: Option<JoinHandle<String>>,
+    stderr: Option<JoinHandle<String>>,
+    started: Instant,
+    started_at: DateTime<Utc>,
+    deadline: Duration,
+    expected: Duration,
+}
+
+/// How often a waiting run checks its process, the deadline and the shutdown flag.
+const POLL: Duration = Duration::from_millis(20);
+
+impl RunningHttperf {
+    /// httperf's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.pid()
+    }
+
+    /// When the run started (wall clock).
+    pub fn started_at(&self) -> DateTime<Utc> {
+        self.started_at
+    }
+
+    /// Waits for the run to end and parses its report.
+    ///
+    /// Past the deadline, or when `cancel` is requested, httperf gets SIGINT, a moment to
+    /// exit, then SIGKILL; the result is then [`HttperfError::TimedOut`] or
+    /// [`HttperfError::Interrupted`].
+    pub fn wait(mut self, cancel: Option<&Shutdown>) -> Result<HttperfOutput, HttperfError> {
+        enum End {
+            Exited(ExitStatus),
+            TimedOut,
+            Interrupted,
+        }
+        let end = loop {
+            if let Some(status) = self.child.try_status().map_err(HttperfError::Wait)? {
+                // Ctrl-C reaches httperf too (same process group): it then prints the report
+                // of a cut-short run and exits 0. That run must not count.
+                if cancel.is_some_and(Shutdown::requested) {
+                    break End::Interrupted;
+                }
+                break End::Exited(status);
+            }
+            if cancel.is_some_and(Shutdown::requested) {
+                break End::Interrupted;
+            }
+            if self.started.elapsed() >= self.deadline {
+                break End::TimedOut;
+            }
+            match cancel {
+                Some(c) => {
+                    c.sleep(POLL);
+                }
+                None => std::thread::sleep(POLL),
+            }
+        };
+        if !matches!(end, End::Exited(_)) {
+            // SIGINT makes httperf print its report and exit; then SIGTERM/SIGKILL.
+            let _ = self.child.signal(Signal::INT);
+            let _ = self.child.wait_timeout(Duration::from_secs(3));
+            self.child.stop().map_err(HttperfError::Wait)?;
+        }
+        let wall = self.started.elapsed();
+        let finished_at = Utc::now();
+        let raw = RawOutput {
+            stdout: join(self.stdout.take()),
+            stderr: join(self.stderr.take()),
+        };
+        match end {
+            End::Interrupted => Err(HttperfError::Interrupted {
+                output: Box::new(raw),
+            }),
+            End::TimedOut => Err(HttperfError::TimedOut {
+                after: self.deadline,
+                expected: self.expected,
+                output: Box::new(raw),
+            }),
+            End::Exited(status) if !status.success() => Err(HttperfError::Failed {
+                status,
+                output: Box::new(raw),
+            }),
+            End::Exited(_) => match parse_report(&raw.stdout) {
+                Ok(report) => Ok(HttperfOutput {
+                    report,
+                    raw,
+                    started_at: self.started_at,
+                    finished_at,
+                    wall,
+                }),
+                Err(error) => Err(HttperfError::NoReport {
+                    error,
+                    output: Box::new(raw),
+                }),
+            },
+        }
+    }
+}
+
+fn join(h: Option<JoinHandle<String>>) -> String {
+    h.and_then(|h| h.join().ok()).unwrap_or_default()
+}
+
+/// Checks, before any run, that `host` resolves to an IPv4 address (httperf 0.9 resolves
+/// with `gethostbyname`, IPv4 only), and returns the addresses.
+pub fn resolve_server(host: &str, port: u16) -> Result<Vec<SocketAddr>, HttperfError> {
+    let unresolvable = |reason: String| HttperfError::Unresolvable {
+        host: host.to_owned(),
+        reason,
+    };
+    let addrs: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| unresolvable(e.to_string()))?
+        .collect();
+    if addrs.is_empty() {
+        return Err(unresolvable("no address".into()));
+    }
+    if !addrs.iter().any(SocketAddr::is_ipv4) {
+        return Err(unresolvable(
+            "it has only IPv6 addresses, and httperf 0.9 connects over IPv4 only".into(),
+        ));
+    }
+    Ok(addrs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stderr_summary_drops_the_constant_warning() {
+        let s = "httperf: warning: open file limit > FD_SETSIZE; limiting max. # of open files to FD_SETSIZE\n\
+                 httperf.core_addr_intern: invalid server address x\n";
+        assert_eq!(
+            stderr_summary(s),
+            "httperf.core_addr_intern: invalid server address x"
+        );
+        assert!(stderr_summary("").contains("nothing"));
+    }
+
+    #[test]
+    fn deadlines_leave_room() {
+        let mut a = HttperfArgs::new("h", 100.0, 6000);
+        a.timeout = Some(5.0);
+        assert_eq!(default_deadline(&a), Duration::from_secs(60 + 5 + 30));
+        a.num_conns = 200_000; // 2000 s
+        assert_eq!(default_deadline(&a), Duration::from_secs(2000 + 5 + 1000));
+    }
+
+    #[test]
+    fn locate_finds_programs_in_path_and_refuses_missing_ones() {
+        let sh = Httperf::locate(Some(Path::new("sh"))).unwrap();
+        assert!(sh.program().is_absolute());
+        let err = Httperf::locate(Some(Path::new("no-such-httperf-here"))).unwrap_err();
+        assert!(err.is_usage());
+        let msg = err.to_string();
+        assert!(
+            msg.contains("not installed") && msg.contains("apt-get install httperf"),
+            "{msg}"
+        );
+        let err = Httperf::locate(Some(Path::new("/nonexistent/httperf"))).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/httperf"), "{err}");
+        // A directory or a non-executable file is not a program.
+        let err = Httperf::locate(Some(Path::new("/etc/passwd"))).unwrap_err();
+        assert!(matches!(
+            err,
+            HttperfError::NotInstalled { given: true, .. }
+        ));
+    }
+
+    #[test]
+    fn loopback_resolves_and_bad_names_do_not() {
+        assert!(!resolve_server("127.0.0.1", 80).unwrap().is_empty());
+        assert!(!resolve_server("localhost", 80).unwrap().is_empty());
+        // A label longer than 63 bytes fails inside the resolver: no DNS query leaves the host.
+        let name = format!("{}.invalid", "x".repeat(70));
+        let err = resolve_server(&name, 80).unwrap_err();
+        assert!(err.is_usage());
+        assert!(err.to_string().contains(&name), "{err}");
+        let err = resolve_server("::1", 80).unwrap_err();
+        assert!(err.to_string().contains("IPv4"), "{err}");
+    }
+}

@@ -1,0 +1,550 @@
+//! The report's rate sweep (its listing 2.3), resumable: every rate from `from` to `to` by
+//! `step`, each run `repeat` times for `duration` seconds with a pause between runs, one CSV
+//! row per run.
+//!
+//! Resuming: the runs already in the output file, identified by (server, target_rate, run),
+//! are skipped, so a sweep stopped by Ctrl-C, `kill` or a reboot continues where it stopped
+//! when started again with the same arguments, and no run is done twice. Each row is written
+//! by [`common::CsvAppender`] in one `write(2)` after its run, so a killed sweep never leaves
+//! half a row, and a file with another header is refused before any run.
+//!
+//! Callers that measure more around each run (the lab samples each balancer's CPU over the
+//! run's time window) plug in a [`SweepObserver`]: it is called right before and right after
+//! each httperf run and may add its own columns to the row.
+//!
+//! ```no_run
+//! use lbbench::httperf::Httperf;
+//! use lbbench::sweep::{SweepConfig, run_sweep};
+//!
+//! let httperf = Httperf::locate(None)?;
+//! let mut cfg = SweepConfig::seed("balance1");
+//! cfg.rates = vec![100.0, 200.0];
+//! let summary = run_sweep(&httperf, &cfg, &mut (), &common::Shutdown::new()?)?;
+//! println!("{} runs written to {}", summary.written, cfg.output.display());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod observers;
+pub mod plan;
+pub mod progress;
+pub mod resume;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::{CsvAppender, CsvFileError, Shutdown, TimeFormat};
+
+use crate::httperf::{
+    Httperf, HttperfArgs, HttperfError, HttperfOutput, RawOutput, Report, Thresholds, Validity,
+    fmt_rate, num_conns_for, resolve_server,
+};
+pub use observers::CpuObserver;
+pub use plan::{PlanError, PlannedRun, RunKey, plan, rates};
+use progress::Progress;
+pub use progress::ProgressMode;
+pub use resume::{Completed, ResumeError, completed_runs};
+
+/// lbbench's own columns before the report's: `timestamp, server, target_rate, run`.
+pub const KEY_COLUMNS: &[&str] = &["timestamp", "server", "target_rate", "run"];
+
+/// Everything a sweep needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SweepConfig {
+    /// The `server` column: which balancer the rows are about. The CLI uses the host name;
+    /// the lab uses the balancer's name, since all its balancers are on 127.0.0.1.
+    pub label: String,
+    /// httperf's arguments except `rate` and `num_conns`, which each run sets.
+    pub base: HttperfArgs,
+    /// Connection rates, in order.
+    pub rates: Vec<f64>,
+    /// Runs per rate.
+    pub repeat: u32,
+    /// Seconds per run: each run makes `rate × duration` connections.
+    pub duration_s: f64,
+    /// Pause between runs.
+    pub pause: Duration,
+    /// The CSV file rows are appended to.
+    pub output: PathBuf,
+    /// Where each run's raw httperf output is kept, if anywhere.
+    pub save_raw: Option<PathBuf>,
+    /// The `timestamp` format.
+    pub time_format: TimeFormat,
+    /// The validity limits.
+    pub thresholds: Thresholds,
+    /// The progress display.
+    pub progress: ProgressMode,
+}
+
+impl SweepConfig {
+    /// The report's sweep against `server`: 100 to 2000 req/s by 100, 3 runs of 60 s each, a
+    /// 30 s pause, `--hog --uri /perf.php?sleep=0.2 --num-calls 1 --timeout 5` on port 80,
+    /// rows to `perf_<server>_combined.csv`.
+    pub fn seed(server: &str) -> Self {
+        let mut base = HttperfArgs::new(server, 100.0, 1);
+        base.uri = "/perf.php?sleep=0.2".to_owned();
+        base.hog = true;
+        SweepConfig {
+            label: server.to_owned(),
+            base,
+            rates: rates(100.0, 2000.0, 100.0).unwrap_or_default(),
+            repeat: 3,
+            duration_s: 60.0,
+            pause: Duration::from_secs(30),
+            output: PathBuf::from(default_output(server)),
+            save_raw: None,
+            time_format: TimeFormat::Local,
+            thresholds: Thresholds::default(),
+            progress: ProgressMode::Auto,
+        }
+    }
+
+    /// The httperf arguments of one run.
+    pub fn args_for(&self, run: &PlannedRun) -> HttperfArgs {
+        HttperfArgs {
+            rate: run.rate,
+            num_conns: num_conns_for(run.rate, self.duration_s),
+            ..self.base.clone()
+        }
+    }
+
+    /// Every run of the sweep, done or not.
+    pub fn plan(&self) -> Vec<PlannedRun> {
+        plan(&self.rates, self.repeat)
+    }
+}
+
+/// The report's output name for a server: `perf_<server>_combined.csv`.
+pub fn default_output(server: &str) -> String {
+    let safe: String = server
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("perf_{safe}_combined.csv")
+}
+
+/// The header of a sweep file: [`KEY_COLUMNS`], [`Report::COLUMNS`], [`Validity::COLUMNS`],
+/// then the observer's columns.
+pub fn header(extra: &[String]) -> Vec<String> {
+    KEY_COLUMNS
+        .iter()
+        .chain(Report::COLUMNS)
+        .chain(Validity::COLUMNS)
+        .map(|s| (*s).to_owned())
+        .chain(extra.iter().cloned())
+        .collect()
+}
+
+/// One finished run, as the observer sees it before its row is written.
+#[derive(Debug, Clone)]
+pub struct RunResult {
+    /// Which run.
+    pub run: PlannedRun,
+    /// The arguments httperf ran with.
+    pub args: HttperfArgs,
+    /// The report, raw output and time window.
+    pub output: HttperfOutput,
+    /// The verdict.
+    pub validity: Validity,
+}
+
+/// Errors an observer returns; they stop the sweep (the run's row is not written).
+pub type ObserverError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A hook around each run of a sweep.
+///
+/// The sweep calls [`before_run`](SweepObserver::before_run) right before httperf starts and
+/// [`after_run`](SweepObserver::after_run) right after it exits, so the time between the two
+/// calls is the run's window (also in [`HttperfOutput::started_at`] and `finished_at`).
+/// `()` is the observer that does nothing; [`CpuObserver`] measures a process set's CPU over
+/// each run; a pair `(a, b)` is both observers, `a`'s columns first.
+pub trait SweepObserver {
+    /// Columns added after lbbench's own, the same for every row.
+    fn extra_columns(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Called right before httperf starts.
+    fn before_run(&mut self, _run: &PlannedRun) -> Result<(), ObserverError> {
+        Ok(())
+    }
+
+    /// Called right after httperf exits with a report, before the row is written. Returns the
+    /// cells of [`extra_columns`](SweepObserver::extra_columns), in order.
+    fn after_run(&mut self, _result: &RunResult) -> Result<Vec<String>, ObserverError> {
+        Ok(Vec::new())
+    }
+
+    /// Called when a run fails or is interrupted (after `before_run`), so the observer can
+    /// drop what it started. No row is written.
+    fn run_abandoned(&mut self, _run: &PlannedRun) {}
+}
+
+impl SweepObserver for () {}
+
+/// What a sweep did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SweepSummary {
+    /// Runs in the plan.
+    pub planned: usize,
+    /// Runs that were already in the file and were skipped.
+    pub skipped: usize,
+    /// Rows written now.
+    pub written: usize,
+    /// Rows written now whose run was flagged.
+    pub flagged: usize,
+    /// Whether shutdown stopped the sweep before its end.
+    pub interrupted: bool,
+}
+
+impl SweepSummary {
+    /// Runs still to do.
+    pub fn remaining(&self) -> usize {
+        self.planned - self.skipped - self.written
+    }
+}
+
+/// Why a sweep stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    /// The rate list or another setting is wrong.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// A setting is wrong.
+    #[error("{0}")]
+    Config(String),
+    /// httperf is missing, the host does not resolve, or a run failed.
+    #[error("{context}{error}")]
+    Httperf {
+        /// Which run, if any.
+        context: String,
+        /// The error.
+        error: HttperfError,
+    },
+    /// The output file is not usable. (Its message already has the OS error, so it is not
+    /// also exposed as a source: one-line reports would print the cause twice.)
+    #[error("{0}")]
+    Csv(CsvFileError),
+    /// The output file's rows cannot be read.
+    #[error(transparent)]
+    Resume(#[from] ResumeError),
+    /// A raw output could not be saved.
+    #[error("cannot save raw output to {}: {error}", path.display())]
+    SaveRaw {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        error: std::io::Error,
+    },
+    /// The observer failed.
+    #[error("rate {rate}/s run {run}: {error}")]
+    Observer {
+        /// The run's rate.
+        rate: String,
+        /// The run's index.
+        run: u32,
+        /// The observer's error.
+        error: ObserverError,
+    },
+}
+
+impl From<CsvFileError> for SweepError {
+    fn from(e: CsvFileError) -> Self {
+        SweepError::Csv(e)
+    }
+}
+
+impl SweepError {
+    /// Whether the error comes from bad input (settings, host name, missing httperf, a file of
+    /// another layout): the CLI exits 2 for these.
+    pub fn is_usage(&self) -> bool {
+        match self {
+            SweepError::Plan(_) | SweepError::Config(_) => true,
+            SweepError::Httperf { error, .. } => error.is_usage(),
+            SweepError::Csv(CsvFileError::HeaderMismatch { .. }) => true,
+            SweepError::Resume(ResumeError::Format { .. }) => true,
+            _ => false,
+        }
+    }
+}
+
+fn check_config(cfg: &SweepConfig) -> Result<(), SweepError> {
+    if cfg.rates.is_empty() {
+        return Err(SweepError::Config("the sweep has no rates".into()));
+    }
+    if cfg.repeat == 0 {
+        return Err(SweepError::Config("--repeat must be at least 1".into()));
+    }
+    if !(cfg.duration_s.is_finite() && cfg.duration_s > 0.0) {
+        return Err(SweepError::Config(format!(
+            "--duration must be a positive number of seconds (got {})",
+            cfg.duration_s
+        )));
+    }
+    if cfg.label.is_empty() || cfg.label.contains(['\n', '\r']) {
+        return Err(SweepError::Config(
+            "the server label must be one non-empty line".into(),
+        ));
+    }
+    for run in cfg.plan() {
+        cfg.args_for(&run)
+            .validate()
+            .map_err(|e| SweepError::Httperf {
+                context: String::new(),
+                error: e.into(),
+            })?;
+    }
+    Ok(())
+}
+
+/// The file a run's raw output is saved to: `<dir>/<label>_r<rate>_<run>.txt` (stdout) and
+/// `.stderr` next to it.
+pub fn raw_path(dir: &Path, label: &str, run: &PlannedRun) -> PathBuf {
+    let safe = default_output(label);
+    let safe = safe
+        .trim_start_matches("perf_")
+        .trim_end_matches("_combined.csv");
+    dir.join(format!("{safe}_r{}_{}.txt", fmt_rate(run.rate), run.run))
+}
+
+fn save_raw(dir: &Path, label: &str, run: &PlannedRun, raw: &RawOutput) -> Result<(), SweepError> {
+    let out = raw_path(dir, label, run);
+    let write = |p: PathBuf, text: &str| {
+        std::fs::write(&p, text).map_err(|error| SweepError::SaveRaw { path: p, error })
+    };
+    write(out.clone(), &raw.stdout)?;
+    if !raw.stderr.is_empty() {
+        write(out.with_extension("stderr"), &raw.stderr)?;
+    }
+    Ok(())
+}
+
+/// Runs (the rest of) a sweep. Checks everything it can before the first run: the settings,
+/// that the server resolves, and that the output file has this sweep's header.
+///
+/// Returns when every planned run has a row, or as soon as `shutdown` is requested (the run
+/// in progress is stopped and discarded; [`SweepSummary::interrupted`] is set). A failed run
+/// stops the sweep with an error; its raw output is saved first if `save_raw` is set.
+pub fn run_sweep(
+    httperf: &Httperf,
+    cfg: &SweepConfig,
+    observer: &mut dyn SweepObserver,
+    shutdown: &Shutdown,
+) -> Result<SweepSummary, SweepError> {
+    check_config(cfg)?;
+    resolve_server(&cfg.base.server, cfg.base.port).map_err(|error| SweepError::Httperf {
+        context: String::new(),
+        error,
+    })?;
+    let extra = observer.extra_columns();
+    let header = header(&extra);
+    let mut csv = CsvAppender::open(&cfg.output, &header)?;
+    let completed = completed_runs(&cfg.output)?;
+    let all = cfg.plan();
+    let todo: Vec<&PlannedRun> = all
+        .iter()
+        .filter(|r| !completed.runs.contains(&r.key(&cfg.label)))
+        .collect();
+    let mut summary = SweepSummary {
+        planned: all.len(),
+        skipped: all.len() - todo.len(),
+        ..SweepSummary::default()
+    };
+    if let Some(dir) = &cfg.save_raw {
+        std::fs::create_dir_all(dir).map_err(|error| SweepError::SaveRaw {
+            path: dir.clone(),
+            error,
+        })?;
+    }
+    let planned_run = Duration::try_from_secs_f64(cfg.duration_s + 1.0).unwrap_or(Duration::MAX);
+    let progress = Progress::new(
+        cfg.progress,
+        all.len(),
+        summary.skipped,
+        planned_run,
+        cfg.pause,
+    );
+    if !completed.unreadable_lines.is_empty() {
+        progress.warn(&format!(
+            "{}: lines {:?} are unreadable; their runs will be done again",
+            cfg.output.display(),
+            completed.unreadable_lines
+        ));
+    }
+    progress.note(&format!(
+        "{}: {} runs planned, {} already in {}, {} to do, about {}",
+        cfg.label,
+        all.len(),
+        summary.skipped,
+        cfg.output.display(),
+        todo.len(),
+        progress::fmt_duration(progress.eta())
+    ));
+
+    for (i, run) in todo.iter().enumerate() {
+        if i > 0 && !cfg.pause.is_zero() {
+            progress.pausing(cfg.pause);
+            shutdown.sleep(cfg.pause);
+        }
+        if shutdown.requested() {
+            summary.interrupted = true;
+            break;
+        }
+        let args = cfg.args_for(run);
+        let which = || format!("rate {}/s run {}: ", fmt_rate(run.rate), run.run);
+        observer
+            .before_run(run)
+            .map_err(|error| SweepError::Observer {
+                rate: fmt_rate(run.rate),
+                run: run.run,
+                error,
+            })?;
+        progress.run_started(run, cfg.repeat);
+        let output = match httperf.start(&args).and_then(|r| r.wait(Some(shutdown))) {
+            Ok(o) => o,
+            Err(e) => {
+                observer.run_abandoned(run);
+                progress.run_abandoned();
+                if let HttperfError::Interrupted { .. } = e {
+                    summary.interrupted = true;
+                    break;
+                }
+                if let (Some(dir), Some(raw)) = (&cfg.save_raw, e.raw_output()) {
+                    save_raw(dir, &cfg.label, run, raw)?;
+                }
+                return Err(SweepError::Httperf {
+                    context: which(),
+                    error: e,
+                });
+            }
+        };
+        if let Some(dir) = &cfg.save_raw {
+            save_raw(dir, &cfg.label, run, &output.raw)?;
+        }
+        let validity = Validity::assess(
+            &output.report,
+            Some(args.target_request_rate()),
+            &cfg.thresholds,
+        );
+        let result = RunResult {
+            run: (*run).clone(),
+            args,
+            output,
+            validity,
+        };
+        let extra_cells = observer
+            .after_run(&result)
+            .map_err(|error| SweepError::Observer {
+                rate: fmt_rate(run.rate),
+                run: run.run,
+                error,
+            })?;
+        let mut row = vec![
+            cfg.time_format.format(result.output.started_at),
+            cfg.label.clone(),
+            fmt_rate(run.rate),
+            run.run.to_string(),
+        ];
+        row.extend(result.output.report.to_cells());
+        row.extend(validity.to_cells());
+        row.extend(extra_cells);
+        csv.append_rows([row])?;
+        summary.written += 1;
+        for w in validity.warnings(&result.output.report, &cfg.thresholds) {
+            progress.warn(&format!("{}{w}", which()));
+        }
+        if !validity.valid {
+            summary.flagged += 1;
+        }
+        progress.run_finished(
+            run,
+            &cfg.label,
+            &result.output.report,
+            result.output.wall,
+            summary.skipped + summary.written,
+        );
+    }
+    progress.finish();
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_seed_defaults() {
+        let cfg = SweepConfig::seed("balance1");
+        assert_eq!(cfg.output, PathBuf::from("perf_balance1_combined.csv"));
+        assert_eq!(cfg.plan().len(), 60);
+        let last = cfg.plan().pop().unwrap();
+        let args = cfg.args_for(&last);
+        assert_eq!(
+            args.to_args(),
+            [
+                "--hog",
+                "--timeout=5",
+                "--server=balance1",
+                "--port=80",
+                "--uri=/perf.php?sleep=0.2",
+                "--rate=2000",
+                "--num-conns=120000",
+                "--num-calls=1"
+            ]
+        );
+        check_config(&cfg).unwrap();
+    }
+
+    #[test]
+    fn header_layout() {
+        let h = header(&["lb_cpu_pct".to_owned()]);
+        assert_eq!(h[..4], ["timestamp", "server", "target_rate", "run"]);
+        assert_eq!(h[4], "command");
+        assert_eq!(h.last().unwrap(), "lb_cpu_pct");
+        assert_eq!(
+            h.len(),
+            4 + Report::COLUMNS.len() + Validity::COLUMNS.len() + 1
+        );
+        let mut sorted = h.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), h.len(), "column names are unique");
+    }
+
+    #[test]
+    fn bad_settings_are_usage_errors() {
+        let mut cfg = SweepConfig::seed("b");
+        cfg.repeat = 0;
+        assert!(check_config(&cfg).unwrap_err().is_usage());
+        let mut cfg = SweepConfig::seed("b");
+        cfg.duration_s = 0.0;
+        assert!(check_config(&cfg).unwrap_err().is_usage());
+        let mut cfg = SweepConfig::seed("b");
+        cfg.base.extra = vec!["--num-conns=5".into()];
+        let err = check_config(&cfg).unwrap_err();
+        assert!(
+            err.is_usage() && err.to_string().contains("--num-conns"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn file_names_are_safe() {
+        assert_eq!(default_output("10.0.0.1"), "perf_10.0.0.1_combined.csv");
+        assert_eq!(default_output("a/b c"), "perf_a_b_c_combined.csv");
+        let run = PlannedRun {
+            index: 0,
+            rate: 2.5,
+            run: 3,
+        };
+        assert_eq!(
+            raw_path(Path::new("/d"), "haproxy", &run),
+            PathBuf::from("/d/haproxy_r2.5_3.txt")
+        );
+    }
+}

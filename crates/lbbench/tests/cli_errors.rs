@@ -1,0 +1,383 @@
+//! Bad input gives one clear line and the right exit status (2 for bad usage or input, 1 for
+//! runtime failures), and never touches data already written.
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+fn bin() -> Command {
+    Command::cargo_bin("lbbench").expect("the lbbench binary")
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// An executable script in `dir`.
+fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    p
+}
+
+fn one_line(stderr: &[u8]) -> String {
+    let s = String::from_utf8_lossy(stderr).into_owned();
+    assert_eq!(s.lines().count(), 1, "one line: {s}");
+    s
+}
+
+/// A host name whose lookup fails inside the resolver (a label over 63 bytes), so no DNS
+/// query leaves the machine.
+fn unresolvable() -> String {
+    format!("{}.invalid", "x".repeat(70))
+}
+
+#[test]
+fn httperf_not_installed_says_how_to_install_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("perf.csv");
+    let a = bin()
+        .env("PATH", dir.path())
+        .args(["sweep", "--server", "127.0.0.1", "-o"])
+        .arg(&out)
+        .assert()
+        .code(2);
+    let msg = one_line(&a.get_output().stderr);
+    assert!(msg.contains("httperf is not installed"), "{msg}");
+    assert!(msg.contains("apt-get install httperf"), "{msg}");
+    assert!(!out.exists(), "nothing written");
+
+    let a = bin()
+        .args([
+            "run",
+            "--server",
+            "127.0.0.1",
+            "--rate",
+            "1",
+            "--num-conns",
+            "1",
+        ])
+        .args(["--httperf", "/nonexistent/bin/httperf"])
+        .assert()
+        .code(2);
+    let msg = one_line(&a.get_output().stderr);
+    assert!(msg.contains("/nonexistent/bin/httperf"), "{msg}");
+}
+
+#[test]
+fn an_unresolvable_host_fails_before_any_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("perf.csv");
+    // A fake httperf that records being run: it must not be.
+    let marker = dir.path().join("ran");
+    let fake = script(
+        dir.path(),
+        "httperf",
+        &format!("touch {}", marker.display()),
+    );
+    let host = unresolvable();
+    let a = bin()
+        .args(["sweep", "--server", &host, "--httperf"])
+        .arg(&fake)
+        .arg("-o")
+        .arg(&out)
+        .assert()
+        .code(2);
+    let msg = one_line(&a.get_output().stderr);
+    assert!(
+        msg.contains(&format!("cannot resolve the server `{host}`")),
+        "{msg}"
+    );
+    assert!(!marker.exists(), "httperf was started");
+    assert!(!out.exists());
+    bin()
+        .args([
+            "run",
+            "--server",
+            &host,
+            "--rate",
+            "1",
+            "--num-conns",
+            "1",
+            "--httperf",
+        ])
+        .arg(&fake)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("cannot resolve"));
+    assert!(!marker.exists());
+}
+
+#[test]
+fn an_empty_rate_list_is_a_usage_error() {
+    let a = bin()
+        .args([
+            "sweep",
+            "--server",
+            "127.0.0.1",
+            "--from",
+            "300",
+            "--to",
+            "200",
+        ])
+        .assert()
+        .code(2);
+    let msg = one_line(&a.get_output().stderr);
+    assert!(
+        msg.contains("empty rate list: --from 300 is above --to 200"),
+        "{msg}"
+    );
+    bin()
+        .args(["sweep", "--server", "127.0.0.1", "--step", "0"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--step must be a positive number"));
+}
+
+#[test]
+fn other_bad_arguments_are_usage_errors() {
+    // --num-conns and --duration: exactly one.
+    bin()
+        .args(["run", "--server", "127.0.0.1", "--rate", "1"])
+        .assert()
+        .code(2);
+    bin()
+        .args([
+            "run",
+            "--server",
+            "127.0.0.1",
+            "--rate",
+            "1",
+            "--num-conns",
+            "0",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("at least 1"));
+    bin()
+        .args([
+            "run",
+            "--server",
+            "127.0.0.1",
+            "--rate",
+            "1",
+            "--num-conns",
+            "5",
+        ])
+        .args(["--", "--rate=9"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("use lbbench's --rate"));
+    bin()
+        .args(["sweep", "--server", "127.0.0.1", "--pause", "-1"])
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn httperf_failing_or_printing_no_report_is_an_error_with_its_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let fails = script(
+        dir.path(),
+        "fails",
+        "echo 'httperf: warning: open file limit > FD_SETSIZE; limiting' >&2\n\
+         echo 'httperf: something broke' >&2; exit 3",
+    );
+    let a = bin()
+        .args([
+            "run",
+            "--server",
+            "127.0.0.1",
+            "--rate",
+            "1",
+            "--num-conns",
+            "1",
+            "--httperf",
+        ])
+        .arg(&fails)
+        .assert()
+        .code(1);
+    let msg = one_line(&a.get_output().stderr);
+    assert!(
+        msg.contains("httperf failed (exit status: 3): httperf: something broke"),
+        "{msg}"
+    );
+
+    let garbage = script(
+        dir.path(),
+        "garbage",
+        "echo hello; echo 'it went wrong' >&2; exit 0",
+    );
+    let out = dir.path().join("perf.csv");
+    let a = bin()
+        .args(["sweep", "--server", "127.0.0.1", "--httperf"])
+        .arg(&garbage)
+        .arg("-q")
+        .arg("-o")
+        .arg(&out)
+        .assert()
+        .code(1);
+    let msg = one_line(&a.get_output().stderr);
+    assert!(msg.contains("rate 100/s run 1"), "{msg}");
+    assert!(msg.contains("no usable report"), "{msg}");
+    assert!(msg.contains("it went wrong"), "{msg}");
+    // The file has its header at most, never a partial row.
+    assert!(
+        std::fs::read_to_string(&out)
+            .unwrap_or_default()
+            .lines()
+            .count()
+            <= 1
+    );
+
+    // A truncated report from httperf names the missing line.
+    let cut = script(
+        dir.path(),
+        "cut",
+        &format!("head -n 19 {}", fixture("httperf-sample-1.txt").display()),
+    );
+    bin()
+        .args([
+            "run",
+            "--server",
+            "127.0.0.1",
+            "--rate",
+            "1",
+            "--num-conns",
+            "1",
+            "--httperf",
+        ])
+        .arg(&cut)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("the `Net I/O:` line is missing"));
+}
+
+#[test]
+fn a_file_with_another_header_is_refused_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("perf.csv");
+    std::fs::write(&out, "a,b,c\n1,2,3\n").unwrap();
+    let a = bin()
+        .args(["sweep", "--server", "127.0.0.1", "-o"])
+        .arg(&out)
+        .assert()
+        .code(2);
+    let msg = one_line(&a.get_output().stderr);
+    assert!(msg.contains("header differs"), "{msg}");
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "a,b,c\n1,2,3\n");
+}
+
+#[test]
+fn parse_writes_csv_and_json_for_several_files_and_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let both = dir.path().join("both.log");
+    let text = std::fs::read_to_string(fixture("httperf-sample-1.txt")).unwrap()
+        + &std::fs::read_to_string(fixture("httperf-sample-errors.txt")).unwrap();
+    std::fs::write(&both, text).unwrap();
+    let a = bin()
+        .arg("parse")
+        .arg(&both)
+        .arg(fixture("seed-listing-2.1.txt"))
+        .assert()
+        .success();
+    let out = a.get_output().stdout.clone();
+    let mut rdr = csv::Reader::from_reader(out.as_slice());
+    let header: Vec<String> = rdr.headers().unwrap().iter().map(str::to_owned).collect();
+    assert_eq!(header[..3], ["source", "line", "command"]);
+    let col = |n: &str| header.iter().position(|h| h == n).unwrap();
+    let rows: Vec<csv::StringRecord> = rdr.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(&rows[0][col("line")], "1");
+    assert_eq!(&rows[1][col("line")], "24");
+    assert_eq!(&rows[1][col("errors_conn_refused")], "100");
+    assert_eq!(&rows[1][col("valid")], "false");
+    assert_eq!(&rows[2][col("total_connections")], "6000");
+    assert_eq!(&rows[2][col("net_io_bps")], "200000.0");
+    assert_eq!(&rows[2][col("line")], "2", "after the typed command");
+
+    let a = bin()
+        .args(["parse", "--json", "-"])
+        .write_stdin(std::fs::read(fixture("httperf-wsess-verbose.txt")).unwrap())
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_slice(&a.get_output().stdout).unwrap();
+    assert_eq!(v[0]["source"], "-");
+    assert_eq!(v[0]["report"]["sessions_completed"], 30);
+    assert_eq!(v[0]["report"]["session_length_histogram"][2], 30);
+    assert_eq!(
+        v[0]["validity"]["target_request_rate"],
+        serde_json::Value::Null
+    );
+}
+
+#[test]
+fn parse_refuses_bad_files_without_partial_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let cut = dir.path().join("cut.log");
+    let full = std::fs::read_to_string(fixture("httperf-sample-2.txt")).unwrap();
+    std::fs::write(
+        &cut,
+        format!("{full}{}", &full[..full.find("CPU time").unwrap()]),
+    )
+    .unwrap();
+    let a = bin()
+        .arg("parse")
+        .arg(fixture("httperf-sample-1.txt"))
+        .arg(&cut)
+        .assert()
+        .code(2);
+    assert!(a.get_output().stdout.is_empty());
+    let msg = one_line(&a.get_output().stderr);
+    assert!(
+        msg.contains("cut.log: the report starting at line 24"),
+        "{msg}"
+    );
+    assert!(msg.contains("the `CPU time [s]:` line is missing"), "{msg}");
+
+    let empty = dir.path().join("empty.log");
+    std::fs::write(&empty, "nothing here\n").unwrap();
+    bin()
+        .arg("parse")
+        .arg(&empty)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("no httperf report found"));
+    bin()
+        .args(["parse", "/nonexistent/file.log"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "cannot read /nonexistent/file.log",
+        ));
+}
+
+#[test]
+fn cpu_refuses_a_missing_pid_and_a_bad_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("cpu.csv");
+    bin()
+        .args(["cpu", "--pid", "4194305", "-n", "1", "-o"])
+        .arg(&out)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("no process with pid 4194305"));
+    assert!(!out.exists());
+    bin()
+        .args(["cpu", "-i", "0", "-n", "1", "-o"])
+        .arg(&out)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--interval"));
+    bin()
+        .args(["cpu", "--pid", "1", "--name", "x"])
+        .assert()
+        .code(2);
+}
