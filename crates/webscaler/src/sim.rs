@@ -364,6 +364,31 @@ impl Sim {
         w.settle();
     }
 
+    /// When the next change that happens by itself is due (a boot, start, stop or delete
+    /// completing, a check passing, a drain ending), if any is still ahead: a caller that
+    /// wants every change of the supply and the cost between two ticks advances to it.
+    pub fn next_transition(&self) -> Option<Duration> {
+        let w = self.world.borrow();
+        let now = w.now;
+        let backends = w
+            .backends
+            .iter()
+            .filter_map(|b| b.until.as_ref().map(|u| u.0));
+        let checks = w.servers.iter().filter_map(|s| {
+            let b = w.backend_at(s.addr)?;
+            Some(s.checks_since?.max(b.running_since?) + w.config.check_delay)
+        });
+        let drains = w
+            .servers
+            .iter()
+            .filter_map(|s| s.drain_since.map(|d| d + w.config.drain_time));
+        backends
+            .chain(checks)
+            .chain(drains)
+            .filter(|&t| t > now)
+            .min()
+    }
+
     /// The balancer restarts: a new pid, the counter from 0.
     pub fn reload_balancer(&self) {
         let mut w = self.world.borrow_mut();
