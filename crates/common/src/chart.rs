@@ -21,6 +21,8 @@ pub enum SeriesKind {
         /// Upper edge of the band.
         upper: Vec<(f64, f64)>,
     },
+    /// A marker at each point, no line (for single observations, such as flagged runs).
+    Points,
 }
 
 /// Which y axis a series is measured on.
@@ -44,6 +46,9 @@ pub struct Series {
     pub kind: SeriesKind,
     /// Which y axis.
     pub axis: Axis,
+    /// Its colour, as an index into the palette; `None` takes the series' own index, so
+    /// that series drawn together (a mean line and its min–max band) can share a colour.
+    pub color: Option<usize>,
 }
 
 impl Series {
@@ -54,6 +59,7 @@ impl Series {
             points,
             kind: SeriesKind::Line,
             axis: Axis::Left,
+            color: None,
         }
     }
 
@@ -64,6 +70,7 @@ impl Series {
             points,
             kind: SeriesKind::Step,
             axis: Axis::Left,
+            color: None,
         }
     }
 
@@ -74,7 +81,25 @@ impl Series {
             points: lower,
             kind: SeriesKind::Band { upper },
             axis: Axis::Left,
+            color: None,
         }
+    }
+
+    /// A marker at each point, on the left axis.
+    pub fn points(name: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
+        Series {
+            name: name.into(),
+            points,
+            kind: SeriesKind::Points,
+            axis: Axis::Left,
+            color: None,
+        }
+    }
+
+    /// Draws the series in the palette's colour number `index` (modulo its size).
+    pub fn colored(mut self, index: usize) -> Self {
+        self.color = Some(index);
+        self
     }
 
     /// Moves the series to the right axis.
@@ -343,7 +368,7 @@ fn draw(chart: &Chart, area: &DrawingArea<SVGBackend<'_>, Shift>) -> Result<(), 
     }
 
     for (i, s) in chart.series.iter().enumerate() {
-        let color = PALETTE[i % PALETTE.len()];
+        let color = PALETTE[s.color.unwrap_or(i) % PALETTE.len()];
         let pts: Vec<(f64, f64)> = s.points.iter().copied().filter(finite).collect();
         let style = ShapeStyle {
             color: color.to_rgba(),
@@ -364,6 +389,16 @@ fn draw(chart: &Chart, area: &DrawingArea<SVGBackend<'_>, Shift>) -> Result<(), 
                             color.mix(0.25).filled(),
                         )))
                     }
+                    SeriesKind::Points => ctx.$draw(pts.iter().map(|&p| {
+                        Cross::new(
+                            p,
+                            5,
+                            ShapeStyle {
+                                stroke_width: 2,
+                                ..style
+                            },
+                        )
+                    })),
                 }
                 .map_err(|e| derr(&e))?;
                 let legend_color = color;
@@ -459,6 +494,39 @@ mod tests {
             c.to_svg(400, 300),
             Err(ChartError::NoRightAxis(..))
         ));
+    }
+
+    #[test]
+    fn series_can_share_a_colour_and_mark_points() {
+        let c = Chart::new("Shared", "x", "y")
+            .with(
+                Series::band(
+                    "a range",
+                    vec![(0.0, 1.0), (1.0, 1.0)],
+                    vec![(0.0, 3.0), (1.0, 4.0)],
+                )
+                .colored(2),
+            )
+            .with(Series::line("a", vec![(0.0, 2.0), (1.0, 2.5)]).colored(2))
+            .with(Series::points("flagged", vec![(1.0, 2.5)]).colored(1));
+        let svg = c.to_svg(400, 300).unwrap();
+        let doc = roxmltree::Document::parse(&svg).unwrap();
+        let rgb = |c: RGBColor| format!("#{:02X}{:02X}{:02X}", c.0, c.1, c.2);
+        let uses = |tag: &str, color: &str| {
+            doc.descendants().any(|n| {
+                n.has_tag_name(tag)
+                    && [n.attribute("stroke"), n.attribute("fill")]
+                        .iter()
+                        .flatten()
+                        .any(|a| a.eq_ignore_ascii_case(color))
+            })
+        };
+        let green = rgb(PALETTE[2]);
+        assert!(uses("polygon", &green), "the band is green: {svg}");
+        assert!(uses("polyline", &green), "so is its line");
+        // A cross is two lines in the second colour.
+        let orange = rgb(PALETTE[1]);
+        assert!(uses("line", &orange), "{svg}");
     }
 
     #[test]
