@@ -402,9 +402,16 @@ fn draw(chart: &Chart, area: &DrawingArea<SVGBackend<'_>, Shift>) -> Result<(), 
                 }
                 .map_err(|e| derr(&e))?;
                 let legend_color = color;
-                anno.label(s.name.as_str()).legend(move |(x, y)| {
-                    Rectangle::new([(x, y - 4), (x + 16, y + 4)], legend_color.filled())
-                });
+                let anno = anno.label(s.name.as_str());
+                if s.kind == SeriesKind::Points {
+                    anno.legend(move |(x, y)| {
+                        Cross::new((x + 8, y), 4, legend_color.stroke_width(2))
+                    });
+                } else {
+                    anno.legend(move |(x, y)| {
+                        Rectangle::new([(x, y - 4), (x + 16, y + 4)], legend_color.filled())
+                    });
+                }
             }};
         }
         match s.axis {

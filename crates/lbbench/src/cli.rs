@@ -37,6 +37,12 @@ pub enum Command {
     /// Start N backends and one balancer on 127.0.0.1 and keep them running until Ctrl-C
     /// (to try a balancer of the lab by hand).
     Up(UpArgs),
+    /// The lab report's HAProxy-vs-Pound experiment (and nginx) on 127.0.0.1: backends, each
+    /// balancer in turn under the sweep with its CPU measured, and the report. Resumable.
+    Lab(commands::lab::LabArgs),
+    /// One HTML page (and --markdown) from a lab directory or sweep CSV files: reply time,
+    /// balancer CPU, achieved rate and errors against the demanded rate.
+    Report(commands::report::ReportArgs),
 }
 
 /// `lbbench backend`.
@@ -175,5 +181,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             .with_context(|| format!("backend {}", cfg.name))
         }
         Command::Up(a) => up(a),
+        Command::Lab(a) => commands::lab::run(a),
+        Command::Report(a) => commands::report::run(a),
     }
 }

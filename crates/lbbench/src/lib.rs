@@ -10,6 +10,8 @@
 //! - [`csvcell`]: how typed values are written to CSV cells and read back.
 //! - [`lab`]: the balancers (HAProxy, Pound, nginx) and backends of the lab on 127.0.0.1:
 //!   generated and checked configs, supervised processes, their PIDs for CPU sampling.
+//! - [`report`]: sweep CSV files → one HTML page (reply time, balancer CPU, achieved rate,
+//!   errors against the demanded rate) and a Markdown summary.
 
 pub mod backend;
 pub mod cli;
@@ -18,4 +20,5 @@ pub mod cpu;
 pub mod csvcell;
 pub mod httperf;
 pub mod lab;
+pub mod report;
 pub mod sweep;

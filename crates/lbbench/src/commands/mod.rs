@@ -1,7 +1,9 @@
 //! The subcommands' arguments and what they do; `cli.rs` only dispatches to them.
 
 pub mod cpu;
+pub mod lab;
 pub mod parse;
+pub mod report;
 pub mod run;
 pub mod sweep;
 
