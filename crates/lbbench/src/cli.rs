@@ -43,6 +43,9 @@ pub enum Command {
     /// One HTML page (and --markdown) from a lab directory or sweep CSV files: reply time,
     /// balancer CPU, achieved rate and errors against the demanded rate.
     Report(commands::report::ReportArgs),
+    /// Play a staged load profile (the lab report's listing 1.2): httperf runs that start at
+    /// their own offsets and run at the same time; --speed compresses time.
+    Profile(commands::profile::ProfileArgs),
 }
 
 /// `lbbench backend`.
@@ -183,5 +186,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Up(a) => up(a),
         Command::Lab(a) => commands::lab::run(a),
         Command::Report(a) => commands::report::run(a),
+        Command::Profile(a) => commands::profile::run(a),
     }
 }

@@ -3,6 +3,7 @@
 pub mod cpu;
 pub mod lab;
 pub mod parse;
+pub mod profile;
 pub mod report;
 pub mod run;
 pub mod sweep;
