@@ -288,8 +288,19 @@ fn format_x(kind: XAxis, v: f64) -> String {
     }
 }
 
-fn format_y(v: f64) -> String {
-    if v.abs() >= 100.0 || v.fract() == 0.0 {
+/// A y label. Whole numbers and values of 100 or more have no decimals, others one; unless
+/// the axis spans so little that ticks would then get the same label (201.6 and 201.8 both
+/// "202"): then as many decimals as the tick spacing needs.
+fn format_y(v: f64, span: f64) -> String {
+    // About ten ticks: the decimals that tell apart values span / 10 apart.
+    let needed = if span > 0.0 && span.is_finite() {
+        (-(span / 10.0).log10()).ceil().clamp(0.0, 6.0) as usize
+    } else {
+        0
+    };
+    if v.abs() >= 100.0 && needed >= 1 || needed >= 2 {
+        format!("{v:.needed$}")
+    } else if v.abs() >= 100.0 || v.fract() == 0.0 {
         format!("{v:.0}")
     } else {
         format!("{v:.1}")
@@ -355,14 +366,14 @@ fn draw(chart: &Chart, area: &DrawingArea<SVGBackend<'_>, Shift>) -> Result<(), 
         .x_desc(chart.x_label.as_str())
         .y_desc(chart.y_label.as_str())
         .x_label_formatter(&|v| format_x(x_kind, *v))
-        .y_label_formatter(&|v| format_y(*v))
+        .y_label_formatter(&|v| format_y(*v, y_hi - y_lo))
         .light_line_style(RGBColor(235, 235, 235))
         .draw()
         .map_err(|e| derr(&e))?;
     if let Some(y2) = &chart.y2_label {
         ctx.configure_secondary_axes()
             .y_desc(y2.as_str())
-            .y_label_formatter(&|v| format_y(*v))
+            .y_label_formatter(&|v| format_y(*v, y_hi - y_lo))
             .draw()
             .map_err(|e| derr(&e))?;
     }
@@ -548,6 +559,19 @@ mod tests {
             step_points(&[(0.0, 1.0), (2.0, 3.0)]),
             vec![(0.0, 1.0), (2.0, 1.0), (2.0, 3.0)]
         );
+    }
+
+    #[test]
+    fn y_labels_tell_close_ticks_apart() {
+        // As before where ticks are far enough apart.
+        assert_eq!(format_y(250.0, 400.0), "250");
+        assert_eq!(format_y(2.0, 5.0), "2");
+        assert_eq!(format_y(2.5, 5.0), "2.5");
+        assert_eq!(format_y(1.0, 0.0), "1");
+        // A reply time axis from 201.5 to 203: ticks 0.2 ms apart.
+        assert_eq!(format_y(201.6, 1.5), "201.6");
+        assert_eq!(format_y(202.0, 1.5), "202.0");
+        assert_eq!(format_y(1.25, 0.1), "1.25");
     }
 
     #[test]
