@@ -367,3 +367,26 @@ fn a_lab_directory_measured_with_other_settings_is_refused() {
     let files: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
     assert_eq!(files.len(), 1);
 }
+
+#[test]
+fn a_missing_balancer_program_names_its_package_before_anything_starts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("lab");
+    let out = Command::new(env!("CARGO_BIN_EXE_lbbench"))
+        .args(["lab", "--quick", "--balancers", "haproxy,pound", "--pound"])
+        .arg(tmp.path().join("no-pound-here"))
+        .arg("-o")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let last = stderr.lines().last().unwrap();
+    assert!(
+        last.contains("no-pound-here does not exist")
+            && last.contains("install the Debian package pound"),
+        "{stderr}"
+    );
+    // Nothing ran, nothing was written.
+    assert!(!dir.exists());
+}

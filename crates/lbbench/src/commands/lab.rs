@@ -65,6 +65,15 @@ pub struct LabArgs {
     /// The httperf program.
     #[arg(long, value_name = "PATH", default_value = "httperf")]
     pub httperf: PathBuf,
+    /// The HAProxy program [default: found in PATH and the sbin directories].
+    #[arg(long, value_name = "PATH")]
+    pub haproxy: Option<PathBuf>,
+    /// The Pound program [default: found in PATH, the sbin directories and /opt/pound/bin].
+    #[arg(long, value_name = "PATH")]
+    pub pound: Option<PathBuf>,
+    /// The nginx program [default: found in PATH and the sbin directories].
+    #[arg(long, value_name = "PATH")]
+    pub nginx: Option<PathBuf>,
     /// No progress bar or notes (warnings and the summary are still shown).
     #[arg(short, long)]
     pub quiet: bool,
@@ -125,6 +134,14 @@ pub fn config(a: &LabArgs) -> anyhow::Result<LabConfig> {
             ProgressMode::Auto
         },
         time_format: TimeFormat::from_utc_flag(a.utc),
+        programs: [
+            (Balancer::Haproxy, &a.haproxy),
+            (Balancer::Pound, &a.pound),
+            (Balancer::Nginx, &a.nginx),
+        ]
+        .into_iter()
+        .filter_map(|(b, p)| Some((b, p.clone()?)))
+        .collect(),
         ..base
     })
 }

@@ -22,6 +22,7 @@
 //! `<balancer>/` (its config and log), `backends/` (their logs), `lab.json` and
 //! `report.html`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -77,6 +78,9 @@ pub struct LabConfig {
     pub httperf: Httperf,
     /// The `lbbench` binary the backends run from.
     pub lbbench: PathBuf,
+    /// A balancer's program, where it is not the one found in `PATH` and the sbin
+    /// directories.
+    pub programs: BTreeMap<Balancer, PathBuf>,
     /// The sweep's progress display.
     pub progress: ProgressMode,
     /// Timestamps in the CSV files.
@@ -101,6 +105,7 @@ impl LabConfig {
             output,
             httperf,
             lbbench,
+            programs: BTreeMap::new(),
             progress: ProgressMode::Auto,
             time_format: TimeFormat::Local,
             cpu_interval: Duration::from_secs(2),
@@ -454,10 +459,6 @@ pub fn run_lab(
 ) -> Result<LabSummary, LabRunError> {
     cfg.check()?;
     let dir = &cfg.output;
-    std::fs::create_dir_all(dir).map_err(|source| LabRunError::Io {
-        what: format!("cannot create {}", dir.display()),
-        source,
-    })?;
     let settings = cfg.settings();
     let previous = LabInfo::load(dir)?;
     if let Some(p) = &previous {
@@ -475,10 +476,14 @@ pub fn run_lab(
     let httperf_version = cfg.httperf.version()?;
     let mut programs = Vec::new();
     for &b in &cfg.balancers {
-        let program = b.locate(None)?;
+        let program = b.locate(cfg.programs.get(&b).map(PathBuf::as_path))?;
         let version = b.version(&program)?;
         programs.push((b, program, version));
     }
+    std::fs::create_dir_all(dir).map_err(|source| LabRunError::Io {
+        what: format!("cannot create {}", dir.display()),
+        source,
+    })?;
     note(&format!(
         "httperf {httperf_version}; {}",
         programs
@@ -584,6 +589,7 @@ pub fn run_lab(
     let mut interrupted = false;
     for &b in &cfg.balancers {
         let opts = BalancerOptions {
+            program: cfg.programs.get(&b).cloned(),
             work_dir: Some(dir.join(b.name())),
             ..BalancerOptions::default()
         };
