@@ -338,6 +338,17 @@ fn an_interrupted_lab_stops_everything_and_resumes_where_it_stopped() {
     let outcomes: Vec<&str> = info.sessions.iter().map(|s| s.outcome.as_str()).collect();
     assert_eq!(outcomes, ["interrupted", "complete"]);
     assert!(dir.join("report.html").exists());
+
+    // Once more: nothing to do, so nothing is started; the report is made again.
+    std::fs::remove_file(dir.join("report.html")).unwrap();
+    let (status, _, stderr) = start_lab(&dir, &args).wait();
+    assert!(status.success(), "{stderr}");
+    assert_eq!(std::fs::read(&csv).unwrap(), after);
+    let info = LabInfo::load(&dir).unwrap().unwrap();
+    let last = info.sessions.last().unwrap();
+    assert_eq!(last.outcome, "complete");
+    assert!(last.started.is_empty(), "{last:?}");
+    assert!(dir.join("report.html").exists());
 }
 
 #[test]

@@ -43,7 +43,7 @@ use crate::report::data::{
 use crate::report::{self, ReportError};
 use crate::sweep::{
     CpuObserver, ObserverError, PlannedRun, ProgressMode, RunResult, SweepConfig, SweepError,
-    SweepObserver, default_output, rates, run_sweep,
+    SweepObserver, completed_runs, default_output, rates, run_sweep,
 };
 
 /// The header every lab request carries. httperf closes each connection first after its
@@ -558,10 +558,77 @@ pub fn run_lab(
         dir.display()
     ));
 
+    let mut summary = LabSummary {
+        planned: per_balancer * cfg.balancers.len(),
+        written: 0,
+        skipped: 0,
+        flagged: 0,
+        report: None,
+        markdown: String::new(),
+    };
+    // A balancer whose runs are all in its file already (a resumed lab) is not started.
+    let mut pending = Vec::new();
+    for &b in &cfg.balancers {
+        let sweep = cfg.sweep_for(b, 80);
+        let done = completed_runs(&sweep.output).map_err(|e| LabRunError::Sweep {
+            balancer: b.name().to_owned(),
+            error: e.into(),
+        })?;
+        let plan = sweep.plan();
+        if plan.iter().all(|r| done.runs.contains(&r.key(b.name()))) {
+            note(&format!("{b}: all {} runs are already done", plan.len()));
+            summary.skipped += plan.len();
+        } else {
+            pending.push(b);
+        }
+    }
+    let mut interrupted = false;
+    if !pending.is_empty() {
+        interrupted = run_balancers(cfg, &pending, shutdown, note, &mut journal, &mut summary)?;
+    }
+    if interrupted {
+        journal.end("interrupted")?;
+        return Err(LabRunError::Interrupted {
+            done: summary.written + summary.skipped,
+            planned: summary.planned,
+            dir: dir.clone(),
+        });
+    }
+    journal.end("complete")?;
+
+    let input = report::load(std::slice::from_ref(dir))?;
+    let generated = chrono::Local::now()
+        .format("%Y-%m-%d %H:%M:%S %:z")
+        .to_string();
+    let html = report::render_html(&input, &generated)?;
+    let path = dir.join("report.html");
+    write_atomically(&path, html.as_bytes()).map_err(|source| LabRunError::Io {
+        what: format!("cannot write {}", path.display()),
+        source,
+    })?;
+    summary.markdown = report::markdown::table(&input.points());
+    summary.report = Some(path);
+    Ok(summary)
+}
+
+/// Starts the backends, then measures each balancer of `pending` in turn; stops everything.
+/// Returns whether Ctrl-C stopped it.
+fn run_balancers(
+    cfg: &LabConfig,
+    pending: &[Balancer],
+    shutdown: &Shutdown,
+    note: &mut dyn FnMut(&str),
+    journal: &mut Journal,
+    summary: &mut LabSummary,
+) -> Result<bool, LabRunError> {
+    let dir = &cfg.output;
     let mut fleet_opts = FleetOptions::with_program(cfg.backends, &cfg.lbbench);
     fleet_opts.log_dir = Some(dir.join("backends"));
-    let mut fleet =
-        Fleet::start(&fleet_opts, shutdown).map_err(interrupted_or(cfg, per_balancer))?;
+    let mut fleet = match Fleet::start(&fleet_opts, shutdown) {
+        Ok(f) => f,
+        Err(LabError::Interrupted) => return Ok(true),
+        Err(e) => return Err(e.into()),
+    };
     note(&format!(
         "backends: {}",
         fleet
@@ -578,16 +645,8 @@ pub fn run_lab(
         run_dir: None,
     })?;
 
-    let mut summary = LabSummary {
-        planned: per_balancer * cfg.balancers.len(),
-        written: 0,
-        skipped: 0,
-        flagged: 0,
-        report: None,
-        markdown: String::new(),
-    };
     let mut interrupted = false;
-    for &b in &cfg.balancers {
+    for &b in pending {
         let opts = BalancerOptions {
             program: cfg.programs.get(&b).cloned(),
             work_dir: Some(dir.join(b.name())),
@@ -683,43 +742,7 @@ pub fn run_lab(
     }
     fleet.stop()?;
     note("backends stopped");
-    if interrupted {
-        journal.end("interrupted")?;
-        return Err(LabRunError::Interrupted {
-            done: summary.written + summary.skipped,
-            planned: summary.planned,
-            dir: dir.clone(),
-        });
-    }
-    journal.end("complete")?;
-
-    let input = report::load(std::slice::from_ref(dir))?;
-    let generated = chrono::Local::now()
-        .format("%Y-%m-%d %H:%M:%S %:z")
-        .to_string();
-    let html = report::render_html(&input, &generated)?;
-    let path = dir.join("report.html");
-    write_atomically(&path, html.as_bytes()).map_err(|source| LabRunError::Io {
-        what: format!("cannot write {}", path.display()),
-        source,
-    })?;
-    summary.markdown = report::markdown::table(&input.points());
-    summary.report = Some(path);
-    Ok(summary)
-}
-
-fn interrupted_or(
-    cfg: &LabConfig,
-    per_balancer: usize,
-) -> impl FnOnce(LabError) -> LabRunError + '_ {
-    move |e| match e {
-        LabError::Interrupted => LabRunError::Interrupted {
-            done: 0,
-            planned: per_balancer * cfg.balancers.len(),
-            dir: cfg.output.clone(),
-        },
-        e => e.into(),
-    }
+    Ok(interrupted)
 }
 
 fn tool() -> String {
