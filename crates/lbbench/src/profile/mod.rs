@@ -2,9 +2,9 @@
 //! report's listing 1.2): several httperf runs, each starting at its own offset, running at
 //! the same time, so that their rates add up to a load that rises and falls.
 //!
-//! - [`plan`]: the profile → one httperf run per stage, with time compressed by `--speed`
+//! - [`plan()`]: the profile → one httperf run per stage, with time compressed by `--speed`
 //!   (pure).
-//! - [`play`]: starts each run at its offset, waits for all, and sums them up.
+//! - [`mod@play`]: starts each run at its offset, waits for all, and sums them up.
 //!
 //! # Compressing time
 //!

@@ -3,7 +3,7 @@
 //! demanded rate, with the achieved rate, the errors, a table of the numbers and the setup.
 //!
 //! - [`data`]: the CSV files → typed [`data::Run`]s (columns by name; torn last lines left out).
-//! - [`aggregate`]: runs → one [`aggregate::RatePoint`] per balancer and rate (pure).
+//! - [`mod@aggregate`]: runs → one [`aggregate::RatePoint`] per balancer and rate (pure).
 //! - [`html`]: the page (askama template, inline SVG from `common::chart`).
 //! - [`markdown`]: the summary table.
 //!
