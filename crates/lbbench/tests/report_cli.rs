@@ -126,7 +126,10 @@ fn report_aggregates_hand_made_runs() {
         .collect();
     assert_eq!(flagged.len(), 1);
     assert_eq!(flagged[0][..3], ["haproxy", "200", "1"]);
-    assert_eq!(flagged[0][4], "rate off target, client limit (fd-unavail)");
+    assert_eq!(
+        flagged[0][4],
+        "rate off target, httperf at 1,024 open connections (fd-unavail)"
+    );
     assert!(rows.iter().any(
         |r| r.attribute("class") == Some("flagged") && r.attribute("data-rate") == Some("200")
     ));

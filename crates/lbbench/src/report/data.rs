@@ -91,7 +91,14 @@ impl Run {
             r.push("rate off target");
         }
         if self.flag_resource_errors {
-            r.push("client limit (fd-unavail)");
+            r.push(
+                if self.max_open + 16 >= crate::httperf::validity::FD_SETSIZE {
+                    // httperf's select() limit: the balancer fell behind.
+                    "httperf at 1,024 open connections (fd-unavail)"
+                } else {
+                    "client limit (fd-unavail)"
+                },
+            );
         }
         if self.flag_client_cpu_low {
             r.push("httperf CPU low");
