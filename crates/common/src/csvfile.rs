@@ -11,8 +11,10 @@
 //!   empty (also after `logrotate`'s `copytruncate`).
 //! - If the file already has a different header, nothing is appended: the error names the
 //!   file and both headers.
-//! - A torn last line (from a crash of a writer that did not follow these rules, a full disk,
-//!   or a power cut) is cut off before the next batch, so it never glues onto a new row.
+//! - A torn last line (from a full disk, a power cut, or SIGKILL: Linux may cut a write short
+//!   at a page boundary when a fatal signal arrives during it) is cut off before the next
+//!   batch, so it never glues onto a new row. Every row in the file is whole; only a batch
+//!   that was being written when its writer was killed may have lost its last rows.
 //! - Parent directories are created.
 //! - If the path is renamed away (log rotation), the next batch goes to a new file at the path.
 

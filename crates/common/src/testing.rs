@@ -16,8 +16,11 @@ pub fn workspace_root() -> PathBuf {
 /// same target directory as the running test, built first if needed.
 ///
 /// A test of one crate can thus run another crate's binary (webscaler's tests run
-/// `lbbench backend`). `cargo build` is run once per test process; when `cargo test
-/// --workspace` has already built the binary, it is a quick no-op.
+/// `lbbench backend`). When the binary is newer than every source file it is built from
+/// (`crates/<name>`, `crates/common`, `Cargo.toml`, `Cargo.lock`), as after `cargo test
+/// --workspace`, it is used as it is; otherwise `cargo build` runs once per test process.
+/// (A nested `cargo build -p <name>` resolves features without the test's dev-dependencies,
+/// so it would rebuild the binary even when it is fresh.)
 ///
 /// # Panics
 ///
@@ -40,7 +43,7 @@ pub fn workspace_bin(name: &str) -> PathBuf {
     let bin = profile_dir.join(name);
     let built = BUILT.get_or_init(|| Mutex::new(Vec::new()));
     let mut built = built.lock().unwrap_or_else(|e| e.into_inner());
-    if !built.iter().any(|b| b == name) {
+    if !built.iter().any(|b| b == name) && !is_fresh(&bin, name) {
         let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
         cmd.args(["build", "--quiet", "-p", name, "--bin", name])
             .current_dir(workspace_root());
@@ -58,4 +61,33 @@ pub fn workspace_bin(name: &str) -> PathBuf {
     }
     assert!(bin.exists(), "{} was not built", bin.display());
     bin
+}
+
+/// Whether `bin` exists and is newer than every source it is built from.
+fn is_fresh(bin: &Path, name: &str) -> bool {
+    let Ok(built) = bin.metadata().and_then(|m| m.modified()) else {
+        return false;
+    };
+    let root = workspace_root();
+    let mut newest = std::time::SystemTime::UNIX_EPOCH;
+    let mut stack: Vec<PathBuf> = vec![
+        root.join("crates").join(name),
+        root.join("crates/common"),
+        root.join("Cargo.toml"),
+        root.join("Cargo.lock"),
+    ];
+    while let Some(p) = stack.pop() {
+        let Ok(meta) = p.metadata() else { continue };
+        if meta.is_dir() {
+            if p.file_name().is_some_and(|n| n == "target" || n == "tests") {
+                continue;
+            }
+            if let Ok(entries) = std::fs::read_dir(&p) {
+                stack.extend(entries.flatten().map(|e| e.path()));
+            }
+        } else if let Ok(m) = meta.modified() {
+            newest = newest.max(m);
+        }
+    }
+    built > newest
 }

@@ -2,6 +2,8 @@
 
 pub mod cloud;
 pub mod haproxy;
+pub mod run;
+pub mod status;
 
 use clap::{Parser, Subcommand};
 
@@ -17,6 +19,12 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the scaling loop: every tick, match the number of backends to the request rate
+    /// (see docs/webscaler.md).
+    Run(Box<run::RunArgs>),
+    /// Show the backends as the cloud and HAProxy report them, with the rate and the number
+    /// of servers needed.
+    Status(Box<status::StatusArgs>),
     /// Operate the cloud's backends: list, create, start, stop, delete, quota.
     Cloud(Box<cloud::CloudArgs>),
     /// HAProxy: servers, request rate, add/drain/remove servers without a reload, the
@@ -28,6 +36,8 @@ pub enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         None => Ok(()),
+        Some(Command::Run(args)) => run::run(*args),
+        Some(Command::Status(args)) => status::run(*args),
         Some(Command::Cloud(args)) => cloud::run(*args),
         Some(Command::Haproxy(args)) => haproxy::run(*args),
     }

@@ -23,11 +23,13 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::rate::meter::{RateMeter, Sample};
 use crate::rate::{Rate, Threshold, Tolerance};
 
 pub mod predict;
 pub mod seed;
 
+pub use crate::rate::meter::NoRate;
 pub use predict::{Predictive, Predictor};
 pub use seed::{SeedConfig, SeedPolicy};
 
@@ -36,6 +38,11 @@ pub use seed::{SeedConfig, SeedPolicy};
 pub struct Observation {
     /// The balancer's cumulative request (or session) counter; `None` if it could not be read.
     pub requests_total: Option<u64>,
+    /// The `Pid` of the balancer process that counted (HAProxy's `show info`), if known: a
+    /// new pid means the counter restarted (a reload).
+    pub balancer_pid: Option<u32>,
+    /// That process's `Uptime_sec`, if known: after a reload, the new count accrued over it.
+    pub balancer_uptime_sec: Option<u64>,
     /// Backends that serve: ACTIVE in the cloud (the seed's `active`).
     pub serving: u32,
     /// Backends being built or started: capacity on its way.
@@ -44,6 +51,19 @@ pub struct Observation {
     pub stopped: u32,
     /// Backends the cloud allows in all, stopped ones included, when known.
     pub quota: Option<u32>,
+}
+
+impl Observation {
+    /// The counter sample this observation gives at `now` (with the balancer's identity, so
+    /// that a reload is recognised).
+    pub fn sample(&self, now: Duration, total: u64) -> Sample {
+        Sample {
+            counter: total,
+            at: now,
+            uptime_sec: self.balancer_uptime_sec,
+            pid: self.balancer_pid,
+        }
+    }
 }
 
 /// A scaling policy: one decision per tick.
@@ -85,19 +105,6 @@ pub struct Decision {
     pub remove: u32,
     /// Why.
     pub reason: Reason,
-}
-
-/// Why no rate is known this tick.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NoRate {
-    /// The first reading of the counter: a rate needs two.
-    FirstReading,
-    /// The counter went down (the balancer restarted or reloaded).
-    CounterReset,
-    /// The counter could not be read.
-    NoCounter,
-    /// No time passed since the previous reading.
-    NoTimePassed,
 }
 
 /// Why a policy decided what it did.
@@ -181,17 +188,7 @@ impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Reason::Baseline => write!(f, "baseline round (the seed waits two ticks)"),
-            Reason::NoRate(NoRate::FirstReading) => write!(f, "first counter reading, no rate yet"),
-            Reason::NoRate(NoRate::CounterReset) => {
-                write!(
-                    f,
-                    "the counter went down (balancer restarted), no rate this tick"
-                )
-            }
-            Reason::NoRate(NoRate::NoCounter) => write!(f, "the counter could not be read"),
-            Reason::NoRate(NoRate::NoTimePassed) => {
-                write!(f, "no time passed since the last reading")
-            }
+            Reason::NoRate(why) => write!(f, "{why}"),
             Reason::Steady => write!(f, "capacity matches"),
             Reason::Tolerance => write!(f, "within the tolerance band"),
             Reason::Demand => write!(f, "demand"),
@@ -261,64 +258,6 @@ impl fmt::Display for PolicyKind {
             PolicyKind::Default => "default",
             PolicyKind::Seed => "seed",
         })
-    }
-}
-
-/// What a counter reading gives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reading {
-    /// A rate: `delta` requests over `elapsed`.
-    Rate {
-        /// Requests since the previous reading.
-        delta: u64,
-        /// Time since the previous reading.
-        elapsed: Duration,
-        /// `delta / elapsed`, exact.
-        rate: Rate,
-    },
-    /// No rate this time, and why.
-    None(NoRate),
-}
-
-/// Turns successive readings of a cumulative counter into rates: the delta over the time
-/// between readings. A counter that goes down was reset (the balancer restarted); that
-/// reading gives no rate and becomes the new base, so a reset never shows as a negative or
-/// a made-up rate.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RateMeter {
-    last: Option<(Duration, u64)>,
-}
-
-impl RateMeter {
-    /// A meter with no reading yet.
-    pub fn new() -> RateMeter {
-        RateMeter::default()
-    }
-
-    /// Takes a reading of the counter at `now`.
-    pub fn observe(&mut self, now: Duration, total: u64) -> Reading {
-        let Some((then, before)) = self.last else {
-            self.last = Some((now, total));
-            return Reading::None(NoRate::FirstReading);
-        };
-        if total < before {
-            self.last = Some((now, total));
-            return Reading::None(NoRate::CounterReset);
-        }
-        let elapsed = now.saturating_sub(then);
-        let delta = total - before;
-        match Rate::from_count(delta, elapsed) {
-            Some(rate) => {
-                self.last = Some((now, total));
-                Reading::Rate {
-                    delta,
-                    elapsed,
-                    rate,
-                }
-            }
-            // Keep the older base: the next reading measures from it.
-            None => Reading::None(NoRate::NoTimePassed),
-        }
     }
 }
 
@@ -470,12 +409,12 @@ impl Policy for DefaultPolicy {
         let min = cfg.min.min(max);
         let current = obs.serving.saturating_add(obs.pending);
         let reading = match obs.requests_total {
-            Some(total) => self.meter.observe(now, total),
-            None => Reading::None(NoRate::NoCounter),
+            Some(total) => self.meter.update(obs.sample(now, total)),
+            None => Err(NoRate::NoCounter),
         };
         let (delta, rate) = match reading {
-            Reading::Rate { delta, rate, .. } => (delta, rate),
-            Reading::None(why) => {
+            Ok(r) => (r.increase, r.rate),
+            Err(why) => {
                 // No rate: only enforce the bounds.
                 let target = bound(current, min, max);
                 let reason = match target.cmp(&current) {
@@ -653,6 +592,7 @@ mod tests {
                 pending,
                 stopped: 0,
                 quota,
+                ..Observation::default()
             };
             p.decide(s(0), &obs(0));
             let d = p.decide(s(60), &obs(rate * 60));
@@ -816,40 +756,37 @@ mod tests {
             },
         );
         assert_eq!((d.remove, d.action()), (2, "down:max"));
-        // A counter reset gives no rate, then measures from the new base.
+        // A counter that went down (a reload, no process identity known): the new count
+        // over the interval, a lower bound; then ordinary intervals from the new base.
         let o = |t| Observation {
             requests_total: Some(t),
             serving: 3,
             ..Observation::default()
         };
         let d = p.decide(s(10), &o(50));
-        assert_eq!(d.reason, Reason::NoRate(NoRate::CounterReset));
+        assert_eq!(d.rate, Some(Rate::per_second(5)), "{d}");
+        assert_eq!(d.diffpt, Some(50));
         let d = p.decide(s(20), &o(350));
         assert_eq!(d.rate, Some(Rate::per_second(30)));
     }
 
     #[test]
-    fn rate_meter_handles_first_reading_reset_and_no_time() {
-        let mut m = RateMeter::new();
-        assert_eq!(m.observe(s(0), 10), Reading::None(NoRate::FirstReading));
-        assert_eq!(m.observe(s(0), 20), Reading::None(NoRate::NoTimePassed));
-        assert_eq!(
-            m.observe(s(2), 30),
-            Reading::Rate {
-                delta: 20,
-                elapsed: s(2),
-                rate: Rate::per_second(10)
-            }
-        );
-        assert_eq!(m.observe(s(3), 5), Reading::None(NoRate::CounterReset));
-        assert_eq!(
-            m.observe(s(4), 6),
-            Reading::Rate {
-                delta: 1,
-                elapsed: s(1),
-                rate: Rate::per_second(1)
-            }
-        );
+    fn a_reload_is_recognised_by_the_balancer_pid_and_measured_over_its_uptime() {
+        let mut p = DefaultPolicy::new(cfg());
+        let o = |t, pid, up| Observation {
+            requests_total: Some(t),
+            balancer_pid: Some(pid),
+            balancer_uptime_sec: Some(up),
+            serving: 3,
+            ..Observation::default()
+        };
+        p.decide(s(0), &o(1000, 7, 600));
+        // The new worker (pid 8) started 1.5 s ago (uptime 1 s + half a second) and has
+        // already counted 1200 > 1000: not a "counter went down", still a reload.
+        let d = p.decide(s(10), &o(1200, 8, 1));
+        assert_eq!(d.rate, Some(Rate::per_second(800)), "{d}");
+        let d = p.decide(s(20), &o(1500, 8, 11));
+        assert_eq!(d.rate, Some(Rate::per_second(30)), "{d}");
     }
 
     #[test]

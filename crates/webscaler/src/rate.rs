@@ -5,6 +5,9 @@
 //! rate is a fraction of integers (a counter delta over nanoseconds, or a decimal read from
 //! text), a threshold is a decimal fraction, and the ceiling is an integer division in `u128`.
 //!
+//! [`meter`] turns samples of a balancer's cumulative counter into exact rates, safe across
+//! reloads.
+//!
 //! Bounds keep every product inside `u128` (see [`Rate`] and [`Threshold`]); the constructors
 //! enforce them, so no operation here can overflow or round.
 
@@ -14,6 +17,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
+
+pub mod meter;
 
 const NANOS_PER_SEC: u128 = 1_000_000_000;
 /// A rate's numerator stays below 2^96: a `u64` counter delta times 10^9 fits.

@@ -165,6 +165,7 @@ pub fn replay(trace: &Trace, policy: &mut dyn Policy, cfg: &ReplayConfig) -> Rep
             pending: pending.len() as u32,
             stopped,
             quota: cfg.quota,
+            ..Observation::default()
         };
         let decision = policy.decide(t, &obs);
         ticks.push(Tick {

@@ -126,13 +126,18 @@ fn the_rate_stays_right_across_a_real_reload() {
     let lab = lab_with(&[&b1]);
     let ha = lab.haproxy();
     wait_all_up(&ha, 1);
+    let origin = Instant::now();
     let mut meter = RateMeter::new();
-    assert_eq!(meter.update(ha.sample(Metric::Requests).unwrap()), None);
+    assert!(
+        meter
+            .update(ha.sample(Metric::Requests, origin).unwrap())
+            .is_err()
+    );
 
     for _ in 0..20 {
         assert_eq!(lab.get("/").status, 200);
     }
-    let before = ha.sample(Metric::Requests).unwrap();
+    let before = ha.sample(Metric::Requests, origin).unwrap();
     let r = meter.update(before).unwrap();
     assert_eq!(r.increase, 20);
     assert!(!r.reset);
@@ -151,20 +156,21 @@ fn the_rate_stays_right_across_a_real_reload() {
     for _ in 0..7 {
         assert_eq!(lab.get("/").status, 200);
     }
-    let after = ha.sample(Metric::Requests).unwrap();
+    let after = ha.sample(Metric::Requests, origin).unwrap();
     assert_eq!(after.pid, Some(new_pid));
     assert_eq!(after.counter, 7, "the counter started again from 0");
     let r = meter.update(after).unwrap();
     assert!(r.reset, "{r:?}");
     assert_eq!(r.increase, 7);
-    assert!(r.rate.is_finite() && r.rate > 0.0, "{r:?}");
+    assert!(r.rate > webscaler::rate::Rate::ZERO, "{r:?}");
     assert!(r.elapsed <= r.interval);
     // The window is the new worker's uptime (midpoint of its whole second), capped by the
     // interval: never the old worker's time, never negative.
     let uptime = Duration::from_secs(after.uptime_sec.unwrap()) + Duration::from_millis(500);
     assert_eq!(r.elapsed, uptime.min(r.interval), "{r:?}");
-    assert!(
-        (r.rate - 7.0 / r.elapsed.as_secs_f64()).abs() < 1e-9,
+    assert_eq!(
+        Some(r.rate),
+        webscaler::rate::Rate::from_count(7, r.elapsed),
         "{r:?}"
     );
 
@@ -172,7 +178,9 @@ fn the_rate_stays_right_across_a_real_reload() {
     for _ in 0..5 {
         assert_eq!(lab.get("/").status, 200);
     }
-    let r = meter.update(ha.sample(Metric::Sessions).unwrap()).unwrap();
+    let r = meter
+        .update(ha.sample(Metric::Sessions, origin).unwrap())
+        .unwrap();
     assert!(!r.reset);
     assert_eq!(r.increase, 5);
 }

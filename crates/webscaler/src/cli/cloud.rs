@@ -22,7 +22,8 @@ use crate::cloud::{Backend, Cloud, CloudError, Status};
 pub const DEFAULT_CLOUD_INIT: &str = include_str!("../../../../etc/clouddata.txt");
 
 /// Which provider.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Provider {
     /// Local processes on 127.0.0.1.
     Local,
@@ -38,30 +39,31 @@ pub struct ProviderArgs {
     #[arg(long, value_enum, env = "WEBSCALER_PROVIDER", global = true)]
     pub provider: Option<Provider>,
 
-    /// Name prefix of the backends.
-    #[arg(long, default_value = crate::cloud::DEFAULT_PREFIX, global = true)]
-    pub prefix: String,
+    /// Name prefix of the backends [default: node-].
+    #[arg(long, global = true)]
+    pub prefix: Option<String>,
 
     /// Local: where the state file and backend logs live [default:
     /// $XDG_STATE_HOME/webscaler or ~/.local/state/webscaler].
     #[arg(long, env = "WEBSCALER_STATE_DIR", global = true, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
 
-    /// Local: the command of a backend; {port}, {name}, {id} and {host} are replaced.
-    #[arg(long, env = "WEBSCALER_BACKEND_COMMAND", default_value = local::DEFAULT_COMMAND, global = true)]
-    pub command: String,
+    /// Local: the command of a backend; {port}, {name}, {id} and {host} are replaced
+    /// [default: lbbench backend --port {port} --name {name}].
+    #[arg(long, env = "WEBSCALER_BACKEND_COMMAND", global = true)]
+    pub command: Option<String>,
 
-    /// Local: seconds a backend takes to "boot", imitating a cloud.
-    #[arg(long, default_value_t = 0.0, global = true, value_name = "SECS")]
-    pub boot_delay: f64,
+    /// Local: seconds a backend takes to "boot", imitating a cloud [default: 0].
+    #[arg(long, global = true, value_name = "SECS")]
+    pub boot_delay: Option<f64>,
 
-    /// Local: how many backends may exist (running or stopped); 0 = unlimited.
-    #[arg(long, default_value_t = local::DEFAULT_MAX_BACKENDS, global = true, value_name = "N")]
-    pub max_backends: u64,
+    /// Local: how many backends may exist (running or stopped); 0 = unlimited [default: 20].
+    #[arg(long, global = true, value_name = "N")]
+    pub max_backends: Option<u64>,
 
-    /// Local: seconds between SIGTERM and SIGKILL when stopping a backend.
-    #[arg(long, default_value_t = 5.0, global = true, value_name = "SECS")]
-    pub grace: f64,
+    /// Local: seconds between SIGTERM and SIGKILL when stopping a backend [default: 5].
+    #[arg(long, global = true, value_name = "SECS")]
+    pub grace: Option<f64>,
 
     /// OpenStack: the cloud of clouds.yaml to use (or OS_CLOUD).
     #[arg(long, global = true, value_name = "NAME")]
@@ -152,9 +154,9 @@ pub struct ProviderArgs {
     /// etc/clouddata.txt].
     #[arg(long, global = true, value_name = "FILE")]
     pub user_data: Option<PathBuf>,
-    /// OpenStack: seconds before one HTTP request times out.
-    #[arg(long, default_value_t = 30.0, global = true, value_name = "SECS")]
-    pub http_timeout: f64,
+    /// OpenStack: seconds before one HTTP request times out [default: 30].
+    #[arg(long, global = true, value_name = "SECS")]
+    pub http_timeout: Option<f64>,
 }
 
 fn secs(what: &str, v: f64) -> Result<Duration> {
@@ -215,6 +217,55 @@ impl ProviderArgs {
         o
     }
 
+    /// The name prefix of backends.
+    pub fn prefix(&self) -> &str {
+        self.prefix
+            .as_deref()
+            .unwrap_or(crate::cloud::DEFAULT_PREFIX)
+    }
+
+    /// The state directory of the local provider (and of `webscaler run`).
+    pub fn state_dir(&self, env: &Env) -> PathBuf {
+        self.state_dir
+            .clone()
+            .unwrap_or_else(|| local::default_state_dir(|k| env.vars.get(k).cloned()))
+    }
+
+    /// Fills the settings that were given neither as flags nor as variables from a
+    /// configuration file's `[cloud]` table (flags and variables win over the file).
+    pub fn fill_from(&mut self, file: &crate::config::CloudFile) {
+        fn fill<T: Clone>(slot: &mut Option<T>, v: &Option<T>) {
+            if slot.is_none() {
+                slot.clone_from(v);
+            }
+        }
+        fill(&mut self.provider, &file.provider);
+        fill(&mut self.prefix, &file.prefix);
+        fill(&mut self.state_dir, &file.state_dir);
+        fill(&mut self.command, &file.command);
+        fill(
+            &mut self.boot_delay,
+            &file.boot_delay.map(|d| d.0.as_secs_f64()),
+        );
+        fill(&mut self.max_backends, &file.max_backends);
+        fill(&mut self.grace, &file.grace.map(|d| d.0.as_secs_f64()));
+        fill(&mut self.os_cloud, &file.os_cloud);
+        fill(&mut self.openstack_cfg, &file.openstack_cfg);
+        fill(&mut self.os_region_name, &file.os_region_name);
+        fill(&mut self.image, &file.image);
+        fill(&mut self.flavor, &file.flavor);
+        fill(&mut self.network, &file.network);
+        fill(&mut self.key_name, &file.key_name);
+        if self.security_groups.is_empty() {
+            self.security_groups = file.security_groups.clone().unwrap_or_default();
+        }
+        fill(&mut self.user_data, &file.user_data);
+        fill(
+            &mut self.http_timeout,
+            &file.http_timeout.map(|d| d.0.as_secs_f64()),
+        );
+    }
+
     /// The provider these arguments select in this environment.
     pub fn provider(&self, env: &Env) -> Provider {
         self.provider.unwrap_or_else(|| {
@@ -228,22 +279,25 @@ impl ProviderArgs {
 
     /// Opens the selected provider.
     pub fn open(&self, env: &Env) -> Result<Box<dyn Cloud + Send + Sync>> {
-        if self.prefix.is_empty() {
+        if self.prefix().is_empty() {
             bail!(UsageError::new("--prefix must not be empty"));
         }
         match self.provider(env) {
             Provider::Local => {
-                let state_dir = self
-                    .state_dir
-                    .clone()
-                    .unwrap_or_else(|| local::default_state_dir(|k| env.vars.get(k).cloned()));
+                let state_dir = self.state_dir(env);
                 let opts = LocalOptions {
                     state_dir,
-                    command: self.command.clone(),
-                    prefix: self.prefix.clone(),
-                    boot_delay: secs("--boot-delay", self.boot_delay)?,
-                    grace: secs("--grace", self.grace)?,
-                    max_backends: (self.max_backends > 0).then_some(self.max_backends),
+                    command: self
+                        .command
+                        .clone()
+                        .unwrap_or_else(|| local::DEFAULT_COMMAND.to_owned()),
+                    prefix: self.prefix().to_owned(),
+                    boot_delay: secs("--boot-delay", self.boot_delay.unwrap_or(0.0))?,
+                    grace: secs("--grace", self.grace.unwrap_or(5.0))?,
+                    max_backends: match self.max_backends.unwrap_or(local::DEFAULT_MAX_BACKENDS) {
+                        0 => None,
+                        n => Some(n),
+                    },
                 };
                 Ok(Box::new(LocalCloud::new(opts).map_err(cli_error)?))
             }
@@ -255,7 +309,7 @@ impl ProviderArgs {
                     None => DEFAULT_CLOUD_INIT.as_bytes().to_vec(),
                 };
                 let opts = OpenStackOptions {
-                    prefix: self.prefix.clone(),
+                    prefix: self.prefix().to_owned(),
                     server: ServerSpec {
                         image: self.image.clone(),
                         flavor: self.flavor.clone(),
@@ -264,7 +318,7 @@ impl ProviderArgs {
                         security_groups: self.security_groups.clone(),
                         user_data: Some(user_data),
                     },
-                    timeout: secs("--http-timeout", self.http_timeout)?,
+                    timeout: secs("--http-timeout", self.http_timeout.unwrap_or(30.0))?,
                     ..OpenStackOptions::default()
                 };
                 Ok(Box::new(OpenStack::new(&cfg, opts).map_err(cli_error)?))

@@ -359,11 +359,12 @@ pub fn run(args: HaproxyArgs) -> anyhow::Result<()> {
                     )
                 })
                 .collect();
+            let origin = Instant::now();
             let sample_all = || -> anyhow::Result<Vec<(usize, crate::haproxy::Sample)>> {
                 instances
                     .iter()
                     .enumerate()
-                    .map(|(i, h)| Ok((i, h.sample(metric).map_err(classify)?)))
+                    .map(|(i, h)| Ok((i, h.sample(metric, origin).map_err(classify)?)))
                     .collect()
             };
             let mut meters = RateMeters::new();
@@ -404,7 +405,7 @@ pub fn run(args: HaproxyArgs) -> anyhow::Result<()> {
                             out,
                             "{}: {:.2}/s ({} +{} in {}{})",
                             sockets[*i].display(),
-                            r.rate,
+                            r.rate.to_f64(),
                             metric.column(),
                             r.increase,
                             format_duration(r.elapsed),

@@ -81,6 +81,35 @@ pub enum RemoveOutcome {
     AlreadyGone,
 }
 
+/// What [`Haproxy::begin_add`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddStep {
+    /// `add server` registered it (in MAINT) and its checks are enabled.
+    Added,
+    /// It already existed with this address; its checks are enabled.
+    Resumed,
+    /// The runtime API refused: it was written to the backend file and HAProxy reloaded.
+    Reloaded,
+}
+
+/// What [`Haproxy::try_remove`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoveStep {
+    /// The server is gone.
+    Removed(ChangeMethod),
+    /// HAProxy still holds connections to it (HAProxy's answer); it stays in MAINT.
+    Busy(String),
+    /// There was no such server.
+    AlreadyGone,
+}
+
+enum DelStep {
+    Deleted,
+    Busy(String),
+    /// The runtime API refused `del server`: (command, reply).
+    Refused(String, String),
+}
+
 /// Replies that mean "this HAProxy will not do that through the runtime API".
 fn refused(reply: &str) -> bool {
     reply.starts_with("Unknown command")
@@ -88,7 +117,8 @@ fn refused(reply: &str) -> bool {
         || reply.starts_with("Permission denied")
 }
 
-fn check_summary(row: Option<&StatRow>) -> String {
+/// The last check of a server in words (`L4CON, Layer4 connection problem`), for messages.
+pub fn check_summary(row: Option<&StatRow>) -> String {
     match row {
         None => "server not found".to_owned(),
         Some(r) => match (&r.check_status, &r.check_desc) {
@@ -101,7 +131,7 @@ fn check_summary(row: Option<&StatRow>) -> String {
 
 /// Whether the server's checks have passed often enough that it is UP as soon as it is
 /// set ready (health at least `rise`), not just the last check.
-fn healthy(row: &StatRow) -> bool {
+pub fn healthy(row: &StatRow) -> bool {
     if !row.check_passed() {
         return false;
     }
@@ -190,25 +220,37 @@ impl Haproxy {
         self.expect_empty(&format!("enable health {}", self.target(name)), name)
     }
 
-    /// Adds a server and makes it ready once its health check passes (see the module docs).
-    ///
-    /// Idempotent: if the server already exists with this address (an add that was cut
-    /// short), the remaining steps are done. If the check has not passed by `deadline`, the
-    /// server stays in MAINT with checks on, and [`HaproxyError::CheckTimeout`] says what
-    /// the last check saw.
-    pub fn add_server(
+    /// The first, non-blocking half of an add: `add server` (in MAINT) and `enable health`,
+    /// so that HAProxy starts checking it; it gets no traffic until [`Haproxy::ready`].
+    /// Idempotent: a server that already exists with this address gets its checks enabled
+    /// ([`AddStep::Resumed`]); another address is [`HaproxyError::AddressMismatch`]. When the
+    /// runtime API refuses `add server`, the server is written to the backend file and
+    /// HAProxy reloaded ([`AddStep::Reloaded`]; `deadline` bounds the reload), without
+    /// waiting for its check. The backend file, if kept, is brought in step.
+    pub fn begin_add(
         &self,
         name: &ServerName,
         addr: ServerAddr,
         deadline: Instant,
-        shutdown: &Shutdown,
-    ) -> Result<AddOutcome, HaproxyError> {
-        let start = Instant::now();
-        let mut resumed = false;
+    ) -> Result<AddStep, HaproxyError> {
+        let (step, _) = self.begin_add_inner(name, addr, deadline)?;
+        if step != AddStep::Reloaded {
+            self.sync_backend_file()?;
+        }
+        Ok(step)
+    }
+
+    fn begin_add_inner(
+        &self,
+        name: &ServerName,
+        addr: ServerAddr,
+        deadline: Instant,
+    ) -> Result<(AddStep, Option<Installed>), HaproxyError> {
+        let mut step = AddStep::Added;
         match self.stats()?.server(name.as_str()) {
             Some(row) => {
                 self.same_addr(name, row, addr)?;
-                resumed = true;
+                step = AddStep::Resumed;
             }
             None => {
                 let command = format!(
@@ -227,18 +269,40 @@ impl Haproxy {
                         .server(name.as_str())
                         .ok_or_else(|| self.reply_err(&command, reply))?;
                     self.same_addr(name, row, addr)?;
-                    resumed = true;
+                    step = AddStep::Resumed;
                 } else if reply == "No such backend." {
                     return Err(self.no_such_backend());
                 } else if refused(reply) {
-                    return self
-                        .add_by_reload(name, addr, &command, reply, start, deadline, shutdown);
+                    let installed =
+                        self.add_to_file_and_reload(name, addr, &command, reply, deadline)?;
+                    return Ok((AddStep::Reloaded, Some(installed)));
                 } else {
                     return Err(self.reply_err(&command, reply));
                 }
             }
         }
         self.enable_health(name)?;
+        Ok((step, None))
+    }
+
+    /// Adds a server and makes it ready once its health check passes (see the module docs).
+    ///
+    /// Idempotent: if the server already exists with this address (an add that was cut
+    /// short), the remaining steps are done. If the check has not passed by `deadline`, the
+    /// server stays in MAINT with checks on, and [`HaproxyError::CheckTimeout`] says what
+    /// the last check saw.
+    pub fn add_server(
+        &self,
+        name: &ServerName,
+        addr: ServerAddr,
+        deadline: Instant,
+        shutdown: &Shutdown,
+    ) -> Result<AddOutcome, HaproxyError> {
+        let start = Instant::now();
+        let (step, installed) = self.begin_add_inner(name, addr, deadline)?;
+        if step == AddStep::Reloaded {
+            return self.wait_up_after_reload(name, installed, start, deadline, shutdown);
+        }
         let what = format!("waiting for {} to pass its health check", self.target(name));
         let mut last = None;
         let passed = self.wait_for(&what, deadline, shutdown, || {
@@ -260,7 +324,7 @@ impl Haproxy {
         let file = self.sync_backend_file()?;
         Ok(AddOutcome {
             method: ChangeMethod::Runtime,
-            resumed,
+            resumed: step == AddStep::Resumed,
             waited: start.elapsed(),
             file,
         })
@@ -285,17 +349,16 @@ impl Haproxy {
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn add_by_reload(
+    /// The reload fallback of an add: the server goes into the backend file, which is
+    /// installed once `haproxy -c` accepts it, and HAProxy is reloaded.
+    fn add_to_file_and_reload(
         &self,
         name: &ServerName,
         addr: ServerAddr,
         command: &str,
         reply: &str,
-        start: Instant,
         deadline: Instant,
-        shutdown: &Shutdown,
-    ) -> Result<AddOutcome, HaproxyError> {
+    ) -> Result<Installed, HaproxyError> {
         let Some(file) = &self.file else {
             return Err(HaproxyError::Refused {
                 socket: self.socket.path().to_path_buf(),
@@ -312,6 +375,19 @@ impl Haproxy {
         }
         let installed = file.install(&render_backend(&self.backend, &servers, &self.check))?;
         self.reload_method().reload(deadline)?;
+        Ok(installed)
+    }
+
+    /// After a reload-based add: a config-file server starts UP with check status `INI`
+    /// before its first check, so UP alone is not enough; wait for a passed check too.
+    fn wait_up_after_reload(
+        &self,
+        name: &ServerName,
+        installed: Option<Installed>,
+        start: Instant,
+        deadline: Instant,
+        shutdown: &Shutdown,
+    ) -> Result<AddOutcome, HaproxyError> {
         let what = format!(
             "waiting for {} to come up after the reload",
             self.target(name)
@@ -338,8 +414,17 @@ impl Haproxy {
             method: ChangeMethod::Reload,
             resumed: false,
             waited: start.elapsed(),
-            file: Some(installed),
+            file: installed,
         })
+    }
+
+    /// `set server <b>/<s> state drain`: no new traffic; current sessions finish. Does not
+    /// wait (see [`Haproxy::drain`]).
+    pub fn set_drain(&self, name: &ServerName) -> Result<(), HaproxyError> {
+        self.expect_empty(
+            &format!("set server {} state drain", self.target(name)),
+            name,
+        )
     }
 
     /// Drains a server: no new traffic, and waits until its current sessions reach 0 or the
@@ -352,10 +437,7 @@ impl Haproxy {
         shutdown: &Shutdown,
     ) -> Result<DrainOutcome, HaproxyError> {
         let start = Instant::now();
-        self.expect_empty(
-            &format!("set server {} state drain", self.target(name)),
-            name,
-        )?;
+        self.set_drain(name)?;
         let what = format!("draining {}", self.target(name));
         let mut sessions = 0;
         let done = self.wait_for(&what, deadline, shutdown, || {
@@ -375,6 +457,66 @@ impl Haproxy {
                 waited: start.elapsed(),
             },
         })
+    }
+
+    /// One `del server` attempt on a server already in maintenance.
+    fn del_once(&self, name: &ServerName, maint: &str) -> Result<DelStep, HaproxyError> {
+        let del = format!("del server {}", self.target(name));
+        let reply = self.command(&del)?;
+        let reply = reply.trim();
+        if reply == "Server deleted." || reply == "No such server." {
+            return Ok(DelStep::Deleted);
+        }
+        if reply.starts_with("Only servers in maintenance mode") {
+            // Someone set it ready meanwhile: back to maint, and try again.
+            self.expect_empty(maint, name)?;
+            return Ok(DelStep::Busy(reply.to_owned()));
+        }
+        if reply.contains("still has connections") {
+            return Ok(DelStep::Busy(reply.to_owned()));
+        }
+        if refused(reply) {
+            return Ok(DelStep::Refused(del, reply.to_owned()));
+        }
+        Err(self.reply_err(&del, reply))
+    }
+
+    /// One non-blocking attempt at removing a server: `state maint`, then one `del server`.
+    /// [`RemoveStep::Busy`] when HAProxy still holds connections to it: it stays in MAINT
+    /// (no traffic), and a later attempt finishes. A server that does not exist is
+    /// [`RemoveStep::AlreadyGone`]. The reload fallback applies as for
+    /// [`Haproxy::remove`] (`deadline` bounds the reload). The backend file, if kept, is
+    /// brought in step.
+    pub fn try_remove(
+        &self,
+        name: &ServerName,
+        deadline: Instant,
+    ) -> Result<RemoveStep, HaproxyError> {
+        let start = Instant::now();
+        let maint = format!("set server {} state maint", self.target(name));
+        match self.expect_empty(&maint, name) {
+            Ok(()) => {}
+            Err(HaproxyError::NoSuchServer { .. }) => {
+                self.sync_backend_file()?;
+                return Ok(RemoveStep::AlreadyGone);
+            }
+            Err(HaproxyError::Reply { reply, .. }) if refused(&reply) => {
+                self.remove_by_reload(name, &maint, &reply, start, deadline)?;
+                return Ok(RemoveStep::Removed(ChangeMethod::Reload));
+            }
+            Err(e) => return Err(e),
+        }
+        match self.del_once(name, &maint)? {
+            DelStep::Deleted => {
+                self.sync_backend_file()?;
+                Ok(RemoveStep::Removed(ChangeMethod::Runtime))
+            }
+            DelStep::Busy(reply) => Ok(RemoveStep::Busy(reply)),
+            DelStep::Refused(command, reply) => {
+                self.remove_by_reload(name, &command, &reply, start, deadline)?;
+                Ok(RemoveStep::Removed(ChangeMethod::Reload))
+            }
+        }
     }
 
     /// Removes a server: `state maint`, then `del server`, retried while it still has
@@ -400,28 +542,17 @@ impl Haproxy {
             }
             Err(e) => return Err(e),
         }
-        let del = format!("del server {}", self.target(name));
         let what = format!("removing {}", self.target(name));
         let mut last = String::new();
         let done = self.wait_for(&what, deadline, shutdown, || {
-            let reply = self.command(&del)?;
-            let reply = reply.trim();
-            last = reply.to_owned();
-            if reply == "Server deleted." || reply == "No such server." {
-                return Ok(Some(None));
-            }
-            if reply.starts_with("Only servers in maintenance mode") {
-                // Someone set it ready meanwhile: back to maint, and try again.
-                self.expect_empty(&maint, name)?;
-                return Ok(None);
-            }
-            if reply.contains("still has connections") {
-                return Ok(None);
-            }
-            if refused(reply) {
-                return Ok(Some(Some(reply.to_owned())));
-            }
-            Err(self.reply_err(&del, reply))
+            Ok(match self.del_once(name, &maint)? {
+                DelStep::Deleted => Some(None),
+                DelStep::Busy(reply) => {
+                    last = reply;
+                    None
+                }
+                DelStep::Refused(command, reply) => Some(Some((command, reply))),
+            })
         })?;
         match done {
             None => Err(HaproxyError::RemoveTimeout {
@@ -430,7 +561,9 @@ impl Haproxy {
                 waited: start.elapsed(),
                 reply: last,
             }),
-            Some(Some(refusal)) => self.remove_by_reload(name, &del, &refusal, start, deadline),
+            Some(Some((command, refusal))) => {
+                self.remove_by_reload(name, &command, &refusal, start, deadline)
+            }
             Some(None) => {
                 let file = self.sync_backend_file()?;
                 Ok(RemoveOutcome::Removed {

@@ -14,9 +14,11 @@
 //! scaling loop and the `webscaler haproxy` commands use.
 
 pub mod backend_file;
+pub mod balancer;
 pub mod info;
 pub mod lifecycle;
 pub mod names;
+pub mod process;
 pub mod rate;
 pub mod reload;
 pub mod socket;
@@ -32,9 +34,10 @@ pub use backend_file::{
     BackendFile, BackendFileError, BackendServer, Installed, ServerOptions, render_backend,
 };
 pub use info::Info;
-pub use lifecycle::{AddOutcome, ChangeMethod, DrainOutcome, RemoveOutcome};
+pub use lifecycle::{AddOutcome, AddStep, ChangeMethod, DrainOutcome, RemoveOutcome, RemoveStep};
 pub use names::{BackendName, InvalidValue, ServerAddr, ServerName};
 pub use rate::{Metric, RateMeter, RateMeters, Reading, Sample};
+
 pub use reload::{ReloadError, ReloadMethod};
 pub use socket::{DEFAULT_ADMIN_SOCKET, Socket, SocketError, SocketKind};
 pub use state::ServerState;
@@ -233,8 +236,9 @@ pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let shutdown = common::Shutdown::new()?;
 /// let ha = Haproxy::new(Socket::admin("/run/haproxy/admin.sock"), BackendName::default());
+/// let origin = Instant::now();
 /// let mut meter = RateMeter::new();
-/// meter.update(ha.sample(Metric::Sessions)?);
+/// let _first = meter.update(ha.sample(Metric::Sessions, origin)?);
 /// let name = ServerName::new("node-4")?;
 /// ha.add_server(&name, "192.0.2.4:80".parse()?, Instant::now() + Duration::from_secs(60), &shutdown)?;
 /// ha.drain(&name, Instant::now() + Duration::from_secs(30), &shutdown)?;
@@ -394,24 +398,34 @@ impl Haproxy {
     }
 
     /// One sample of the backend's cumulative counter for the rate: `show info` (pid and
-    /// uptime, to recognise reloads), then `show stat`, timed on the monotonic clock.
-    pub fn sample(&self, metric: Metric) -> Result<Sample, HaproxyError> {
+    /// uptime, to recognise reloads), then `show stat`, timed on the monotonic clock as the
+    /// time since `origin` (any fixed instant; use the same one for every sample of a meter).
+    pub fn sample(&self, metric: Metric, origin: Instant) -> Result<Sample, HaproxyError> {
         let info = self.info()?;
         let before = Instant::now();
         let stats = self.stats()?;
         let after = Instant::now();
-        let counter = metric.counter(&stats.backend).ok_or_else(|| {
+        let counter = self.counter_of(metric, &stats)?;
+        Ok(Sample {
+            counter,
+            at: (before + (after - before) / 2).saturating_duration_since(origin),
+            uptime_sec: Some(info.uptime_sec),
+            pid: Some(info.pid),
+        })
+    }
+
+    /// The backend row's counter for `metric`.
+    pub(crate) fn counter_of(
+        &self,
+        metric: Metric,
+        stats: &BackendStats,
+    ) -> Result<u64, HaproxyError> {
+        metric.counter(&stats.backend).ok_or_else(|| {
             self.parse_err(format!(
                 "show stat: backend {} has no {} value",
                 self.backend,
                 metric.column()
             ))
-        })?;
-        Ok(Sample {
-            counter,
-            at: before + (after - before) / 2,
-            uptime_sec: Some(info.uptime_sec),
-            pid: Some(info.pid),
         })
     }
 

@@ -7,9 +7,10 @@
 //!   readings (Python's `timedelta.seconds`: truncated, modulo one day),
 //!   `diff = ceil((acu − last_acu) / seconds)`, `diffpt = diff × seconds` (no `diffpt` and
 //!   `diff = 0` when `seconds` is 0), and `needed = ceil(diff / threshold)`, not clamped.
-//!   After a reload the seed counted from 0 since the reload; here a counter that went down
-//!   is counted from 0 since the previous reading (the seed only knew of reloads it made
-//!   itself, right after the previous reading).
+//!   After a reload the seed counted from 0 over the seconds since its own reload; here the
+//!   shared reload-safe meter ([`crate::rate::meter`]) does the same with the balancer's
+//!   uptime (any reload, not only the scaler's own), and without an uptime counts from 0
+//!   over the interval.
 //! - **Scale up** when `needed > active`, `active` being the backends ACTIVE in the cloud:
 //!   booting ones are not counted. `scale_up(needed − active)` does nothing when the number
 //!   of backends (all states) equals the quota (13); with more than one stopped backend it
@@ -27,6 +28,7 @@
 use std::time::Duration;
 
 use super::{Decision, NoRate, Observation, Policy, Reason};
+use crate::rate::meter::RateMeter;
 use crate::rate::{Rate, Threshold};
 
 /// The seed's constants.
@@ -58,7 +60,7 @@ impl Default for SeedConfig {
 pub struct SeedPolicy {
     config: SeedConfig,
     round: u32,
-    last: Option<(Duration, u64)>,
+    meter: RateMeter,
 }
 
 impl SeedPolicy {
@@ -67,7 +69,7 @@ impl SeedPolicy {
         SeedPolicy {
             config,
             round: 0,
-            last: None,
+            meter: RateMeter::new(),
         }
     }
 
@@ -127,17 +129,19 @@ impl Policy for SeedPolicy {
         let Some(acu) = obs.requests_total else {
             return hold(Reason::NoRate(NoRate::NoCounter), None, None, None, None);
         };
-        let Some((then, last_acu)) = self.last else {
-            // initiate(), first data: diff 0, diffpt 0, needed None.
-            self.last = Some((now, acu));
-            self.round = 1;
-            return hold(Reason::Baseline, None, Some(0), Some(0), None);
+        // The one reload-safe meter: after a reload the increase is the new count, over the
+        // time since the reload when the balancer's uptime is known (as the seed divided by
+        // the time since its own reload), else over the interval.
+        let (delta, elapsed, rate) = match self.meter.update(obs.sample(now, acu)) {
+            Err(NoRate::FirstReading) => {
+                // initiate(), first data: diff 0, diffpt 0, needed None.
+                self.round = 1;
+                return hold(Reason::Baseline, None, Some(0), Some(0), None);
+            }
+            Ok(r) => (r.increase, r.elapsed, Some(r.rate)),
+            // No time passed: the seed's ZeroDivisionError branch below.
+            Err(_) => (0, Duration::ZERO, None),
         };
-        self.last = Some((now, acu));
-        let base = if acu < last_acu { 0 } else { last_acu };
-        let delta = acu - base;
-        let elapsed = now.saturating_sub(then);
-        let rate = Rate::from_count(delta, elapsed);
         let to_u32 = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
 
         if self.round == 1 {
@@ -368,6 +372,7 @@ pub(crate) mod tests {
             pending,
             stopped,
             quota: None,
+            ..Observation::default()
         };
         assert_eq!(p.scale_up(5, &o(3, 0, 0)).0, 5);
         assert_eq!(p.scale_up(5, &o(3, 0, 1)).0, 1); // starts the one, creates none

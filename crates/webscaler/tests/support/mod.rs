@@ -1,8 +1,9 @@
 //! Shared harness for tests that run the real HAProxy, `lbbench backend` and httperf.
 //!
-//! - [`HaproxyLab`]: a master-worker HAProxy in its own temp dir (main config + generated
-//!   backend file, admin and master sockets, a frontend and a stats listener on free
-//!   127.0.0.1 ports, `noreuseport`), stopped by PID and its sockets removed on drop.
+//! - [`HaproxyLab`]: the library's own HAProxy (`webscaler::haproxy::process`, the embedded
+//!   mode of `webscaler run`) in a temp dir (main config + generated backend file, admin and
+//!   master sockets, a frontend and a stats listener on free 127.0.0.1 ports,
+//!   `noreuseport`), stopped by PID and its sockets removed on drop.
 //! - [`Backend`]: one `lbbench backend` (answers `It works!` on `/`, `/perf.php?sleep=S`).
 //! - [`httperf`]: a bounded httperf run and the counts its report gives.
 //!
@@ -20,10 +21,9 @@ use std::time::Duration;
 use common::net::{HttpReply, free_ports, http_get};
 use common::process::Supervised;
 use common::testing::workspace_bin;
-use common::wait::poll_until;
+use webscaler::haproxy::process::{EmbeddedConfig, HaproxyProcess, ProcessError};
 use webscaler::haproxy::{
-    BackendFile, BackendName, BackendServer, Haproxy, ServerAddr, ServerName, ServerOptions,
-    Socket, render_backend,
+    BackendFile, BackendName, BackendServer, Haproxy, ServerAddr, ServerName, ServerOptions, Socket,
 };
 
 /// Generous limits: the machine has 2 cores shared with other jobs.
@@ -129,7 +129,8 @@ impl Default for LabOptions {
     }
 }
 
-/// A master-worker HAProxy of our own.
+/// A master-worker HAProxy of our own: the library's [`HaproxyProcess`] (the embedded mode
+/// of `webscaler run`) in a temp dir, on free ports, with a stats listener.
 pub struct HaproxyLab {
     /// The frontend's address.
     pub frontend: SocketAddr,
@@ -145,42 +146,9 @@ pub struct HaproxyLab {
     pub master: PathBuf,
     /// Options it was started with.
     pub options: LabOptions,
-    proc: Option<Supervised>,
+    proc: Option<HaproxyProcess>,
     // Dropped last: the temp dir with the configs, sockets and log.
     dir: tempfile::TempDir,
-}
-
-/// The main config: global (admin socket, `noreuseport`), defaults, the frontend and a stats
-/// listener. The backend section comes from the generated file.
-pub fn main_config(
-    admin: &Path,
-    level: &str,
-    frontend: SocketAddr,
-    stats: SocketAddr,
-    backend: &str,
-) -> String {
-    format!(
-        "global
-    stats socket {admin} mode 600 level {level} expose-fd listeners
-    stats timeout 30s
-    noreuseport
-    log stderr format raw local0 notice
-defaults
-    mode http
-    log global
-    timeout connect 5s
-    timeout client 30s
-    timeout server 30s
-frontend fe_http
-    bind {frontend}
-    default_backend {backend}
-listen stats
-    bind {stats}
-    stats enable
-    stats uri /stats
-",
-        admin = admin.display()
-    )
 }
 
 impl HaproxyLab {
@@ -190,11 +158,6 @@ impl HaproxyLab {
             .prefix("ws-haproxy-")
             .tempdir()
             .expect("temp dir");
-        let d = dir.path();
-        let main_cfg = d.join("main.cfg");
-        let backends_cfg = d.join("backends.cfg");
-        let admin = d.join("admin.sock");
-        let master = d.join("master.sock");
         let servers: Vec<BackendServer> = options
             .servers
             .iter()
@@ -203,75 +166,36 @@ impl HaproxyLab {
                 addr: ServerAddr::from_socket_addr(*a).unwrap(),
             })
             .collect();
-        let backend = BackendName::new(&options.backend).unwrap();
-        fs::write(
-            &backends_cfg,
-            render_backend(&backend, &servers, &options.check),
-        )
-        .unwrap();
         // A port taken between picking and binding makes haproxy exit (noreuseport): retry.
         for _attempt in 0..5 {
             let ports = free_ports(2).unwrap();
             let frontend: SocketAddr = ([127, 0, 0, 1], ports[0]).into();
             let stats: SocketAddr = ([127, 0, 0, 1], ports[1]).into();
-            fs::write(
-                &main_cfg,
-                main_config(&admin, &options.level, frontend, stats, &options.backend),
-            )
-            .unwrap();
-            for s in [&admin, &master] {
-                let _ = fs::remove_file(s);
-            }
-            let log = fs::File::create(d.join("haproxy.log")).unwrap();
-            let mut proc = Supervised::spawn(
-                "haproxy",
-                Command::new("haproxy")
-                    .arg("-W")
-                    .arg("-S")
-                    .arg(format!("{},mode,600", master.display()))
-                    .arg("-f")
-                    .arg(&main_cfg)
-                    .arg("-f")
-                    .arg(&backends_cfg)
-                    .current_dir(d)
-                    .stdin(Stdio::null())
-                    .stdout(log.try_clone().unwrap())
-                    .stderr(log),
-            )
-            .expect("start haproxy (is it installed? scripts/setup.sh installs it)");
-            let ready = poll_until("haproxy's sockets to answer", T, POLL, || {
-                if proc.try_status().ok().flatten().is_some() {
-                    return Some(false);
-                }
-                let a = Socket::admin(&admin).command("show info").ok()?;
-                let m = Socket::master(&master).command("show proc").ok()?;
-                (a.contains("Pid:") && m.contains("worker")).then_some(true)
-            });
-            match ready {
-                Ok(true) => {
+            let mut cfg = EmbeddedConfig::new(dir.path(), frontend);
+            cfg.stats = Some(stats);
+            cfg.backend = BackendName::new(&options.backend).unwrap();
+            cfg.check = options.check;
+            cfg.level = options.level.clone();
+            cfg.initial_servers = servers.clone();
+            cfg.start_timeout = T;
+            cfg.stop_grace = Duration::from_secs(5);
+            match HaproxyProcess::start(cfg) {
+                Ok(p) => {
+                    let paths = p.paths().clone();
                     return HaproxyLab {
                         frontend,
                         stats,
-                        main_cfg,
-                        backends_cfg,
-                        admin,
-                        master,
+                        main_cfg: paths.main_cfg,
+                        backends_cfg: paths.backends_cfg,
+                        admin: paths.admin,
+                        master: paths.master,
                         options,
-                        proc: Some(proc),
+                        proc: Some(p),
                         dir,
                     };
                 }
-                Ok(false) => {
-                    let log = fs::read_to_string(d.join("haproxy.log")).unwrap_or_default();
-                    if log.contains("Address already in use") {
-                        continue;
-                    }
-                    panic!("haproxy exited at start:\n{log}");
-                }
-                Err(e) => panic!(
-                    "{e}\n{}",
-                    fs::read_to_string(d.join("haproxy.log")).unwrap_or_default()
-                ),
+                Err(ProcessError::AddressInUse { .. }) => continue,
+                Err(e) => panic!("{e}"),
             }
         }
         panic!("haproxy could not bind free ports in 5 attempts");
@@ -329,12 +253,9 @@ impl HaproxyLab {
 
 impl Drop for HaproxyLab {
     fn drop(&mut self) {
-        if let Some(mut p) = self.proc.take() {
+        // Stopped by PID (soft stop, then SIGTERM/SIGKILL); its sockets and pid file removed.
+        if let Some(p) = self.proc.take() {
             let _ = p.stop();
-        }
-        // HAProxy leaves its sockets behind; the temp dir goes too, but be explicit.
-        for s in [&self.admin, &self.master] {
-            let _ = fs::remove_file(s);
         }
     }
 }

@@ -1,0 +1,210 @@
+//! `webscaler run` and `status` from the command line without starting anything: the
+//! configuration's precedence (defaults < TOML file < WEBSCALER_* < flags), errors that name
+//! their input, and the shipped etc/webscaler.toml.
+
+use std::path::Path;
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+/// `webscaler` with an empty environment and a temporary home and working directory.
+fn webscaler(home: &Path) -> Command {
+    let mut c = Command::cargo_bin("webscaler").unwrap();
+    c.env_clear()
+        .env("HOME", home)
+        .env("PATH", "/usr/bin:/bin")
+        .current_dir(home);
+    c
+}
+
+fn settings(home: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
+    let mut c = webscaler(home);
+    c.args(["run", "--check-config"]).args(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn value<'a>(settings: &'a str, key: &str) -> &'a str {
+    settings
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key} = ")))
+        .unwrap_or_else(|| panic!("no {key} in\n{settings}"))
+}
+
+#[test]
+fn defaults_are_the_seeds_and_the_policys() {
+    let home = tempfile::tempdir().unwrap();
+    let s = settings(home.path(), &[], &[]);
+    assert_eq!(value(&s, "interval"), "\"5s\"");
+    assert_eq!(value(&s, "threshold"), "10");
+    assert_eq!(value(&s, "min"), "2");
+    assert_eq!(value(&s, "max"), "none", "the quota decides");
+    assert_eq!(value(&s, "scale_down_window"), "\"2m0s\"");
+    assert_eq!(value(&s, "warm_pool"), "1");
+    assert_eq!(value(&s, "metric"), "\"sessions\"");
+    assert_eq!(
+        value(&s, "haproxy.mode"),
+        "\"embedded\"",
+        "no cloud: embedded"
+    );
+    assert_eq!(value(&s, "haproxy.frontend"), "\"127.0.0.1:8080\"");
+    assert_eq!(value(&s, "cloud.provider"), "\"local\"");
+    let state = home.path().join(".local/state/webscaler");
+    assert_eq!(
+        value(&s, "state_dir"),
+        format!("{:?}", state.display().to_string())
+    );
+}
+
+#[test]
+fn flags_win_over_variables_which_win_over_the_file() {
+    let home = tempfile::tempdir().unwrap();
+    let cfg = home.path().join("webscaler.toml");
+    std::fs::write(
+        &cfg,
+        "interval = \"30s\"\nthreshold = 20\nmin = 3\nwarm_pool = 2\nmetric = \"requests\"\n\
+         [haproxy]\nfrontend = \"127.0.0.1:9000\"\ncheck_inter = \"500ms\"\n\
+         [cloud]\nprefix = \"web-\"\nmax_backends = 7\n",
+    )
+    .unwrap();
+    let c = cfg.to_str().unwrap();
+    // The file alone.
+    let s = settings(home.path(), &["--config", c], &[]);
+    assert_eq!(value(&s, "interval"), "\"30s\"");
+    assert_eq!(value(&s, "threshold"), "20");
+    assert_eq!(value(&s, "min"), "3");
+    assert_eq!(value(&s, "warm_pool"), "2");
+    assert_eq!(value(&s, "metric"), "\"requests\"");
+    assert_eq!(value(&s, "haproxy.frontend"), "\"127.0.0.1:9000\"");
+    assert_eq!(value(&s, "haproxy.check_inter"), "\"500ms\"");
+    assert_eq!(value(&s, "cloud.prefix"), "\"web-\"");
+    // Variables over the file (and the file given by a variable).
+    let env = [
+        ("WEBSCALER_CONFIG", c),
+        ("WEBSCALER_INTERVAL", "10s"),
+        ("WEBSCALER_THRESHOLD", "12.5"),
+        ("WEBSCALER_FRONTEND", "127.0.0.1:9100"),
+    ];
+    let s = settings(home.path(), &[], &env);
+    assert_eq!(value(&s, "interval"), "\"10s\"");
+    assert_eq!(value(&s, "threshold"), "12.5");
+    assert_eq!(value(&s, "min"), "3", "still the file's");
+    assert_eq!(value(&s, "haproxy.frontend"), "\"127.0.0.1:9100\"");
+    // Flags over both.
+    let s = settings(
+        home.path(),
+        &[
+            "--interval",
+            "1s",
+            "--min",
+            "1",
+            "--frontend",
+            "127.0.0.1:9200",
+            "--prefix",
+            "app-",
+        ],
+        &env,
+    );
+    assert_eq!(value(&s, "interval"), "\"1s\"");
+    assert_eq!(value(&s, "threshold"), "12.5");
+    assert_eq!(value(&s, "min"), "1");
+    assert_eq!(value(&s, "haproxy.frontend"), "\"127.0.0.1:9200\"");
+    assert_eq!(value(&s, "cloud.prefix"), "\"app-\"");
+}
+
+#[test]
+fn a_socket_or_a_cloud_means_the_systems_haproxy() {
+    let home = tempfile::tempdir().unwrap();
+    let s = settings(home.path(), &["--socket", "/run/haproxy/admin.sock"], &[]);
+    assert_eq!(value(&s, "haproxy.mode"), "\"system\"");
+    let s = settings(
+        home.path(),
+        &[],
+        &[("OS_AUTH_URL", "https://keystone.invalid:5000/v3")],
+    );
+    assert_eq!(value(&s, "cloud.provider"), "\"openstack\"");
+    assert_eq!(value(&s, "haproxy.mode"), "\"system\"");
+    let s = settings(
+        home.path(),
+        &["--haproxy", "embedded", "--socket", "/x"],
+        &[],
+    );
+    assert_eq!(value(&s, "haproxy.mode"), "\"embedded\"");
+}
+
+#[test]
+fn bad_configuration_exits_2_naming_the_input() {
+    let home = tempfile::tempdir().unwrap();
+    let cfg = home.path().join("bad.toml");
+    std::fs::write(&cfg, "interval = \"5s\"\nthresold = 10\n").unwrap();
+    webscaler(home.path())
+        .args(["run", "--check-config", "--config"])
+        .arg(&cfg)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("bad.toml").and(predicate::str::contains("thresold")));
+    std::fs::write(&cfg, "[haproxy]\ncheck_rise = 0\n").unwrap();
+    webscaler(home.path())
+        .args(["run", "--check-config", "--config"])
+        .arg(&cfg)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("rise"));
+    webscaler(home.path())
+        .args([
+            "run",
+            "--check-config",
+            "--config",
+            "/nonexistent/webscaler.toml",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("/nonexistent/webscaler.toml"));
+    webscaler(home.path())
+        .args(["run", "--check-config", "--min", "5", "--max", "3"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("min (5) is above max (3)"));
+    webscaler(home.path())
+        .args(["run", "--check-config", "--threshold", "0"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("threshold"));
+    webscaler(home.path())
+        .args(["run", "--check-config", "--interval", "5 parsecs"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("5 parsecs"));
+}
+
+#[test]
+fn the_shipped_configuration_file_is_valid_and_changes_nothing() {
+    let home = tempfile::tempdir().unwrap();
+    let shipped = common::testing::workspace_root().join("etc/webscaler.toml");
+    let with = settings(home.path(), &["--config", shipped.to_str().unwrap()], &[]);
+    let without = settings(home.path(), &[], &[]);
+    assert_eq!(with, without, "every key is commented out with its default");
+}
+
+#[test]
+fn status_without_a_running_instance_says_so() {
+    let home = tempfile::tempdir().unwrap();
+    let state = home.path().join("state");
+    webscaler(home.path())
+        .args(["status", "--provider", "local", "--state-dir"])
+        .arg(&state)
+        .assert()
+        .code(1)
+        .stderr(
+            predicate::str::contains("no webscaler run is using")
+                .and(predicate::str::contains("state")),
+        );
+}
