@@ -38,4 +38,10 @@ rm -f "$DS/io.tmp"
 "$BIN/diskstats" report --csv "$DS/mon_diskstats.csv" >"$DS/report.csv"
 "$BIN/diskstats" plot "$DS/mon_diskstats.csv" -o "$DS/diskstats.svg"
 
+step "lbbench: the lab report's HAProxy-vs-Pound comparison, with nginx, reduced (lbbench lab --quick, about 1.5 min)"
+LAB="$OUT/lab-quick"
+rm -rf "$LAB"   # a fresh run each time (the same command would otherwise resume the old one)
+"$BIN/lbbench" lab --quick -o "$LAB"
+echo "lab report: $LAB/report.html (CSV files, CPU files and raw httperf outputs next to it)"
+
 step "done: outputs are in $OUT"

@@ -9,7 +9,7 @@
 set -euo pipefail
 
 POUND_PREFIX=${POUND_PREFIX:-/opt/pound}
-APT_PACKAGES=(haproxy httperf socat sysstat curl nginx-light procps iproute2 valgrind)
+APT_PACKAGES=(haproxy httperf socat sysstat curl procps iproute2 valgrind)
 
 say() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
@@ -23,6 +23,11 @@ case "${ID:-}:${ID_LIKE:-}" in
   *) die "not a Debian system (ID=${ID:-unknown}); install haproxy, httperf, pound, nginx, socat, sysstat by hand" ;;
 esac
 CODENAME=${VERSION_CODENAME:-}
+# nginx: Debian 12's smallest build is nginx-light; Debian 13 folded the flavours into nginx.
+case "$CODENAME" in
+  bookworm|bullseye) APT_PACKAGES+=(nginx-light) ;;
+  *) APT_PACKAGES+=(nginx) ;;
+esac
 
 export DEBIAN_FRONTEND=noninteractive
 apt_updated=0

@@ -21,6 +21,8 @@ pub enum SeriesKind {
         /// Upper edge of the band.
         upper: Vec<(f64, f64)>,
     },
+    /// A marker at each point, no line (for single observations, such as flagged runs).
+    Points,
 }
 
 /// Which y axis a series is measured on.
@@ -44,6 +46,9 @@ pub struct Series {
     pub kind: SeriesKind,
     /// Which y axis.
     pub axis: Axis,
+    /// Its colour, as an index into the palette; `None` takes the series' own index, so
+    /// that series drawn together (a mean line and its min–max band) can share a colour.
+    pub color: Option<usize>,
 }
 
 impl Series {
@@ -54,6 +59,7 @@ impl Series {
             points,
             kind: SeriesKind::Line,
             axis: Axis::Left,
+            color: None,
         }
     }
 
@@ -64,6 +70,7 @@ impl Series {
             points,
             kind: SeriesKind::Step,
             axis: Axis::Left,
+            color: None,
         }
     }
 
@@ -74,7 +81,25 @@ impl Series {
             points: lower,
             kind: SeriesKind::Band { upper },
             axis: Axis::Left,
+            color: None,
         }
+    }
+
+    /// A marker at each point, on the left axis.
+    pub fn points(name: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
+        Series {
+            name: name.into(),
+            points,
+            kind: SeriesKind::Points,
+            axis: Axis::Left,
+            color: None,
+        }
+    }
+
+    /// Draws the series in the palette's colour number `index` (modulo its size).
+    pub fn colored(mut self, index: usize) -> Self {
+        self.color = Some(index);
+        self
     }
 
     /// Moves the series to the right axis.
@@ -263,8 +288,19 @@ fn format_x(kind: XAxis, v: f64) -> String {
     }
 }
 
-fn format_y(v: f64) -> String {
-    if v.abs() >= 100.0 || v.fract() == 0.0 {
+/// A y label. Whole numbers and values of 100 or more have no decimals, others one; unless
+/// the axis spans so little that ticks would then get the same label (201.6 and 201.8 both
+/// "202"): then as many decimals as the tick spacing needs.
+fn format_y(v: f64, span: f64) -> String {
+    // About ten ticks: the decimals that tell apart values span / 10 apart.
+    let needed = if span > 0.0 && span.is_finite() {
+        (-(span / 10.0).log10()).ceil().clamp(0.0, 6.0) as usize
+    } else {
+        0
+    };
+    if v.abs() >= 100.0 && needed >= 1 || needed >= 2 {
+        format!("{v:.needed$}")
+    } else if v.abs() >= 100.0 || v.fract() == 0.0 {
         format!("{v:.0}")
     } else {
         format!("{v:.1}")
@@ -330,20 +366,20 @@ fn draw(chart: &Chart, area: &DrawingArea<SVGBackend<'_>, Shift>) -> Result<(), 
         .x_desc(chart.x_label.as_str())
         .y_desc(chart.y_label.as_str())
         .x_label_formatter(&|v| format_x(x_kind, *v))
-        .y_label_formatter(&|v| format_y(*v))
+        .y_label_formatter(&|v| format_y(*v, y_hi - y_lo))
         .light_line_style(RGBColor(235, 235, 235))
         .draw()
         .map_err(|e| derr(&e))?;
     if let Some(y2) = &chart.y2_label {
         ctx.configure_secondary_axes()
             .y_desc(y2.as_str())
-            .y_label_formatter(&|v| format_y(*v))
+            .y_label_formatter(&|v| format_y(*v, y_hi - y_lo))
             .draw()
             .map_err(|e| derr(&e))?;
     }
 
     for (i, s) in chart.series.iter().enumerate() {
-        let color = PALETTE[i % PALETTE.len()];
+        let color = PALETTE[s.color.unwrap_or(i) % PALETTE.len()];
         let pts: Vec<(f64, f64)> = s.points.iter().copied().filter(finite).collect();
         let style = ShapeStyle {
             color: color.to_rgba(),
@@ -364,12 +400,29 @@ fn draw(chart: &Chart, area: &DrawingArea<SVGBackend<'_>, Shift>) -> Result<(), 
                             color.mix(0.25).filled(),
                         )))
                     }
+                    SeriesKind::Points => ctx.$draw(pts.iter().map(|&p| {
+                        Cross::new(
+                            p,
+                            5,
+                            ShapeStyle {
+                                stroke_width: 2,
+                                ..style
+                            },
+                        )
+                    })),
                 }
                 .map_err(|e| derr(&e))?;
                 let legend_color = color;
-                anno.label(s.name.as_str()).legend(move |(x, y)| {
-                    Rectangle::new([(x, y - 4), (x + 16, y + 4)], legend_color.filled())
-                });
+                let anno = anno.label(s.name.as_str());
+                if s.kind == SeriesKind::Points {
+                    anno.legend(move |(x, y)| {
+                        Cross::new((x + 8, y), 4, legend_color.stroke_width(2))
+                    });
+                } else {
+                    anno.legend(move |(x, y)| {
+                        Rectangle::new([(x, y - 4), (x + 16, y + 4)], legend_color.filled())
+                    });
+                }
             }};
         }
         match s.axis {
@@ -462,6 +515,39 @@ mod tests {
     }
 
     #[test]
+    fn series_can_share_a_colour_and_mark_points() {
+        let c = Chart::new("Shared", "x", "y")
+            .with(
+                Series::band(
+                    "a range",
+                    vec![(0.0, 1.0), (1.0, 1.0)],
+                    vec![(0.0, 3.0), (1.0, 4.0)],
+                )
+                .colored(2),
+            )
+            .with(Series::line("a", vec![(0.0, 2.0), (1.0, 2.5)]).colored(2))
+            .with(Series::points("flagged", vec![(1.0, 2.5)]).colored(1));
+        let svg = c.to_svg(400, 300).unwrap();
+        let doc = roxmltree::Document::parse(&svg).unwrap();
+        let rgb = |c: RGBColor| format!("#{:02X}{:02X}{:02X}", c.0, c.1, c.2);
+        let uses = |tag: &str, color: &str| {
+            doc.descendants().any(|n| {
+                n.has_tag_name(tag)
+                    && [n.attribute("stroke"), n.attribute("fill")]
+                        .iter()
+                        .flatten()
+                        .any(|a| a.eq_ignore_ascii_case(color))
+            })
+        };
+        let green = rgb(PALETTE[2]);
+        assert!(uses("polygon", &green), "the band is green: {svg}");
+        assert!(uses("polyline", &green), "so is its line");
+        // A cross is two lines in the second colour.
+        let orange = rgb(PALETTE[1]);
+        assert!(uses("line", &orange), "{svg}");
+    }
+
+    #[test]
     fn a_single_point_still_draws() {
         let c = Chart::new("One", "x", "y").with(Series::line("p", vec![(5.0, 5.0)]));
         assert!(c.to_svg(400, 300).is_ok());
@@ -473,6 +559,19 @@ mod tests {
             step_points(&[(0.0, 1.0), (2.0, 3.0)]),
             vec![(0.0, 1.0), (2.0, 1.0), (2.0, 3.0)]
         );
+    }
+
+    #[test]
+    fn y_labels_tell_close_ticks_apart() {
+        // As before where ticks are far enough apart.
+        assert_eq!(format_y(250.0, 400.0), "250");
+        assert_eq!(format_y(2.0, 5.0), "2");
+        assert_eq!(format_y(2.5, 5.0), "2.5");
+        assert_eq!(format_y(1.0, 0.0), "1");
+        // A reply time axis from 201.5 to 203: ticks 0.2 ms apart.
+        assert_eq!(format_y(201.6, 1.5), "201.6");
+        assert_eq!(format_y(202.0, 1.5), "202.0");
+        assert_eq!(format_y(1.25, 0.1), "1.25");
     }
 
     #[test]

@@ -37,6 +37,15 @@ pub enum Command {
     /// Start N backends and one balancer on 127.0.0.1 and keep them running until Ctrl-C
     /// (to try a balancer of the lab by hand).
     Up(UpArgs),
+    /// The lab report's HAProxy-vs-Pound experiment (and nginx) on 127.0.0.1: backends, each
+    /// balancer in turn under the sweep with its CPU measured, and the report. Resumable.
+    Lab(commands::lab::LabArgs),
+    /// One HTML page (and --markdown) from a lab directory or sweep CSV files: reply time,
+    /// balancer CPU, achieved rate and errors against the demanded rate.
+    Report(commands::report::ReportArgs),
+    /// Play a staged load profile (the lab report's listing 1.2): httperf runs that start at
+    /// their own offsets and run at the same time; --speed compresses time.
+    Profile(commands::profile::ProfileArgs),
 }
 
 /// `lbbench backend`.
@@ -175,5 +184,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             .with_context(|| format!("backend {}", cfg.name))
         }
         Command::Up(a) => up(a),
+        Command::Lab(a) => commands::lab::run(a),
+        Command::Report(a) => commands::report::run(a),
+        Command::Profile(a) => commands::profile::run(a),
     }
 }

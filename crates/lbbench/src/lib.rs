@@ -10,6 +10,10 @@
 //! - [`csvcell`]: how typed values are written to CSV cells and read back.
 //! - [`lab`]: the balancers (HAProxy, Pound, nginx) and backends of the lab on 127.0.0.1:
 //!   generated and checked configs, supervised processes, their PIDs for CPU sampling.
+//! - [`profile`]: plays a staged load profile (several httperf runs at their own offsets,
+//!   at the same time), with time compression.
+//! - [`report`]: sweep CSV files → one HTML page (reply time, balancer CPU, achieved rate,
+//!   errors against the demanded rate) and a Markdown summary.
 
 pub mod backend;
 pub mod cli;
@@ -18,4 +22,6 @@ pub mod cpu;
 pub mod csvcell;
 pub mod httperf;
 pub mod lab;
+pub mod profile;
+pub mod report;
 pub mod sweep;

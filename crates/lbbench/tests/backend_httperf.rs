@@ -1,27 +1,13 @@
-//! The benchmark backend under the real httperf, as the lab drives it.
-//!
-//! httperf's report is read with a minimal line match here; once the httperf report parser
-//! (issue #4) is merged, this test should use it instead.
+//! The benchmark backend under the real httperf, as the lab drives it; httperf's report is
+//! read with lbbench's own parser.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::process::Supervised;
 use common::wait::poll_until;
+use lbbench::httperf::parse_report;
 use lbbench::lab::fleet::parse_listening;
-
-/// The first number after `prefix` on the line that starts with it.
-fn number_after(report: &str, prefix: &str) -> f64 {
-    let line = report
-        .lines()
-        .find(|l| l.starts_with(prefix))
-        .unwrap_or_else(|| panic!("no {prefix:?} line in httperf's report:\n{report}"));
-    line[prefix.len()..]
-        .split_whitespace()
-        .next()
-        .and_then(|w| w.parse().ok())
-        .unwrap_or_else(|| panic!("no number after {prefix:?} in {line:?}"))
-}
 
 #[test]
 fn backend_under_httperf_at_200_per_second_with_sleep_0_2() {
@@ -67,20 +53,16 @@ fn backend_under_httperf_at_200_per_second_with_sleep_0_2() {
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "httperf: {out:?}");
 
-    assert_eq!(number_after(&report, "Errors: total"), 0.0, "{report}");
-    // `Total: connections 600 requests 600 replies 600 test-duration 3.2 s`
-    let replies = report
-        .lines()
-        .find(|l| l.starts_with("Total: connections"))
-        .and_then(|l| l.split("replies").nth(1))
-        .and_then(|r| r.split_whitespace().next())
-        .and_then(|n| n.parse::<u32>().ok());
-    assert_eq!(replies, Some(CONNS), "{report}");
+    let r = parse_report(&report).unwrap_or_else(|e| panic!("{e}\n{report}"));
+    assert_eq!(r.errors_total, 0, "{report}");
+    assert_eq!(r.total_connections, u64::from(CONNS), "{report}");
+    assert_eq!(r.total_replies, u64::from(CONNS), "{report}");
+    assert_eq!(r.reply_status_2xx, u64::from(CONNS), "{report}");
     // About 200 ms: the sleep, plus a little (more on a busy machine).
-    let reply_ms = number_after(&report, "Reply time [ms]: response");
     assert!(
-        (199.0..=300.0).contains(&reply_ms),
-        "reply time {reply_ms} ms\n{report}"
+        (199.0..=300.0).contains(&r.reply_time_response),
+        "reply time {} ms\n{report}",
+        r.reply_time_response
     );
     let status = backend.stop().unwrap();
     assert!(

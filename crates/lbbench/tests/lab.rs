@@ -142,7 +142,7 @@ fn balancer_round_trip(b: Balancer, n: usize, expect_procs: std::ops::RangeInclu
         pids.len()
     );
     for pid in &pids {
-        let stat = procs::stat(*pid).unwrap();
+        let stat = lbbench::cpu::process::read_pid_stat(*pid).unwrap();
         assert_eq!(stat.comm, b.name(), "{b}: pid {pid}");
     }
     let ids: Vec<procs::ProcessId> = pids

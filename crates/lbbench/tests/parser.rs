@@ -17,6 +17,17 @@ fn parse_fixture(name: &str) -> Report {
 }
 
 #[test]
+fn an_added_header_is_echoed_in_quotes_and_still_read() {
+    let r = parse_fixture("httperf-add-header.txt");
+    assert_eq!(r.command_option("add-header"), Some("Connection: close\\n"));
+    assert_eq!(r.command_option("num-conns"), Some("2"));
+    assert_eq!(target_from_command(&r), Some(2.0));
+    // 62 bytes without the header, plus `Connection: close\r\n`.
+    assert_eq!(r.request_size, 81.0);
+    assert_eq!((r.total_replies, r.reply_status_2xx), (2, 2));
+}
+
+#[test]
 fn sample_1_every_field() {
     let r = parse_fixture("httperf-sample-1.txt");
     let expected = Report {

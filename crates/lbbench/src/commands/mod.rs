@@ -1,7 +1,10 @@
 //! The subcommands' arguments and what they do; `cli.rs` only dispatches to them.
 
 pub mod cpu;
+pub mod lab;
 pub mod parse;
+pub mod profile;
+pub mod report;
 pub mod run;
 pub mod sweep;
 

@@ -374,8 +374,9 @@ pub fn read_pid_stat(pid: u32) -> Option<PidStat> {
     parse_pid_stat(&text)
 }
 
-/// Every process in a `/proc` directory. Processes that vanish while it is read are skipped.
-fn scan_proc(proc_dir: &Path) -> Result<HashMap<u32, PidStat>, CpuError> {
+/// Every process in a `/proc` directory, by pid. Processes that vanish while it is read are
+/// skipped.
+pub fn scan_proc(proc_dir: &Path) -> Result<HashMap<u32, PidStat>, CpuError> {
     let entries = std::fs::read_dir(proc_dir).map_err(|error| CpuError::Io {
         file: proc_dir.display().to_string(),
         error,

@@ -256,21 +256,58 @@ impl Report {
     }
 }
 
-/// The value of `--NAME=VALUE` (or `--NAME VALUE`) in a command line.
+/// The value of `--NAME=VALUE` (or `--NAME VALUE`) in a command line. A value httperf
+/// echoes between single quotes (`--add-header='Connection: close\n'`) is returned without
+/// them.
 pub fn command_option<'a>(command: &'a str, name: &str) -> Option<&'a str> {
     let flag = format!("--{name}");
-    let mut tokens = command.split_whitespace();
+    let mut tokens = command_words(command).into_iter();
     let mut found = None;
     while let Some(t) = tokens.next() {
         if let Some(v) = t.strip_prefix(&flag) {
             if let Some(v) = v.strip_prefix('=') {
-                found = Some(v);
+                found = Some(unquote(v));
             } else if v.is_empty() {
-                found = tokens.next();
+                found = tokens.next().map(unquote);
             }
         }
     }
     found
+}
+
+/// The words of a command line echo: split at whitespace, except inside single quotes, which
+/// httperf puts around values that may hold spaces (`--add-header='Connection: close\n'`,
+/// `--method=`, `--wsesslog=`). An unclosed quote runs to the end of the line.
+pub fn command_words(line: &str) -> Vec<&str> {
+    let mut words = Vec::new();
+    let mut start = None;
+    let mut quoted = false;
+    for (i, c) in line.char_indices() {
+        match c {
+            '\'' => {
+                quoted = !quoted;
+                start.get_or_insert(i);
+            }
+            c if c.is_whitespace() && !quoted => {
+                if let Some(s) = start.take() {
+                    words.push(&line[s..i]);
+                }
+            }
+            _ => {
+                start.get_or_insert(i);
+            }
+        }
+    }
+    if let Some(s) = start {
+        words.push(&line[s..]);
+    }
+    words
+}
+
+fn unquote(v: &str) -> &str {
+    v.strip_prefix('\'')
+        .and_then(|v| v.strip_suffix('\''))
+        .unwrap_or(v)
 }
 
 /// Why a report could not be read.
@@ -378,8 +415,9 @@ pub fn parse_reports(text: &str) -> Vec<FoundReport> {
 
 /// Whether a line is httperf's echo of its command line: the program's name, then only
 /// options, among them `--server=` (httperf always echoes `--client=` and `--server=`).
+/// Values in single quotes may hold spaces ([`command_words`]).
 pub fn is_command_echo(line: &str) -> bool {
-    let mut tokens = line.split_whitespace();
+    let mut tokens = command_words(line).into_iter();
     let Some(prog) = tokens.next() else {
         return false;
     };
@@ -1029,6 +1067,21 @@ Errors: fd-unavail 0 addrunavail 0 ftab-full 0 other 0
         assert_eq!(r.command_option("wsess"), None);
         assert_eq!(command_option("x --rate 7 --rate=8", "rate"), Some("8"));
         assert_eq!(command_option("x --rate 7", "rate"), Some("7"));
+        // httperf quotes values that may hold spaces.
+        let echo = "httperf --client=0/1 --server=127.0.0.1 --port=18999 --uri=/ --rate=2 \
+                    --send-buffer=4096 --recv-buffer=16384 \
+                    --add-header='Connection: close\\n' --num-conns=2 --num-calls=1";
+        assert!(is_command_echo(echo));
+        assert_eq!(
+            command_option(echo, "add-header"),
+            Some("Connection: close\\n")
+        );
+        assert_eq!(command_option(echo, "num-conns"), Some("2"));
+        assert_eq!(
+            command_words("a 'b c' d='e f'g"),
+            ["a", "'b c'", "d='e f'g"]
+        );
+        assert_eq!(command_words("  x  'open "), ["x", "'open "]);
     }
 
     #[test]

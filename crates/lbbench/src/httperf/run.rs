@@ -157,6 +157,15 @@ fn not_installed(program: &Path, given: bool) -> String {
     }
 }
 
+/// The version in httperf's `httperf: httperf-0.9.0 compiled without DEBUG ...` line.
+pub fn parse_version(text: &str) -> Option<String> {
+    text.lines().find_map(|l| {
+        let rest = l.split("httperf-").nth(1)?;
+        let v = rest.split_whitespace().next()?.trim_end_matches(['.', ',']);
+        (!v.is_empty()).then(|| v.to_owned())
+    })
+}
+
 /// stderr on one line, without httperf 0.9.0's constant FD_SETSIZE warning.
 fn stderr_summary(stderr: &str) -> String {
     let lines: Vec<&str> = stderr
@@ -218,6 +227,36 @@ impl Httperf {
     /// The program's path.
     pub fn program(&self) -> &Path {
         &self.program
+    }
+
+    /// Its version (`0.9.0`), from `httperf --version`.
+    ///
+    /// httperf prints its version when it reads `--version` and then goes on to run a test
+    /// with the other options (by default, one connection to `localhost:80`). So the option
+    /// after it is a number httperf refuses (`--num-conns=x`): it prints the version, then
+    /// exits 1 without opening any connection.
+    pub fn version(&self) -> Result<String, HttperfError> {
+        let out = Command::new(&self.program)
+            .args(["--version", "--num-conns=x"])
+            .env("LC_ALL", "C")
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|error| HttperfError::Spawn {
+                program: self.program.clone(),
+                error,
+            })?;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        parse_version(&text).ok_or_else(|| HttperfError::Spawn {
+            program: self.program.clone(),
+            error: io::Error::other(format!(
+                "no version in `httperf --version`: {}",
+                stderr_summary(&text)
+            )),
+        })
     }
 
     /// Starts a run with the default deadline ([`default_deadline`]).
@@ -458,6 +497,19 @@ mod tests {
             "httperf.core_addr_intern: invalid server address x"
         );
         assert!(stderr_summary("").contains("nothing"));
+    }
+
+    #[test]
+    fn reads_the_version_line() {
+        assert_eq!(
+            parse_version("httperf: httperf-0.9.0 compiled without DEBUG without TIME_SYSCALLS.\n"),
+            Some("0.9.0".into())
+        );
+        assert_eq!(
+            parse_version("httperf: warning: x\nhttperf: httperf-0.9.1.\n").as_deref(),
+            Some("0.9.1")
+        );
+        assert_eq!(parse_version("httperf: illegal number"), None);
     }
 
     #[test]

@@ -113,11 +113,21 @@ impl Validity {
             ));
         }
         if self.flag_resource_errors {
-            w.push(format!(
-                "the client ran out of resources (fd-unavail {}, addrunavail {}, ftab-full {}): \
-                 httperf's man page calls such a run meaningless; raise `ulimit -n` or use --hog",
-                report.errors_fd_unavail, report.errors_addr_unavail, report.errors_ftab_full
-            ));
+            if at_fd_setsize(report) {
+                w.push(format!(
+                    "httperf reached its limit of {FD_SETSIZE} open connections (it had {} \
+                     open) and could not open {} more (fd-unavail): the server answered slower \
+                     than requests came, so the load was less than demanded",
+                    report.max_concurrent_connections, report.errors_fd_unavail
+                ));
+            } else {
+                w.push(format!(
+                    "the client ran out of resources (fd-unavail {}, addrunavail {}, ftab-full \
+                     {}): httperf's man page calls such a run meaningless; raise `ulimit -n` or \
+                     use --hog",
+                    report.errors_fd_unavail, report.errors_addr_unavail, report.errors_ftab_full
+                ));
+            }
         }
         if self.flag_client_cpu_low {
             w.push(format!(
@@ -129,6 +139,17 @@ impl Validity {
         }
         w
     }
+}
+
+/// httperf 0.9 waits on its sockets with `select()`, so it holds at most `FD_SETSIZE` (1,024)
+/// descriptors, whatever `ulimit -n` says (its warning `open file limit > FD_SETSIZE`).
+pub const FD_SETSIZE: u64 = 1024;
+
+/// Whether a run's `fd-unavail` errors come from httperf's `FD_SETSIZE` rather than from the
+/// open-file limit: it had nearly 1,024 connections open (a few descriptors are its own), which
+/// happens when the server answers slower than requests arrive.
+pub fn at_fd_setsize(report: &Report) -> bool {
+    report.errors_fd_unavail > 0 && report.max_concurrent_connections + 16 >= FD_SETSIZE
 }
 
 /// The request rate a report's own command line aimed at (`--rate` × `--num-calls`), or
@@ -189,6 +210,17 @@ mod tests {
         let v = Validity::assess(&r, Some(200.0), &t);
         assert!(v.flag_resource_errors && !v.flag_rate_off_target && !v.valid);
         assert!(v.warnings(&r, &t)[0].contains("fd-unavail 3"));
+        // Nearly 1,024 open: httperf's own select() limit, the server fell behind.
+        let mut r = report(180.0, 99.5, 554);
+        r.max_concurrent_connections = 1020;
+        let v = Validity::assess(&r, Some(200.0), &t);
+        assert!(at_fd_setsize(&r));
+        let w = v.warnings(&r, &t);
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(
+            w[1].starts_with("httperf reached its limit of 1024 open connections (it had 1020 open) and could not open 554 more"),
+            "{w:?}"
+        );
 
         let r = report(200.0, 83.0, 0);
         let v = Validity::assess(&r, Some(200.0), &t);

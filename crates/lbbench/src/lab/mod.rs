@@ -13,8 +13,10 @@
 //! Everything started here is stopped by PID when its handle is dropped (also on an error or
 //! after Ctrl-C), and the sockets and pid files it leaves behind are removed.
 
+pub mod experiment;
 pub mod fleet;
 pub mod haproxy;
+pub mod info;
 pub mod nginx;
 pub mod pound;
 pub mod procs;

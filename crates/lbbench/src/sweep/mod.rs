@@ -273,7 +273,9 @@ impl SweepError {
     }
 }
 
-fn check_config(cfg: &SweepConfig) -> Result<(), SweepError> {
+/// Checks a sweep's settings and every run's httperf arguments (what [`run_sweep`] does
+/// before its first run).
+pub fn check_config(cfg: &SweepConfig) -> Result<(), SweepError> {
     if cfg.rates.is_empty() {
         return Err(SweepError::Config("the sweep has no rates".into()));
     }

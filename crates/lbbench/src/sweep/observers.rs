@@ -2,7 +2,7 @@
 //! once.
 
 use super::{ObserverError, PlannedRun, RunResult, SweepObserver};
-use crate::cpu::{ProcessSample, ProcessSampler, ProcessSelector, process_usage};
+use crate::cpu::{ProcessSample, ProcessSampler, ProcessSelector, ProcessUsage, process_usage};
 use crate::csvcell::fmt_f64;
 
 /// Measures the CPU of a set of processes (and their threads and children) over each run's
@@ -14,6 +14,7 @@ pub struct CpuObserver {
     prefix: String,
     sampler: ProcessSampler,
     start: Option<ProcessSample>,
+    last: Option<ProcessUsage>,
 }
 
 impl CpuObserver {
@@ -23,7 +24,13 @@ impl CpuObserver {
             prefix: prefix.to_owned(),
             sampler: ProcessSampler::new(selector)?,
             start: None,
+            last: None,
         })
+    }
+
+    /// The usage measured over the last run, unrounded (what its cells were made from).
+    pub fn last_usage(&self) -> Option<&ProcessUsage> {
+        self.last.as_ref()
     }
 }
 
@@ -44,6 +51,7 @@ impl SweepObserver for CpuObserver {
         let end = self.sampler.sample()?;
         let start = self.start.take().ok_or("after_run without before_run")?;
         let u = process_usage(&start, &end);
+        self.last = Some(u);
         let r = |v: f64| fmt_f64((v * 1000.0).round() / 1000.0);
         Ok(vec![
             r(u.user_s),
@@ -55,6 +63,7 @@ impl SweepObserver for CpuObserver {
 
     fn run_abandoned(&mut self, _run: &PlannedRun) {
         self.start = None;
+        self.last = None;
     }
 }
 

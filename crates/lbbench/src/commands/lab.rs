@@ -1,0 +1,177 @@
+//! `lbbench lab`: backends, each balancer in turn, the sweep against it with its CPU, and
+//! the report, all on 127.0.0.1.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use common::{Shutdown, TimeFormat};
+
+use super::{classify, usage};
+use crate::httperf::Httperf;
+use crate::lab::Balancer;
+use crate::lab::experiment::{LabConfig, LabRunError, run_lab};
+use crate::sweep::{ProgressMode, rates};
+
+/// Arguments of `lbbench lab`. Without `--quick`, the defaults are the report's sweep
+/// (100 to 2,000 conn/s by 100, 3 runs of 60 s each); `--quick` changes the defaults to
+/// 100 to 1,000 by 300, one run of 5 s each, 2 s apart. Options given explicitly win.
+#[derive(Debug, Args)]
+pub struct LabArgs {
+    /// The balancers, in the order they are measured.
+    #[arg(
+        long,
+        short = 'b',
+        value_name = "LIST",
+        default_value = "haproxy,pound,nginx"
+    )]
+    pub balancers: String,
+    /// How many backends (`lbbench backend` processes).
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub backends: usize,
+    /// The first rate, in connections/s [default: 100].
+    #[arg(long, value_name = "R")]
+    pub from: Option<f64>,
+    /// The last rate [default: 2000; --quick: 1000].
+    #[arg(long, value_name = "R")]
+    pub to: Option<f64>,
+    /// The step between rates [default: 100; --quick: 300].
+    #[arg(long, value_name = "R")]
+    pub step: Option<f64>,
+    /// Runs per rate [default: 3; --quick: 1].
+    #[arg(long, value_name = "N")]
+    pub repeat: Option<u32>,
+    /// Seconds per run [default: 60; --quick: 5].
+    #[arg(long, value_name = "S")]
+    pub duration: Option<f64>,
+    /// Seconds between runs [default: 5; --quick: 2].
+    #[arg(long, value_name = "S")]
+    pub pause: Option<f64>,
+    /// A reduced sweep that takes under 2 minutes for the three balancers.
+    #[arg(long)]
+    pub quick: bool,
+    /// The URI requested.
+    #[arg(long, default_value = "/perf.php?sleep=0.2")]
+    pub uri: String,
+    /// Seconds httperf waits for a reply.
+    #[arg(long, value_name = "T", default_value_t = 5.0)]
+    pub timeout: f64,
+    /// The output directory; running the same command again continues an interrupted lab
+    /// [default: lab-results, or lab-quick with --quick].
+    #[arg(short, long, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// The httperf program.
+    #[arg(long, value_name = "PATH", default_value = "httperf")]
+    pub httperf: PathBuf,
+    /// The HAProxy program [default: found in PATH and the sbin directories].
+    #[arg(long, value_name = "PATH")]
+    pub haproxy: Option<PathBuf>,
+    /// The Pound program [default: found in PATH, the sbin directories and /opt/pound/bin].
+    #[arg(long, value_name = "PATH")]
+    pub pound: Option<PathBuf>,
+    /// The nginx program [default: found in PATH and the sbin directories].
+    #[arg(long, value_name = "PATH")]
+    pub nginx: Option<PathBuf>,
+    /// No progress bar or notes (warnings and the summary are still shown).
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Write timestamps in UTC (RFC 3339) instead of local time.
+    #[arg(long)]
+    pub utc: bool,
+}
+
+fn positive(name: &str, v: f64) -> anyhow::Result<f64> {
+    if v.is_finite() && v >= 0.0 {
+        Ok(v)
+    } else {
+        Err(usage(format!(
+            "--{name} must be a number of seconds >= 0 (got {v})"
+        )))
+    }
+}
+
+/// The lab's settings from the arguments.
+pub fn config(a: &LabArgs) -> anyhow::Result<LabConfig> {
+    let httperf = Httperf::locate(Some(&a.httperf)).map_err(|e| usage(e.to_string()))?;
+    let lbbench = std::env::current_exe().context("cannot find the lbbench binary")?;
+    let output = a
+        .output
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(if a.quick { "lab-quick" } else { "lab-results" }));
+    let base = if a.quick {
+        LabConfig::quick(output, httperf, lbbench)
+    } else {
+        LabConfig::full(output, httperf, lbbench)
+    };
+    let (from, to, step) = if a.quick {
+        (100.0, 1000.0, 300.0)
+    } else {
+        (100.0, 2000.0, 100.0)
+    };
+    let rates = rates(
+        a.from.unwrap_or(from),
+        a.to.unwrap_or(to),
+        a.step.unwrap_or(step),
+    )
+    .map_err(|e| usage(e.to_string()))?;
+    Ok(LabConfig {
+        balancers: Balancer::parse_list(&a.balancers).map_err(|e| usage(e.to_string()))?,
+        backends: a.backends,
+        rates,
+        repeat: a.repeat.unwrap_or(base.repeat),
+        duration_s: a.duration.unwrap_or(base.duration_s),
+        pause: match a.pause {
+            Some(p) => Duration::from_secs_f64(positive("pause", p)?),
+            None => base.pause,
+        },
+        uri: a.uri.clone(),
+        timeout_s: a.timeout,
+        progress: if a.quiet {
+            ProgressMode::Quiet
+        } else {
+            ProgressMode::Auto
+        },
+        time_format: TimeFormat::from_utc_flag(a.utc),
+        programs: [
+            (Balancer::Haproxy, &a.haproxy),
+            (Balancer::Pound, &a.pound),
+            (Balancer::Nginx, &a.nginx),
+        ]
+        .into_iter()
+        .filter_map(|(b, p)| Some((b, p.clone()?)))
+        .collect(),
+        ..base
+    })
+}
+
+/// Runs `lbbench lab`.
+pub fn run(a: LabArgs) -> anyhow::Result<()> {
+    let cfg = config(&a)?;
+    let shutdown = Shutdown::install().context("cannot install the signal handlers")?;
+    let quiet = a.quiet;
+    let mut note = |line: &str| {
+        if !quiet || line.starts_with("warning") {
+            eprintln!("lab: {line}");
+        }
+    };
+    let summary = run_lab(&cfg, &shutdown, &mut note).map_err(|e: LabRunError| {
+        let u = e.is_usage();
+        classify(e, u)
+    })?;
+    let mut out = std::io::stdout().lock();
+    out.write_all(summary.markdown.as_bytes())?;
+    out.flush()?;
+    if let Some(report) = &summary.report {
+        eprintln!(
+            "lab: {} runs ({} now, {} already there; {} flagged now); report: {}",
+            summary.written + summary.skipped,
+            summary.written,
+            summary.skipped,
+            summary.flagged,
+            report.display()
+        );
+    }
+    Ok(())
+}
