@@ -446,12 +446,20 @@ impl Sim {
 
     /// Servers taking traffic now (the supply).
     pub fn serving(&self) -> u32 {
-        self.servers().iter().filter(|s| s.takes_traffic).count() as u32
+        let mut w = self.world.borrow_mut();
+        w.settle();
+        let w = &*w;
+        w.servers
+            .iter()
+            .filter(|s| s.admin == Admin::Ready && w.healthy(s))
+            .count() as u32
     }
 
     /// Backends that cost money now: every one but the stopped ones.
     pub fn paid(&self) -> u32 {
-        self.backends()
+        let mut w = self.world.borrow_mut();
+        w.settle();
+        w.backends
             .iter()
             .filter(|b| !(b.status == Status::Shutoff && b.task.is_none()))
             .count() as u32

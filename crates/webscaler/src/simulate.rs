@@ -106,8 +106,40 @@ pub fn is_scaling(action: &str) -> bool {
 }
 
 /// Runs the controller with `policy` over `trace` in a simulated world (see the module
-/// documentation).
+/// documentation), keeping every tick.
 pub fn simulate<P: Policy>(trace: &Trace, policy: P, cfg: &SimulateConfig) -> Outcome {
+    let mut ticks = Vec::new();
+    let scores = simulate_each(trace, policy, cfg, |t| ticks.push(t));
+    Outcome {
+        ticks,
+        demand: scores.demand,
+        supply: scores.supply,
+        cost: scores.cost,
+        metrics: scores.metrics,
+    }
+}
+
+/// The series and the scores of a simulation.
+#[derive(Debug, Clone)]
+pub struct Scores {
+    /// Servers needed over time.
+    pub demand: StepSeries,
+    /// Servers taking traffic over time.
+    pub supply: StepSeries,
+    /// Backends paid for over time.
+    pub cost: StepSeries,
+    /// The scores.
+    pub metrics: Metrics,
+}
+
+/// [`simulate`], handing each tick to `on_tick` as it happens instead of keeping them all
+/// (a day of 5-s ticks is 17,281 reports).
+pub fn simulate_each<P: Policy>(
+    trace: &Trace,
+    policy: P,
+    cfg: &SimulateConfig,
+    mut on_tick: impl FnMut(TickReport),
+) -> Scores {
     let end = trace.end();
     let d = cfg.demand;
     let demand_points = trace.demand(d.threshold, d.min, d.max);
@@ -150,20 +182,18 @@ pub fn simulate<P: Policy>(trace: &Trace, policy: P, cfg: &SimulateConfig) -> Ou
         }
     };
 
-    let mut ticks = Vec::new();
+    let mut actions = 0u64;
     let mut k: u32 = 0;
     while let Some(t) = interval.checked_mul(k).filter(|&t| t <= end) {
         k += 1;
         run_to(t, &mut supply, &mut cost);
-        ticks.push(c.tick());
+        let tick = c.tick();
         sample(&mut supply, &mut cost);
+        actions += u64::from(is_scaling(&tick.record.action));
+        on_tick(tick);
     }
     run_to(end, &mut supply, &mut cost);
 
-    let actions = ticks
-        .iter()
-        .filter(|t| is_scaling(&t.record.action))
-        .count() as u64;
     // Points are in time order and not after the end by construction.
     let series = |points: Vec<(Duration, u32)>| {
         StepSeries::new(points, end).unwrap_or_else(|e| panic!("simulate series: {e}"))
@@ -173,8 +203,7 @@ pub fn simulate<P: Policy>(trace: &Trace, policy: P, cfg: &SimulateConfig) -> Ou
     let cost = series(cost);
     let metrics = Metrics::compute(&demand, &supply, &cost, actions)
         .unwrap_or_else(|e| panic!("simulate metrics: {e}"));
-    Outcome {
-        ticks,
+    Scores {
         demand,
         supply,
         cost,

@@ -19,7 +19,7 @@ use crate::config::FileConfig;
 use crate::controller::{self, HEADER};
 use crate::elasticity::Metrics;
 use crate::sim::SimConfig;
-use crate::simulate::{Demand, SimulateConfig, simulate};
+use crate::simulate::{Demand, SimulateConfig, simulate_each};
 use crate::trace::Trace;
 
 /// `webscaler simulate`.
@@ -135,11 +135,19 @@ pub fn run(args: SimulateArgs) -> Result<()> {
     let policy = settings.build(args.quota);
 
     let started = Instant::now();
-    let outcome = simulate(&trace, policy, &cfg);
+    let mut records = Vec::new();
+    let mut ticks = 0usize;
+    let keep = args.output.is_some();
+    let scores = simulate_each(&trace, policy, &cfg, |tick| {
+        ticks += 1;
+        if keep {
+            records.push(tick.record);
+        }
+    });
     let took = started.elapsed();
 
     if let Some(out) = &args.output {
-        write_csv(out, &outcome.records())?;
+        write_csv(out, &records)?;
     }
     eprintln!(
         "webscaler simulate: {} ({trace}), policy {}{}, {} ticks of {}, boots {}, quota {}: simulated in {:.1} ms{}",
@@ -154,7 +162,7 @@ pub fn run(args: SimulateArgs) -> Result<()> {
                 if p.is_some() { "on" } else { "off" }
             ),
         },
-        outcome.ticks.len(),
+        ticks,
         format_duration(settings.interval),
         format_duration(args.boot_delay),
         args.quota,
@@ -165,7 +173,7 @@ pub fn run(args: SimulateArgs) -> Result<()> {
             .unwrap_or_default()
     );
     let mut out = std::io::stdout().lock();
-    print_metrics(&mut out, &outcome.metrics, args.json)?;
+    print_metrics(&mut out, &scores.metrics, args.json)?;
     Ok(())
 }
 
