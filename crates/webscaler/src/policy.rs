@@ -290,11 +290,11 @@ pub struct Config {
 }
 
 impl Config {
-    /// The default stabilization window; docs/webscaler-policy.md shows the replays it was
+    /// The default stabilization window; docs/webscaler-policy.md shows the simulations it was
     /// chosen from.
     pub const DEFAULT_WINDOW: Duration = Duration::from_secs(60);
     /// The default per-tick removal limit: none (the window does the damping; a limit only
-    /// added server-seconds and actions in every replay).
+    /// kept servers longer in every simulation).
     pub const DEFAULT_MAX_REMOVE: Option<u32> = None;
 
     /// Checks the settings; the message names the setting.

@@ -64,7 +64,7 @@ pub struct SimConfig {
 }
 
 impl Default for SimConfig {
-    /// 80-s boots and starts (the replay model's), 10-s stops, instant deletes, 2-s checks
+    /// 80-s boots and starts, 10-s stops, instant deletes, 2-s checks
     /// (`rise 2`, `inter 1s`), instant drains, the seed's quota of 13, prefix `node-`,
     /// nothing running at 0.
     fn default() -> SimConfig {

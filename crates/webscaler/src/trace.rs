@@ -1,4 +1,4 @@
-//! Request-rate traces: the load a policy is replayed against.
+//! Request-rate traces: the load a policy is simulated against (`webscaler simulate`).
 //!
 //! A trace is a step function of time: each row `seconds,rate` sets the request rate (req/s)
 //! from `seconds` until the next row. **The last row marks the end of the trace**; its rate is
@@ -14,7 +14,7 @@
 //! ```
 //!
 //! Rates are kept exactly, in billionths of a request per second, so the requests a trace
-//! sends up to any time (its integral, the balancer's counter in a replay) is exact too.
+//! sends up to any time (its integral, the balancer's counter in a simulation) is exact too.
 //!
 //! A trace can also come from a staged load profile ([`Trace::from_profile`]): the rate at each
 //! moment is the sum of the rates of the stages running then, and a stage runs for
@@ -173,7 +173,7 @@ impl Trace {
     }
 
     /// The servers needed over time, `clamp(ceil(rate / threshold), min, max)`, as a step
-    /// function of the trace's segments: the demand a replay is scored against.
+    /// function of the trace's segments: the demand a simulation is scored against.
     pub fn demand(&self, threshold: Threshold, min: u32, max: u32) -> Vec<(Duration, u32)> {
         let mut out: Vec<(Duration, u32)> = Vec::with_capacity(self.steps.len());
         for (t, _, rate) in self.segments() {
