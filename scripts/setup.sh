@@ -9,7 +9,7 @@
 set -euo pipefail
 
 POUND_PREFIX=${POUND_PREFIX:-/opt/pound}
-APT_PACKAGES=(haproxy httperf socat sysstat curl procps iproute2 valgrind)
+APT_PACKAGES=(haproxy httperf socat sysstat curl procps iproute2 valgrind jq)
 
 say() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }

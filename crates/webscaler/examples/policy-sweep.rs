@@ -1,8 +1,9 @@
-//! Replays the seed trace and the synthetic traces of `benches-data/` with the seed policy
-//! and with the default policy under several stabilization windows, per-tick removal limits
-//! and the predictive mode, and prints the elasticity metrics as Markdown tables: the numbers
-//! behind the defaults in docs/webscaler-policy.md. All replays use 80-s boots and the
-//! seed's quota of 13.
+//! Runs `webscaler simulate`'s code (the controller on the simulated world) over the seed trace
+//! and the synthetic traces of `benches-data/`, with the seed policy and with the default
+//! policy under several stabilization windows, with and without the predictive mode, and
+//! prints the elasticity metrics as Markdown tables: the numbers behind the defaults in
+//! docs/webscaler-policy.md. Every run uses 5-s ticks, 80-s boots and the seed's quota of 13
+//! (the simulated world's defaults).
 //!
 //! `cargo run --release -p webscaler --example policy-sweep [-- BENCHES_DATA_DIR]`
 
@@ -10,41 +11,66 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use webscaler::elasticity::Metrics;
-use webscaler::policy::{Config, DefaultPolicy, Policy, Predictive, SeedConfig, SeedPolicy};
-use webscaler::replay::{ReplayConfig, replay};
+use webscaler::policy::{Config, DefaultPolicy, Predictive, SeedConfig, SeedPolicy};
+use webscaler::simulate::{SimulateConfig, simulate};
 use webscaler::trace::Trace;
 
-const TRACES: [&str; 6] = ["seed", "step", "spike", "ramp", "noisy", "dips"];
-const WINDOWS: [u64; 9] = [0, 30, 60, 90, 120, 150, 180, 240, 300];
+const TRACES: [&str; 7] = ["seed", "step", "spike", "ramp", "noisy", "dips", "day"];
+const WINDOWS: [u64; 10] = [0, 30, 45, 60, 75, 90, 120, 180, 240, 300];
 
-fn run(trace: &Trace, policy: &mut dyn Policy, interval: u64) -> Metrics {
-    let cfg = ReplayConfig {
-        interval: Duration::from_secs(interval),
-        ..ReplayConfig::default()
-    };
-    replay(trace, policy, &cfg).metrics
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
 }
 
-fn policy(window: u64, limit: Option<u32>, predictive: bool) -> DefaultPolicy {
-    DefaultPolicy::new(Config {
-        scale_down_window: Duration::from_secs(window),
-        max_remove_per_tick: limit,
-        predictive: predictive.then(Predictive::default),
+fn default_with(window: u64, predictive: Option<Predictive>) -> Config {
+    Config {
+        scale_down_window: secs(window),
+        predictive,
         ..Config::default()
-    })
+    }
+}
+
+fn run(trace: &Trace, config: Config) -> Metrics {
+    simulate(
+        trace,
+        DefaultPolicy::new(config),
+        &SimulateConfig::default(),
+    )
+    .metrics
+}
+
+fn run_seed(trace: &Trace) -> Metrics {
+    simulate(
+        trace,
+        SeedPolicy::new(SeedConfig::default()),
+        &SimulateConfig::default(),
+    )
+    .metrics
+}
+
+fn pct(x: f64, base: f64) -> String {
+    if base == 0.0 {
+        if x == 0.0 {
+            "±0%".into()
+        } else {
+            "n/a".into()
+        }
+    } else {
+        format!("{:+.0}%", 100.0 * (x / base - 1.0))
+    }
 }
 
 fn row(label: &str, m: &Metrics, seed: &Metrics) {
     println!(
-        "| {label} | {:.3} ({:+.0}%) | {:.3} | {:.3} | {:.3} | {:+.3} | {:.0} ({:+.0}%) | {} |",
+        "| {label} | {:.3} ({}) | {:.3} | {:.3} | {:.3} | {:+.3} | {:.0} ({}) | {} |",
         m.accuracy_under,
-        100.0 * (m.accuracy_under / seed.accuracy_under - 1.0),
+        pct(m.accuracy_under, seed.accuracy_under),
         m.accuracy_over,
         m.timeshare_under,
         m.timeshare_over,
         m.jitter,
         m.server_seconds,
-        100.0 * (m.server_seconds / seed.server_seconds - 1.0),
+        pct(m.server_seconds, seed.server_seconds),
         m.actions
     );
 }
@@ -63,56 +89,134 @@ fn main() -> anyhow::Result<()> {
         };
         traces.push((name, Trace::load(dir.join(file))?));
     }
+    let seeds: Vec<Metrics> = traces.iter().map(|(_, t)| run_seed(t)).collect();
+    let defaults = Config::default();
+    let window = defaults.scale_down_window.as_secs();
 
-    println!("## Window totals over all six traces (reactive default policy)\n");
     println!(
-        "Server-seconds paid, under-provisioned server-seconds (accuracy_U × T), actions, and\n\
-         the cost `server-seconds + λ × under-provisioned server-seconds` for λ = 1, 3, 10.\n"
+        "## Every trace: the seed policy, the default policy, and the default without prediction\n"
     );
-    for interval in [5u64, 60] {
-        println!("\n### {interval}-s ticks\n");
-        println!("| window | server-s | under server-s | actions | λ=1 | λ=3 | λ=10 |");
-        println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| trace, policy | accuracy_U | accuracy_O | timeshare_U | timeshare_O | jitter/min | server-s | actions |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for ((name, trace), seed) in traces.iter().zip(&seeds) {
+        row(&format!("{name}, seed"), seed, seed);
+        row(&format!("{name}, default"), &run(trace, defaults), seed);
+        row(
+            &format!("{name}, default, reactive"),
+            &run(
+                trace,
+                Config {
+                    predictive: None,
+                    ..defaults
+                },
+            ),
+            seed,
+        );
+    }
+
+    for predictive in [defaults.predictive, None] {
+        println!(
+            "\n## Stabilization windows, {} (accuracy_U and server-seconds against the seed policy)\n",
+            if predictive.is_some() {
+                "predictive (the default)"
+            } else {
+                "reactive"
+            }
+        );
+        print!("| window |");
+        for name in TRACES {
+            print!(" {name} |");
+        }
+        println!(" paid | under | actions | paid + 3 × under | paid + 10 × under |");
+        println!("|---|{}---|---|---|---|---|", "---|".repeat(TRACES.len()));
         for w in WINDOWS {
+            let mark = if w == window && predictive.is_some() {
+                "**"
+            } else {
+                ""
+            };
+            print!("| {mark}{w} s{mark} |");
             let (mut paid, mut under, mut actions) = (0.0, 0.0, 0);
-            for (_, trace) in &traces {
-                let m = run(trace, &mut policy(w, None, false), interval);
+            for ((_, trace), seed) in traces.iter().zip(&seeds) {
+                let m = run(trace, default_with(w, predictive));
+                print!(
+                    " {} / {} / {} |",
+                    pct(m.accuracy_under, seed.accuracy_under),
+                    pct(m.server_seconds, seed.server_seconds),
+                    m.actions
+                );
                 paid += m.server_seconds;
                 under += m.accuracy_under * trace.end().as_secs_f64();
                 actions += m.actions;
             }
             println!(
-                "| {w} s | {paid:.0} | {under:.0} | {actions} | {:.0} | {:.0} | {:.0} |",
-                paid + under,
+                " {paid:.0} | {under:.0} | {actions} | {:.0} | {:.0} |",
                 paid + 3.0 * under,
                 paid + 10.0 * under
             );
         }
     }
 
-    println!("\n## Per trace (percentages against the seed policy at 60-s ticks)");
-    for (name, trace) in &traces {
-        let seed = run(trace, &mut SeedPolicy::new(SeedConfig::default()), 60);
-        for interval in [60u64, 5] {
-            println!("\n### {name} trace, {interval}-s ticks\n");
-            println!(
-                "| policy | accuracy_U | accuracy_O | timeshare_U | timeshare_O | jitter/min | server-s | actions |"
-            );
-            println!("|---|---|---|---|---|---|---|---|");
-            if interval == 60 {
-                row("seed", &seed, &seed);
+    println!(
+        "\n## The predictive mode's lead and history (window {window} s; seed, ramp and day traces)\n"
+    );
+    println!("| history | lead | seed U / server-s / actions | ramp | day |");
+    println!("|---|---|---|---|---|");
+    let pick = [0usize, 3, 6];
+    for history in [90u64, 120, 180] {
+        for lead in [80u64, 100, 120, 150] {
+            let p = Predictive {
+                history: secs(history),
+                lead: secs(lead),
+                ..Predictive::default()
+            };
+            print!("| {history} s | {lead} s |");
+            for &i in &pick {
+                let m = run(&traces[i].1, default_with(window, Some(p)));
+                print!(
+                    " {} / {} / {} |",
+                    pct(m.accuracy_under, seeds[i].accuracy_under),
+                    pct(m.server_seconds, seeds[i].server_seconds),
+                    m.actions
+                );
             }
-            for w in [0u64, 60, 120, 180, 300] {
-                let m = run(trace, &mut policy(w, None, false), interval);
-                row(&format!("default, window {w} s"), &m, &seed);
-            }
-            let m = run(trace, &mut policy(120, Some(1), false), interval);
-            row("default, window 120 s, ≤ 1 removal/tick", &m, &seed);
-            for w in [60u64, 120] {
-                let m = run(trace, &mut policy(w, None, true), interval);
-                row(&format!("default + predictive, window {w} s"), &m, &seed);
-            }
+            println!();
         }
+    }
+    println!("\n## The sustained-rise tests off (window {window} s)\n");
+    println!("| predictor | seed | step | spike | ramp | noisy | dips | day |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for (label, p) in [
+        ("default", Predictive::default()),
+        (
+            "no jump test",
+            Predictive {
+                max_jump: 1.0,
+                ..Predictive::default()
+            },
+        ),
+        (
+            "no jump test, no minimum rise",
+            Predictive {
+                max_jump: 1.0,
+                min_rise: 0.0,
+                ..Predictive::default()
+            },
+        ),
+    ] {
+        print!("| {label} |");
+        for ((_, trace), seed) in traces.iter().zip(&seeds) {
+            let m = run(trace, default_with(window, Some(p)));
+            print!(
+                " {} / {} / {} |",
+                pct(m.accuracy_under, seed.accuracy_under),
+                pct(m.server_seconds, seed.server_seconds),
+                m.actions
+            );
+        }
+        println!();
     }
     Ok(())
 }

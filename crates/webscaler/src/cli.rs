@@ -2,7 +2,9 @@
 
 pub mod cloud;
 pub mod haproxy;
+pub mod plot;
 pub mod run;
+pub mod simulate;
 pub mod status;
 
 use clap::{Parser, Subcommand};
@@ -25,6 +27,12 @@ pub enum Command {
     /// Show the backends as the cloud and HAProxy report them, with the rate and the number
     /// of servers needed.
     Status(Box<status::StatusArgs>),
+    /// Run the controller of `run` on a simulated cloud, balancer and clock over a rate trace
+    /// or a load profile, and score it with the SPEC RG elasticity metrics.
+    Simulate(Box<simulate::SimulateArgs>),
+    /// Draw the seed's figure 1.4 (request rate, active, pending and needed servers) from
+    /// the CSV of `run` or `simulate`, as SVG.
+    Plot(plot::PlotArgs),
     /// Operate the cloud's backends: list, create, start, stop, delete, quota.
     Cloud(Box<cloud::CloudArgs>),
     /// HAProxy: servers, request rate, add/drain/remove servers without a reload, the
@@ -38,6 +46,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         None => Ok(()),
         Some(Command::Run(args)) => run::run(*args),
         Some(Command::Status(args)) => status::run(*args),
+        Some(Command::Simulate(args)) => simulate::run(*args),
+        Some(Command::Plot(args)) => plot::run(args),
         Some(Command::Cloud(args)) => cloud::run(*args),
         Some(Command::Haproxy(args)) => haproxy::run(*args),
     }

@@ -17,8 +17,8 @@
 //! time. Areas and times are summed exactly (server × nanoseconds in `u128`) and divided once.
 //! A zero duration gives zeros rather than BUNGEE's NaN.
 //!
-//! Beyond SPEC: `server_seconds` (the integral of a cost series: in a replay, serving plus
-//! booting servers), `actions` (scaling decisions that changed something) and
+//! Beyond SPEC: `server_seconds` (the integral of a cost series: in a simulation, the
+//! backends paid for), `actions` (scaling decisions that changed something) and
 //! `underprovisioned_seconds` (`timeshare_U × T`, in seconds).
 
 use std::fmt;
@@ -212,7 +212,7 @@ pub struct Metrics {
     pub timeshare_over: f64,
     /// Supply events minus demand events, per minute.
     pub jitter: f64,
-    /// Servers paid for × seconds (in a replay: serving and booting servers).
+    /// Servers paid for × seconds (in a simulation: every backend not stopped).
     pub server_seconds: f64,
     /// Scaling decisions that added or removed servers.
     pub actions: u64,

@@ -13,7 +13,9 @@
 //!
 //! The loop: [`controller`]: one tick (observe, rate, decide, plan, act, record), generic
 //! over the cloud, the balancer, the clock and the policy; [`sim`]: a simulated cloud,
-//! balancer and clock to run it against without sleeping.
+//! balancer and clock to run it against without sleeping; [`simulate`]: the controller over a
+//! trace on the simulated world, scored (`webscaler simulate`); [`plot`]: the seed's figure
+//! 1.4 from the CSV of `run` or `simulate` (`webscaler plot`).
 //!
 //! The pure core:
 //!
@@ -23,7 +25,6 @@
 //!   [`policy::SeedPolicy`]).
 //! - [`trace`]: request-rate traces (`seconds,rate` CSV, staged load profiles, synthetic).
 //! - [`elasticity`]: SPEC RG elasticity metrics over demand and supply step functions.
-//! - [`replay`]: a policy-level replay of a trace, to compare policies and choose defaults.
 
 pub mod balancer;
 pub mod cli;
@@ -33,8 +34,9 @@ pub mod config;
 pub mod controller;
 pub mod elasticity;
 pub mod haproxy;
+pub mod plot;
 pub mod policy;
 pub mod rate;
-pub mod replay;
 pub mod sim;
+pub mod simulate;
 pub mod trace;

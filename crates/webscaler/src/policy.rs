@@ -5,7 +5,7 @@
 //! (`now`: a monotonic or simulated time since any fixed origin). The policy answers with a
 //! [`Decision`]: how many servers are needed, the capacity to aim for, how many backends to
 //! add and to remove, and why. The same code runs live (`webscaler run`) and simulated
-//! (`webscaler simulate`, [`crate::replay`]).
+//! (`webscaler simulate`, [`crate::simulate`]).
 //!
 //! Two policies:
 //!
@@ -13,7 +13,8 @@
 //!   arithmetic; backends that are building or starting count as capacity; scale up at once;
 //!   scale down only when the recommendation has stayed lower for a stabilization window
 //!   (acting on the highest recommendation inside it, as Kubernetes' HPA), at most N per tick;
-//!   a tolerance band; and an optional predictive mode.
+//!   a tolerance band below capacity (a server is released only when one fewer would keep 10 %
+//!   spare); and a predictive mode that scales up ahead of a sustained rise.
 //! - [`SeedPolicy`]: the lab report's algorithm (listing 1.10) exactly, for comparison.
 //!
 //! docs/webscaler-policy.md explains each rule and how the defaults were chosen.
@@ -110,8 +111,10 @@ pub struct Decision {
 /// Why a policy decided what it did.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Reason {
-    /// The seed policy's baseline rounds (no action before the third tick).
+    /// The seed policy's baseline rounds (no action before the third round).
     Baseline,
+    /// The seed policy waits for its next round (every 60 s).
+    BetweenRounds,
     /// No rate this tick: only the bounds are enforced.
     NoRate(NoRate),
     /// The capacity matches the recommendation.
@@ -151,7 +154,7 @@ pub enum Reason {
 impl Decision {
     /// A short label for logs and the CSV `action` column: `up`, `up:predicted`, `up:min`,
     /// `down`, `down:max`, `hold`, `hold:tolerance`, `hold:window`, `hold:pending`,
-    /// `hold:no-rate`, `hold:baseline`, `hold:quota`, `hold:min`.
+    /// `hold:no-rate`, `hold:baseline`, `hold:round`, `hold:quota`, `hold:min`.
     pub fn action(&self) -> &'static str {
         if self.add > 0 {
             return match self.reason {
@@ -168,6 +171,7 @@ impl Decision {
         }
         match self.reason {
             Reason::Baseline => "hold:baseline",
+            Reason::BetweenRounds => "hold:round",
             Reason::NoRate(_) => "hold:no-rate",
             Reason::Tolerance => "hold:tolerance",
             Reason::Window { .. } => "hold:window",
@@ -187,7 +191,8 @@ impl Decision {
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Reason::Baseline => write!(f, "baseline round (the seed waits two ticks)"),
+            Reason::Baseline => write!(f, "baseline round (the seed waits two rounds)"),
+            Reason::BetweenRounds => write!(f, "between the seed's rounds"),
             Reason::NoRate(why) => write!(f, "{why}"),
             Reason::Steady => write!(f, "capacity matches"),
             Reason::Tolerance => write!(f, "within the tolerance band"),
@@ -270,7 +275,9 @@ pub struct Config {
     pub min: u32,
     /// Servers at most, besides the cloud's quota (`None`: the quota alone).
     pub max: Option<u32>,
-    /// No change while `rate / (threshold × capacity)` is within `[1 − tol, 1 + tol]` (0.1).
+    /// The band (0.1): a server is released only when one fewer would take the rate with this
+    /// share of the threshold spare (`rate ≤ (capacity − 1) × threshold × (1 − tol)`); scaling
+    /// up has no band.
     pub tolerance: Tolerance,
     /// Scale down only to the highest recommendation of this window.
     pub scale_down_window: Duration,
@@ -278,16 +285,16 @@ pub struct Config {
     pub max_remove_per_tick: Option<u32>,
     /// Hold scale-down while a backend is still booting (AWS: no scale-in during warm-up).
     pub hold_down_while_pending: bool,
-    /// Scale up ahead of a rising trend (off by default).
+    /// Scale up ahead of a sustained rise (on by default; `None`: reactive only).
     pub predictive: Option<Predictive>,
 }
 
 impl Config {
-    /// The default stabilization window; docs/webscaler-policy.md shows the replays it was
+    /// The default stabilization window; docs/webscaler-policy.md shows the simulations it was
     /// chosen from.
-    pub const DEFAULT_WINDOW: Duration = Duration::from_secs(120);
+    pub const DEFAULT_WINDOW: Duration = Duration::from_secs(60);
     /// The default per-tick removal limit: none (the window does the damping; a limit only
-    /// added server-seconds and actions in every replay).
+    /// kept servers longer in every simulation).
     pub const DEFAULT_MAX_REMOVE: Option<u32> = None;
 
     /// Checks the settings; the message names the setting.
@@ -320,7 +327,7 @@ impl Default for Config {
             scale_down_window: Config::DEFAULT_WINDOW,
             max_remove_per_tick: Config::DEFAULT_MAX_REMOVE,
             hold_down_while_pending: true,
-            predictive: None,
+            predictive: Some(Predictive::default()),
         }
     }
 }
@@ -445,7 +452,11 @@ impl Policy for DefaultPolicy {
         let effective = predicted.unwrap_or(rate);
         let needed = bound(to_u32(rate.servers_needed(cfg.threshold)), min, max);
         let raw = to_u32(effective.servers_needed(cfg.threshold));
-        let within = effective.within_tolerance(cfg.threshold, current, cfg.tolerance);
+        // The band: up as soon as the current servers do not take the rate; down only when one
+        // fewer would take it with `tolerance` spare, and then to what the rate needs.
+        let within = raw <= current
+            && current > 0
+            && !effective.fits(cfg.threshold, current - 1, cfg.tolerance);
         let rec = bound(if within { current } else { raw }, min, max);
         let window_max = self.record(now, rec);
         let seen_full_window = self
@@ -572,8 +583,10 @@ mod tests {
         type Row = (u64, u32, u32, Option<u32>, u32, u32, u32, &'static str);
         let table: &[Row] = &[
             (30, 3, 0, None, 3, 0, 0, "hold"), // exactly 3 × threshold
-            (31, 3, 0, None, 3, 0, 0, "hold:tolerance"), // 1.033: inside ±10%
-            (34, 3, 0, None, 4, 1, 0, "up"),   // 1.133: outside
+            (31, 3, 0, None, 4, 1, 0, "up"),   // over 3 servers' worth: up at once
+            (25, 3, 0, None, 3, 0, 0, "hold"), // needs 3
+            (19, 3, 0, None, 3, 0, 0, "hold:tolerance"), // 2 would run at 95 %: keep 3
+            (18, 3, 0, None, 3, 0, 0, "hold:window"), // 2 at 90 %: lower, held by the window
             (45, 2, 0, None, 5, 3, 0, "up"),
             (45, 2, 3, None, 5, 0, 0, "hold"), // pending capacity counts
             (45, 2, 2, None, 5, 1, 0, "up"),

@@ -244,20 +244,16 @@ impl Rate {
         a / b + u128::from(!a.is_multiple_of(b))
     }
 
-    /// Whether `self / (threshold × current)` lies inside `[1 − tol, 1 + tol]`: HPA's tolerance
-    /// test, with `current` servers. Always false when `current` is zero.
-    pub fn within_tolerance(self, threshold: Threshold, current: u32, tol: Tolerance) -> bool {
-        if current == 0 {
-            return false;
-        }
-        // rate ≤ (1+p/q)·(tn/td)·c  ⟺  rn·td·q ≤ (q+p)·c · tn·rd  (and likewise for the lower bound).
-        let (p, q) = (u128::from(tol.num), u128::from(tol.den));
-        let c = u128::from(current);
-        let lhs = self.num * threshold.den; // < 2^126
-        let cap = threshold.num * self.den; // < 2^128
-        let upper = cmp_products(lhs, q, (q + p) * c, cap) != Ordering::Greater;
-        let lower = cmp_products((q - p) * c, cap, lhs, q) != Ordering::Greater;
-        upper && lower
+    /// Whether `servers` servers take this rate and keep `headroom` spare: `rate ≤ servers ×
+    /// threshold × (1 − headroom)`, exactly. With no headroom this is
+    /// `ceil(rate / threshold) ≤ servers`; zero servers take only a zero rate.
+    pub fn fits(self, threshold: Threshold, servers: u32, headroom: Tolerance) -> bool {
+        // rn/rd ≤ c·(q−p)/q · tn/td  ⟺  rn·td · q ≤ c·(q−p) · tn·rd
+        let (p, q) = (u128::from(headroom.num), u128::from(headroom.den));
+        let lhs = self.num * threshold.den; // < 2^96 · 2^30
+        let room = u128::from(servers) * (q - p); // < 2^32 · 2^20
+        let cap = threshold.num * self.den; // < 2^64 · 2^64
+        cmp_products(lhs, q, room, cap) != Ordering::Greater
     }
 }
 
@@ -365,8 +361,8 @@ impl FromStr for Threshold {
     }
 }
 
-/// HPA's tolerance: no change while `rate / (threshold × current)` is within `[1 − tol, 1 + tol]`.
-/// A decimal in `[0, 1)` with at most six decimals.
+/// The policy's tolerance band: the share of a server's threshold kept spare before a server is
+/// released (see [`crate::policy`]). A decimal in `[0, 1)` with at most six decimals.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Tolerance {
     num: u64,
@@ -376,7 +372,7 @@ pub struct Tolerance {
 impl Tolerance {
     /// No tolerance band: every change of `ceil(rate / threshold)` is acted on.
     pub const NONE: Tolerance = Tolerance { num: 0, den: 1 };
-    /// HPA's default, 0.1.
+    /// 0.1, the default (the width of Kubernetes HPA's band).
     pub const HPA: Tolerance = Tolerance { num: 1, den: 10 };
 
     /// Reads a tolerance (`0.1`).
@@ -605,33 +601,38 @@ mod tests {
     }
 
     #[test]
-    fn the_tolerance_table() {
-        // (rate, current servers, within [0.9, 1.1] × 10 × current?)
+    fn the_headroom_table() {
+        // (rate, servers, fits with 10 % spare: rate ≤ 9 × servers?)
         let table = [
-            ("50", 5, true),
             ("45", 5, true),
-            ("44.999999999", 5, false),
-            ("55", 5, true),
-            ("55.000000001", 5, false),
-            ("0", 1, false),
+            ("45.000000001", 5, false),
+            ("44", 5, true),
+            ("0", 0, true),
+            ("0.000000001", 0, false),
             ("9", 1, true),
-            ("10", 0, false),
+            ("10", 1, false),
         ];
-        for (rate, current, want) in table {
+        for (rate, servers, want) in table {
             assert_eq!(
-                r(rate).within_tolerance(Threshold::SEED, current, Tolerance::HPA),
+                r(rate).fits(Threshold::SEED, servers, Tolerance::HPA),
                 want,
-                "{rate} with {current}"
+                "{rate} on {servers}"
             );
         }
-        // Tolerance zero: only the exact ratio 1 is inside.
-        assert!(r("50").within_tolerance(Threshold::SEED, 5, Tolerance::NONE));
-        assert!(!r("50.000000001").within_tolerance(Threshold::SEED, 5, Tolerance::NONE));
+        // No headroom: exactly ceil(rate / threshold) ≤ servers.
+        assert!(r("50").fits(Threshold::SEED, 5, Tolerance::NONE));
+        assert!(!r("50.000000001").fits(Threshold::SEED, 5, Tolerance::NONE));
+        assert!(r("0.3").fits(t("0.1"), 3, Tolerance::NONE));
+        assert!(!r("0.3").fits(t("0.1"), 2, Tolerance::NONE));
         // Extreme values do not overflow.
         let huge = Rate::from_count(u64::MAX, Duration::from_nanos(1)).unwrap();
-        assert!(!huge.within_tolerance(t("0.000000001"), u32::MAX, Tolerance::HPA));
+        assert!(!huge.fits(t("0.000000001"), u32::MAX, Tolerance::HPA));
         let tiny = Rate::from_count(1, Duration::from_nanos(u64::MAX)).unwrap();
-        assert!(!tiny.within_tolerance(t("18000000000"), u32::MAX, Tolerance::HPA));
+        assert!(tiny.fits(
+            t("18000000000"),
+            u32::MAX,
+            Tolerance::parse("0.999999").unwrap()
+        ));
     }
 
     #[test]
@@ -709,13 +710,18 @@ mod tests {
         /// The tolerance test agrees with the definition evaluated in rationals via floats
         /// wherever floats are not too close to call.
         #[test]
-        fn tolerance_matches_its_definition(count in 0u64..1_000_000, secs in 1u64..100, current in 1u32..200) {
+        fn fits_matches_its_definition(count in 0u64..1_000_000, secs in 1u64..100, servers in 0u32..200) {
             let rate = Rate::from_count(count, Duration::from_secs(secs)).unwrap();
-            let ratio = rate.to_f64() / (10.0 * f64::from(current));
-            let within = rate.within_tolerance(Threshold::SEED, current, Tolerance::HPA);
-            if (ratio - 0.9).abs() > 1e-9 && (ratio - 1.1).abs() > 1e-9 {
-                prop_assert_eq!(within, (0.9..=1.1).contains(&ratio));
+            let room = 9.0 * f64::from(servers);
+            let fits = rate.fits(Threshold::SEED, servers, Tolerance::HPA);
+            if (rate.to_f64() - room).abs() > 1e-9 {
+                prop_assert_eq!(fits, rate.to_f64() <= room);
             }
+            // Without headroom it is the ceiling's test.
+            prop_assert_eq!(
+                rate.fits(Threshold::SEED, servers, Tolerance::NONE),
+                rate.servers_needed(Threshold::SEED) <= u128::from(servers)
+            );
         }
     }
 }

@@ -64,7 +64,7 @@ pub struct SimConfig {
 }
 
 impl Default for SimConfig {
-    /// 80-s boots and starts (the replay model's), 10-s stops, instant deletes, 2-s checks
+    /// 80-s boots and starts, 10-s stops, instant deletes, 2-s checks
     /// (`rise 2`, `inter 1s`), instant drains, the seed's quota of 13, prefix `node-`,
     /// nothing running at 0.
     fn default() -> SimConfig {
@@ -364,6 +364,31 @@ impl Sim {
         w.settle();
     }
 
+    /// When the next change that happens by itself is due (a boot, start, stop or delete
+    /// completing, a check passing, a drain ending), if any is still ahead: a caller that
+    /// wants every change of the supply and the cost between two ticks advances to it.
+    pub fn next_transition(&self) -> Option<Duration> {
+        let w = self.world.borrow();
+        let now = w.now;
+        let backends = w
+            .backends
+            .iter()
+            .filter_map(|b| b.until.as_ref().map(|u| u.0));
+        let checks = w.servers.iter().filter_map(|s| {
+            let b = w.backend_at(s.addr)?;
+            Some(s.checks_since?.max(b.running_since?) + w.config.check_delay)
+        });
+        let drains = w
+            .servers
+            .iter()
+            .filter_map(|s| s.drain_since.map(|d| d + w.config.drain_time));
+        backends
+            .chain(checks)
+            .chain(drains)
+            .filter(|&t| t > now)
+            .min()
+    }
+
     /// The balancer restarts: a new pid, the counter from 0.
     pub fn reload_balancer(&self) {
         let mut w = self.world.borrow_mut();
@@ -421,12 +446,20 @@ impl Sim {
 
     /// Servers taking traffic now (the supply).
     pub fn serving(&self) -> u32 {
-        self.servers().iter().filter(|s| s.takes_traffic).count() as u32
+        let mut w = self.world.borrow_mut();
+        w.settle();
+        let w = &*w;
+        w.servers
+            .iter()
+            .filter(|s| s.admin == Admin::Ready && w.healthy(s))
+            .count() as u32
     }
 
     /// Backends that cost money now: every one but the stopped ones.
     pub fn paid(&self) -> u32 {
-        self.backends()
+        let mut w = self.world.borrow_mut();
+        w.settle();
+        w.backends
             .iter()
             .filter(|b| !(b.status == Status::Shutoff && b.task.is_none()))
             .count() as u32

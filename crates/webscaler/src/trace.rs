@@ -1,4 +1,4 @@
-//! Request-rate traces: the load a policy is replayed against.
+//! Request-rate traces: the load a policy is simulated against (`webscaler simulate`).
 //!
 //! A trace is a step function of time: each row `seconds,rate` sets the request rate (req/s)
 //! from `seconds` until the next row. **The last row marks the end of the trace**; its rate is
@@ -14,7 +14,7 @@
 //! ```
 //!
 //! Rates are kept exactly, in billionths of a request per second, so the requests a trace
-//! sends up to any time (its integral, the balancer's counter in a replay) is exact too.
+//! sends up to any time (its integral, the balancer's counter in a simulation) is exact too.
 //!
 //! A trace can also come from a staged load profile ([`Trace::from_profile`]): the rate at each
 //! moment is the sum of the rates of the stages running then, and a stage runs for
@@ -173,7 +173,7 @@ impl Trace {
     }
 
     /// The servers needed over time, `clamp(ceil(rate / threshold), min, max)`, as a step
-    /// function of the trace's segments: the demand a replay is scored against.
+    /// function of the trace's segments: the demand a simulation is scored against.
     pub fn demand(&self, threshold: Threshold, min: u32, max: u32) -> Vec<(Duration, u32)> {
         let mut out: Vec<(Duration, u32)> = Vec::with_capacity(self.steps.len());
         for (t, _, rate) in self.segments() {
@@ -470,6 +470,23 @@ pub mod synthetic {
         Trace::new(steps, secs(end)).unwrap_or_else(|e| panic!("synthetic::dips: {e}"))
     }
 
+    /// A day's load: from `low` req/s at midnight up to `high` at midday and back (a cosine),
+    /// with uniform noise of ± `fraction`, a new value every `every` seconds, for `end`
+    /// seconds; the same `seed` gives the same trace.
+    pub fn diurnal(low: f64, high: f64, fraction: f64, every: u64, end: u64, seed: u64) -> Trace {
+        let mut rng = SplitMix64(seed);
+        let mut steps = Vec::new();
+        let mut t = 0;
+        while t < end {
+            let phase = 2.0 * std::f64::consts::PI * t as f64 / 86_400.0;
+            let mean = low + (high - low) * (1.0 - phase.cos()) / 2.0;
+            let u = rng.unit() * 2.0 - 1.0;
+            steps.push((secs(t), nanos(mean * (1.0 + fraction * u))));
+            t += every;
+        }
+        Trace::new(steps, secs(end)).unwrap_or_else(|e| panic!("synthetic::diurnal: {e}"))
+    }
+
     /// SplitMix64 (Steele, Lea, Flood 2014): a tiny deterministic generator.
     pub struct SplitMix64(pub u64);
 
@@ -490,7 +507,7 @@ pub mod synthetic {
     }
 
     /// The synthetic traces shipped in `benches-data/` (file name, trace), as used to choose
-    /// the policy's defaults (docs/webscaler-policy.md).
+    /// the policy's defaults (docs/webscaler-policy.md) and by `scripts/bench-scaler.sh`.
     pub fn shipped() -> Vec<(&'static str, Trace)> {
         vec![
             // 15 req/s (2 servers), a step to 75 (8 servers) for 20 min, back to 15.
@@ -506,6 +523,8 @@ pub mod synthetic {
                 "trace-dips.csv",
                 dips(75.0, 25.0, &[30, 60, 90, 120, 180, 300], 600, 4200),
             ),
+            // A day: 10 req/s at midnight, 120 at midday, ± 5 %, a new value every minute.
+            ("trace-day.csv", diurnal(10.0, 120.0, 0.05, 60, 86_400, 1)),
         ]
     }
 }
@@ -714,6 +733,23 @@ num_conns = 9600
     }
 
     #[test]
+    fn the_seed_profile_is_the_seed_trace_earlier() {
+        // The profile (listing 1.2) and the measured trace (listing 1.7) describe the same
+        // load: the same peak of about 131 req/s.
+        let text = include_str!("../../../benches-data/seed-profile.toml");
+        let p = Profile::parse(text, "seed-profile.toml").unwrap();
+        let from_profile = Trace::from_profile(&p, "seed-profile.toml").unwrap();
+        let measured = Trace::parse_csv(
+            include_str!("../../../benches-data/seed-trace.csv"),
+            "seed-trace.csv",
+        )
+        .unwrap();
+        assert_eq!(from_profile.peak().ceil(), 131);
+        assert_eq!(measured.peak().ceil(), 132);
+        assert_eq!(from_profile.end(), s(1200));
+    }
+
+    #[test]
     fn synthetic_traces_are_deterministic_and_shaped() {
         let a = synthetic::noisy(50.0, 0.05, 5, 600, 7);
         let b = synthetic::noisy(50.0, 0.05, 5, 600, 7);
@@ -728,6 +764,15 @@ num_conns = 9600
         assert_eq!(r.rate_at(s(1500)).to_f64(), 120.0);
         assert_eq!(r.rate_at(s(2750)).to_f64(), 5.0);
         assert_eq!(r.peak().to_f64(), 120.0);
+        let day = synthetic::diurnal(10.0, 120.0, 0.05, 60, 86_400, 1);
+        assert_eq!(day.end(), s(86_400));
+        let near = |t: u64, mean: f64| {
+            let x = day.rate_at(s(t)).to_f64();
+            assert!((x - mean).abs() <= mean * 0.05 + 1e-3, "{t}: {x}");
+        };
+        near(0, 10.0);
+        near(43_200, 120.0);
+        near(21_600, 65.0);
         let sp = synthetic::spike(20.0, 120.0, 900, 120, 2400);
         assert_eq!(sp.rate_at(s(1019)).to_f64(), 120.0);
         assert_eq!(sp.rate_at(s(1020)).to_f64(), 20.0);

@@ -63,17 +63,16 @@ fn parse_tolerance(s: &str) -> Result<Tolerance, String> {
     Tolerance::parse(s).map_err(|e| e.to_string())
 }
 
-/// The settings `run` and `status` share: the configuration file, the policy and HAProxy.
-#[derive(Debug, Clone, Args)]
-pub struct SettingsArgs {
-    /// The TOML configuration file (etc/webscaler.toml documents every key).
-    #[arg(long, env = "WEBSCALER_CONFIG", value_name = "FILE")]
-    pub config: Option<PathBuf>,
-
+/// The scaling settings `run`, `status` and `simulate` share: the tick, the policy and its
+/// settings, the warm pool. Flags, then `WEBSCALER_*` variables, then the configuration
+/// file's keys of the same names.
+#[derive(Debug, Clone, Default, Args)]
+pub struct PolicyArgs {
     /// Time between ticks [default: 5s].
     #[arg(long, env = "WEBSCALER_INTERVAL", value_parser = parse_duration)]
     pub interval: Option<Duration>,
-    /// The policy: default, or seed (the lab report's algorithm) [default: default].
+    /// The policy: default, or seed (the lab report's algorithm, a round every 60 s)
+    /// [default: default].
     #[arg(long, env = "WEBSCALER_POLICY", value_parser = parse_policy)]
     pub policy: Option<PolicyKind>,
     /// Requests per second one server takes [default: 10].
@@ -85,10 +84,11 @@ pub struct SettingsArgs {
     /// Servers at most, besides the cloud's quota [default: the quota].
     #[arg(long, env = "WEBSCALER_MAX", value_name = "N")]
     pub max: Option<u32>,
-    /// No change while rate / (threshold × capacity) is within 1 ± this [default: 0.1].
+    /// Release a server only when one fewer would keep this share of the threshold spare
+    /// [default: 0.1].
     #[arg(long, env = "WEBSCALER_TOLERANCE", value_parser = parse_tolerance)]
     pub tolerance: Option<Tolerance>,
-    /// Scale down only after the recommendation stayed lower this long [default: 120s].
+    /// Scale down only after the recommendation stayed lower this long [default: 60s].
     #[arg(long, env = "WEBSCALER_SCALE_DOWN_WINDOW", value_parser = parse_duration)]
     pub scale_down_window: Option<Duration>,
     /// Backends removed at most per tick [default: no limit].
@@ -97,9 +97,16 @@ pub struct SettingsArgs {
     /// Hold scale-down while a backend is booting or joining [default: true].
     #[arg(long, env = "WEBSCALER_HOLD_DOWN_WHILE_PENDING", value_name = "BOOL")]
     pub hold_down_while_pending: Option<bool>,
-    /// Scale up ahead of a rising trend.
-    #[arg(long, env = "WEBSCALER_PREDICTIVE")]
-    pub predictive: bool,
+    /// Scale up ahead of a sustained rise of the rate; `--predictive false` turns it off
+    /// [default: true].
+    #[arg(
+        long,
+        env = "WEBSCALER_PREDICTIVE",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub predictive: Option<bool>,
     /// Predictive: how far back the trend is fitted [default: 120s].
     #[arg(long, value_parser = parse_duration)]
     pub predictive_history: Option<Duration>,
@@ -109,6 +116,116 @@ pub struct SettingsArgs {
     /// Stopped backends kept for a fast start; more are deleted [default: 1].
     #[arg(long, env = "WEBSCALER_WARM_POOL", value_name = "N")]
     pub warm_pool: Option<u32>,
+}
+
+/// The policy settings, resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicySettings {
+    /// Time between ticks.
+    pub interval: Duration,
+    /// Which policy.
+    pub kind: PolicyKind,
+    /// The default policy's settings (the seed policy uses threshold, min and max).
+    pub config: policy::Config,
+    /// Stopped backends kept.
+    pub warm_pool: u32,
+}
+
+impl PolicyArgs {
+    /// Flags and variables over the file over the defaults.
+    pub fn resolve(&self, file: &FileConfig) -> Result<PolicySettings> {
+        let d = |flag: Option<Duration>, f: Option<crate::config::Dur>, def: Duration| {
+            flag.or(f.map(|x| x.0)).unwrap_or(def)
+        };
+        let interval = d(self.interval, file.interval, DEFAULT_INTERVAL);
+        if interval.is_zero() {
+            return Err(usage("the interval must be longer than 0"));
+        }
+        let kind = match (self.policy, &file.policy) {
+            (Some(p), _) => p,
+            (None, Some(p)) => p.parse().map_err(|e| usage(format!("policy: {e}")))?,
+            (None, None) => PolicyKind::Default,
+        };
+        let defaults = policy::Config::default();
+        let on = self
+            .predictive
+            .or(file.predictive)
+            .unwrap_or(defaults.predictive.is_some());
+        let predictive = on.then(|| Predictive {
+            history: d(
+                self.predictive_history,
+                file.predictive_history,
+                Predictive::default().history,
+            ),
+            lead: d(
+                self.predictive_lead,
+                file.predictive_lead,
+                Predictive::default().lead,
+            ),
+            ..Predictive::default()
+        });
+        let config = policy::Config {
+            threshold: self
+                .threshold
+                .or(file.threshold)
+                .unwrap_or(defaults.threshold),
+            min: self.min.or(file.min).unwrap_or(defaults.min),
+            max: self.max.or(file.max),
+            tolerance: self
+                .tolerance
+                .or(file.tolerance)
+                .unwrap_or(defaults.tolerance),
+            scale_down_window: d(
+                self.scale_down_window,
+                file.scale_down_window,
+                defaults.scale_down_window,
+            ),
+            max_remove_per_tick: self.max_remove_per_tick.or(file.max_remove_per_tick),
+            hold_down_while_pending: self
+                .hold_down_while_pending
+                .or(file.hold_down_while_pending)
+                .unwrap_or(defaults.hold_down_while_pending),
+            predictive,
+        };
+        config.validate().map_err(usage)?;
+        Ok(PolicySettings {
+            interval,
+            kind,
+            config,
+            warm_pool: self
+                .warm_pool
+                .or(file.warm_pool)
+                .unwrap_or(controller::Config::default().warm_pool),
+        })
+    }
+}
+
+impl PolicySettings {
+    /// A fresh policy of this kind. The seed policy's quota is `max`, else `quota`.
+    pub fn build(&self, quota: u32) -> Box<dyn Policy> {
+        let pc = self.config;
+        match self.kind {
+            PolicyKind::Default => Box::new(DefaultPolicy::new(pc)),
+            PolicyKind::Seed => Box::new(SeedPolicy::new(SeedConfig {
+                threshold: pc.threshold,
+                min_backends: pc.min,
+                quota: pc.max.unwrap_or(quota),
+                ..SeedConfig::default()
+            })),
+        }
+    }
+}
+
+/// The settings `run` and `status` share: the configuration file, the policy and HAProxy.
+#[derive(Debug, Clone, Args)]
+pub struct SettingsArgs {
+    /// The TOML configuration file (etc/webscaler.toml documents every key).
+    #[arg(long, env = "WEBSCALER_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// The tick, the policy and its settings.
+    #[command(flatten)]
+    pub policy: PolicyArgs,
     /// The counter: sessions (stot, as the seed) or requests (req_tot) [default: sessions].
     #[arg(long, env = "WEBSCALER_METRIC", value_parser = parse_metric)]
     pub metric: Option<Metric>,
@@ -213,7 +330,7 @@ pub struct Settings {
     pub interval: Duration,
     /// Which policy.
     pub policy: PolicyKind,
-    /// The default policy's settings (the seed policy uses threshold, min, max, interval).
+    /// The default policy's settings (the seed policy uses threshold, min and max).
     pub policy_config: policy::Config,
     /// The controller's settings.
     pub controller: controller::Config,
@@ -246,53 +363,12 @@ impl SettingsArgs {
         let d = |flag: Option<Duration>, f: Option<crate::config::Dur>, def: Duration| {
             flag.or(f.map(|x| x.0)).unwrap_or(def)
         };
-        let interval = d(self.interval, file.interval, DEFAULT_INTERVAL);
-        if interval.is_zero() {
-            return Err(usage("the interval must be longer than 0"));
-        }
-        let policy = match (self.policy, &file.policy) {
-            (Some(p), _) => p,
-            (None, Some(p)) => p.parse().map_err(|e| usage(format!("policy: {e}")))?,
-            (None, None) => PolicyKind::Default,
-        };
-        let defaults = policy::Config::default();
-        let predictive = (self.predictive || file.predictive == Some(true)).then(|| Predictive {
-            history: d(
-                self.predictive_history,
-                file.predictive_history,
-                Predictive::default().history,
-            ),
-            lead: d(
-                self.predictive_lead,
-                file.predictive_lead,
-                Predictive::default().lead,
-            ),
-            ..Predictive::default()
-        });
-        let policy_config = policy::Config {
-            threshold: self
-                .threshold
-                .or(file.threshold)
-                .unwrap_or(defaults.threshold),
-            min: self.min.or(file.min).unwrap_or(defaults.min),
-            max: self.max.or(file.max),
-            tolerance: self
-                .tolerance
-                .or(file.tolerance)
-                .unwrap_or(defaults.tolerance),
-            scale_down_window: d(
-                self.scale_down_window,
-                file.scale_down_window,
-                defaults.scale_down_window,
-            ),
-            max_remove_per_tick: self.max_remove_per_tick.or(file.max_remove_per_tick),
-            hold_down_while_pending: self
-                .hold_down_while_pending
-                .or(file.hold_down_while_pending)
-                .unwrap_or(defaults.hold_down_while_pending),
-            predictive,
-        };
-        policy_config.validate().map_err(usage)?;
+        let PolicySettings {
+            interval,
+            kind: policy,
+            config: policy_config,
+            warm_pool,
+        } = self.policy.resolve(file)?;
         let cdef = controller::Config::default();
         let h = &file.haproxy;
         let backend = self
@@ -331,7 +407,7 @@ impl SettingsArgs {
             metric: self.metric.or(file.metric).unwrap_or(cdef.metric),
             naming: Naming::new(prefix),
             backend_port: self.backend_port.or(h.backend_port).unwrap_or(80),
-            warm_pool: self.warm_pool.or(file.warm_pool).unwrap_or(cdef.warm_pool),
+            warm_pool,
             drain_timeout: d(self.drain_timeout, file.drain_timeout, cdef.drain_timeout),
             check_timeout: d(self.check_timeout, file.check_timeout, cdef.check_timeout),
             quota_retry: d(self.quota_retry, file.quota_retry, cdef.quota_retry),
@@ -691,17 +767,15 @@ pub fn run(args: RunArgs) -> Result<()> {
     let mut csv = CsvAppender::open(&csv_path, &HEADER)?;
 
     let pc = settings.policy_config;
-    let policy: Box<dyn Policy> = match settings.policy {
-        PolicyKind::Default => Box::new(DefaultPolicy::new(pc)),
-        PolicyKind::Seed => Box::new(SeedPolicy::new(SeedConfig {
-            threshold: pc.threshold,
-            min_backends: pc.min,
-            quota: pc.max.unwrap_or(SeedConfig::default().quota),
-            interval: settings.interval,
-        })),
-    };
+    let policy = PolicySettings {
+        interval: settings.interval,
+        kind: settings.policy,
+        config: pc,
+        warm_pool: settings.controller.warm_pool,
+    }
+    .build(SeedConfig::default().quota);
     log(&format!(
-        "{} provider ({}), {} HAProxy ({}), every {}, policy {} (threshold {}, min {}, max {}, scale-down window {}), warm pool {}; CSV {}",
+        "{} provider ({}), {} HAProxy ({}), every {}, policy {} (threshold {}, min {}, max {}, scale-down window {}, predictive {}), warm pool {}; CSV {}",
         cloud.provider(),
         state_dir.display(),
         if embedded { "embedded" } else { "system" },
@@ -716,6 +790,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         pc.max
             .map_or_else(|| "the quota".to_owned(), |m| m.to_string()),
         format_duration(pc.scale_down_window),
+        if pc.predictive.is_some() { "on" } else { "off" },
         settings.controller.warm_pool,
         csv_path.display()
     ));

@@ -1,13 +1,29 @@
-//! The optional predictive mode: extrapolate the trend of the recent rates.
+//! The predictive mode: scale up ahead of a sustained rise of the request rate.
 //!
 //! The seed named prediction as future work (lab report §1.3.5, §1.6.1): a reactive scaler
 //! lags by the boot time of a server. Here the rates of the last `history` are fitted with a
 //! straight line (least squares) and the line is read at `now + lead`, where `lead` is about
-//! the boot delay. The default policy scales up to the predicted rate when it is higher than
-//! the measured one; scale-down stays reactive and stabilized.
+//! the time a new server takes to serve (boot, then a tick to join). The default policy
+//! scales up to the predicted rate when it is higher than the measured one; it never scales
+//! down on a prediction (scale-down stays reactive and stabilized).
+//!
+//! A line through any rise extrapolates it, including a rise that has already stopped: after
+//! a single step (a flash crowd arriving, the end of a dip) the fit keeps climbing and the
+//! policy would buy servers for load that never comes, then release them (on a trace with
+//! dips, 50 actions instead of 6). So the trend is extrapolated only when it is **sustained**:
+//!
+//! - the samples cover at least three quarters of the history (no prediction from the first
+//!   few ticks);
+//! - the fitted rise over them is positive and at least `min_rise` (10 %) of the current
+//!   rate: noise around a level has no such slope;
+//! - no single jump makes most of it: the largest rise across two consecutive intervals is at
+//!   most `max_jump` (75 %) of the range of the samples. One step, however sharp, is a jump
+//!   of 100 %; a ramp, or a staircase of two or more comparable steps, passes;
+//! - the prediction is capped at `max_factor` (2) × the current rate.
 //!
 //! The fit is done in `f64` (a heuristic, not a count), and the prediction is rounded to
-//! 10^-6 req/s before the exact `ceil(rate / threshold)`.
+//! 10^-6 req/s before the exact `ceil(rate / threshold)`. docs/webscaler-policy.md shows the
+//! simulations the settings come from.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -15,38 +31,58 @@ use std::time::Duration;
 use crate::rate::Rate;
 
 /// Settings of the predictive mode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Predictive {
     /// How far back the trend is fitted (the last few minutes).
     pub history: Duration,
-    /// How far ahead it is read (about the boot delay).
+    /// How far ahead it is read (about the time a new server takes to serve).
     pub lead: Duration,
     /// Samples needed before predicting.
     pub min_samples: usize,
+    /// The fitted rise over the history must be at least this share of the current rate.
+    pub min_rise: f64,
+    /// The largest rise across two consecutive intervals may be at most this share of the
+    /// range of the samples (1 or more: no such test).
+    pub max_jump: f64,
+    /// The prediction is at most this many times the current rate.
+    pub max_factor: f64,
 }
 
 impl Predictive {
-    /// Checks the settings.
+    /// Checks the settings; the message names the setting.
     pub fn validate(&self) -> Result<(), String> {
         if self.history.is_zero() {
-            return Err("the predictive history must be longer than 0".into());
+            return Err("predictive_history must be longer than 0".into());
         }
         if self.min_samples < 2 {
             return Err("the predictive mode needs at least 2 samples".into());
+        }
+        if !(self.min_rise.is_finite() && self.min_rise >= 0.0) {
+            return Err("the predictive min_rise must be a number ≥ 0".into());
+        }
+        if !(self.max_jump.is_finite() && self.max_jump > 0.0) {
+            return Err("the predictive max_jump must be a number > 0".into());
+        }
+        if !(self.max_factor.is_finite() && self.max_factor >= 1.0) {
+            return Err("the predictive max_factor must be a number ≥ 1".into());
         }
         Ok(())
     }
 }
 
 impl Default for Predictive {
-    /// Two minutes of history, read 120 s ahead (1.5 × the default 80-s boot delay: the
-    /// measured rate is already an interval old), from 3 samples; chosen by replay
-    /// (docs/webscaler-policy.md).
+    /// Two minutes of history, read 120 s ahead (the default 80-s boot, a tick to join, and
+    /// the half interval by which a measured rate is already old, with a margin), from 3
+    /// samples; a sustained rise of at least 10 %, no jump above 75 % of the range, at most
+    /// twice the current rate. Chosen with `webscaler simulate` (docs/webscaler-policy.md).
     fn default() -> Predictive {
         Predictive {
             history: Duration::from_secs(120),
             lead: Duration::from_secs(120),
             min_samples: 3,
+            min_rise: 0.1,
+            max_jump: 0.75,
+            max_factor: 2.0,
         }
     }
 }
@@ -79,10 +115,11 @@ impl Predictor {
         }
     }
 
-    /// The rate the trend gives at `now + lead`, never below zero; `None` with too few
-    /// samples or when they all have the same time.
+    /// The rate the trend gives at `now + lead`, when the samples show a sustained rise (see
+    /// the module documentation); `None` otherwise.
     pub fn predict(&self, now: Duration) -> Option<Rate> {
-        if self.samples.len() < self.config.min_samples {
+        let c = &self.config;
+        if self.samples.len() < c.min_samples {
             return None;
         }
         let points: Vec<(f64, f64)> = self
@@ -90,9 +127,41 @@ impl Predictor {
             .iter()
             .map(|&(t, r)| (t.as_secs_f64() - now.as_secs_f64(), r))
             .collect();
+        let span = -points.first()?.0;
+        if span < 0.75 * c.history.as_secs_f64() {
+            return None;
+        }
         let (intercept, slope) = least_squares(&points)?;
-        Rate::from_f64(intercept + slope * self.config.lead.as_secs_f64())
+        let latest = points.last()?.1;
+        let rise = slope * span;
+        if rise <= 0.0 || rise < c.min_rise * latest {
+            return None;
+        }
+        if c.max_jump < 1.0 {
+            let (lo, hi) = points
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
+                    (lo.min(p.1), hi.max(p.1))
+                });
+            if largest_jump(&points) > c.max_jump * (hi - lo) {
+                return None;
+            }
+        }
+        let predicted = (intercept + slope * c.lead.as_secs_f64()).min(c.max_factor * latest);
+        Rate::from_f64(predicted)
     }
+}
+
+/// The largest rise from one sample to the next or the one after (a step in continuous time
+/// shows in at most two consecutive intervals); 0 if nothing rises.
+fn largest_jump(points: &[(f64, f64)]) -> f64 {
+    let mut jump: f64 = 0.0;
+    for (i, a) in points.iter().enumerate() {
+        for b in points.iter().skip(i + 1).take(2) {
+            jump = jump.max(b.1 - a.1);
+        }
+    }
+    jump
 }
 
 /// The least-squares line `y = a + b x` through the points: `(a, b)`, or `None` when fewer
@@ -133,34 +202,138 @@ mod tests {
         assert_eq!(least_squares(&[(1.0, 1.0), (1.0, 2.0)]), None);
     }
 
-    #[test]
-    fn a_rising_ramp_is_extrapolated_by_the_lead() {
-        let mut p = Predictor::new(Predictive {
-            history: s(120),
-            lead: s(60),
-            min_samples: 3,
-        });
-        // 1 req/s more every second: 10, 20, ... at t = 10, 20, ...
-        assert_eq!(p.predict(s(0)), None);
-        for t in (10..=200).step_by(10) {
-            p.record(s(t), Rate::per_second(t));
+    /// A predictor fed `rate(t)` every `every` seconds from 0 to `until`.
+    fn fed(config: Predictive, every: u64, until: u64, rate: impl Fn(u64) -> f64) -> Predictor {
+        let mut p = Predictor::new(config);
+        for t in (0..=until).step_by(every as usize) {
+            p.record(s(t), Rate::from_f64(rate(t)).unwrap());
         }
-        assert_eq!(p.predict(s(200)), Some(Rate::per_second(260)));
-        // Only the last 120 s are kept: t = 80 … 200.
-        assert_eq!(p.samples.len(), 13);
+        p
+    }
+
+    fn rps(x: f64) -> Option<Rate> {
+        Rate::from_f64(x)
     }
 
     #[test]
-    fn a_flat_rate_predicts_itself_and_a_fall_never_goes_negative() {
-        let mut p = Predictor::new(Predictive::default());
-        for t in [0, 60, 120, 180] {
-            p.record(s(t), Rate::per_second(30));
+    fn a_rising_ramp_is_extrapolated_by_the_lead() {
+        let ramp = Predictive {
+            lead: s(60),
+            ..Predictive::default()
+        };
+        // 100 req/s + 1 req/s more every second, sampled every 10 s.
+        let p = fed(ramp, 10, 200, |t| 100.0 + t as f64);
+        assert_eq!(p.predict(s(200)), rps(360.0));
+        // Only the last 120 s are kept: t = 80 … 200.
+        assert_eq!(p.samples.len(), 13);
+        // Not before three quarters of the history are covered.
+        let p = fed(ramp, 10, 80, |t| 100.0 + t as f64);
+        assert_eq!(p.predict(s(80)), None);
+        let p = fed(ramp, 10, 90, |t| 100.0 + t as f64);
+        assert_eq!(p.predict(s(90)), rps(250.0));
+        // With too few samples, nothing.
+        assert_eq!(Predictor::new(ramp).predict(s(0)), None);
+    }
+
+    #[test]
+    fn a_staircase_of_comparable_steps_is_a_sustained_rise() {
+        // The seed's trace climbs one step a minute: 13.7, 24.3, 44.7 req/s (5-s ticks).
+        let stairs = |t: u64| match t {
+            0..=59 => 13.7,
+            60..=119 => 24.3,
+            _ => 44.7,
+        };
+        let p = fed(Predictive::default(), 5, 150, stairs);
+        let predicted = p.predict(s(150)).expect("two steps are a trend").to_f64();
+        assert!(predicted > 44.7 && predicted <= 2.0 * 44.7, "{predicted}");
+    }
+
+    #[test]
+    fn a_single_step_is_not_extrapolated_however_sharp() {
+        for (low, high) in [(15.0, 75.0), (20.0, 120.0), (25.0, 75.0), (50.0, 51.0)] {
+            for at in [40, 80, 100, 115] {
+                let p = fed(Predictive::default(), 5, 120, |t| {
+                    if t < at { low } else { high }
+                });
+                assert_eq!(p.predict(s(120)), None, "{low} → {high} at {at} s");
+            }
         }
-        assert_eq!(p.predict(s(180)), Some(Rate::per_second(30)));
-        let mut p = Predictor::new(Predictive::default());
-        for (t, r) in [(0, 90), (60, 60), (120, 30), (180, 0)] {
-            p.record(s(t), Rate::per_second(r));
+        // A step seen half in one interval and half in the next is still one jump.
+        let p = fed(Predictive::default(), 5, 120, |t| match t {
+            0..=79 => 15.0,
+            80 => 45.0,
+            _ => 75.0,
+        });
+        assert_eq!(p.predict(s(120)), None);
+    }
+
+    #[test]
+    fn noise_flat_rates_and_falls_predict_nothing() {
+        let mut rng = crate::trace::synthetic::SplitMix64(3);
+        let mut noisy = Predictor::new(Predictive::default());
+        let mut predicted = 0;
+        for k in 0..720u64 {
+            noisy.record(
+                s(5 * k),
+                Rate::from_f64(50.0 * (0.95 + 0.1 * rng.unit())).unwrap(),
+            );
+            predicted += usize::from(noisy.predict(s(5 * k)).is_some());
         }
-        assert_eq!(p.predict(s(180)), Some(Rate::ZERO));
+        assert_eq!(predicted, 0, "±5 % noise is not a trend");
+        let flat = fed(Predictive::default(), 5, 300, |_| 30.0);
+        assert_eq!(flat.predict(s(300)), None);
+        let fall = fed(Predictive::default(), 5, 300, |t| 300.0 - t as f64);
+        assert_eq!(fall.predict(s(300)), None);
+        // A rise of less than 10 % of the rate over the history is not enough either.
+        let slow = fed(Predictive::default(), 5, 300, |t| 100.0 + t as f64 / 40.0);
+        assert_eq!(slow.predict(s(300)), None);
+    }
+
+    #[test]
+    fn the_prediction_is_capped_at_twice_the_current_rate() {
+        // A steep ramp: 1 → 241 req/s in 120 s, read 180 s ahead: the line says 601.
+        let far = Predictive {
+            lead: s(180),
+            ..Predictive::default()
+        };
+        let p = fed(far, 5, 120, |t| 1.0 + 2.0 * t as f64);
+        assert_eq!(p.predict(s(120)), rps(482.0));
+        let uncapped = fed(
+            Predictive {
+                max_factor: 100.0,
+                ..far
+            },
+            5,
+            120,
+            |t| 1.0 + 2.0 * t as f64,
+        );
+        assert_eq!(uncapped.predict(s(120)), rps(601.0));
+    }
+
+    #[test]
+    fn settings_are_checked() {
+        assert!(Predictive::default().validate().is_ok());
+        let bad = |p: Predictive| p.validate().unwrap_err();
+        assert!(
+            bad(Predictive {
+                history: Duration::ZERO,
+                ..Predictive::default()
+            })
+            .contains("predictive_history")
+        );
+        assert!(
+            bad(Predictive {
+                max_factor: 0.5,
+                ..Predictive::default()
+            })
+            .contains("max_factor")
+        );
+        assert!(
+            bad(Predictive {
+                min_rise: f64::NAN,
+                ..Predictive::default()
+            })
+            .contains("min_rise")
+        );
     }
 }

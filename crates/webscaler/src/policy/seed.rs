@@ -1,5 +1,12 @@
 //! The seed's algorithm (lab report, listing 1.10), reproduced exactly, to compare with.
 //!
+//! - **Rounds every 60 s** (`sleeptime`). The seed's loop was `measure; decide; act;
+//!   sleep(60)`. Here the controller may tick more often (5 s by default) so that it reconciles
+//!   promptly, as the seed added a new server to HAProxy as soon as it had an address; the
+//!   policy then runs a round only on the first tick at or after the next 60-s mark (within
+//!   [`ROUND_SLACK`], so that a real clock's jitter does not postpone a round by a tick) and
+//!   holds on the ticks in between without reading the counter (`hold:round`). With ticks of
+//!   60 s or longer every tick is a round.
 //! - **Two baseline rounds** (`initiate`): the first tick only records the counter; the second
 //!   computes `diff = int((acu − last_acu) / sleeptime)` (truncated, over the configured
 //!   interval, not the measured time) and `needed`, and does nothing.
@@ -31,6 +38,10 @@ use super::{Decision, NoRate, Observation, Policy, Reason};
 use crate::rate::meter::RateMeter;
 use crate::rate::{Rate, Threshold};
 
+/// How early a tick may come and still be a round: a real ticker's tick lands a little
+/// after its mark, and never by as much as this.
+pub const ROUND_SLACK: Duration = Duration::from_millis(500);
+
 /// The seed's constants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SeedConfig {
@@ -40,7 +51,7 @@ pub struct SeedConfig {
     pub min_backends: u32,
     /// `quota_limit` (13).
     pub quota: u32,
-    /// `sleeptime` (60 s), used by the second baseline round.
+    /// `sleeptime` (60 s): the time between rounds, also used by the second baseline round.
     pub interval: Duration,
 }
 
@@ -61,6 +72,8 @@ pub struct SeedPolicy {
     config: SeedConfig,
     round: u32,
     meter: RateMeter,
+    /// When the next round is due (`None`: at the first tick).
+    next_round: Option<Duration>,
 }
 
 impl SeedPolicy {
@@ -70,7 +83,27 @@ impl SeedPolicy {
             config,
             round: 0,
             meter: RateMeter::new(),
+            next_round: None,
         }
+    }
+
+    /// Whether a round is due at `now`; if so, schedules the next one on the grid of
+    /// `interval` marks (a late round does not shift the later ones; missed marks are
+    /// skipped).
+    fn round_due(&mut self, now: Duration) -> bool {
+        let interval = self.config.interval;
+        let due = self.next_round.unwrap_or(now);
+        if now + ROUND_SLACK < due {
+            return false;
+        }
+        let mut next = due + interval;
+        if !interval.is_zero() {
+            while next <= now + ROUND_SLACK {
+                next += interval;
+            }
+        }
+        self.next_round = Some(next);
+        true
     }
 
     /// `needed_servers(diff)`: `int(ceil(int(diff) / float(server_threshold)))`.
@@ -129,6 +162,9 @@ impl Policy for SeedPolicy {
         let Some(acu) = obs.requests_total else {
             return hold(Reason::NoRate(NoRate::NoCounter), None, None, None, None);
         };
+        if !self.round_due(now) {
+            return hold(Reason::BetweenRounds, None, None, None, None);
+        }
         // The one reload-safe meter: after a reload the increase is the new count, over the
         // time since the reload when the balancer's uptime is known (as the seed divided by
         // the time since its own reload), else over the interval.
@@ -403,11 +439,57 @@ pub(crate) mod tests {
 
     #[test]
     fn zero_whole_seconds_gives_diff_zero_and_no_diffpt() {
-        let mut p = SeedPolicy::new(SeedConfig::default());
+        // Rounds less than a second apart (a sleeptime of 0.5 s): the seed's
+        // ZeroDivisionError branch.
+        let mut p = SeedPolicy::new(SeedConfig {
+            interval: Duration::from_millis(500),
+            ..SeedConfig::default()
+        });
         p.decide(Duration::ZERO, &obs(0, 2));
         p.decide(Duration::from_secs(60), &obs(10, 2));
         let d = p.decide(Duration::from_millis(60_900), &obs(50, 2));
         assert_eq!((d.diff, d.diffpt, d.needed), (Some(0), None, Some(0)));
         assert_eq!(d.remove, 0); // active 2 ≤ min_backends
+    }
+
+    #[test]
+    fn rounds_come_every_60_s_whatever_the_tick() {
+        // Ticks every 5 s: a round at 0, 60, 120, ...; the ticks between hold without
+        // reading the counter, so each round measures the whole minute.
+        let mut p = SeedPolicy::new(SeedConfig::default());
+        let mut rounds = Vec::new();
+        for k in 0..=37u64 {
+            let t = 5 * k;
+            // 30 req/s from 0; the ticks between rounds would see other counters.
+            let d = p.decide(Duration::from_secs(t), &obs(30 * t, 2));
+            if d.reason == Reason::BetweenRounds {
+                assert_eq!(
+                    (d.rate, d.needed, d.add, d.action()),
+                    (None, None, 0, "hold:round")
+                );
+            } else {
+                rounds.push((t, d.diff, d.needed));
+            }
+        }
+        assert_eq!(
+            rounds,
+            vec![
+                (0, Some(0), None),
+                (60, Some(30), Some(3)),
+                (120, Some(30), Some(3)),
+                (180, Some(30), Some(3))
+            ]
+        );
+        // A tick a little early (a real clock) still rounds; a missed mark is skipped, and the
+        // grid does not drift.
+        let mut p = SeedPolicy::new(SeedConfig::default());
+        let at = |ms: u64| Duration::from_millis(ms);
+        assert!(p.round_due(at(0)));
+        assert!(!p.round_due(at(55_000)));
+        assert!(p.round_due(at(59_800)));
+        assert!(!p.round_due(at(65_000)));
+        assert!(p.round_due(at(190_000))); // 120 000 and 180 000 missed
+        assert!(!p.round_due(at(200_000)));
+        assert!(p.round_due(at(240_000)));
     }
 }

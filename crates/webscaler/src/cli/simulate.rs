@@ -1,0 +1,190 @@
+//! `webscaler simulate`: the controller of `webscaler run`, the same code, against a simulated
+//! cloud and balancer on a simulated clock, over a request-rate trace or a load profile
+//! ([`crate::simulate`]). It prints the SPEC RG elasticity metrics and can write the CSV that
+//! `run` writes.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::{ArgGroup, Args};
+use common::cli::UsageError;
+use common::csvfile::CsvAppender;
+use common::time::{TimeFormat, format_duration, parse_duration};
+
+use super::run::PolicyArgs;
+use crate::config::FileConfig;
+use crate::controller::{self, HEADER};
+use crate::elasticity::Metrics;
+use crate::sim::SimConfig;
+use crate::simulate::{Demand, SimulateConfig, simulate_each};
+use crate::trace::Trace;
+
+/// `webscaler simulate`.
+#[derive(Debug, Clone, Args)]
+#[command(group(ArgGroup::new("input").required(true).args(["trace", "profile"])))]
+pub struct SimulateArgs {
+    /// A request-rate trace: CSV rows `seconds,rate`, the last row marking the end
+    /// (benches-data/README.md).
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
+    /// A staged load profile (TOML, as `lbbench profile` plays it), simulated as the rate
+    /// its stages add up to.
+    #[arg(long, value_name = "FILE")]
+    pub profile: Option<PathBuf>,
+    /// A configuration file of `webscaler run` whose policy settings to simulate (its other
+    /// keys are checked and ignored).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The tick, the policy and its settings, as for `run`.
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    /// Simulated cloud: from create to ACTIVE.
+    #[arg(long, value_parser = parse_duration, default_value = "80s")]
+    pub boot_delay: Duration,
+    /// Simulated cloud: from starting a stopped backend to ACTIVE [default: the boot delay].
+    #[arg(long, value_parser = parse_duration)]
+    pub start_delay: Option<Duration>,
+    /// Simulated cloud: instances allowed, stopped ones included (the seed's quota).
+    #[arg(long, value_name = "N", default_value_t = 13)]
+    pub quota: u32,
+    /// Backends serving at time 0 [default: what the trace needs at 0].
+    #[arg(long, value_name = "N")]
+    pub initial: Option<u32>,
+    /// Print the metrics as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// Write the CSV `run` writes, one row per tick (an existing file is replaced).
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// CSV dates in UTC (RFC 3339) instead of local time.
+    #[arg(long)]
+    pub utc: bool,
+}
+
+fn usage(e: impl std::fmt::Display) -> anyhow::Error {
+    UsageError::new(e.to_string()).into()
+}
+
+/// The trace to simulate, from `--trace` or `--profile`; errors name the file (and line).
+fn load(args: &SimulateArgs) -> Result<(Trace, PathBuf)> {
+    match (&args.trace, &args.profile) {
+        (Some(t), _) => Ok((Trace::load(t).map_err(usage)?, t.clone())),
+        (None, Some(p)) => Ok((Trace::load_profile(p).map_err(usage)?, p.clone())),
+        (None, None) => Err(usage("give --trace FILE or --profile FILE")),
+    }
+}
+
+/// Writes the rows as `run` would, to a temporary file renamed over `path`.
+fn write_csv(path: &Path, records: &[controller::Record]) -> Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "simulate.csv".into());
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    let _ = fs::remove_file(&tmp);
+    let mut csv = CsvAppender::open(&tmp, &HEADER)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    csv.append_records(records)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    drop(csv);
+    fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+/// Runs `webscaler simulate`.
+pub fn run(args: SimulateArgs) -> Result<()> {
+    let file = match &args.config {
+        Some(p) => FileConfig::load(p).map_err(usage)?,
+        None => FileConfig::default(),
+    };
+    let settings = args.policy.resolve(&file)?;
+    if args.quota == 0 {
+        return Err(usage("--quota must be at least 1"));
+    }
+    if let Some(n) = args.initial.filter(|&n| n > args.quota) {
+        return Err(usage(format!(
+            "--initial {n} is above the quota of {}",
+            args.quota
+        )));
+    }
+    let (trace, input) = load(&args)?;
+    let pc = settings.config;
+    let cfg = SimulateConfig {
+        interval: settings.interval,
+        world: SimConfig {
+            boot_delay: args.boot_delay,
+            start_delay: args.start_delay.unwrap_or(args.boot_delay),
+            quota: Some(args.quota),
+            ..SimConfig::default()
+        },
+        initial: args.initial,
+        controller: controller::Config {
+            warm_pool: settings.warm_pool,
+            time_format: TimeFormat::from_utc_flag(args.utc || file.utc == Some(true)),
+            ..controller::Config::default()
+        },
+        demand: Demand {
+            threshold: pc.threshold,
+            min: pc.min,
+            max: pc.max.map_or(args.quota, |m| m.min(args.quota)),
+        },
+    };
+    let policy = settings.build(args.quota);
+
+    let started = Instant::now();
+    let mut records = Vec::new();
+    let mut ticks = 0usize;
+    let keep = args.output.is_some();
+    let scores = simulate_each(&trace, policy, &cfg, |tick| {
+        ticks += 1;
+        if keep {
+            records.push(tick.record);
+        }
+    });
+    let took = started.elapsed();
+
+    if let Some(out) = &args.output {
+        write_csv(out, &records)?;
+    }
+    eprintln!(
+        "webscaler simulate: {} ({trace}), policy {}{}, {} ticks of {}, boots {}, quota {}: simulated in {:.1} ms{}",
+        input.display(),
+        settings.kind,
+        match (settings.kind, pc.predictive) {
+            (crate::policy::PolicyKind::Seed, _) => String::new(),
+            (_, p) => format!(
+                " (window {}, tolerance {}, predictive {})",
+                format_duration(pc.scale_down_window),
+                pc.tolerance,
+                if p.is_some() { "on" } else { "off" }
+            ),
+        },
+        ticks,
+        format_duration(settings.interval),
+        format_duration(args.boot_delay),
+        args.quota,
+        took.as_secs_f64() * 1e3,
+        args.output
+            .as_ref()
+            .map(|p| format!("; CSV {}", p.display()))
+            .unwrap_or_default()
+    );
+    let mut out = std::io::stdout().lock();
+    print_metrics(&mut out, &scores.metrics, args.json)?;
+    Ok(())
+}
+
+/// The metrics as `name value` lines, or one JSON object with exactly the keys of
+/// [`Metrics`].
+pub fn print_metrics(out: &mut impl Write, m: &Metrics, json: bool) -> Result<()> {
+    if json {
+        serde_json::to_writer(&mut *out, m)?;
+        writeln!(out)?;
+    } else {
+        write!(out, "{m}")?;
+    }
+    Ok(())
+}

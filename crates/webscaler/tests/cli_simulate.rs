@@ -1,0 +1,454 @@
+//! `webscaler simulate` and `webscaler plot` from the command line: the metrics (text and
+//! JSON), the CSV, the seed's needed column end to end, the figure, and bad input.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use webscaler::controller::{HEADER, record::read_csv};
+use webscaler::policy::{self, DefaultPolicy};
+use webscaler::simulate::{SimulateConfig, simulate};
+use webscaler::trace::Trace;
+
+/// The variables the policy flags read: a test must not see the caller's.
+const VARS: [&str; 12] = [
+    "WEBSCALER_INTERVAL",
+    "WEBSCALER_POLICY",
+    "WEBSCALER_THRESHOLD",
+    "WEBSCALER_MIN",
+    "WEBSCALER_MAX",
+    "WEBSCALER_TOLERANCE",
+    "WEBSCALER_SCALE_DOWN_WINDOW",
+    "WEBSCALER_MAX_REMOVE_PER_TICK",
+    "WEBSCALER_HOLD_DOWN_WHILE_PENDING",
+    "WEBSCALER_PREDICTIVE",
+    "WEBSCALER_WARM_POOL",
+    "WEBSCALER_CONFIG",
+];
+
+fn bin() -> Command {
+    let mut c = Command::cargo_bin("webscaler").unwrap();
+    for v in VARS {
+        c.env_remove(v);
+    }
+    c
+}
+
+fn data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../benches-data")
+        .join(name)
+}
+
+fn json(args: &[&str]) -> serde_json::Value {
+    let out = bin()
+        .arg("simulate")
+        .args(args)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Whether two metric objects have the same keys and the same values (to 10^-12: JSON text
+/// does not carry every bit of a float).
+fn same(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    let (a, b) = (a.as_object().unwrap(), b.as_object().unwrap());
+    a.len() == b.len()
+        && a.iter().all(|(k, x)| {
+            let (x, y) = (x.as_f64().unwrap(), b[k].as_f64().unwrap());
+            (x - y).abs() <= 1e-12 * x.abs().max(1.0)
+        })
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn json_has_exactly_the_keys_and_the_librarys_numbers() {
+    let trace = data("trace-step.csv");
+    let v = json(&["--trace", path(&trace)]);
+    let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "accuracy_over",
+            "accuracy_under",
+            "actions",
+            "jitter",
+            "server_seconds",
+            "timeshare_over",
+            "timeshare_under",
+            "underprovisioned_seconds"
+        ]
+    );
+    let lib = simulate(
+        &Trace::load(&trace).unwrap(),
+        DefaultPolicy::new(policy::Config::default()),
+        &SimulateConfig::default(),
+    )
+    .metrics;
+    assert!(
+        same(&v, &serde_json::to_value(lib).unwrap()),
+        "{v} vs {lib:?}"
+    );
+    // The text form: one `name value` line per metric, in the same order.
+    let out = bin()
+        .args(["simulate", "--trace", path(&trace)])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let names: Vec<&str> = text
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "accuracy_under",
+            "accuracy_over",
+            "timeshare_under",
+            "timeshare_over",
+            "jitter",
+            "server_seconds",
+            "actions",
+            "underprovisioned_seconds"
+        ]
+    );
+    assert!(text.contains(&format!(
+        "server_seconds            {:.0}",
+        lib.server_seconds
+    )));
+}
+
+#[test]
+fn a_constant_k_times_the_threshold_gives_exactly_k_backends_and_no_jitter() {
+    let dir = tempfile::tempdir().unwrap();
+    // Rates whose requests per 5-s tick are whole numbers, as the balancer's counter counts
+    // them (87.5 req/s would read 437 and 438 requests, 87.4 and 87.6 req/s, by turns).
+    for (k, threshold) in [(3u32, "10"), (8, "12.5"), (13, "0.2")] {
+        let rate = f64::from(k) * threshold.parse::<f64>().unwrap();
+        let trace = dir.path().join(format!("k{k}.csv"));
+        std::fs::write(&trace, format!("seconds,rate\n0,{rate}\n3600,{rate}\n")).unwrap();
+        let csv = dir.path().join(format!("k{k}-run.csv"));
+        let v = json(&[
+            "--trace",
+            path(&trace),
+            "--threshold",
+            threshold,
+            "-o",
+            path(&csv),
+        ]);
+        assert_eq!(v["accuracy_under"], 0.0, "k = {k}");
+        assert_eq!(v["accuracy_over"], 0.0, "k = {k}");
+        assert_eq!(v["jitter"], 0.0, "k = {k}");
+        assert_eq!(v["actions"], 0, "k = {k}");
+        assert_eq!(v["server_seconds"], f64::from(k) * 3600.0, "k = {k}");
+        let rows = read_csv(&std::fs::read_to_string(&csv).unwrap()).unwrap();
+        assert_eq!(rows.len(), 721, "a tick every 5 s from 0 to 3600");
+        for r in &rows {
+            assert_eq!((r.haactive, r.active, r.pending), (k, k, 0), "{r:?}");
+        }
+        assert!(rows[1..].iter().all(|r| r.needed == Some(k)));
+    }
+}
+
+#[test]
+fn the_seed_policy_gives_listing_1_7s_needed_column_end_to_end() {
+    // The lab report's listing 1.7, lines 2 to 26: the `needed` column.
+    let listing: [Option<u32>; 25] = [
+        None,
+        Some(0),
+        Some(1),
+        Some(1),
+        Some(1),
+        Some(2),
+        Some(3),
+        Some(5),
+        Some(8),
+        Some(14),
+        Some(10),
+        Some(7),
+        Some(3),
+        Some(3),
+        Some(3),
+        Some(2),
+        Some(1),
+        Some(1),
+        Some(1),
+        Some(1),
+        Some(1),
+        Some(0),
+        Some(0),
+        Some(0),
+        Some(0),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    for interval in ["5s", "60s"] {
+        let csv = dir.path().join(format!("seed-{interval}.csv"));
+        bin()
+            .args(["simulate", "--policy", "seed", "--interval", interval])
+            .args(["--trace", path(&data("seed-trace.csv")), "-o", path(&csv)])
+            .assert()
+            .success();
+        let rows = read_csv(&std::fs::read_to_string(&csv).unwrap()).unwrap();
+        // One round a minute (the ticks between hold for the next round).
+        let rounds: Vec<_> = rows.iter().filter(|r| r.action != "hold:round").collect();
+        assert_eq!(rounds.len(), 25, "{interval}");
+        for (j, (r, want)) in rounds.iter().zip(listing).enumerate() {
+            assert_eq!(r.epoch, 60 * j as u64, "{interval}");
+            assert_eq!(r.needed, want, "line {} of the listing ({interval})", j + 2);
+        }
+        assert_eq!(rounds[0].action, "hold:baseline");
+        assert_eq!(rounds[1].action, "hold:baseline");
+    }
+}
+
+#[test]
+fn the_csv_has_runs_header_and_replaces_an_old_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("run.csv");
+    std::fs::write(&csv, "not a CSV of ours\n").unwrap();
+    let spike = data("trace-spike.csv");
+    let args = [
+        "simulate",
+        "--trace",
+        path(&spike),
+        "-o",
+        path(&csv),
+        "--utc",
+    ];
+    bin().args(args).assert().success();
+    bin().args(args).assert().success();
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(text.lines().next().unwrap(), HEADER.join(","));
+    let rows = read_csv(&text).unwrap();
+    assert_eq!(rows.len(), 2400 / 5 + 1, "replaced, not appended");
+    // The simulated clock starts at the seed's first timestamp (listing 1.7).
+    assert_eq!(rows[0].date, "2014-09-28T15:49:58.000000Z");
+    assert_eq!(rows[1].date, "2014-09-28T15:50:03.000000Z");
+    assert_eq!((rows[1].epoch, rows[480].epoch), (5, 2400));
+    // No temporary file is left.
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+}
+
+#[test]
+fn a_profile_is_simulated_as_the_rate_its_stages_add_up_to() {
+    let profile = data("seed-profile.toml");
+    let v = json(&["--profile", path(&profile)]);
+    let lib = simulate(
+        &Trace::load_profile(&profile).unwrap(),
+        DefaultPolicy::new(policy::Config::default()),
+        &SimulateConfig::default(),
+    )
+    .metrics;
+    assert!(
+        same(&v, &serde_json::to_value(lib).unwrap()),
+        "{v} vs {lib:?}"
+    );
+}
+
+#[test]
+fn the_policy_flags_and_the_configuration_file_are_runs() {
+    let trace = data("trace-dips.csv");
+    let t = Trace::load(&trace).unwrap();
+    let lib = |config: policy::Config| {
+        serde_json::to_value(
+            simulate(&t, DefaultPolicy::new(config), &SimulateConfig::default()).metrics,
+        )
+        .unwrap()
+    };
+    let window = |s: u64| policy::Config {
+        scale_down_window: Duration::from_secs(s),
+        ..policy::Config::default()
+    };
+    assert!(
+        !same(&lib(window(120)), &lib(window(60))),
+        "the window matters here"
+    );
+    assert!(same(
+        &json(&["--trace", path(&trace), "--scale-down-window", "2m"]),
+        &lib(window(120))
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("webscaler.toml");
+    std::fs::write(
+        &cfg,
+        "scale_down_window = \"120s\"\n[haproxy]\nfrontend = \"127.0.0.1:9\"\n",
+    )
+    .unwrap();
+    assert!(same(
+        &json(&["--trace", path(&trace), "--config", path(&cfg)]),
+        &lib(window(120))
+    ));
+    // A flag wins over the file.
+    assert!(same(
+        &json(&[
+            "--trace",
+            path(&trace),
+            "--config",
+            path(&cfg),
+            "--scale-down-window",
+            "60s"
+        ]),
+        &lib(window(60))
+    ));
+    // --predictive false: the reactive policy.
+    let ramp = data("trace-ramp.csv");
+    let reactive = simulate(
+        &Trace::load(&ramp).unwrap(),
+        DefaultPolicy::new(policy::Config {
+            predictive: None,
+            ..policy::Config::default()
+        }),
+        &SimulateConfig::default(),
+    )
+    .metrics;
+    let off = json(&["--trace", path(&ramp), "--predictive", "false"]);
+    assert!(same(&off, &serde_json::to_value(reactive).unwrap()));
+    assert!(!same(&off, &json(&["--trace", path(&ramp)])));
+}
+
+#[test]
+fn plot_draws_the_four_series_as_svg() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("seed.csv");
+    bin()
+        .args([
+            "simulate",
+            "--trace",
+            path(&data("seed-trace.csv")),
+            "-o",
+            path(&csv),
+        ])
+        .assert()
+        .success();
+    let svg = dir.path().join("fig.svg");
+    bin()
+        .args(["plot", path(&csv), "-o", path(&svg)])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "289 ticks, peak 131.2 req/s, at most 13 active servers",
+        ));
+    let text = std::fs::read_to_string(&svg).unwrap();
+    let doc = roxmltree::Document::parse(&text).expect("well-formed SVG");
+    assert_eq!(doc.root_element().tag_name().name(), "svg");
+    let texts: Vec<&str> = doc
+        .descendants()
+        .filter_map(|n| n.text())
+        .map(str::trim)
+        .collect();
+    for want in [
+        "Scaling of servers: seed.csv",
+        "request rate",
+        "active servers",
+        "pending servers",
+        "needed servers",
+        "requests per second",
+        "servers",
+    ] {
+        assert!(texts.contains(&want), "no {want:?} in {texts:?}");
+    }
+    // One polyline per series (and the axes' own lines are not polylines).
+    let lines = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("polyline"))
+        .count();
+    assert!(lines >= 4, "{lines} polylines");
+    // Without -o: next to the CSV, with the extension .svg.
+    bin().args(["plot", path(&csv)]).assert().success();
+    assert!(dir.path().join("seed.svg").exists());
+}
+
+#[test]
+fn bad_input_is_one_line_naming_the_file_and_line_with_status_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.csv");
+    std::fs::write(&garbage, "seconds,rate\n0,10\n60,lots\n120,0\n").unwrap();
+    let missing = dir.path().join("missing.csv");
+    let bad_profile = dir.path().join("bad.toml");
+    std::fs::write(&bad_profile, "[[stage]]\nstart = 0\nrate = \"x\"\n").unwrap();
+    let one_line = |args: &[&str], want: &str| {
+        let out = bin().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert!(out.stdout.is_empty());
+    };
+    one_line(
+        &["simulate", "--trace", path(&garbage)],
+        &format!("{}:3: rate: `lots`", garbage.display()),
+    );
+    one_line(
+        &["simulate", "--trace", path(&missing)],
+        &format!("{}: No such file", missing.display()),
+    );
+    one_line(
+        &["simulate", "--profile", path(&bad_profile)],
+        &format!("{}:3", bad_profile.display()),
+    );
+    one_line(
+        &[
+            "simulate",
+            "--trace",
+            path(&data("trace-step.csv")),
+            "--quota",
+            "0",
+        ],
+        "--quota must be at least 1",
+    );
+    one_line(
+        &[
+            "simulate",
+            "--trace",
+            path(&data("trace-step.csv")),
+            "--min",
+            "5",
+            "--max",
+            "3",
+        ],
+        "min (5) is above max (3)",
+    );
+    one_line(
+        &["plot", path(&garbage)],
+        &format!("{}:1: the header is", garbage.display()),
+    );
+    one_line(
+        &["plot", path(&missing)],
+        &format!("{}: No such file", missing.display()),
+    );
+    let torn = dir.path().join("torn.csv");
+    std::fs::write(
+        &torn,
+        format!(
+            "{}\n,2,2,0,0,2014-09-28T15:49:58.000000,,,0,0,hold,\n5,2,x,5\n",
+            HEADER.join(",")
+        ),
+    )
+    .unwrap();
+    one_line(&["plot", path(&torn)], &format!("{}:3:", torn.display()));
+    let empty = dir.path().join("empty.csv");
+    std::fs::write(&empty, format!("{}\n", HEADER.join(","))).unwrap();
+    one_line(&["plot", path(&empty)], "no rows after the header");
+    // Both inputs, or none: clap's usage errors.
+    bin()
+        .args(["simulate", "--trace", "a", "--profile", "b"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("cannot be used with"));
+    bin().arg("simulate").assert().code(2);
+}
