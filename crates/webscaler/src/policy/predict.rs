@@ -19,6 +19,10 @@
 //! - no single jump makes most of it: the largest rise across two consecutive intervals is at
 //!   most `max_jump` (75 %) of the range of the samples. One step, however sharp, is a jump
 //!   of 100 %; a ramp, or a staircase of two or more comparable steps, passes;
+//! - the rise is still on: the latest rate is at least `1 − max_fall` (90 %) of the highest
+//!   rate of the history. After a peak the line through the climb still points up, and
+//!   without this test the policy held a peak's servers for three more ticks while the rate
+//!   had already fallen by a third (the demo's profile at 5-s ticks);
 //! - the prediction is capped at `max_factor` (2) × the current rate.
 //!
 //! The fit is done in `f64` (a heuristic, not a count), and the prediction is rounded to
@@ -44,6 +48,9 @@ pub struct Predictive {
     /// The largest rise across two consecutive intervals may be at most this share of the
     /// range of the samples (1 or more: no such test).
     pub max_jump: f64,
+    /// No prediction when the latest rate is more than this share below the highest rate of
+    /// the history (the rise has stopped).
+    pub max_fall: f64,
     /// The prediction is at most this many times the current rate.
     pub max_factor: f64,
 }
@@ -63,6 +70,9 @@ impl Predictive {
         if !(self.max_jump.is_finite() && self.max_jump > 0.0) {
             return Err("the predictive max_jump must be a number > 0".into());
         }
+        if !(self.max_fall.is_finite() && (0.0..=1.0).contains(&self.max_fall)) {
+            return Err("the predictive max_fall must be a number from 0 to 1".into());
+        }
         if !(self.max_factor.is_finite() && self.max_factor >= 1.0) {
             return Err("the predictive max_factor must be a number ≥ 1".into());
         }
@@ -73,8 +83,8 @@ impl Predictive {
 impl Default for Predictive {
     /// Two minutes of history, read 120 s ahead (the default 80-s boot, a tick to join, and
     /// the half interval by which a measured rate is already old, with a margin), from 3
-    /// samples; a sustained rise of at least 10 %, no jump above 75 % of the range, at most
-    /// twice the current rate. Chosen with `webscaler simulate` (docs/webscaler-policy.md).
+    /// samples; a sustained rise of at least 10 %, no jump above 75 % of the range, the latest
+    /// rate within 10 % of the highest, at most twice the current rate. Chosen with `webscaler simulate` (docs/webscaler-policy.md).
     fn default() -> Predictive {
         Predictive {
             history: Duration::from_secs(120),
@@ -82,6 +92,7 @@ impl Default for Predictive {
             min_samples: 3,
             min_rise: 0.1,
             max_jump: 0.75,
+            max_fall: 0.1,
             max_factor: 2.0,
         }
     }
@@ -137,15 +148,16 @@ impl Predictor {
         if rise <= 0.0 || rise < c.min_rise * latest {
             return None;
         }
-        if c.max_jump < 1.0 {
-            let (lo, hi) = points
-                .iter()
-                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
-                    (lo.min(p.1), hi.max(p.1))
-                });
-            if largest_jump(&points) > c.max_jump * (hi - lo) {
-                return None;
-            }
+        let (lo, hi) = points
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
+                (lo.min(p.1), hi.max(p.1))
+            });
+        if latest < (1.0 - c.max_fall) * hi {
+            return None;
+        }
+        if c.max_jump < 1.0 && largest_jump(&points) > c.max_jump * (hi - lo) {
+            return None;
         }
         let predicted = (intercept + slope * c.lead.as_secs_f64()).min(c.max_factor * latest);
         Rate::from_f64(predicted)
@@ -290,6 +302,30 @@ mod tests {
     }
 
     #[test]
+    fn a_rise_that_has_peaked_is_not_extrapolated() {
+        // The demo's climb at 5-s ticks: 20 → 131 req/s in 90 s, then a fall to 84.
+        let climb = |t: u64| if t <= 110 { 20.0 + t as f64 } else { 84.0 };
+        let rising = fed(Predictive::default(), 5, 110, climb);
+        assert!(
+            rising.predict(s(110)).is_some(),
+            "the climb itself is a trend"
+        );
+        let fallen = fed(Predictive::default(), 5, 115, climb);
+        assert_eq!(fallen.predict(s(115)), None, "fell 36 % from the peak");
+        // A dip of less than 10 % below the peak (noise on a ramp) keeps the prediction.
+        let wobble = fed(Predictive::default(), 5, 115, |t| {
+            if t <= 110 { 20.0 + t as f64 } else { 122.0 }
+        });
+        assert!(wobble.predict(s(115)).is_some());
+        // max_fall = 1 turns the test off.
+        let off = Predictive {
+            max_fall: 1.0,
+            ..Predictive::default()
+        };
+        assert!(fed(off, 5, 115, climb).predict(s(115)).is_some());
+    }
+
+    #[test]
     fn the_prediction_is_capped_at_twice_the_current_rate() {
         // A steep ramp: 1 → 241 req/s in 120 s, read 180 s ahead: the line says 601.
         let far = Predictive {
@@ -334,6 +370,13 @@ mod tests {
                 ..Predictive::default()
             })
             .contains("min_rise")
+        );
+        assert!(
+            bad(Predictive {
+                max_fall: 1.5,
+                ..Predictive::default()
+            })
+            .contains("max_fall")
         );
     }
 }
