@@ -91,3 +91,40 @@ fn is_fresh(bin: &Path, name: &str) -> bool {
     }
     built > newest
 }
+
+/// Checks the command-line basics every tool of the workspace shares: `--help` prints the
+/// usage line `Usage: <name>` and exits 0; `--version` prints exactly `<name> <version>`;
+/// an unknown flag is a usage error (exit 2) that names the flag.
+///
+/// # Panics
+///
+/// On the first difference, with what the binary printed.
+pub fn assert_cli_basics(bin: impl AsRef<Path>, name: &str, version: &str) {
+    let run = |arg: &str| {
+        Command::new(bin.as_ref())
+            .arg(arg)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {} {arg}: {e}", bin.as_ref().display()))
+    };
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+
+    let help = run("--help");
+    assert_eq!(help.status.code(), Some(0), "{name} --help: {help:?}");
+    assert!(
+        text(&help.stdout).contains(&format!("Usage: {name}")),
+        "{name} --help: {}",
+        text(&help.stdout)
+    );
+
+    let version_out = run("--version");
+    assert_eq!(version_out.status.code(), Some(0), "{name} --version");
+    assert_eq!(text(&version_out.stdout), format!("{name} {version}\n"));
+
+    let bad = run("--no-such-flag");
+    assert_eq!(bad.status.code(), Some(2), "{name} --no-such-flag: {bad:?}");
+    assert!(
+        text(&bad.stderr).contains("--no-such-flag"),
+        "{name} --no-such-flag: {}",
+        text(&bad.stderr)
+    );
+}

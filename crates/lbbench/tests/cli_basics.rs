@@ -1,34 +1,10 @@
 //! The binary answers `--help` and `--version`, and follows the exit-code convention.
 
-use assert_cmd::Command;
-use predicates::prelude::*;
-
-fn bin() -> Command {
-    Command::cargo_bin("lbbench").unwrap()
-}
-
 #[test]
-fn help_and_version() {
-    bin()
-        .arg("--help")
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("Usage: lbbench"));
-    bin()
-        .arg("--version")
-        .assert()
-        .success()
-        .stdout(predicate::str::diff(format!(
-            "lbbench {}\n",
-            env!("CARGO_PKG_VERSION")
-        )));
-}
-
-#[test]
-fn an_unknown_flag_is_a_usage_error() {
-    bin()
-        .arg("--no-such-flag")
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("--no-such-flag"));
+fn help_version_and_a_usage_error() {
+    common::testing::assert_cli_basics(
+        env!("CARGO_BIN_EXE_lbbench"),
+        "lbbench",
+        env!("CARGO_PKG_VERSION"),
+    );
 }

@@ -109,7 +109,6 @@ pub fn parse_version(out: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::{IpAddr, Ipv4Addr};
 
     #[test]
     fn reads_the_version() {
@@ -131,23 +130,7 @@ mod tests {
 
     #[test]
     fn config_has_the_reports_settings() {
-        let spec = ConfigSpec {
-            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 18080),
-            upstreams: vec![
-                Upstream {
-                    name: "node-1".into(),
-                    addr: "127.0.0.1:18081".parse().unwrap(),
-                },
-                Upstream {
-                    name: "node-2".into(),
-                    addr: "127.0.0.1:18082".parse().unwrap(),
-                },
-            ],
-            run_dir: "/tmp/lbbench-haproxy-x".into(),
-            work_dir: "/tmp/lbbench-haproxy-x".into(),
-            request_log: false,
-            max_connections: 4096,
-        };
+        let spec = ConfigSpec::example(18080, 2, "/tmp/lbbench-haproxy-x", 4096);
         let cfg = Haproxy.render(&spec).unwrap();
         for line in [
             "stats socket \"/tmp/lbbench-haproxy-x/admin.sock\" mode 600 level admin",

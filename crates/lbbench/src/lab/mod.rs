@@ -451,6 +451,27 @@ pub struct ConfigSpec {
     pub max_connections: u32,
 }
 
+#[cfg(test)]
+impl ConfigSpec {
+    /// A spec for the config tests: `backends` upstreams `node-1`… on 127.0.0.1:18081…, the
+    /// balancer on 127.0.0.1:`port`, everything in `dir`, no request log.
+    pub(crate) fn example(port: u16, backends: u16, dir: &str, max_connections: u32) -> Self {
+        ConfigSpec {
+            listen: SocketAddr::from(([127, 0, 0, 1], port)),
+            upstreams: (1..=backends)
+                .map(|i| Upstream {
+                    name: format!("node-{i}"),
+                    addr: SocketAddr::from(([127, 0, 0, 1], 18080 + i)),
+                })
+                .collect(),
+            run_dir: dir.into(),
+            work_dir: dir.into(),
+            request_log: false,
+            max_connections,
+        }
+    }
+}
+
 impl ConfigSpec {
     fn validate(&self) -> Result<(), LabError> {
         config_path_str(&self.run_dir)?;

@@ -124,7 +124,6 @@ pub fn parse_version(out: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::{Ipv4Addr, SocketAddr};
 
     #[test]
     fn reads_the_version() {
@@ -139,23 +138,7 @@ mod tests {
 
     #[test]
     fn config_is_listing_2_6_in_pound_4_syntax() {
-        let spec = ConfigSpec {
-            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 18280),
-            upstreams: vec![
-                Upstream {
-                    name: "node-1".into(),
-                    addr: "127.0.0.1:18081".parse().unwrap(),
-                },
-                Upstream {
-                    name: "node-2".into(),
-                    addr: "127.0.0.1:18082".parse().unwrap(),
-                },
-            ],
-            run_dir: "/tmp/lbbench-pound-x".into(),
-            work_dir: "/tmp/lbbench-pound-x".into(),
-            request_log: false,
-            max_connections: 1024,
-        };
+        let spec = ConfigSpec::example(18280, 2, "/tmp/lbbench-pound-x", 1024);
         let cfg = Pound.render(&spec).unwrap();
         let lines: Vec<&str> = cfg.lines().map(str::trim).collect();
         for line in [
