@@ -125,17 +125,10 @@ pub fn default_output(selector: Option<&ProcessSelector>) -> PathBuf {
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| "localhost".to_owned()),
     };
-    let safe: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "._-".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    PathBuf::from(format!("cpu_mon_{safe}.csv"))
+    PathBuf::from(format!(
+        "cpu_mon_{}.csv",
+        crate::sweep::file_name_safe(&name)
+    ))
 }
 
 /// Samples every `interval` and appends one row per interval to `cfg.output`, calling

@@ -115,8 +115,13 @@ impl SweepConfig {
 
 /// The report's output name for a server: `perf_<server>_combined.csv`.
 pub fn default_output(server: &str) -> String {
-    let safe: String = server
-        .chars()
+    format!("perf_{}_combined.csv", file_name_safe(server))
+}
+
+/// `name` with every character other than ASCII letters, digits, `.`, `_` and `-` replaced
+/// by `_`, for use inside a file name (a server may be `::1` or `host:8080`).
+pub fn file_name_safe(name: &str) -> String {
+    name.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || "._-".contains(c) {
                 c
@@ -124,8 +129,7 @@ pub fn default_output(server: &str) -> String {
                 '_'
             }
         })
-        .collect();
-    format!("perf_{safe}_combined.csv")
+        .collect()
 }
 
 /// The header of a sweep file: [`KEY_COLUMNS`], [`Report::COLUMNS`], [`Validity::COLUMNS`],
