@@ -219,7 +219,7 @@ impl CsvAppender {
             got,
         };
         let mut n = 0;
-        if body.contains(&b'"') {
+        if memchr::memchr(b'"', body).is_some() {
             let mut rdr = csv::ReaderBuilder::new()
                 .has_headers(false)
                 .flexible(true)
@@ -236,12 +236,15 @@ impl CsvAppender {
             }
             return Ok(n);
         }
-        for line in body[..body.len() - 1].split(|&b| b == b'\n') {
-            let fields = count_byte(line, b',') + 1;
+        // The body ends with a newline, so each newline ends a record.
+        let mut start = 0;
+        for end in memchr::memchr_iter(b'\n', body) {
+            let fields = count_byte(&body[start..end], b',') + 1;
             if fields != self.header.len() {
                 return Err(wrong(fields));
             }
             n += 1;
+            start = end + 1;
         }
         Ok(n)
     }
@@ -638,6 +641,43 @@ mod tests {
         let err = w.append_encoded(b"5,6").unwrap_err();
         assert!(err.to_string().contains("final newline"), "{err}");
         assert_eq!(read(&path), "x,y\n1,2\n3,4\n\"a,b\",\"c\nd\"\n");
+    }
+
+    #[test]
+    fn long_pre_encoded_rows_are_checked_one_by_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.csv");
+        let header: Vec<String> = (0..22).map(|i| format!("c{i}")).collect();
+        let mut w = CsvAppender::open(&path, &header).unwrap();
+        // Rows of about 100 bytes (longer than the 64-byte blocks commas are counted in).
+        let row = |fields: usize| {
+            let mut r = (0..fields)
+                .map(|i| format!("{}", 1000 + i))
+                .collect::<Vec<_>>()
+                .join(",");
+            r.push('\n');
+            r
+        };
+        let good: String = (0..50).map(|_| row(22)).collect();
+        assert_eq!(w.append_encoded(good.as_bytes()).unwrap().rows, 50);
+        // One row too long and one too short: the totals match, but each row is checked.
+        let mut bad: String = (0..20).map(|_| row(22)).collect();
+        bad.push_str(&row(23));
+        bad.push_str(&row(21));
+        let err = w.append_encoded(bad.as_bytes()).unwrap_err();
+        assert!(
+            matches!(err, CsvFileError::FieldCount { got: 23, .. }),
+            "{err}"
+        );
+        // An empty line is a record of one field.
+        let err = w
+            .append_encoded(format!("{}\n", row(22)).as_bytes())
+            .unwrap_err();
+        assert!(
+            matches!(err, CsvFileError::FieldCount { got: 1, .. }),
+            "{err}"
+        );
+        assert_eq!(read(&path).lines().count(), 51);
     }
 
     #[test]

@@ -37,6 +37,10 @@ const STAMP_LEN: usize = 27;
 pub struct Stamper {
     format: TimeFormat,
     buf: [u8; STAMP_LEN],
+    /// The Unix second whose date and time are in `buf` (all but the microseconds), and the
+    /// stamp's length: within one second only the microseconds change, because time zone
+    /// offsets are whole seconds and change only at a second's start.
+    second: Option<(i64, usize)>,
 }
 
 impl Stamper {
@@ -45,24 +49,38 @@ impl Stamper {
         Stamper {
             format,
             buf: [0; STAMP_LEN],
+            second: None,
         }
     }
 
     /// Formats `t`; the result is valid until the next call.
     pub fn format(&mut self, t: DateTime<Utc>) -> &[u8] {
+        let secs = t.timestamp();
+        if let Some((second, len)) = self.second
+            && second == secs
+        {
+            // Same second as the last stamp (and that stamp was formatted here, not by
+            // chrono): only the microseconds change. A leap second shows as 59.999999.
+            put(
+                &mut self.buf[20..26],
+                (t.timestamp_subsec_nanos() / 1000).min(999_999),
+            );
+            return &self.buf[..len];
+        }
+        self.second = None;
         let (naive, zulu): (NaiveDateTime, bool) = match self.format {
             TimeFormat::Local => (t.with_timezone(&Local).naive_local(), false),
             TimeFormat::Utc => (t.naive_utc(), true),
         };
-        let b = &mut self.buf;
         let year = naive.year();
         if !(0..=9999).contains(&year) {
             // Out of the four-digit range: let chrono do it (never happens in practice).
             let s = self.format.format(t);
             let n = s.len().min(STAMP_LEN);
-            b[..n].copy_from_slice(&s.as_bytes()[..n]);
-            return &b[..n];
+            self.buf[..n].copy_from_slice(&s.as_bytes()[..n]);
+            return &self.buf[..n];
         }
+        let b = &mut self.buf;
         put(&mut b[0..4], year as u32);
         b[4] = b'-';
         put(&mut b[5..7], naive.month());
@@ -77,12 +95,14 @@ impl Stamper {
         b[19] = b'.';
         // A leap second shows as nanoseconds >= 1e9; chrono prints 60 then, we keep 59.999999.
         put(&mut b[20..26], (naive.nanosecond() / 1000).min(999_999));
-        if zulu {
+        let len = if zulu {
             b[26] = b'Z';
-            &b[..27]
+            27
         } else {
-            &b[..26]
-        }
+            26
+        };
+        self.second = Some((secs, len));
+        &self.buf[..len]
     }
 
     /// Formats the current time.
@@ -112,6 +132,26 @@ mod tests {
             for f in [TimeFormat::Local, TimeFormat::Utc] {
                 let mut s = Stamper::new(f);
                 prop_assert_eq!(std::str::from_utf8(s.format(t)).unwrap(), f.format(t));
+            }
+        }
+    }
+
+    proptest! {
+        /// One formatter over a run of instants, some in the same second and some not (the
+        /// date and time are reused within a second), gives what `common::TimeFormat` gives.
+        #[test]
+        fn a_reused_formatter_matches_common_time_format(
+            start in 0i64..253_402_300_000,
+            steps in prop::collection::vec((0u32..1_000_000, 0i64..3), 1..40),
+        ) {
+            for f in [TimeFormat::Local, TimeFormat::Utc] {
+                let mut s = Stamper::new(f);
+                let mut secs = start;
+                for &(micros, ds) in &steps {
+                    secs += ds;
+                    let t = DateTime::from_timestamp(secs, micros * 1000).unwrap();
+                    prop_assert_eq!(std::str::from_utf8(s.format(t)).unwrap(), f.format(t));
+                }
             }
         }
     }
