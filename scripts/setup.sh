@@ -9,7 +9,9 @@
 set -euo pipefail
 
 POUND_PREFIX=${POUND_PREFIX:-/opt/pound}
-APT_PACKAGES=(haproxy httperf socat sysstat curl procps iproute2 valgrind jq)
+# python3-openstackclient: the real `openstack` CLI, the oracle of webscaler's config-resolution
+# test (crates/webscaler/tests/cloud_config_oracle.rs); it runs offline.
+APT_PACKAGES=(haproxy httperf socat sysstat curl procps iproute2 valgrind jq python3-openstackclient)
 
 say() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }

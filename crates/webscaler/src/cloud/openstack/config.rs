@@ -640,7 +640,9 @@ fn cloud_entry_layer(path: &Path, name: &str, entry: &Value) -> Result<Layer, Cl
     // Top-level keys first, then `auth:` (which wins for auth keys).
     for (k, v) in obj {
         let key = canonical(k);
-        if k == "auth" || k == "regions" {
+        // `default_domain` of a cloud entry never counts in the openstack CLI: its
+        // --os-default-domain (OS_DEFAULT_DOMAIN, else `default`) always overrides it.
+        if k == "auth" || k == "regions" || key == "default_domain" {
             continue;
         }
         if key == "verify" {
@@ -685,6 +687,16 @@ fn cloud_entry_layer(path: &Path, name: &str, entry: &Value) -> Result<Layer, Cl
                 _ => return Err(bad("regions must list names")),
             }
         }
+    }
+    // As openstacksdk's loader (`_get_known_regions`): with a `regions` list, the first is
+    // the default and the entry's own region_name is ignored; without one, region_name is
+    // the cloud's only region, so OS_REGION_NAME or --os-region-name must name it too.
+    if layer.regions.is_empty() {
+        if let Some(r) = layer.values.get("region_name") {
+            layer.regions.push(r.clone());
+        }
+    } else {
+        layer.values.remove("region_name");
     }
     Ok(layer)
 }
