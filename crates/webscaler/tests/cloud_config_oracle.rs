@@ -269,7 +269,7 @@ fn cases() -> Vec<Case> {
             .file(
                 HomeConfig,
                 "secure.yaml",
-                "clouds:\n  lab:\n    auth:\n      password: s\n      project_name: from-secure\n    interface: admin\n",
+                "clouds:\n  lab:\n    auth:\n      password: s\n      project_name: secure-project\n    interface: admin\n",
             )
             .var("OS_CLOUD", "lab"),
         Case::new("OS_CLIENT_CONFIG_FILE and OS_CLIENT_SECURE_FILE")
@@ -561,7 +561,111 @@ fn run_webscaler(
         );
         return Err(err);
     }
+    let text = String::from_utf8_lossy(&out.stdout);
+    for secret in SECRETS {
+        assert!(
+            !text.contains(secret),
+            "webscaler cloud config printed the secret {secret:?}: {text}"
+        );
+    }
     Ok(serde_json::from_slice(&out.stdout).expect("webscaler cloud config --json prints JSON"))
+}
+
+/// Every password and secret the cases use: none may ever be printed.
+const SECRETS: &[&str] = &[
+    "pw-lab",
+    "pw-ids",
+    "pw-names",
+    "from-secure",
+    "env-pw",
+    "flag-pw",
+    "shh",
+];
+
+#[test]
+fn cloud_config_shows_the_resolved_settings_without_secrets() {
+    let dirs = Dirs::new();
+    let vars = BTreeMap::from([("OS_PASSWORD".to_owned(), "pw-lab".to_owned())]);
+    let out = isolated(Path::new(env!("CARGO_BIN_EXE_webscaler")), &dirs, &vars)
+        .args([
+            "cloud",
+            "--os-auth-url",
+            "https://keystone.invalid:5000",
+            "--os-username",
+            "alice",
+            "--os-project-id",
+            "p-1",
+            "--os-region-name",
+            "North",
+            "config",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "provider: openstack",
+        "auth_url: https://keystone.invalid:5000/v3",
+        "auth_type: password",
+        "username: alice",
+        "user_domain_id: default",
+        "project_id: p-1",
+        "password: <redacted>",
+        "region_name: North",
+        "interface: public",
+        "verify: true",
+        "source: OS_* variables",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "no line {line:?} in:\n{text}"
+        );
+    }
+    assert!(!text.contains("pw-lab"), "{text}");
+
+    // Nothing configured: the local provider, and where its state lives.
+    let out = isolated(
+        Path::new(env!("CARGO_BIN_EXE_webscaler")),
+        &dirs,
+        &BTreeMap::new(),
+    )
+    .args(["cloud", "config", "--json"])
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["provider"], "local");
+    assert_eq!(
+        v["state_dir"],
+        dirs.home
+            .join(".local/state/webscaler")
+            .display()
+            .to_string()
+    );
+
+    // A configuration error is bad input, named.
+    let out = isolated(
+        Path::new(env!("CARGO_BIN_EXE_webscaler")),
+        &dirs,
+        &BTreeMap::new(),
+    )
+    .args(["cloud", "--provider", "openstack", "config"])
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("auth_url is missing"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// `.../v3`, whatever the version suffix or trailing slash.
