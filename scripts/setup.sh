@@ -9,7 +9,10 @@
 set -euo pipefail
 
 POUND_PREFIX=${POUND_PREFIX:-/opt/pound}
-APT_PACKAGES=(haproxy httperf socat sysstat curl procps iproute2 valgrind jq)
+# python3-openstackclient (with python3-openstacksdk): the real `openstack` CLI, the oracle of
+# webscaler's config-resolution test (crates/webscaler/tests/cloud_config_oracle.rs), and
+# the SDK that checks the fake OpenStack (tests/cloud_fake_sdk.rs); both run offline.
+APT_PACKAGES=(haproxy httperf socat sysstat curl procps iproute2 valgrind jq python3-openstackclient python3-openstacksdk)
 
 say() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }

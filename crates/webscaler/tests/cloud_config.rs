@@ -186,25 +186,41 @@ fn precedence_is_flags_then_os_variables_then_clouds_yaml() {
         .file(|c| c.cwd.join("clouds.yaml"), CLOUDS)
         .file(|c| c.cwd.join("secure.yaml"), SECURE)
         .var("OS_CLOUD", "lab")
-        .var("OS_REGION_NAME", "RegionEnv")
+        .var("OS_REGION_NAME", "RegionOne")
         .var("OS_INTERFACE", "admin")
         .var("OS_PASSWORD", "from-env");
     let cfg = c.resolve(&Overrides::default()).unwrap();
-    assert_eq!(cfg.region.as_deref(), Some("RegionEnv"));
+    assert_eq!(cfg.region.as_deref(), Some("RegionOne"));
     assert_eq!(cfg.interface, Interface::Admin);
     let AuthMethod::Password { password, .. } = &cfg.auth else {
         panic!()
     };
     assert_eq!(password.expose(), "from-env");
 
+    // As in the openstack CLI, a cloud's region_name is its only region: another one, from
+    // a variable or a flag, is refused.
+    let e = Case::new()
+        .file(|c| c.cwd.join("clouds.yaml"), CLOUDS)
+        .file(|c| c.cwd.join("secure.yaml"), SECURE)
+        .var("OS_CLOUD", "lab")
+        .var("OS_REGION_NAME", "RegionEnv")
+        .resolve(&Overrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("RegionEnv") && e.contains("RegionOne"), "{e}");
+    let e = c
+        .resolve(&flags(&[("region_name", "RegionFlag")]))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("RegionFlag"), "{e}");
+
     let cfg = c
         .resolve(&flags(&[
-            ("region_name", "RegionFlag"),
             ("interface", "public"),
             ("password", "from-flag"),
         ]))
         .unwrap();
-    assert_eq!(cfg.region.as_deref(), Some("RegionFlag"));
+    assert_eq!(cfg.region.as_deref(), Some("RegionOne"));
     assert_eq!(cfg.interface, Interface::Public);
     let AuthMethod::Password { password, .. } = &cfg.auth else {
         panic!()

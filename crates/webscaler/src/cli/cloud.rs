@@ -379,6 +379,14 @@ pub enum CloudCommand {
         #[arg(required = true)]
         names: Vec<String>,
     },
+    /// Show the resolved configuration of the provider (secrets redacted), without
+    /// contacting the cloud: for OpenStack, what clouds.yaml, secure.yaml, the OS_*
+    /// variables and the flags resolve to.
+    Config {
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show the quota: instances used and limit, and how many more backends fit.
     Quota {
         /// JSON instead of text.
@@ -404,6 +412,9 @@ fn status_text(b: &Backend) -> String {
 /// Runs `webscaler cloud` in `env`, writing the results to `out`.
 pub fn run_with(args: CloudArgs, env: &Env, out: &mut dyn std::io::Write) -> Result<()> {
     let provider = args.provider.provider(env);
+    if let CloudCommand::Config { json } = args.command {
+        return show_config(&args.provider, provider, env, json, out);
+    }
     let cloud = args.provider.open(env)?;
     match args.command {
         CloudCommand::List { json } => {
@@ -479,6 +490,7 @@ pub fn run_with(args: CloudArgs, env: &Env, out: &mut dyn std::io::Write) -> Res
         CloudCommand::Delete { names } => {
             act(cloud.as_ref(), &names, out, "deleted", |c, b| c.delete(b))?
         }
+        CloudCommand::Config { .. } => unreachable!("handled before the provider is opened"),
         CloudCommand::Quota { json } => {
             let q = cloud.quota().map_err(cli_error)?;
             if json {
@@ -500,6 +512,46 @@ pub fn run_with(args: CloudArgs, env: &Env, out: &mut dyn std::io::Write) -> Res
                     Some(n) => writeln!(out, "backends that still fit: {n}")?,
                     None => writeln!(out, "backends that still fit: unlimited")?,
                 }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `webscaler cloud config`: resolves, never connects.
+fn show_config(
+    args: &ProviderArgs,
+    provider: Provider,
+    env: &Env,
+    json: bool,
+    out: &mut dyn std::io::Write,
+) -> Result<()> {
+    let v = match provider {
+        Provider::Local => serde_json::json!({
+            "provider": "local",
+            "state_dir": args.state_dir(env).display().to_string(),
+            "command": args.command.clone().unwrap_or_else(|| local::DEFAULT_COMMAND.to_owned()),
+            "prefix": args.prefix(),
+        }),
+        Provider::Openstack => {
+            let cfg = osconfig::resolve(env, &args.overrides()).map_err(cli_error)?;
+            let mut v = cfg.to_redacted_json();
+            if let serde_json::Value::Object(m) = &mut v {
+                m.insert("provider".into(), "openstack".into());
+                m.insert("prefix".into(), args.prefix().into());
+            }
+            v
+        }
+    };
+    if json {
+        serde_json::to_writer_pretty(&mut *out, &v)?;
+        writeln!(out)?;
+    } else if let serde_json::Value::Object(m) = &v {
+        for (k, val) in m {
+            match val {
+                serde_json::Value::Null => {}
+                serde_json::Value::String(s) => writeln!(out, "{k}: {s}")?,
+                other => writeln!(out, "{k}: {other}")?,
             }
         }
     }

@@ -495,6 +495,11 @@ fn route(w: &mut World, req: &Request, body: Option<&Value>) -> Response {
             return r;
         }
     }
+    if req.method == "GET"
+        && let Some(r) = discovery(&w.base, &req.path)
+    {
+        return r;
+    }
     let resp = if req.path == "/identity/v3/auth/tokens" && req.method == "POST" {
         keystone_tokens(w, body)
     } else {
@@ -506,6 +511,72 @@ fn route(w: &mut World, req: &Request, body: Option<&Value>) -> Response {
     match after_fault {
         Some(f) => reply(f.status, f.body),
         None => resp,
+    }
+}
+
+/// A sample with its example host replaced (`http://openstack.example.com` → `to`).
+fn rehosted(path: &str, from: &str, to: &str) -> Value {
+    let text = sample(path).to_string().replace(from, to);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// Version discovery, unauthenticated as in the real services: the documents SDKs such as
+/// openstacksdk (keystoneauth) read before their first call. Keystone from openstacksdk's
+/// discovery fixture (v3 only), Nova from its own version samples, Glance from
+/// openstacksdk's image-version fixture; Neutron's root lists v2.0 (no sample exists).
+fn discovery(base: &str, path: &str) -> Option<Response> {
+    let p = path.trim_end_matches('/');
+    if p == "/identity" || p == "/identity/v3" {
+        let d = rehosted(
+            "openstacksdk/discovery.json",
+            "https://identity.example.com",
+            &format!("{base}/identity"),
+        );
+        let v3 = d["versions"]["values"]
+            .as_array()?
+            .iter()
+            .find(|v| v["id"].as_str().is_some_and(|i| i.starts_with("v3")))?
+            .clone();
+        return Some(if p == "/identity" {
+            reply(300, json!({ "versions": { "values": [v3] } }))
+        } else {
+            reply(200, json!({ "version": v3 }))
+        });
+    }
+    let rest = p.strip_prefix('/')?;
+    let (zone, svc) = rest.split_once('/')?;
+    let root = format!("{base}/{zone}");
+    match svc {
+        "compute" => Some(reply(
+            200,
+            rehosted(
+                "nova/versions/versions-get-resp.json",
+                "http://openstack.example.com",
+                &format!("{root}/compute"),
+            ),
+        )),
+        "compute/v2.1" => Some(reply(
+            200,
+            rehosted(
+                "nova/versions/v21-version-get-resp.json",
+                "http://openstack.example.com",
+                &format!("{root}/compute"),
+            ),
+        )),
+        "image" => Some(reply(
+            300,
+            rehosted(
+                "openstacksdk/image-version.json",
+                "http://image.example.com",
+                &format!("{root}/image"),
+            ),
+        )),
+        "network" => Some(reply(
+            200,
+            json!({"versions": [{"id": "v2.0", "status": "CURRENT",
+                "links": [{"href": format!("{root}/network/v2.0/"), "rel": "self"}]}]}),
+        )),
+        _ => None,
     }
 }
 

@@ -287,6 +287,93 @@ pub struct OpenStackConfig {
     pub compute_api_version: Option<String>,
 }
 
+impl OpenStackConfig {
+    /// The resolved settings as flat JSON, with secrets shown as `<redacted>`: what
+    /// `webscaler cloud config --json` prints. Only the fields that take part in
+    /// authentication appear: a user given by id has no domain, a project given by id none
+    /// either (Keystone ignores them, as keystoneauth does).
+    pub fn to_redacted_json(&self) -> Value {
+        fn domain(m: &mut Map<String, Value>, prefix: &str, d: &DomainRef) {
+            let (k, v) = match d {
+                DomainRef::Id(v) => (format!("{prefix}_domain_id"), v),
+                DomainRef::Name(v) => (format!("{prefix}_domain_name"), v),
+            };
+            m.insert(k, Value::String(v.clone()));
+        }
+        fn user(m: &mut Map<String, Value>, u: &UserRef) {
+            match u {
+                UserRef::Id(id) => {
+                    m.insert("user_id".into(), Value::String(id.clone()));
+                }
+                UserRef::Name { name, domain: d } => {
+                    m.insert("username".into(), Value::String(name.clone()));
+                    domain(m, "user", d);
+                }
+            }
+        }
+        let redacted = || Value::String("<redacted>".into());
+        let mut m = Map::new();
+        m.insert("source".into(), Value::String(self.source.clone()));
+        m.insert("auth_url".into(), Value::String(self.auth_url.clone()));
+        match &self.auth {
+            AuthMethod::Password {
+                user: u, project, ..
+            } => {
+                m.insert("auth_type".into(), Value::String("password".into()));
+                user(&mut m, u);
+                m.insert("password".into(), redacted());
+                match project {
+                    ProjectRef::Id(id) => {
+                        m.insert("project_id".into(), Value::String(id.clone()));
+                    }
+                    ProjectRef::Name { name, domain: d } => {
+                        m.insert("project_name".into(), Value::String(name.clone()));
+                        domain(&mut m, "project", d);
+                    }
+                }
+            }
+            AuthMethod::ApplicationCredential { credential, .. } => {
+                m.insert(
+                    "auth_type".into(),
+                    Value::String("v3applicationcredential".into()),
+                );
+                match credential {
+                    AppCredRef::Id(id) => {
+                        m.insert(
+                            "application_credential_id".into(),
+                            Value::String(id.clone()),
+                        );
+                    }
+                    AppCredRef::Name { name, user: u } => {
+                        m.insert(
+                            "application_credential_name".into(),
+                            Value::String(name.clone()),
+                        );
+                        user(&mut m, u);
+                    }
+                }
+                m.insert("application_credential_secret".into(), redacted());
+            }
+        }
+        let opt = |v: Option<String>| v.map(Value::String).unwrap_or(Value::Null);
+        let path = |p: &Option<PathBuf>| opt(p.as_ref().map(|p| p.display().to_string()));
+        m.insert("region_name".into(), opt(self.region.clone()));
+        m.insert(
+            "interface".into(),
+            Value::String(self.interface.as_str().into()),
+        );
+        m.insert("verify".into(), Value::Bool(!self.tls.insecure));
+        m.insert("cacert".into(), path(&self.tls.cacert));
+        m.insert("cert".into(), path(&self.tls.cert));
+        m.insert("key".into(), path(&self.tls.key));
+        m.insert(
+            "compute_api_version".into(),
+            opt(self.compute_api_version.clone()),
+        );
+        Value::Object(m)
+    }
+}
+
 /// Whether any OpenStack configuration is present (a named cloud, `OS_AUTH_URL`, an
 /// `openstack.cfg` given or in `./etc/`): the test for choosing the OpenStack provider
 /// over the local one when no provider is named.
@@ -553,7 +640,9 @@ fn cloud_entry_layer(path: &Path, name: &str, entry: &Value) -> Result<Layer, Cl
     // Top-level keys first, then `auth:` (which wins for auth keys).
     for (k, v) in obj {
         let key = canonical(k);
-        if k == "auth" || k == "regions" {
+        // `default_domain` of a cloud entry never counts in the openstack CLI: its
+        // --os-default-domain (OS_DEFAULT_DOMAIN, else `default`) always overrides it.
+        if k == "auth" || k == "regions" || key == "default_domain" {
             continue;
         }
         if key == "verify" {
@@ -598,6 +687,16 @@ fn cloud_entry_layer(path: &Path, name: &str, entry: &Value) -> Result<Layer, Cl
                 _ => return Err(bad("regions must list names")),
             }
         }
+    }
+    // As openstacksdk's loader (`_get_known_regions`): with a `regions` list, the first is
+    // the default and the entry's own region_name is ignored; without one, region_name is
+    // the cloud's only region, so OS_REGION_NAME or --os-region-name must name it too.
+    if layer.regions.is_empty() {
+        if let Some(r) = layer.values.get("region_name") {
+            layer.regions.push(r.clone());
+        }
+    } else {
+        layer.values.remove("region_name");
     }
     Ok(layer)
 }
