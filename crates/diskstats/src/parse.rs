@@ -52,6 +52,31 @@ pub struct Counters {
     pub fl_ticks: u32,
 }
 
+impl Counters {
+    /// The 17 counters in the kernel's (and the CSV's) order, widened to `u64`.
+    pub fn fields(&self) -> [u64; 17] {
+        [
+            self.rd_ios,
+            self.rd_merges,
+            self.rd_sectors,
+            u64::from(self.rd_ticks),
+            self.wr_ios,
+            self.wr_merges,
+            self.wr_sectors,
+            u64::from(self.wr_ticks),
+            u64::from(self.ios_pgr),
+            u64::from(self.tot_ticks),
+            u64::from(self.rq_ticks),
+            self.dc_ios,
+            self.dc_merges,
+            self.dc_sectors,
+            u64::from(self.dc_ticks),
+            self.fl_ios,
+            u64::from(self.fl_ticks),
+        ]
+    }
+}
+
 /// Which of the kernel's line formats a line had.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Layout {
@@ -331,26 +356,8 @@ mod tests {
 
     /// A line as `diskstats_show` prints it: `"%4d %7d %pg %lu %lu %lu %u ..."`.
     fn kernel_line(major: u32, minor: u32, name: &str, c: &Counters) -> String {
-        format!(
-            "{major:4} {minor:7} {name} {} {} {} {} {} {} {} {} {} {} {} {} {} {} {} {} {}",
-            c.rd_ios,
-            c.rd_merges,
-            c.rd_sectors,
-            c.rd_ticks,
-            c.wr_ios,
-            c.wr_merges,
-            c.wr_sectors,
-            c.wr_ticks,
-            c.ios_pgr,
-            c.tot_ticks,
-            c.rq_ticks,
-            c.dc_ios,
-            c.dc_merges,
-            c.dc_sectors,
-            c.dc_ticks,
-            c.fl_ios,
-            c.fl_ticks
-        )
+        let numbers: Vec<String> = c.fields().iter().map(u64::to_string).collect();
+        format!("{major:4} {minor:7} {name} {}", numbers.join(" "))
     }
 
     fn counters() -> impl Strategy<Value = Counters> {

@@ -86,25 +86,7 @@ pub fn encode_row(out: &mut Vec<u8>, datetime: &[u8], line: &DiskLine<'_>, uptim
     push_num(out, u64::from(line.minor));
     out.push(b',');
     push_text_field(out, line.name);
-    let fields = [
-        c.rd_ios,
-        c.rd_merges,
-        c.rd_sectors,
-        u64::from(c.rd_ticks),
-        c.wr_ios,
-        c.wr_merges,
-        c.wr_sectors,
-        u64::from(c.wr_ticks),
-        u64::from(c.ios_pgr),
-        u64::from(c.tot_ticks),
-        u64::from(c.rq_ticks),
-        c.dc_ios,
-        c.dc_merges,
-        c.dc_sectors,
-        u64::from(c.dc_ticks),
-        c.fl_ios,
-        u64::from(c.fl_ticks),
-    ];
+    let fields = c.fields();
     for v in fields {
         push_num(out, v);
     }

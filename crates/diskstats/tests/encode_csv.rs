@@ -27,25 +27,7 @@ fn with_csv_crate(text: &str) -> (Vec<u8>, usize) {
             d.minor.to_string(),
             d.name.to_owned(),
         ];
-        for v in [
-            c.rd_ios,
-            c.rd_merges,
-            c.rd_sectors,
-            u64::from(c.rd_ticks),
-            c.wr_ios,
-            c.wr_merges,
-            c.wr_sectors,
-            u64::from(c.wr_ticks),
-            u64::from(c.ios_pgr),
-            u64::from(c.tot_ticks),
-            u64::from(c.rq_ticks),
-            c.dc_ios,
-            c.dc_merges,
-            c.dc_sectors,
-            u64::from(c.dc_ticks),
-            c.fl_ios,
-            u64::from(c.fl_ticks),
-        ] {
+        for v in c.fields() {
             record.push(v.to_string());
         }
         record.push(UPTIME.to_owned());
