@@ -381,3 +381,102 @@ fn cpu_refuses_a_missing_pid_and_a_bad_interval() {
         .assert()
         .code(2);
 }
+
+/// An httperf stand-in that prints a real report, except on the calls listed in `fail`
+/// (counted from 1), where it prints to stderr and exits 3.
+fn flaky_httperf(dir: &Path, fail: &[u32]) -> PathBuf {
+    let count = dir.join("calls");
+    let fail: Vec<String> = fail.iter().map(u32::to_string).collect();
+    script(
+        dir,
+        "flaky-httperf",
+        &format!(
+            "n=$(cat {count} 2>/dev/null || echo 0); n=$((n + 1)); echo $n > {count}\n\
+             case ' {fail} ' in *\" $n \"*) echo \"call $n hung\" >&2; exit 3;; esac\n\
+             cat {report}",
+            count = count.display(),
+            fail = fail.join(" "),
+            report = fixture("httperf-sample-1.txt").display()
+        ),
+    )
+}
+
+fn rows(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').skip(2).take(2).collect::<Vec<_>>().join("/"))
+        .collect()
+}
+
+fn small_sweep(httperf: &Path, out: &Path) -> Command {
+    let mut c = bin();
+    c.args([
+        "sweep",
+        "--server",
+        "127.0.0.1",
+        "--from",
+        "100",
+        "--to",
+        "200",
+        "--step",
+        "100",
+        "--repeat",
+        "2",
+        "--pause",
+        "0",
+        "-q",
+        "--httperf",
+    ])
+    .arg(httperf)
+    .arg("-o")
+    .arg(out);
+    c
+}
+
+#[test]
+fn a_failed_run_in_a_working_sweep_is_skipped_then_done_by_the_next_invocation() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("perf.csv");
+    // Call 2 (rate 100, run 2) fails: the sweep goes on, then exits 1 naming that run.
+    let a = small_sweep(&flaky_httperf(dir.path(), &[2]), &out)
+        .assert()
+        .code(1);
+    let stderr = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("1 of 4 runs failed") && last.contains("rate 100/s run 2"),
+        "{stderr}"
+    );
+    assert!(last.contains("call 2 hung"), "{stderr}");
+    assert_eq!(rows(&out), ["100/1", "200/1", "200/2"]);
+    // Run again with a working httperf: only the missing run is done.
+    std::fs::remove_file(dir.path().join("calls")).unwrap();
+    small_sweep(&flaky_httperf(dir.path(), &[]), &out)
+        .assert()
+        .success();
+    assert_eq!(rows(&out), ["100/1", "200/1", "200/2", "100/2"]);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("calls"))
+            .unwrap()
+            .trim(),
+        "1"
+    );
+}
+
+#[test]
+fn two_failures_in_a_row_stop_the_sweep() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("perf.csv");
+    let a = small_sweep(&flaky_httperf(dir.path(), &[2, 3]), &out)
+        .assert()
+        .code(1);
+    let msg = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
+    let last = msg.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("rate 200/s run 1") && last.contains("call 3 hung"),
+        "{msg}"
+    );
+    assert_eq!(rows(&out), ["100/1"]);
+}

@@ -173,5 +173,17 @@ pub fn run(a: LabArgs) -> anyhow::Result<()> {
             report.display()
         );
     }
+    if !summary.failed.is_empty() {
+        let list: Vec<String> = summary
+            .failed
+            .iter()
+            .map(|(balancer, f)| format!("{balancer}: {f}"))
+            .collect();
+        anyhow::bail!(
+            "{} runs failed and are not in the results (run the same command again to do them): {}",
+            summary.failed.len(),
+            list.join("; ")
+        );
+    }
     Ok(())
 }

@@ -280,6 +280,8 @@ pub struct LabSummary {
     pub skipped: usize,
     /// Rows written now whose run was flagged.
     pub flagged: usize,
+    /// Runs that failed and were skipped, with their balancer (see [`crate::sweep::SweepSummary::failed`]).
+    pub failed: Vec<(String, crate::sweep::FailedRun)>,
     /// The report, if it was written.
     pub report: Option<PathBuf>,
     /// The Markdown summary of the report.
@@ -563,6 +565,7 @@ pub fn run_lab(
         written: 0,
         skipped: 0,
         flagged: 0,
+        failed: Vec::new(),
         report: None,
         markdown: String::new(),
     };
@@ -735,6 +738,9 @@ fn run_balancers(
         summary.written += s.written;
         summary.skipped += s.skipped;
         summary.flagged += s.flagged;
+        summary
+            .failed
+            .extend(s.failed.into_iter().map(|f| (b.name().to_owned(), f)));
         if s.interrupted {
             interrupted = true;
             break;

@@ -29,6 +29,7 @@ pub mod plan;
 pub mod progress;
 pub mod resume;
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -204,6 +205,26 @@ pub struct SweepSummary {
     pub flagged: usize,
     /// Whether shutdown stopped the sweep before its end.
     pub interrupted: bool,
+    /// Runs that failed after an earlier run of the sweep had succeeded, and were skipped
+    /// (not written: running the same sweep again does them again).
+    pub failed: Vec<FailedRun>,
+}
+
+/// A run whose httperf hung past its watchdog, exited non-zero or printed no report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FailedRun {
+    /// The demanded rate, as in the CSV.
+    pub rate: String,
+    /// The run number.
+    pub run: u32,
+    /// What went wrong (httperf's stderr included).
+    pub error: String,
+}
+
+impl fmt::Display for FailedRun {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "rate {}/s run {}: {}", self.rate, self.run, self.error)
+    }
 }
 
 impl SweepSummary {
@@ -392,6 +413,9 @@ pub fn run_sweep(
         progress::fmt_duration(progress.eta())
     ));
 
+    // A failure right at the start (a broken httperf) or twice in a row stops the sweep; one
+    // failure in a sweep that works (a run that hung) is skipped so that hours of runs go on.
+    let mut last_failed = false;
     for (i, run) in todo.iter().enumerate() {
         if i > 0 && !cfg.pause.is_zero() {
             progress.pausing(cfg.pause);
@@ -423,12 +447,26 @@ pub fn run_sweep(
                 if let (Some(dir), Some(raw)) = (&cfg.save_raw, e.raw_output()) {
                     save_raw(dir, &cfg.label, run, raw)?;
                 }
-                return Err(SweepError::Httperf {
-                    context: which(),
-                    error: e,
+                if summary.written == 0 || last_failed || e.is_usage() {
+                    return Err(SweepError::Httperf {
+                        context: which(),
+                        error: e,
+                    });
+                }
+                progress.warn(&format!(
+                    "{}{e}; skipped (not written: the same command run again does it again)",
+                    which()
+                ));
+                summary.failed.push(FailedRun {
+                    rate: fmt_rate(run.rate),
+                    run: run.run,
+                    error: e.to_string(),
                 });
+                last_failed = true;
+                continue;
             }
         };
+        last_failed = false;
         if let Some(dir) = &cfg.save_raw {
             save_raw(dir, &cfg.label, run, &output.raw)?;
         }
