@@ -26,6 +26,7 @@
 
 pub mod observers;
 pub mod plan;
+pub mod ports;
 pub mod progress;
 pub mod resume;
 
@@ -364,10 +365,16 @@ pub fn run_sweep(
     shutdown: &Shutdown,
 ) -> Result<SweepSummary, SweepError> {
     check_config(cfg)?;
-    resolve_server(&cfg.base.server, cfg.base.port).map_err(|error| SweepError::Httperf {
-        context: String::new(),
-        error,
-    })?;
+    let target = resolve_server(&cfg.base.server, cfg.base.port)
+        .map_err(|error| SweepError::Httperf {
+            context: String::new(),
+            error,
+        })?
+        .into_iter()
+        .find_map(|a| match a {
+            std::net::SocketAddr::V4(v4) => Some(v4),
+            std::net::SocketAddr::V6(_) => None,
+        });
     let extra = observer.extra_columns();
     let header = header(&extra);
     let mut csv = CsvAppender::open(&cfg.output, &header)?;
@@ -427,6 +434,13 @@ pub fn run_sweep(
         }
         let args = cfg.args_for(run);
         let which = || format!("rate {}/s run {}: ", fmt_rate(run.rate), run.run);
+        if let Some(target) = target {
+            wait_for_client_ports(target, args.num_conns, &progress, shutdown);
+            if shutdown.requested() {
+                summary.interrupted = true;
+                break;
+            }
+        }
         observer
             .before_run(run)
             .map_err(|error| SweepError::Observer {
@@ -515,6 +529,33 @@ pub fn run_sweep(
     }
     progress.finish();
     Ok(summary)
+}
+
+/// Waits (at most 61 s, the TIME_WAIT period and a second) while the client's ports towards
+/// `target` in TIME_WAIT would leave too few for a run of `connections` (see [`ports`]).
+fn wait_for_client_ports(
+    target: std::net::SocketAddrV4,
+    connections: u64,
+    progress: &Progress,
+    shutdown: &Shutdown,
+) {
+    let Some((time_wait, range)) = ports::read(target) else {
+        return;
+    };
+    if !ports::should_wait(time_wait, connections, range) {
+        return;
+    }
+    progress.note(&format!(
+        "{time_wait} client ports towards {target} are in TIME_WAIT (the server let the client \
+         close first) and the run needs {connections} of {range}: waiting for them to expire"
+    ));
+    let deadline = std::time::Instant::now() + Duration::from_secs(61);
+    while std::time::Instant::now() < deadline && shutdown.sleep(Duration::from_millis(500)) {
+        match ports::read(target) {
+            Some((t, r)) if ports::should_wait(t, connections, r) => {}
+            _ => break,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,142 @@
+//! Client ports held in TIME_WAIT towards the server, and the wait for them before a run.
+//!
+//! The side of a TCP connection that closes first keeps it in TIME_WAIT for 60 s, and while
+//! it does, its local port cannot be used for another connection to the same address and
+//! port. HAProxy and nginx close first after a `Connection: close` reply, so the entries are
+//! theirs; Pound 4.16 closes a moment after httperf has read the reply and closed, so the
+//! entries are httperf's, one client port each. The client has about 28,000 ephemeral ports
+//! (`ip_local_port_range` 32768–60999), so through Pound two 20-s runs at 800 conn/s in a row
+//! run out of them and the second one stalls (docs/lbbench-lab.md). Before each run the
+//! sweep counts the client's TIME_WAIT entries towards the server (`/proc/net/tcp`) and, when
+//! the run would not find enough free ports, waits for them to expire (at most a minute).
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+/// The TCP state number of TIME_WAIT in `/proc/net/tcp` (`include/net/tcp_states.h`).
+const TIME_WAIT: &str = "06";
+
+/// How many connections in `/proc/net/tcp` text are in TIME_WAIT with `remote` as their
+/// remote address (on this side: the client's ports towards `remote`). Lines that do not
+/// parse are skipped.
+pub fn time_wait_towards(proc_net_tcp: &str, remote: SocketAddrV4) -> usize {
+    proc_net_tcp
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let mut cols = line.split_whitespace();
+            let (Some(_sl), Some(_local), Some(rem), Some(state)) =
+                (cols.next(), cols.next(), cols.next(), cols.next())
+            else {
+                return false;
+            };
+            state == TIME_WAIT && parse_addr(rem) == Some(remote)
+        })
+        .count()
+}
+
+/// `0100007F:1F90` (the address as the kernel's u32 in host byte order, then the port, both
+/// in hex) as `127.0.0.1:8080`.
+fn parse_addr(text: &str) -> Option<SocketAddrV4> {
+    let (ip, port) = text.split_once(':')?;
+    let ip = u32::from_str_radix(ip, 16).ok()?;
+    let port = u16::from_str_radix(port, 16).ok()?;
+    // The kernel prints the address's bytes read as a native u32.
+    Some(SocketAddrV4::new(Ipv4Addr::from(ip.to_ne_bytes()), port))
+}
+
+/// The number of ephemeral ports in `ip_local_port_range` text (`32768\t60999`).
+pub fn port_range_size(text: &str) -> Option<u64> {
+    let mut it = text.split_whitespace().map(str::parse::<u64>);
+    let (Some(Ok(lo)), Some(Ok(hi))) = (it.next(), it.next()) else {
+        return None;
+    };
+    (hi >= lo).then(|| hi - lo + 1)
+}
+
+/// Whether a run of `connections` new connections should wait for TIME_WAIT entries: only
+/// when there are some, and the ports left free (with a tenth of the range spare for
+/// anything else) would not take the run.
+pub fn should_wait(time_wait: usize, connections: u64, range: u64) -> bool {
+    time_wait > 0 && connections.saturating_add(time_wait as u64) > range - range / 10
+}
+
+/// Reads the current count towards `remote` and the port range from `/proc`; `None` when
+/// `/proc` cannot be read (the sweep then does not wait).
+pub fn read(remote: SocketAddrV4) -> Option<(usize, u64)> {
+    let tcp = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    Some((time_wait_towards(&tcp, remote), port_range_size(&range)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
+   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0000000000000000 100 0 0 10 0\n\
+   1: 0100007F:8A2C 0100007F:1F90 06 00000000:00000000 03:00001644 00000000     0        0 0 3 0000000000000000\n\
+   2: 0100007F:8A2E 0100007F:1F90 06 00000000:00000000 03:00001644 00000000     0        0 0 3 0000000000000000\n\
+   3: 0100007F:1F90 0100007F:8A30 06 00000000:00000000 03:00001644 00000000     0        0 0 3 0000000000000000\n\
+   4: 0100007F:8A32 0100007F:1F90 01 00000000:00000000 00:00000000 00000000     0        0 5 1 0000000000000000 20 4 30 10 -1\n\
+   5: 0200007F:8A34 0100007F:1F91 06 00000000:00000000 03:00001644 00000000     0        0 0 3 0000000000000000\n\
+   garbage\n";
+
+    #[test]
+    fn counts_only_time_wait_towards_the_address() {
+        let server = SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8080);
+        // Lines 1 and 2; not the listener (0A), the server-side entry (3), the established
+        // connection (4) or another port (5).
+        assert_eq!(time_wait_towards(SAMPLE, server), 2);
+        assert_eq!(
+            time_wait_towards(SAMPLE, SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8081)),
+            1
+        );
+        assert_eq!(
+            time_wait_towards(SAMPLE, SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 2), 8080)),
+            0
+        );
+        assert_eq!(
+            parse_addr("0200007F:8A34"),
+            Some(SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 2), 0x8A34))
+        );
+        assert_eq!(parse_addr("zz:1"), None);
+    }
+
+    #[test]
+    fn the_range_and_the_decision() {
+        assert_eq!(port_range_size("32768\t60999\n"), Some(28232));
+        assert_eq!(port_range_size("60999 32768"), None);
+        assert_eq!(port_range_size("x"), None);
+        // 16,000 connections with 16,000 ports in TIME_WAIT: wait; with none: never.
+        assert!(should_wait(16_000, 16_000, 28_232));
+        assert!(!should_wait(0, 120_000, 28_232));
+        assert!(!should_wait(5_000, 16_000, 28_232));
+    }
+
+    #[test]
+    fn sees_the_clients_time_wait_on_the_real_kernel() {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let std::net::SocketAddr::V4(server) = listener.local_addr().unwrap() else {
+            unreachable!("bound to an IPv4 address")
+        };
+        let before = read(server).unwrap().0;
+        for _ in 0..3 {
+            // The client closes first, so the client's side stays in TIME_WAIT.
+            let mut client = std::net::TcpStream::connect(server).unwrap();
+            let (mut accepted, _) = listener.accept().unwrap();
+            client.write_all(b"x").unwrap();
+            drop(client);
+            let mut buf = Vec::new();
+            accepted.read_to_end(&mut buf).unwrap();
+        }
+        common::wait::poll_until(
+            "three client-side TIME_WAIT entries towards the listener",
+            std::time::Duration::from_secs(10),
+            std::time::Duration::from_millis(20),
+            || read(server).filter(|&(n, _)| n >= before + 3),
+        )
+        .unwrap();
+        assert!(read(server).unwrap().1 > 1000);
+    }
+}
