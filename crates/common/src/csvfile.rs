@@ -148,9 +148,20 @@ impl CsvAppender {
             let len = this.len()?;
             if len > 0 {
                 this.check_header()?;
+                // A whole last line: the first batch need not read the file again unless
+                // someone else writes first (a torn tail is left for that batch to cut).
+                let mut last = [0u8; 1];
+                this.file
+                    .read_exact_at(&mut last, len - 1)
+                    .map_err(|e| this.io_err("cannot read", e))?;
+                if last[0] == b'\n' {
+                    this.known_len = Some(len);
+                }
             }
             Ok(())
         })?;
+        // The path was just opened: no rotation to look for before the first batch.
+        appender.last_rotation_check = Some(Instant::now());
         Ok(appender)
     }
 
