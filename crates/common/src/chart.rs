@@ -373,7 +373,7 @@ fn draw(chart: &Chart, area: &DrawingArea<SVGBackend<'_>, Shift>) -> Result<(), 
     if let Some(y2) = &chart.y2_label {
         ctx.configure_secondary_axes()
             .y_desc(y2.as_str())
-            .y_label_formatter(&|v| format_y(*v, y_hi - y_lo))
+            .y_label_formatter(&|v| format_y(*v, y2_hi - y2_lo))
             .draw()
             .map_err(|e| derr(&e))?;
     }
@@ -486,6 +486,23 @@ mod tests {
         assert!(doc.descendants().any(|n| n.has_tag_name("polygon")));
         // Elapsed-time labels.
         assert!(texts.iter().any(|t| t.contains(':')), "{texts:?}");
+    }
+
+    #[test]
+    fn each_y_axis_labels_its_own_range() {
+        // A narrow left axis (201.5–203 ms) and a wide right one (0–100 %): the right axis's
+        // labels are whole numbers, not the left axis's tenths.
+        let mut chart = Chart::new("reply", "rate", "ms")
+            .with_y2("cpu")
+            .with(Series::line("reply", vec![(0.0, 201.5), (1.0, 203.0)]))
+            .with(Series::line("cpu", vec![(0.0, 0.0), (1.0, 100.0)]).on_right());
+        chart.y_from_zero = false;
+        let svg = chart.to_svg(800, 400).unwrap();
+        let doc = roxmltree::Document::parse(&svg).unwrap();
+        let texts: Vec<&str> = doc.descendants().filter_map(|n| n.text()).collect();
+        assert!(texts.iter().any(|t| t.trim() == "100"), "{texts:?}");
+        assert!(!texts.iter().any(|t| t.trim() == "100.0"), "{texts:?}");
+        assert!(texts.iter().any(|t| t.trim() == "202.0"), "{texts:?}");
     }
 
     #[test]

@@ -383,8 +383,14 @@ impl SettingsArgs {
                 h.check_inter,
                 ServerOptions::default().inter,
             ),
-            rise: self.check_rise.or(h.check_rise).unwrap_or(2),
-            fall: self.check_fall.or(h.check_fall).unwrap_or(3),
+            rise: self
+                .check_rise
+                .or(h.check_rise)
+                .unwrap_or(ServerOptions::default().rise),
+            fall: self
+                .check_fall
+                .or(h.check_fall)
+                .unwrap_or(ServerOptions::default().fall),
             pool_purge_delay: d(
                 self.pool_purge_delay,
                 h.pool_purge_delay,
@@ -406,7 +412,10 @@ impl SettingsArgs {
         let controller = controller::Config {
             metric: self.metric.or(file.metric).unwrap_or(cdef.metric),
             naming: Naming::new(prefix),
-            backend_port: self.backend_port.or(h.backend_port).unwrap_or(80),
+            backend_port: self
+                .backend_port
+                .or(h.backend_port)
+                .unwrap_or(cdef.backend_port),
             warm_pool,
             drain_timeout: d(self.drain_timeout, file.drain_timeout, cdef.drain_timeout),
             check_timeout: d(self.check_timeout, file.check_timeout, cdef.check_timeout),

@@ -52,30 +52,6 @@ pub trait Cloud {
     fn quota(&self) -> Result<Quota, CloudError>;
 }
 
-impl<C: Cloud + ?Sized> Cloud for &C {
-    fn provider(&self) -> &'static str {
-        (**self).provider()
-    }
-    fn list(&self) -> Result<Vec<Backend>, CloudError> {
-        (**self).list()
-    }
-    fn create(&self, count: usize) -> Result<Vec<Creation>, CloudError> {
-        (**self).create(count)
-    }
-    fn start(&self, backend: &Backend) -> Result<(), CloudError> {
-        (**self).start(backend)
-    }
-    fn stop(&self, backend: &Backend) -> Result<(), CloudError> {
-        (**self).stop(backend)
-    }
-    fn delete(&self, backend: &Backend) -> Result<(), CloudError> {
-        (**self).delete(backend)
-    }
-    fn quota(&self) -> Result<Quota, CloudError> {
-        (**self).quota()
-    }
-}
-
 impl<C: Cloud + ?Sized> Cloud for Box<C> {
     fn provider(&self) -> &'static str {
         (**self).provider()

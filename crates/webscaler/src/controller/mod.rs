@@ -545,7 +545,7 @@ impl<C: Cloud, B: Balancer, K: Clock, P: Policy> Controller<C, B, K, P> {
                     if *server && !self.remove_server(&backend.name, &mut done, events) {
                         continue;
                     }
-                    if self.cloud_call("delete", backend, events) {
+                    if self.cloud_call(Verb::Delete, backend, events) {
                         done.push(format!("deleted {} ({why})", backend.name));
                     }
                 }
@@ -567,7 +567,7 @@ impl<C: Cloud, B: Balancer, K: Clock, P: Policy> Controller<C, B, K, P> {
                     }
                 }
                 Action::Start { backend } => {
-                    if self.cloud_call("start", backend, events) {
+                    if self.cloud_call(Verb::Start, backend, events) {
                         done.push(format!("started {}", backend.name));
                         brought_up += 1;
                     }
@@ -587,7 +587,7 @@ impl<C: Cloud, B: Balancer, K: Clock, P: Policy> Controller<C, B, K, P> {
                     delete,
                     server,
                 } => {
-                    let verb = if *delete { "delete" } else { "stop" };
+                    let verb = if *delete { Verb::Delete } else { Verb::Stop };
                     if self.cloud_call(verb, backend, events) {
                         done.push(format!(
                             "{} {}",
@@ -603,12 +603,12 @@ impl<C: Cloud, B: Balancer, K: Clock, P: Policy> Controller<C, B, K, P> {
                     if *server && !self.remove_server(&backend.name, &mut done, events) {
                         continue;
                     }
-                    if self.cloud_call("delete", backend, events) {
+                    if self.cloud_call(Verb::Delete, backend, events) {
                         done.push(format!("cancelled {}", backend.name));
                     }
                 }
                 Action::Trim { backend } => {
-                    if self.cloud_call("delete", backend, events) {
+                    if self.cloud_call(Verb::Delete, backend, events) {
                         done.push(format!("deleted {} (beyond the warm pool)", backend.name));
                     }
                 }
@@ -662,16 +662,16 @@ impl<C: Cloud, B: Balancer, K: Clock, P: Policy> Controller<C, B, K, P> {
 
     /// A start, stop or delete; `false` (with an event) if it failed. A busy backend
     /// (transitional) is retried by a later tick.
-    fn cloud_call(&mut self, verb: &str, backend: &Backend, events: &mut Vec<Event>) -> bool {
+    fn cloud_call(&mut self, verb: Verb, backend: &Backend, events: &mut Vec<Event>) -> bool {
         let r = match verb {
-            "start" => self.cloud.start(backend),
-            "stop" => self.cloud.stop(backend),
-            _ => self.cloud.delete(backend),
+            Verb::Start => self.cloud.start(backend),
+            Verb::Stop => self.cloud.stop(backend),
+            Verb::Delete => self.cloud.delete(backend),
         };
         match r {
             Ok(()) => true,
             // Already gone: what a delete wanted.
-            Err(CloudError::NotFound { .. }) if verb == "delete" => true,
+            Err(CloudError::NotFound { .. }) if verb == Verb::Delete => true,
             Err(e) => {
                 let level = if e.is_retryable() {
                     Level::Warning
@@ -685,7 +685,7 @@ impl<C: Cloud, B: Balancer, K: Clock, P: Policy> Controller<C, B, K, P> {
                 };
                 events.push(Event {
                     level,
-                    message: format!("cannot {verb} {}: {e}{retry}", backend.name),
+                    message: format!("cannot {} {}: {e}{retry}", verb.as_str(), backend.name),
                 });
                 false
             }
@@ -761,6 +761,24 @@ impl<C: Cloud, B: Balancer, K: Clock, P: Policy> Controller<C, B, K, P> {
                 });
                 false
             }
+        }
+    }
+}
+
+/// What [`Controller::cloud_call`] asks of the cloud.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verb {
+    Start,
+    Stop,
+    Delete,
+}
+
+impl Verb {
+    fn as_str(self) -> &'static str {
+        match self {
+            Verb::Start => "start",
+            Verb::Stop => "stop",
+            Verb::Delete => "delete",
         }
     }
 }
