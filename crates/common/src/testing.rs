@@ -43,20 +43,22 @@ pub fn workspace_bin(name: &str) -> PathBuf {
     let bin = profile_dir.join(name);
     let built = BUILT.get_or_init(|| Mutex::new(Vec::new()));
     let mut built = built.lock().unwrap_or_else(|e| e.into_inner());
-    if !built.iter().any(|b| b == name) && !is_fresh(&bin, name) {
-        let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-        cmd.args(["build", "--quiet", "-p", name, "--bin", name])
-            .current_dir(workspace_root());
-        if profile_dir.file_name().is_some_and(|p| p == "release") {
-            cmd.arg("--release");
+    if !built.iter().any(|b| b == name) {
+        if !is_fresh(&bin, name) {
+            let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+            cmd.args(["build", "--quiet", "-p", name, "--bin", name])
+                .current_dir(workspace_root());
+            if profile_dir.file_name().is_some_and(|p| p == "release") {
+                cmd.arg("--release");
+            }
+            if let Some(target) = profile_dir.parent() {
+                cmd.env("CARGO_TARGET_DIR", target);
+            }
+            let status = cmd
+                .status()
+                .unwrap_or_else(|e| panic!("cannot run cargo to build {name}: {e}"));
+            assert!(status.success(), "cargo build -p {name} failed");
         }
-        if let Some(target) = profile_dir.parent() {
-            cmd.env("CARGO_TARGET_DIR", target);
-        }
-        let status = cmd
-            .status()
-            .unwrap_or_else(|e| panic!("cannot run cargo to build {name}: {e}"));
-        assert!(status.success(), "cargo build -p {name} failed");
         built.push(name.to_owned());
     }
     assert!(bin.exists(), "{} was not built", bin.display());

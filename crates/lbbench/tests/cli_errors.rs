@@ -401,12 +401,12 @@ fn flaky_httperf(dir: &Path, fail: &[u32]) -> PathBuf {
     )
 }
 
+/// `target_rate/run` of each row.
 fn rows(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').skip(2).take(2).collect::<Vec<_>>().join("/"))
+    support::read_rows(path)
+        .1
+        .iter()
+        .map(|r| format!("{}/{}", r["target_rate"], r["run"]))
         .collect()
 }
 

@@ -180,8 +180,9 @@ pub fn run(a: LabArgs) -> anyhow::Result<()> {
             .map(|(balancer, f)| format!("{balancer}: {f}"))
             .collect();
         anyhow::bail!(
-            "{} runs failed and are not in the results (run the same command again to do them): {}",
+            "{} of {} runs failed and are not in the results (run the same command again to do them): {}",
             summary.failed.len(),
+            summary.planned,
             list.join("; ")
         );
     }

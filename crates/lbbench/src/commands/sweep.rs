@@ -112,17 +112,13 @@ pub fn run(a: SweepArgs) -> anyhow::Result<()> {
             "{} of {} runs failed and are not in {file} (run the same command again to do them): {}",
             summary.failed.len(),
             summary.planned,
-            failed_list(&summary.failed)
+            summary
+                .failed
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
         );
     }
     Ok(())
-}
-
-/// The failed runs on one line: `rate 800/s run 1: …; rate 800/s run 3: …`.
-pub(crate) fn failed_list(failed: &[crate::sweep::FailedRun]) -> String {
-    failed
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ")
 }

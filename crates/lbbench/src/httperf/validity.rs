@@ -149,7 +149,13 @@ pub const FD_SETSIZE: u64 = 1024;
 /// open-file limit: it had nearly 1,024 connections open (a few descriptors are its own), which
 /// happens when the server answers slower than requests arrive.
 pub fn at_fd_setsize(report: &Report) -> bool {
-    report.errors_fd_unavail > 0 && report.max_concurrent_connections + 16 >= FD_SETSIZE
+    report.errors_fd_unavail > 0 && near_fd_setsize(report.max_concurrent_connections)
+}
+
+/// Whether `max_open` connections are httperf's whole `FD_SETSIZE` (a few descriptors are
+/// its own).
+pub fn near_fd_setsize(max_open: u64) -> bool {
+    max_open + 16 >= FD_SETSIZE
 }
 
 /// The request rate a report's own command line aimed at (`--rate` × `--num-calls`), or

@@ -92,7 +92,7 @@ impl Run {
         }
         if self.flag_resource_errors {
             r.push(
-                if self.max_open + 16 >= crate::httperf::validity::FD_SETSIZE {
+                if crate::httperf::validity::near_fd_setsize(self.max_open) {
                     // httperf's select() limit: the balancer fell behind.
                     "httperf at 1,024 open connections (fd-unavail)"
                 } else {
