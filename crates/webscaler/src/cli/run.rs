@@ -547,7 +547,8 @@ impl HaproxySettings {
         state_dir.join("haproxy")
     }
 
-    fn timeouts(&self, s: Socket) -> Socket {
+    /// `s` with the configured socket timeout (and a connect timeout of at most 5 s).
+    pub(crate) fn timeouts(&self, s: Socket) -> Socket {
         let t = self.socket_timeout;
         s.with_timeouts(t.min(Duration::from_secs(5)), t)
     }

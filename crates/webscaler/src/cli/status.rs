@@ -133,7 +133,10 @@ pub fn run(args: StatusArgs) -> Result<()> {
             classify_cfg.backend_port = s.backend_port;
             let backend =
                 crate::haproxy::BackendName::new(&s.backend).unwrap_or_else(|_| h.backend.clone());
-            Haproxy::new(crate::haproxy::Socket::admin(&s.admin_socket), backend)
+            Haproxy::new(
+                h.timeouts(crate::haproxy::Socket::admin(&s.admin_socket)),
+                backend,
+            )
         }
         None if h.embedded(provider) => h.embedded_client(&state_dir),
         None => h.system_client()?,
