@@ -1,5 +1,6 @@
 //! What the three tools of the workspace share.
 //!
+//! - [`atomic`]: replacing a whole file (temp file, fsync, rename, fsync the directory).
 //! - [`csvfile`]: CSV files that many processes append to safely (one `write(2)` per batch
 //!   under an exclusive `flock`, header checked and written once).
 //! - [`time`]: the timestamp formats the tools write and read back.
@@ -13,6 +14,7 @@
 //!   `webscaler simulate`.
 //! - [`cli`]: exit codes and one-line error reports shared by the binaries.
 
+pub mod atomic;
 pub mod chart;
 pub mod cli;
 pub mod csvfile;

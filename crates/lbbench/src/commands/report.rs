@@ -8,7 +8,6 @@ use anyhow::Context;
 use clap::Args;
 
 use super::classify;
-use crate::lab::experiment::write_atomically;
 use crate::report;
 
 /// Arguments of `lbbench report`.
@@ -45,7 +44,7 @@ pub fn run(a: ReportArgs) -> anyhow::Result<()> {
         .format("%Y-%m-%d %H:%M:%S %:z")
         .to_string();
     let html = report::render_html(&input, &generated)?;
-    write_atomically(&output, html.as_bytes())
+    common::atomic::write(&output, html.as_bytes())
         .with_context(|| format!("cannot write {}", output.display()))?;
     if !a.quiet {
         for w in &input.warnings {

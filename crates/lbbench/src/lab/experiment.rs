@@ -605,7 +605,7 @@ pub fn run_lab(
         .to_string();
     let html = report::render_html(&input, &generated)?;
     let path = dir.join("report.html");
-    write_atomically(&path, html.as_bytes()).map_err(|source| LabRunError::Io {
+    common::atomic::write(&path, html.as_bytes()).map_err(|source| LabRunError::Io {
         what: format!("cannot write {}", path.display()),
         source,
     })?;
@@ -753,18 +753,6 @@ fn run_balancers(
 
 fn tool() -> String {
     format!("lbbench {}", env!("CARGO_PKG_VERSION"))
-}
-
-/// Writes `bytes` to a temp file next to `path` and renames it over `path`, so a reader
-/// never sees half a file and an old file is replaced only by a complete new one.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "out".into());
-    let tmp = path.with_file_name(format!(".{name}.tmp"));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
 }
 
 #[cfg(test)]

@@ -222,7 +222,6 @@ impl LabInfo {
     /// never sees half a file.
     pub fn save(&self, dir: &Path) -> Result<(), InfoError> {
         let path = dir.join(FILE_NAME);
-        let tmp = dir.join(format!(".{FILE_NAME}.tmp"));
         let io_err = |source| InfoError::Io {
             path: path.clone(),
             source,
@@ -230,8 +229,7 @@ impl LabInfo {
         let mut text =
             serde_json::to_string_pretty(self).map_err(|e| io_err(io::Error::other(e)))?;
         text.push('\n');
-        fs::write(&tmp, text).map_err(io_err)?;
-        fs::rename(&tmp, &path).map_err(io_err)
+        common::atomic::write(&path, text.as_bytes()).map_err(io_err)
     }
 
     /// The balancer named `name`, if recorded.

@@ -1,7 +1,6 @@
 //! `webscaler plot`: the seed's figure 1.4 from the CSV of `run` or `simulate`
 //! ([`crate::plot`]).
 
-use std::fs;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -48,13 +47,8 @@ pub fn run(args: PlotArgs) -> Result<()> {
         .output
         .clone()
         .unwrap_or_else(|| args.file.with_extension("svg"));
-    let file_name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "plot.svg".into());
-    let tmp = out.with_file_name(format!(".{file_name}.tmp"));
-    fs::write(&tmp, svg).with_context(|| format!("cannot write {}", tmp.display()))?;
-    fs::rename(&tmp, &out).with_context(|| format!("cannot write {}", out.display()))?;
+    common::atomic::write(&out, svg.as_bytes())
+        .with_context(|| format!("cannot write {}", out.display()))?;
     let peak_rate = records.iter().filter_map(|r| r.rate).fold(0.0, f64::max);
     let peak_active = records.iter().map(|r| r.active).max().unwrap_or(0);
     println!(

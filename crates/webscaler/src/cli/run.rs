@@ -693,14 +693,12 @@ impl RunLock {
     }
 }
 
-/// Writes `status.json` atomically (temp file + rename).
+/// Writes `status.json` atomically.
 fn write_status(state_dir: &Path, status: &StatusFile) -> Result<()> {
     let path = state_dir.join(STATUS_FILE);
-    let tmp = state_dir.join(format!(".{STATUS_FILE}.tmp"));
-    let text = serde_json::to_string_pretty(status)?;
-    fs::write(&tmp, text + "\n").with_context(|| format!("cannot write {}", tmp.display()))?;
-    fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+    let text = serde_json::to_string_pretty(status)? + "\n";
+    common::atomic::write(&path, text.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// The seed's file name: `<start time>--webscaler.csv` (`2014-09-28T1549--webscaler.csv`).

@@ -3,7 +3,6 @@
 //! ([`crate::simulate`]). It prints the SPEC RG elasticity metrics and can write the CSV that
 //! `run` writes.
 
-use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -77,20 +76,14 @@ fn load(args: &SimulateArgs) -> Result<(Trace, PathBuf)> {
     }
 }
 
-/// Writes the rows as `run` would, to a temporary file renamed over `path`.
+/// Writes the rows as `run` would, replacing `path` atomically.
 fn write_csv(path: &Path, records: &[controller::Record]) -> Result<()> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "simulate.csv".into());
-    let tmp = path.with_file_name(format!(".{name}.tmp"));
-    let _ = fs::remove_file(&tmp);
-    let mut csv = CsvAppender::open(&tmp, &HEADER)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    csv.append_records(records)
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    let context = || format!("cannot write {}", path.display());
+    let file = common::atomic::AtomicFile::create(path, 0o644).with_context(context)?;
+    let mut csv = CsvAppender::open(file.tmp_path(), &HEADER).with_context(context)?;
+    csv.append_records(records).with_context(context)?;
     drop(csv);
-    fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    file.commit().with_context(context)?;
     Ok(())
 }
 

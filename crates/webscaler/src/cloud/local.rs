@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -187,16 +187,12 @@ impl LocalCloud {
 
     fn write_state(&self, state: &State) -> Result<(), CloudError> {
         let path = self.state_path();
-        let tmp = self.opts.state_dir.join(format!("{STATE_FILE}.tmp"));
-        let write = || -> io::Result<()> {
-            let mut f = File::create(&tmp)?;
-            let mut text = serde_json::to_string_pretty(state).map_err(io::Error::other)?;
-            text.push('\n');
-            f.write_all(text.as_bytes())?;
-            f.sync_all()?;
-            fs::rename(&tmp, &path)
-        };
-        write().map_err(|e| CloudError::io(format!("cannot write {}", path.display()), e))
+        let mut text = serde_json::to_string_pretty(state).map_err(io::Error::other);
+        if let Ok(t) = &mut text {
+            t.push('\n');
+        }
+        text.and_then(|t| common::atomic::write_with_mode(&path, t.as_bytes(), 0o600))
+            .map_err(|e| CloudError::io(format!("cannot write {}", path.display()), e))
     }
 
     /// Reaps our own children that have exited, so they do not linger as zombies.

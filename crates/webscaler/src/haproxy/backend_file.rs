@@ -9,9 +9,8 @@
 //! `flock` on a lock file next to it, so an operator's command and a running scaler do not
 //! interleave.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -254,34 +253,19 @@ impl BackendFile {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(self.io_err("read")(e)),
         }
-        let tmp = self.sibling(&format!("tmp-{}", std::process::id()));
-        let result = self.write_checked(&tmp, content);
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        result.map(|()| Installed::Written)
+        self.write_checked(content).map(|()| Installed::Written)
     }
 
-    fn write_checked(&self, tmp: &Path, content: &str) -> Result<(), BackendFileError> {
-        {
-            let mut f = File::create(tmp).map_err(self.io_err("write a temp file"))?;
-            let mode = fs::metadata(&self.path)
-                .map(|m| m.permissions().mode())
-                .unwrap_or(0o644);
-            f.set_permissions(fs::Permissions::from_mode(mode))
-                .map_err(self.io_err("set the temp file's mode"))?;
-            f.write_all(content.as_bytes())
-                .map_err(self.io_err("write a temp file"))?;
-            f.sync_all().map_err(self.io_err("sync a temp file"))?;
-        }
-        self.check(tmp)?;
-        fs::rename(tmp, &self.path).map_err(self.io_err("rename the temp file over it"))?;
-        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(self.io_err("sync its directory"))?;
-        }
-        Ok(())
+    /// Writes `content` beside the file, checks the whole configuration with it in the file's
+    /// place, and only then installs it; a rejected candidate is removed.
+    fn write_checked(&self, content: &str) -> Result<(), BackendFileError> {
+        let mut f = common::atomic::AtomicFile::create(&self.path, 0o644)
+            .map_err(self.io_err("write a temp file"))?;
+        f.file()
+            .write_all(content.as_bytes())
+            .map_err(self.io_err("write a temp file"))?;
+        self.check(f.tmp_path())?;
+        f.commit().map_err(self.io_err("install the checked file"))
     }
 
     /// The `-f` arguments with `candidate` in the backend file's place.
