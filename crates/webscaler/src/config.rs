@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+use crate::balancer::Metric;
 use crate::cli::cloud::Provider;
-use crate::haproxy::Metric;
 use crate::rate::{Threshold, Tolerance};
 
 /// A duration written as text (`"5s"`, `"1m30s"`, `"500ms"`) or a number of seconds.

@@ -6,16 +6,17 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use common::Shutdown;
 use common::cli::UsageError;
 use common::time::{format_duration, parse_duration};
 
+use crate::balancer::{BackendName, Metric, ServerAddr, ServerName};
 use crate::haproxy::{
-    AddOutcome, BackendFile, BackendName, ChangeMethod, DEFAULT_ADMIN_SOCKET, DrainOutcome,
-    Haproxy, HaproxyError, Installed, Metric, RateMeters, ReloadMethod, RemoveOutcome, ServerAddr,
-    ServerName, ServerOptions, Socket,
+    AddOutcome, BackendFile, ChangeMethod, DEFAULT_ADMIN_SOCKET, DrainOutcome, Haproxy,
+    HaproxyError, Installed, ReloadMethod, RemoveOutcome, ServerOptions, Socket,
 };
+use crate::rate::meter::{RateMeters, Sample};
 
 /// `webscaler haproxy`.
 #[derive(Debug, Args)]
@@ -46,8 +47,8 @@ pub enum HaproxyCommand {
         #[arg(long, default_value = "nodes", value_parser = parse_backend)]
         backend: BackendName,
         /// The counter: `sessions` (stot, as the seed) or `requests` (req_tot).
-        #[arg(long, value_enum, default_value_t = MetricArg::Sessions)]
-        metric: MetricArg,
+        #[arg(long, value_enum, default_value_t = Metric::Sessions)]
+        metric: Metric,
         /// Time between the two samples.
         #[arg(long, default_value = "5s", value_parser = parse_duration)]
         window: Duration,
@@ -130,24 +131,6 @@ pub enum HaproxyCommand {
         #[command(flatten)]
         check: CheckArgs,
     },
-}
-
-/// `--metric`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum MetricArg {
-    /// `stot`: sessions (on an HTTP backend, one per request).
-    Sessions,
-    /// `req_tot`: HTTP requests.
-    Requests,
-}
-
-impl From<MetricArg> for Metric {
-    fn from(m: MetricArg) -> Metric {
-        match m {
-            MetricArg::Sessions => Metric::Sessions,
-            MetricArg::Requests => Metric::Requests,
-        }
-    }
 }
 
 /// Which HAProxy and backend a command talks to.
@@ -346,7 +329,6 @@ pub fn run(args: HaproxyArgs) -> anyhow::Result<()> {
             json,
         } => {
             let shutdown = Shutdown::install().context("cannot install signal handlers")?;
-            let metric = Metric::from(metric);
             let instances: Vec<Haproxy> = sockets
                 .iter()
                 .map(|p| {
@@ -360,7 +342,7 @@ pub fn run(args: HaproxyArgs) -> anyhow::Result<()> {
                 })
                 .collect();
             let origin = Instant::now();
-            let sample_all = || -> anyhow::Result<Vec<(usize, crate::haproxy::Sample)>> {
+            let sample_all = || -> anyhow::Result<Vec<(usize, Sample)>> {
                 instances
                     .iter()
                     .enumerate()

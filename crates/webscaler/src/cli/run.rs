@@ -23,6 +23,7 @@ use common::ticker::Ticker;
 use common::time::{TimeFormat, format_duration, parse_duration};
 use serde::{Deserialize, Serialize};
 
+use crate::balancer::{BackendName, Metric};
 use crate::cli::cloud::{Provider, ProviderArgs};
 use crate::clock::SystemClock;
 use crate::cloud::Naming;
@@ -31,8 +32,7 @@ use crate::config::{FileConfig, HaproxyMode};
 use crate::controller::{self, Controller, HEADER, TickReport};
 use crate::haproxy::process::{EmbeddedConfig, HaproxyProcess};
 use crate::haproxy::{
-    BackendFile, BackendName, DEFAULT_ADMIN_SOCKET, Haproxy, Metric, ReloadMethod, ServerOptions,
-    Socket,
+    BackendFile, DEFAULT_ADMIN_SOCKET, Haproxy, ReloadMethod, ServerOptions, Socket,
 };
 use crate::policy::{self, DefaultPolicy, Policy, PolicyKind, Predictive, SeedConfig, SeedPolicy};
 use crate::rate::{Threshold, Tolerance};
@@ -47,10 +47,6 @@ pub const STATUS_FILE: &str = "status.json";
 pub const LOCK_FILE: &str = "webscaler.lock";
 
 fn parse_policy(s: &str) -> Result<PolicyKind, String> {
-    s.parse()
-}
-
-fn parse_metric(s: &str) -> Result<Metric, String> {
     s.parse()
 }
 
@@ -227,7 +223,7 @@ pub struct SettingsArgs {
     #[command(flatten)]
     pub policy: PolicyArgs,
     /// The counter: sessions (stot, as the seed) or requests (req_tot) [default: sessions].
-    #[arg(long, env = "WEBSCALER_METRIC", value_parser = parse_metric)]
+    #[arg(long, env = "WEBSCALER_METRIC", value_enum)]
     pub metric: Option<Metric>,
     /// A draining backend is stopped at 0 sessions, or after this long [default: 60s].
     #[arg(long, env = "WEBSCALER_DRAIN_TIMEOUT", value_parser = parse_duration)]

@@ -132,7 +132,7 @@ pub fn run(args: StatusArgs) -> Result<()> {
             classify_cfg.naming = crate::cloud::Naming::new(&s.prefix);
             classify_cfg.backend_port = s.backend_port;
             let backend =
-                crate::haproxy::BackendName::new(&s.backend).unwrap_or_else(|_| h.backend.clone());
+                crate::balancer::BackendName::new(&s.backend).unwrap_or_else(|_| h.backend.clone());
             Haproxy::new(
                 h.timeouts(crate::haproxy::Socket::admin(&s.admin_socket)),
                 backend,

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use askama::Template;
 
-use super::names::{BackendName, InvalidValue, ServerAddr, ServerName};
+use crate::balancer::{BackendName, InvalidValue, ServerAddr, ServerName};
 
 /// The options spelled out on every server line and `add server` (dynamic servers do not
 /// inherit `default-server`, so nothing is left to it): the health check, and how fast idle

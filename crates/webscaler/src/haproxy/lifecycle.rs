@@ -20,9 +20,9 @@ use common::Shutdown;
 use serde::Serialize;
 
 use super::backend_file::{BackendServer, Installed, render_backend};
-use super::names::{ServerAddr, ServerName};
 use super::stats::StatRow;
 use super::{Haproxy, HaproxyError};
+use crate::balancer::{ServerAddr, ServerName};
 
 /// How a change was made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -4,8 +4,6 @@
 //!
 //! - [`socket`]: the Unix-socket client (admin socket and master CLI).
 //! - [`stats`], [`info`], [`state`]: parsers for `show stat`, `show info`, `show servers state`.
-//! - [`rate`]: the request rate from a cumulative counter, safe across reloads (pure).
-//! - [`names`]: validated names and addresses, the only values that reach a command.
 //! - [`lifecycle`]: add, drain, remove, ready, maint ([`Haproxy`] methods).
 //! - [`backend_file`]: the askama-rendered backend section, installed only after `haproxy -c`.
 //! - [`reload`]: the fallback when the runtime API cannot do it (master CLI or a command).
@@ -17,9 +15,7 @@ pub mod backend_file;
 pub mod balancer;
 pub mod info;
 pub mod lifecycle;
-pub mod names;
 pub mod process;
-pub mod rate;
 pub mod reload;
 pub mod socket;
 pub mod state;
@@ -30,13 +26,14 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::balancer::{BackendName, InvalidValue, Metric, ServerAddr, ServerName};
+use crate::rate::meter::Sample;
+
 pub use backend_file::{
     BackendFile, BackendFileError, BackendServer, Installed, ServerOptions, render_backend,
 };
 pub use info::Info;
 pub use lifecycle::{AddOutcome, AddStep, ChangeMethod, DrainOutcome, RemoveOutcome, RemoveStep};
-pub use names::{BackendName, InvalidValue, ServerAddr, ServerName};
-pub use rate::{Metric, RateMeter, RateMeters, Reading, Sample};
 
 pub use reload::{ReloadError, ReloadMethod};
 pub use socket::{DEFAULT_ADMIN_SOCKET, Socket, SocketError, SocketKind};
@@ -232,7 +229,9 @@ pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(200);
 ///
 /// ```no_run
 /// use std::time::{Duration, Instant};
-/// use webscaler::haproxy::{Haproxy, Socket, BackendName, ServerName, ServerAddr, Metric, RateMeter};
+/// use webscaler::balancer::{BackendName, Metric, ServerName};
+/// use webscaler::haproxy::{Haproxy, Socket};
+/// use webscaler::rate::meter::RateMeter;
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let shutdown = common::Shutdown::new()?;
 /// let ha = Haproxy::new(Socket::admin("/run/haproxy/admin.sock"), BackendName::default());
@@ -420,7 +419,12 @@ impl Haproxy {
         metric: Metric,
         stats: &BackendStats,
     ) -> Result<u64, HaproxyError> {
-        metric.counter(&stats.backend).ok_or_else(|| {
+        let row = &stats.backend;
+        let counter = match metric {
+            Metric::Sessions => row.stot,
+            Metric::Requests => row.req_tot,
+        };
+        counter.ok_or_else(|| {
             self.parse_err(format!(
                 "show stat: backend {} has no {} value",
                 self.backend,

@@ -36,8 +36,8 @@ use rustix::process::Signal;
 
 use super::Haproxy;
 use super::backend_file::{BackendFile, BackendServer, ServerOptions, render_backend};
-use super::names::BackendName;
 use super::socket::Socket;
+use crate::balancer::BackendName;
 
 /// The files of an HAProxy of our own, all in one directory.
 #[derive(Debug, Clone, PartialEq, Eq)]

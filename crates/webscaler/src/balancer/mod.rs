@@ -17,7 +17,11 @@ use std::fmt;
 
 use serde::Serialize;
 
-pub use crate::haproxy::{Metric, ServerAddr, ServerName};
+pub mod metric;
+pub mod names;
+
+pub use metric::Metric;
+pub use names::{BackendName, InvalidValue, ServerAddr, ServerName};
 
 /// A server's administrative state: what the operator (or the controller) asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
