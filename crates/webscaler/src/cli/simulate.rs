@@ -18,7 +18,7 @@ use crate::config::FileConfig;
 use crate::controller::{self, HEADER};
 use crate::elasticity::Metrics;
 use crate::sim::SimConfig;
-use crate::simulate::{Demand, SimulateConfig, simulate_each};
+use crate::simulate::{SimulateConfig, simulate_each};
 use crate::trace::Trace;
 
 /// `webscaler simulate`.
@@ -119,11 +119,7 @@ pub fn run(args: SimulateArgs) -> Result<()> {
             time_format: TimeFormat::from_utc_flag(args.utc || file.utc == Some(true)),
             ..controller::Config::default()
         },
-        demand: Demand {
-            threshold: pc.threshold,
-            min: pc.min,
-            max: pc.max.map_or(args.quota, |m| m.min(args.quota)),
-        },
+        demand: pc,
     };
     let policy = settings.build(args.quota);
 

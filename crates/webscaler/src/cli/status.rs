@@ -180,22 +180,10 @@ pub fn run(args: StatusArgs) -> Result<()> {
             let second = ha.observe(metric)?;
             match meter.update(sample(&second)) {
                 Ok(r) => {
-                    let pc = &settings.policy_config;
-                    let quota_total = quota
-                        .as_ref()
-                        .and_then(|q| q.left)
-                        .map(|l| u64::from(counts.instances) + l);
-                    let max = [pc.max.map(u64::from), quota_total]
-                        .into_iter()
-                        .flatten()
-                        .min()
-                        .unwrap_or(u64::MAX);
-                    let raw =
-                        u64::try_from(r.rate.servers_needed(pc.threshold)).unwrap_or(u64::MAX);
-                    let n = raw.max(u64::from(pc.min)).min(max);
+                    let cap = quota.as_ref().and_then(|q| q.backends(counts.instances));
                     (
                         Some(r.rate.to_f64()),
-                        Some(u32::try_from(n).unwrap_or(u32::MAX)),
+                        Some(settings.policy_config.needed(r.rate, cap)),
                         "measured",
                     )
                 }

@@ -305,6 +305,15 @@ pub struct Quota {
     pub left: Option<u64>,
 }
 
+impl Quota {
+    /// The backends this quota allows in all when `ours` exist: ours and the ones that still
+    /// fit ([`Quota::left`]); `None` when unlimited. What the policy's maximum is capped by.
+    pub fn backends(&self, ours: u32) -> Option<u32> {
+        self.left
+            .map(|l| u32::try_from(u64::from(ours).saturating_add(l)).unwrap_or(u32::MAX))
+    }
+}
+
 /// Why a cloud call failed. The variants are what the controller acts on.
 #[derive(Debug, thiserror::Error)]
 pub enum CloudError {
@@ -522,6 +531,19 @@ pub fn parse_cloud_time(s: &str) -> Option<DateTime<Utc>> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn the_quota_allows_ours_and_what_still_fits() {
+        let q = |left| Quota {
+            instances: Limit { used: 9, max: None },
+            cores: None,
+            ram_mb: None,
+            left,
+        };
+        assert_eq!(q(Some(4)).backends(3), Some(7));
+        assert_eq!(q(None).backends(3), None);
+        assert_eq!(q(Some(u64::MAX)).backends(3), Some(u32::MAX));
+    }
 
     #[test]
     fn natural_order_puts_2_before_10() {

@@ -369,9 +369,10 @@ impl<C: Cloud, B: Balancer, K: Clock, P: Policy> Controller<C, B, K, P> {
             serving: counts.serving,
             pending: counts.pending,
             stopped: counts.stopped,
-            quota: left.map(|l| {
-                u32::try_from(u64::from(counts.instances).saturating_add(l)).unwrap_or(u32::MAX)
-            }),
+            quota: self
+                .quota
+                .as_ref()
+                .and_then(|q| q.backends(counts.instances)),
         };
         let decision = self.policy.decide(now, &observation);
 
