@@ -5,7 +5,7 @@
 //! (`now`: a monotonic or simulated time since any fixed origin). The policy answers with a
 //! [`Decision`]: how many servers are needed, the capacity to aim for, how many backends to
 //! add and to remove, and why. The same code runs live (`webscaler run`) and simulated
-//! (`webscaler simulate`, [`crate::simulate`]).
+//! (`webscaler simulate`, [`crate::simulation::run`]).
 //!
 //! Two policies:
 //!

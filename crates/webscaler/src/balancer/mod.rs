@@ -11,7 +11,7 @@
 //! of the controller).
 //!
 //! Implementations: [`crate::haproxy::Haproxy`] (the runtime API) and the simulated
-//! balancer of [`crate::sim`].
+//! balancer of [`crate::simulation::world`].
 
 use std::fmt;
 

@@ -1,6 +1,6 @@
 //! `webscaler simulate`: the controller of `webscaler run`, the same code, against a simulated
 //! cloud and balancer on a simulated clock, over a request-rate trace or a load profile
-//! ([`crate::simulate`]). It prints the SPEC RG elasticity metrics and can write the CSV that
+//! ([`crate::simulation::run`]). It prints the SPEC RG elasticity metrics and can write the CSV that
 //! `run` writes.
 
 use std::io::Write;
@@ -16,10 +16,10 @@ use common::time::{TimeFormat, format_duration, parse_duration};
 use super::run::PolicyArgs;
 use crate::config::FileConfig;
 use crate::controller::{self, HEADER};
-use crate::elasticity::Metrics;
-use crate::sim::SimConfig;
-use crate::simulate::{SimulateConfig, simulate_each};
-use crate::trace::Trace;
+use crate::simulation::elasticity::Metrics;
+use crate::simulation::run::{SimulateConfig, simulate_each};
+use crate::simulation::trace::Trace;
+use crate::simulation::world::SimConfig;
 
 /// `webscaler simulate`.
 #[derive(Debug, Clone, Args)]

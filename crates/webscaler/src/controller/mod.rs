@@ -2,7 +2,7 @@
 //!
 //! [`Controller`] is generic over the [`Cloud`], the [`Balancer`], the [`Clock`] and the
 //! [`Policy`], so `webscaler run` (OpenStack or local processes, HAProxy, the monotonic
-//! clock) and `webscaler simulate` ([`crate::sim`]: a simulated cloud, balancer and clock)
+//! clock) and `webscaler simulate` ([`crate::simulation::world`]: a simulated cloud, balancer and clock)
 //! run this same code. It does not sleep and does not loop: the caller calls
 //! [`Controller::tick`] on its ticker (live) or after advancing the simulated clock.
 //!
@@ -197,8 +197,8 @@ struct QuotaHold {
 /// use std::time::Duration;
 /// use webscaler::controller::{Config, Controller};
 /// use webscaler::policy::{self, DefaultPolicy};
-/// use webscaler::sim::{Sim, SimConfig};
-/// use webscaler::trace::synthetic;
+/// use webscaler::simulation::world::{Sim, SimConfig};
+/// use webscaler::simulation::trace::synthetic;
 ///
 /// // 45 req/s from t = 0: with a threshold of 10, five servers.
 /// let sim = Sim::new(SimConfig::default(), synthetic::constant(45.0, 600));

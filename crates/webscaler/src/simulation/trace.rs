@@ -736,11 +736,11 @@ num_conns = 9600
     fn the_seed_profile_is_the_seed_trace_earlier() {
         // The profile (listing 1.2) and the measured trace (listing 1.7) describe the same
         // load: the same peak of about 131 req/s.
-        let text = include_str!("../../../benches-data/seed-profile.toml");
+        let text = include_str!("../../../../benches-data/seed-profile.toml");
         let p = Profile::parse(text, "seed-profile.toml").unwrap();
         let from_profile = Trace::from_profile(&p, "seed-profile.toml").unwrap();
         let measured = Trace::parse_csv(
-            include_str!("../../../benches-data/seed-trace.csv"),
+            include_str!("../../../../benches-data/seed-trace.csv"),
             "seed-trace.csv",
         )
         .unwrap();

@@ -1,6 +1,6 @@
 //! `webscaler simulate`: the controller of `webscaler run` ([`Controller`], the same code)
-//! against the simulated cloud, balancer and clock of [`crate::sim`], over a request-rate
-//! [`Trace`], scored with the SPEC RG elasticity metrics ([`crate::elasticity`]).
+//! against the simulated cloud, balancer and clock of [`crate::simulation::world`], over a request-rate
+//! [`Trace`], scored with the SPEC RG elasticity metrics ([`crate::simulation::elasticity`]).
 //!
 //! - The simulated world starts with `initial` backends running and ready (by default the
 //!   demand at time 0: a steady start) and a balancer whose counter is the trace's requests
@@ -20,10 +20,10 @@
 use std::time::Duration;
 
 use crate::controller::{self, Controller, Record, TickReport};
-use crate::elasticity::{Metrics, StepSeries};
 use crate::policy::{self, Policy};
-use crate::sim::{Sim, SimConfig};
-use crate::trace::Trace;
+use crate::simulation::elasticity::{Metrics, StepSeries};
+use crate::simulation::trace::Trace;
+use crate::simulation::world::{Sim, SimConfig};
 
 /// The settings of a simulation.
 #[derive(Debug, Clone, PartialEq)]
@@ -194,7 +194,7 @@ mod tests {
     use super::*;
     use crate::policy::{DefaultPolicy, Predictive, Reason, SeedConfig, SeedPolicy};
     use crate::rate::Tolerance;
-    use crate::trace::synthetic;
+    use crate::simulation::trace::synthetic;
     use proptest::prelude::*;
 
     fn s(x: u64) -> Duration {
