@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use common::cli::UsageError;
+use common::table::Table;
 
 use crate::cloud::local::{self, LocalCloud, LocalOptions};
 use crate::cloud::openstack::config::{self as osconfig, Env, Overrides};
@@ -423,23 +424,21 @@ pub fn run_with(args: CloudArgs, env: &Env, out: &mut dyn std::io::Write) -> Res
                 serde_json::to_writer_pretty(&mut *out, &backends)?;
                 writeln!(out)?;
             } else {
-                let rows: Vec<[String; 5]> = backends
-                    .iter()
-                    .map(|b| {
-                        [
-                            b.name.clone(),
-                            status_text(b),
-                            b.address
-                                .map(|a| a.to_string())
-                                .unwrap_or_else(|| "-".into()),
-                            b.id.clone(),
-                            b.created
-                                .map(|c| c.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-                                .unwrap_or_else(|| "-".into()),
-                        ]
-                    })
-                    .collect();
-                write_table(out, ["NAME", "STATUS", "ADDRESS", "ID", "CREATED"], &rows)?;
+                let mut table = Table::new(["NAME", "STATUS", "ADDRESS", "ID", "CREATED"]);
+                for b in &backends {
+                    table.row([
+                        b.name.clone(),
+                        status_text(b),
+                        b.address
+                            .map(|a| a.to_string())
+                            .unwrap_or_else(|| "-".into()),
+                        b.id.clone(),
+                        b.created
+                            .map(|c| c.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                            .unwrap_or_else(|| "-".into()),
+                    ]);
+                }
+                write!(out, "{table}")?;
             }
         }
         CloudCommand::Create {
@@ -554,35 +553,6 @@ fn show_config(
                 other => writeln!(out, "{k}: {other}")?,
             }
         }
-    }
-    Ok(())
-}
-
-fn write_table<const N: usize>(
-    out: &mut dyn std::io::Write,
-    header: [&str; N],
-    rows: &[[String; N]],
-) -> Result<()> {
-    let mut width = header.map(str::len);
-    for r in rows {
-        for (w, c) in width.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let mut s = String::new();
-        for (i, (c, w)) in cells.iter().zip(width).enumerate() {
-            if i + 1 == N {
-                s.push_str(c);
-            } else {
-                s.push_str(&format!("{c:<w$}  "));
-            }
-        }
-        s
-    };
-    writeln!(out, "{}", line(header.to_vec()))?;
-    for r in rows {
-        writeln!(out, "{}", line(r.iter().map(String::as_str).collect()))?;
     }
     Ok(())
 }

@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use common::Shutdown;
 use common::cli::UsageError;
+use common::table::Table;
 use common::time::{format_duration, parse_duration};
 
 use crate::balancer::{BackendName, Metric, ServerAddr, ServerName};
@@ -300,24 +301,19 @@ pub fn run(args: HaproxyArgs) -> anyhow::Result<()> {
                 serde_json::to_writer_pretty(&mut out, &servers)?;
                 writeln!(out)?;
             } else {
-                let rows: Vec<[String; 6]> = servers
-                    .iter()
-                    .map(|s| {
-                        [
-                            s.name.clone(),
-                            s.addr.clone().unwrap_or_else(|| "-".into()),
-                            s.status_text.clone(),
-                            s.check_status.clone().unwrap_or_else(|| "-".into()),
-                            s.scur.to_string(),
-                            s.stot.to_string(),
-                        ]
-                    })
-                    .collect();
-                write_table(
-                    &mut out,
-                    ["NAME", "ADDR", "STATUS", "CHECK", "SCUR", "STOT"],
-                    &rows,
-                )?;
+                let mut table =
+                    Table::new(["NAME", "ADDR", "STATUS", "CHECK", "SCUR", "STOT"]).right([4, 5]);
+                for s in &servers {
+                    table.row([
+                        s.name.clone(),
+                        s.addr.clone().unwrap_or_else(|| "-".into()),
+                        s.status_text.clone(),
+                        s.check_status.clone().unwrap_or_else(|| "-".into()),
+                        s.scur.to_string(),
+                        s.stot.to_string(),
+                    ]);
+                }
+                write!(out, "{table}")?;
             }
         }
         HaproxyCommand::Rate {
@@ -520,38 +516,5 @@ pub fn run(args: HaproxyArgs) -> anyhow::Result<()> {
         }
     }
     out.flush()?;
-    Ok(())
-}
-
-fn write_table<const N: usize>(
-    out: &mut impl Write,
-    header: [&str; N],
-    rows: &[[String; N]],
-) -> std::io::Result<()> {
-    let mut widths = header.map(str::len);
-    for r in rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.len());
-        }
-    }
-    let line = |cells: Vec<&str>| -> String {
-        let mut s = String::new();
-        for (i, (c, w)) in cells.iter().zip(widths).enumerate() {
-            // Numbers (the last two columns) are right-aligned.
-            if i + 2 >= N {
-                s.push_str(&format!("{c:>w$}"));
-            } else {
-                s.push_str(&format!("{c:<w$}"));
-            }
-            if i + 1 < N {
-                s.push_str("  ");
-            }
-        }
-        s.trim_end().to_owned()
-    };
-    writeln!(out, "{}", line(header.to_vec()))?;
-    for r in rows {
-        writeln!(out, "{}", line(r.iter().map(String::as_str).collect()))?;
-    }
     Ok(())
 }

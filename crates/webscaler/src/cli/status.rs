@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use clap::Args;
 use common::process::{cmdline, is_alive};
+use common::table::Table;
 use common::time::parse_duration;
 use serde::Serialize;
 
@@ -250,39 +251,7 @@ pub fn run(args: StatusArgs) -> Result<()> {
     }
     writeln!(out)?;
     writeln!(out)?;
-    let rows: Vec<[String; 7]> = members
-        .iter()
-        .map(|m| {
-            let (cloud, addr) = match &m.backend {
-                Some(b) => (
-                    match &b.task {
-                        Some(t) => format!("{} ({t})", b.status),
-                        None => b.status.to_string(),
-                    },
-                    b.address.map_or_else(|| "-".to_owned(), |a| a.to_string()),
-                ),
-                None => ("-".to_owned(), "-".to_owned()),
-            };
-            let (admin, state, sessions) = match &m.server {
-                Some(s) => (
-                    s.admin.to_string(),
-                    s.detail.clone(),
-                    s.sessions.to_string(),
-                ),
-                None => ("-".to_owned(), "-".to_owned(), "-".to_owned()),
-            };
-            [
-                m.name.clone(),
-                cloud,
-                addr,
-                admin,
-                state,
-                sessions,
-                m.role.label().to_owned(),
-            ]
-        })
-        .collect();
-    let header = [
+    let mut table = Table::new([
         "NAME",
         "CLOUD",
         "ADDRESS",
@@ -290,23 +259,37 @@ pub fn run(args: StatusArgs) -> Result<()> {
         "STATE, CHECK",
         "SESSIONS",
         "ROLE",
-    ];
-    let mut widths = header.map(str::len);
-    for r in &rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.len());
-        }
+    ])
+    .right([5]);
+    for m in &members {
+        let (cloud, addr) = match &m.backend {
+            Some(b) => (
+                match &b.task {
+                    Some(t) => format!("{} ({t})", b.status),
+                    None => b.status.to_string(),
+                },
+                b.address.map_or_else(|| "-".to_owned(), |a| a.to_string()),
+            ),
+            None => ("-".to_owned(), "-".to_owned()),
+        };
+        let (admin, state, sessions) = match &m.server {
+            Some(s) => (
+                s.admin.to_string(),
+                s.detail.clone(),
+                s.sessions.to_string(),
+            ),
+            None => ("-".to_owned(), "-".to_owned(), "-".to_owned()),
+        };
+        table.row([
+            m.name.clone(),
+            cloud,
+            addr,
+            admin,
+            state,
+            sessions,
+            m.role.label().to_owned(),
+        ]);
     }
-    let line = |cells: Vec<&str>| -> String {
-        let mut s = String::new();
-        for (c, w) in cells.iter().zip(widths) {
-            s.push_str(&format!("{c:<w$}  "));
-        }
-        s.trim_end().to_owned()
-    };
-    writeln!(out, "{}", line(header.to_vec()))?;
-    for r in &rows {
-        writeln!(out, "{}", line(r.iter().map(String::as_str).collect()))?;
-    }
+    write!(out, "{table}")?;
     Ok(())
 }
