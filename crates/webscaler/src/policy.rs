@@ -234,8 +234,9 @@ impl fmt::Display for Decision {
     }
 }
 
-/// Which policy to run (`--policy`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Which policy to run (`--policy`, `policy = ...`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum PolicyKind {
     /// [`DefaultPolicy`].
     #[default]

@@ -8,11 +8,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Metric {
-    /// Sessions (HAProxy's `stot`, as the lab report used): on an HTTP backend, one per
-    /// request.
+    /// `stot`: sessions (on an HTTP backend, one per request), the lab report's counter.
     #[default]
     Sessions,
-    /// HTTP requests (HAProxy's `req_tot`).
+    /// `req_tot`: HTTP requests.
     Requests,
 }
 

@@ -14,10 +14,14 @@ use common::time::{format_duration, parse_duration};
 
 use crate::balancer::{BackendName, Metric, ServerAddr, ServerName};
 use crate::haproxy::{
-    AddOutcome, BackendFile, ChangeMethod, DEFAULT_ADMIN_SOCKET, DrainOutcome, Haproxy,
-    HaproxyError, Installed, ReloadMethod, RemoveOutcome, ServerOptions, Socket,
+    AddOutcome, ChangeMethod, DEFAULT_ADMIN_SOCKET, DrainOutcome, Haproxy, HaproxyError, Installed,
+    RemoveOutcome, Socket,
 };
 use crate::rate::meter::{RateMeters, Sample};
+use crate::settings::haproxy::DEFAULT_RELOAD_COMMAND;
+use crate::settings::{HaproxyLayer, HaproxySettings};
+
+use super::settings_error;
 
 /// `webscaler haproxy`.
 #[derive(Debug, Args)]
@@ -171,15 +175,14 @@ pub struct CheckArgs {
 }
 
 impl CheckArgs {
-    fn options(&self) -> anyhow::Result<ServerOptions> {
-        let c = ServerOptions {
-            inter: self.check_inter,
-            rise: self.check_rise,
-            fall: self.check_fall,
-            pool_purge_delay: self.pool_purge_delay,
-        };
-        c.validate().map_err(|e| UsageError::new(e.to_string()))?;
-        Ok(c)
+    fn layer(&self) -> HaproxyLayer {
+        HaproxyLayer {
+            check_inter: Some(self.check_inter),
+            check_rise: Some(self.check_rise),
+            check_fall: Some(self.check_fall),
+            pool_purge_delay: Some(self.pool_purge_delay),
+            ..HaproxyLayer::default()
+        }
     }
 }
 
@@ -197,7 +200,7 @@ pub struct ChangeArgs {
     #[arg(long, default_value = "haproxy", value_name = "PATH")]
     pub haproxy: PathBuf,
     /// Reload command for the fallback when there is no master socket.
-    #[arg(long, default_value = "systemctl reload haproxy")]
+    #[arg(long, default_value = DEFAULT_RELOAD_COMMAND)]
     pub reload_command: String,
     /// Check options.
     #[command(flatten)]
@@ -217,50 +220,30 @@ fn parse_addr(s: &str) -> Result<ServerAddr, String> {
 }
 
 impl Target {
-    fn haproxy(&self) -> Haproxy {
-        let t = self.socket_timeout;
-        let master = self
-            .master_socket
-            .as_ref()
-            .map(|p| Socket::master(p).with_timeouts(t.min(Duration::from_secs(5)), t));
-        let socket = match (&self.socket, &master) {
-            (Some(p), _) => Socket::admin(p),
-            (None, Some(m)) => m.clone(),
-            (None, None) => Socket::admin(DEFAULT_ADMIN_SOCKET),
-        }
-        .with_timeouts(t.min(Duration::from_secs(5)), t);
-        let mut ha = Haproxy::new(socket, self.backend.clone());
-        if let Some(m) = master {
-            ha = ha.with_master(m);
-        }
-        ha
+    /// A client for this HAProxy and backend, with `more` settings.
+    fn client(&self, more: HaproxyLayer) -> anyhow::Result<Haproxy> {
+        let layer = more.over(HaproxyLayer {
+            socket: self.socket.clone(),
+            master_socket: self.master_socket.clone(),
+            backend: Some(self.backend.to_string()),
+            socket_timeout: Some(self.socket_timeout),
+            ..HaproxyLayer::default()
+        });
+        HaproxySettings::resolve(&layer)
+            .and_then(|s| s.operator_client())
+            .map_err(settings_error)
     }
 }
 
 impl ChangeArgs {
-    fn apply(&self, ha: Haproxy) -> anyhow::Result<Haproxy> {
-        let mut ha = ha
-            .with_check(self.check.options()?)
-            .map_err(|e| UsageError::new(e.to_string()))?;
-        if let Some(path) = &self.backend_file {
-            ha = ha.with_backend_file(
-                BackendFile::new(path)
-                    .with_config_files(self.configs.clone())
-                    .with_haproxy(&self.haproxy),
-            );
+    fn layer(&self) -> HaproxyLayer {
+        HaproxyLayer {
+            backend_file: self.backend_file.clone(),
+            config: (!self.configs.is_empty()).then(|| self.configs.clone()),
+            program: Some(self.haproxy.clone()),
+            reload_command: Some(self.reload_command.clone()),
+            ..self.check.layer()
         }
-        if ha.master().is_none() {
-            let argv: Vec<String> = self
-                .reload_command
-                .split_whitespace()
-                .map(str::to_owned)
-                .collect();
-            if argv.is_empty() {
-                return Err(UsageError::new("--reload-command is empty").into());
-            }
-            ha = ha.with_reload(ReloadMethod::Command(argv));
-        }
-        Ok(ha)
     }
 }
 
@@ -295,7 +278,7 @@ pub fn run(args: HaproxyArgs) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     match args.command {
         HaproxyCommand::Servers { target, json } => {
-            let ha = target.haproxy();
+            let ha = target.client(HaproxyLayer::default())?;
             let servers = ha.servers().map_err(classify)?;
             if json {
                 serde_json::to_writer_pretty(&mut out, &servers)?;
@@ -329,10 +312,7 @@ pub fn run(args: HaproxyArgs) -> anyhow::Result<()> {
                 .iter()
                 .map(|p| {
                     Haproxy::new(
-                        Socket::admin(p).with_timeouts(
-                            socket_timeout.min(Duration::from_secs(5)),
-                            socket_timeout,
-                        ),
+                        Socket::admin(p).with_timeout(socket_timeout),
                         backend.clone(),
                     )
                 })
@@ -423,7 +403,7 @@ pub fn run(args: HaproxyArgs) -> anyhow::Result<()> {
             timeout,
         } => {
             let shutdown = Shutdown::install().context("cannot install signal handlers")?;
-            let ha = change.apply(target.haproxy())?;
+            let ha = target.client(change.layer())?;
             let AddOutcome {
                 method,
                 resumed,
@@ -448,7 +428,7 @@ pub fn run(args: HaproxyArgs) -> anyhow::Result<()> {
             timeout,
         } => {
             let shutdown = Shutdown::install().context("cannot install signal handlers")?;
-            let ha = target.haproxy();
+            let ha = target.client(HaproxyLayer::default())?;
             match ha
                 .drain(&name, Instant::now() + timeout, &shutdown)
                 .map_err(classify)?
@@ -473,7 +453,7 @@ pub fn run(args: HaproxyArgs) -> anyhow::Result<()> {
             timeout,
         } => {
             let shutdown = Shutdown::install().context("cannot install signal handlers")?;
-            let ha = change.apply(target.haproxy())?;
+            let ha = target.client(change.layer())?;
             match ha
                 .remove(&name, Instant::now() + timeout, &shutdown)
                 .map_err(classify)?
@@ -498,20 +478,17 @@ pub fn run(args: HaproxyArgs) -> anyhow::Result<()> {
             }
         }
         HaproxyCommand::Ready { name, target } => {
-            let ha = target.haproxy();
+            let ha = target.client(HaproxyLayer::default())?;
             ha.ready(&name).map_err(classify)?;
             writeln!(out, "{}/{name}: ready", ha.backend())?;
         }
         HaproxyCommand::Maint { name, target } => {
-            let ha = target.haproxy();
+            let ha = target.client(HaproxyLayer::default())?;
             ha.maint(&name).map_err(classify)?;
             writeln!(out, "{}/{name}: in maintenance", ha.backend())?;
         }
         HaproxyCommand::Render { target, check } => {
-            let ha = target
-                .haproxy()
-                .with_check(check.options()?)
-                .map_err(|e| UsageError::new(e.to_string()))?;
+            let ha = target.client(check.layer())?;
             out.write_all(ha.render_backend_file().map_err(classify)?.as_bytes())?;
         }
     }

@@ -11,11 +11,12 @@ use anyhow::{Context, Result};
 use clap::{ArgGroup, Args};
 use common::cli::UsageError;
 use common::csvfile::CsvAppender;
-use common::time::{TimeFormat, format_duration, parse_duration};
+use common::time::{format_duration, parse_duration};
 
-use super::run::PolicyArgs;
-use crate::config::FileConfig;
+use super::args::PolicyArgs;
+use super::settings_error;
 use crate::controller::{self, HEADER};
+use crate::settings::{self, Layer, PolicySettings};
 use crate::simulation::elasticity::Metrics;
 use crate::simulation::run::{SimulateConfig, simulate_each};
 use crate::simulation::trace::Trace;
@@ -89,11 +90,14 @@ fn write_csv(path: &Path, records: &[controller::Record]) -> Result<()> {
 
 /// Runs `webscaler simulate`.
 pub fn run(args: SimulateArgs) -> Result<()> {
-    let file = match &args.config {
-        Some(p) => FileConfig::load(p).map_err(usage)?,
-        None => FileConfig::default(),
-    };
-    let settings = args.policy.resolve(&file)?;
+    let file = settings::load_file(args.config.as_deref()).map_err(settings_error)?;
+    let layer = Layer {
+        utc: args.utc.then_some(true),
+        ..args.policy.layer()
+    }
+    .over(file);
+    let interval = layer.interval().map_err(settings_error)?;
+    let policy = PolicySettings::resolve(&layer).map_err(settings_error)?;
     if args.quota == 0 {
         return Err(usage("--quota must be at least 1"));
     }
@@ -104,9 +108,9 @@ pub fn run(args: SimulateArgs) -> Result<()> {
         )));
     }
     let (trace, input) = load(&args)?;
-    let pc = settings.config;
+    let pc = policy.config;
     let cfg = SimulateConfig {
-        interval: settings.interval,
+        interval,
         world: SimConfig {
             boot_delay: args.boot_delay,
             start_delay: args.start_delay.unwrap_or(args.boot_delay),
@@ -115,13 +119,14 @@ pub fn run(args: SimulateArgs) -> Result<()> {
         },
         initial: args.initial,
         controller: controller::Config {
-            warm_pool: settings.warm_pool,
-            time_format: TimeFormat::from_utc_flag(args.utc || file.utc == Some(true)),
+            warm_pool: layer.warm_pool(),
+            time_format: layer.time_format(),
             ..controller::Config::default()
         },
         demand: pc,
     };
-    let policy = settings.build(args.quota);
+    let kind = policy.kind;
+    let policy = policy.build(args.quota);
 
     let started = Instant::now();
     let mut records = Vec::new();
@@ -141,8 +146,8 @@ pub fn run(args: SimulateArgs) -> Result<()> {
     eprintln!(
         "webscaler simulate: {} ({trace}), policy {}{}, {} ticks of {}, boots {}, quota {}: simulated in {:.1} ms{}",
         input.display(),
-        settings.kind,
-        match (settings.kind, pc.predictive) {
+        kind,
+        match (kind, pc.predictive) {
             (crate::policy::PolicyKind::Seed, _) => String::new(),
             (_, p) => format!(
                 " (window {}, tolerance {}, predictive {})",
@@ -152,7 +157,7 @@ pub fn run(args: SimulateArgs) -> Result<()> {
             ),
         },
         ticks,
-        format_duration(settings.interval),
+        format_duration(interval),
         format_duration(args.boot_delay),
         args.quota,
         took.as_secs_f64() * 1e3,

@@ -7,24 +7,24 @@
 //! state directory, or the system's) and measures the rate over `--window`.
 
 use std::io::Write;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use common::process::{cmdline, is_alive};
 use common::table::Table;
 use common::time::parse_duration;
 use serde::Serialize;
 
-use super::run::{STATUS_FILE, SettingsArgs, StatusFile};
-use crate::balancer::Balancer;
-use crate::cli::cloud::{ProviderArgs, cli_error};
-use crate::cloud::Quota;
+use super::args::{ProviderArgs, SettingsArgs};
+use super::{cli_error, settings_error};
+use crate::balancer::{BackendName, Balancer, BalancerView};
 use crate::cloud::openstack::config::Env;
+use crate::cloud::{Naming, Quota};
 use crate::controller::view::{ClassifyConfig, Counts, Member, Memory, classify};
-use crate::haproxy::Haproxy;
+use crate::haproxy::{Haproxy, Socket};
 use crate::rate::meter::{RateMeter, Sample};
+use crate::service::StatusFile;
+use crate::settings::{Layer, Settings};
 
 /// `webscaler status`.
 #[derive(Debug, Clone, Args)]
@@ -42,15 +42,6 @@ pub struct StatusArgs {
     /// The cloud provider.
     #[command(flatten)]
     pub provider: ProviderArgs,
-}
-
-/// The running instance, if its status file names a live `webscaler` process.
-pub fn running_instance(state_dir: &Path) -> Option<StatusFile> {
-    let text = std::fs::read_to_string(state_dir.join(STATUS_FILE)).ok()?;
-    let s: StatusFile = serde_json::from_str(&text).ok()?;
-    let ours = is_alive(s.pid)
-        && cmdline(s.pid).is_some_and(|argv| argv.iter().any(|a| a.contains("webscaler")));
-    ours.then_some(s)
 }
 
 #[derive(Debug, Serialize)]
@@ -114,13 +105,15 @@ struct Report<'a> {
 /// Runs `webscaler status`.
 pub fn run(args: StatusArgs) -> Result<()> {
     let env = Env::from_process();
-    let file = args.settings.file()?;
-    let mut provider_args = args.provider.clone();
-    provider_args.fill_from(&file.cloud);
-    let settings = args.settings.resolve(&file, None, provider_args.prefix())?;
-    let provider = provider_args.provider(&env);
-    let state_dir = provider_args.state_dir(&env);
-    let running = running_instance(&state_dir);
+    let flags = Layer {
+        cloud: args.provider.layer()?,
+        ..args.settings.layer()
+    };
+    let layer = flags.over(args.settings.file()?);
+    let settings = Settings::resolve(&layer).map_err(settings_error)?;
+    let provider = settings.cloud.provider(&env);
+    let state_dir = settings.cloud.state_dir(&env);
+    let running = StatusFile::running(&state_dir);
     let h = &settings.haproxy;
     // A running instance's own socket, backend and naming win over the settings given here.
     let mut classify_cfg = ClassifyConfig {
@@ -130,19 +123,15 @@ pub fn run(args: StatusArgs) -> Result<()> {
     };
     let ha: Haproxy = match &running {
         Some(s) => {
-            classify_cfg.naming = crate::cloud::Naming::new(&s.prefix);
+            classify_cfg.naming = Naming::new(&s.prefix);
             classify_cfg.backend_port = s.backend_port;
-            let backend =
-                crate::balancer::BackendName::new(&s.backend).unwrap_or_else(|_| h.backend.clone());
-            Haproxy::new(
-                h.timeouts(crate::haproxy::Socket::admin(&s.admin_socket)),
-                backend,
-            )
+            let backend = BackendName::new(&s.backend).unwrap_or_else(|_| h.backend.clone());
+            Haproxy::new(h.timeouts(Socket::admin(&s.admin_socket)), backend)
         }
         None if h.embedded(provider) => h.embedded_client(&state_dir),
-        None => h.system_client()?,
+        None => h.system_client().map_err(settings_error)?,
     };
-    let cloud = provider_args.open(&env)?;
+    let cloud = settings.cloud.open(&env).map_err(settings_error)?;
     let backends = cloud.list().map_err(cli_error)?;
     let quota = cloud.quota().ok();
     let metric = settings.controller.metric;
@@ -169,7 +158,7 @@ pub fn run(args: StatusArgs) -> Result<()> {
         Some(s) => (s.last.rate, s.last.needed, "last tick"),
         None => {
             let origin = Instant::now();
-            let sample = |v: &crate::balancer::BalancerView| Sample {
+            let sample = |v: &BalancerView| Sample {
                 counter: v.counter,
                 at: origin.elapsed(),
                 uptime_sec: v.uptime_sec,
@@ -184,7 +173,7 @@ pub fn run(args: StatusArgs) -> Result<()> {
                     let cap = quota.as_ref().and_then(|q| q.backends(counts.instances));
                     (
                         Some(r.rate.to_f64()),
-                        Some(settings.policy_config.needed(r.rate, cap)),
+                        Some(settings.policy.config.needed(r.rate, cap)),
                         "measured",
                     )
                 }

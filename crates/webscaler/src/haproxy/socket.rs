@@ -120,6 +120,12 @@ impl Socket {
         self
     }
 
+    /// A read timeout of `t`, and a connect timeout of `t` but at most 5 s (a local socket
+    /// that does not accept within seconds is not coming back).
+    pub fn with_timeout(self, t: Duration) -> Socket {
+        self.with_timeouts(t.min(Duration::from_secs(5)), t)
+    }
+
     /// The socket path.
     pub fn path(&self) -> &Path {
         &self.path

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 /// Settings given on the command line (`--os-*`), the highest layer. Keys are the
 /// canonical names (`auth_url`, `username`, `project_name`, `region_name`, ...).
-#[derive(Clone, Default)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Overrides {
     /// `--os-cloud`.
     pub cloud: Option<String>,
