@@ -104,7 +104,6 @@ pub struct Decision {
     pub add: u32,
     /// Backends to remove (drain, then stop).
     pub remove: u32,
-    /// Why.
     pub reason: Reason,
 }
 

@@ -48,7 +48,6 @@ impl fmt::Display for Admin {
 /// One server as the balancer reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ServerView {
-    /// Its name.
     pub name: String,
     /// Its address, when it is one the balancer can be given back (`IP:port`).
     pub addr: Option<ServerAddr>,

@@ -20,7 +20,6 @@ use crate::settings::{CloudSettings, Provider};
 /// `webscaler cloud`.
 #[derive(Debug, Args)]
 pub struct CloudArgs {
-    /// The provider.
     #[command(flatten)]
     pub provider: ProviderArgs,
     /// What to do.
@@ -39,7 +38,6 @@ pub enum CloudCommand {
     },
     /// Create N backends, named after the highest existing number.
     Create {
-        /// How many.
         count: usize,
         /// Wait until they are ACTIVE.
         #[arg(long)]

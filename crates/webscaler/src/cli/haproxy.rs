@@ -48,7 +48,6 @@ pub enum HaproxyCommand {
         /// An admin socket; repeat for several HAProxy instances (their rates are summed).
         #[arg(long = "socket", value_name = "PATH", default_value = DEFAULT_ADMIN_SOCKET)]
         sockets: Vec<PathBuf>,
-        /// The backend.
         #[arg(long, default_value = "nodes", value_parser = parse_backend)]
         backend: BackendName,
         /// The counter: `sessions` (stot, as the seed) or `requests` (req_tot).
@@ -148,7 +147,6 @@ pub struct Target {
     /// The master CLI socket (`haproxy -W -S PATH`): used to reload.
     #[arg(long, value_name = "PATH")]
     pub master_socket: Option<PathBuf>,
-    /// The backend.
     #[arg(long, default_value = "nodes", value_parser = parse_backend)]
     pub backend: BackendName,
     /// Socket connect and read timeout.

@@ -83,7 +83,6 @@ pub struct Backend {
     pub name: String,
     /// The cloud's id (a Nova UUID; `local-N` for the local provider).
     pub id: String,
-    /// Its status.
     pub status: Status,
     /// Where it answers: an IP (OpenStack: the port is the balancer's business) or an
     /// `ip:port` (local provider). `None` while the cloud has not assigned one.
@@ -105,7 +104,6 @@ impl Backend {
 /// A backend's address: an IP, with a port when the provider decides it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Address {
-    /// The IP address.
     pub ip: IpAddr,
     /// The port, for providers that run several backends on one host (local).
     pub port: Option<u16>,
@@ -293,7 +291,6 @@ impl Limit {
 /// The quota that caps how many backends can exist.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Quota {
-    /// Instances.
     pub instances: Limit,
     /// Virtual CPUs, when the cloud reports them.
     pub cores: Option<Limit>,

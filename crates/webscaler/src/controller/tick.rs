@@ -29,7 +29,6 @@ pub struct TickReport {
     pub counts: Counts,
     /// Every backend: the cloud's and the balancer's view side by side, with its role.
     pub members: Vec<Member>,
-    /// The plan.
     pub plan: Plan,
     /// What was done, one short phrase each (`started node-3`).
     pub done: Vec<String>,

@@ -98,9 +98,7 @@ impl ServerOptions {
 /// One server of the backend file.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct BackendServer {
-    /// Its name.
     pub name: ServerName,
-    /// Its address.
     pub addr: ServerAddr,
 }
 
@@ -136,7 +134,6 @@ pub enum BackendFileError {
     /// A file operation failed.
     #[error("{path}: cannot {action}: {source}")]
     Io {
-        /// The file.
         path: PathBuf,
         /// What was being done.
         action: &'static str,

@@ -52,9 +52,7 @@ pub enum HaproxyError {
     /// HAProxy answered a command with something other than success.
     #[error("HAProxy socket {socket}: {command:?} failed: {reply}")]
     Reply {
-        /// The socket.
         socket: PathBuf,
-        /// The command.
         command: String,
         /// HAProxy's answer (trimmed).
         reply: String,
@@ -62,27 +60,18 @@ pub enum HaproxyError {
     /// A reply could not be parsed.
     #[error("HAProxy socket {socket}: {message}")]
     Parse {
-        /// The socket.
         socket: PathBuf,
         /// What was wrong with it.
         message: String,
     },
     /// The backend does not exist.
     #[error("HAProxy socket {socket}: no backend named {backend:?}")]
-    NoSuchBackend {
-        /// The socket.
-        socket: PathBuf,
-        /// The backend.
-        backend: String,
-    },
+    NoSuchBackend { socket: PathBuf, backend: String },
     /// The server does not exist.
     #[error("HAProxy socket {socket}: no server {backend}/{server}")]
     NoSuchServer {
-        /// The socket.
         socket: PathBuf,
-        /// The backend.
         backend: String,
-        /// The server.
         server: String,
     },
     /// A server of that name exists with another address.
@@ -90,11 +79,8 @@ pub enum HaproxyError {
         "HAProxy socket {socket}: server {backend}/{server} already exists with address {existing}, not {wanted}"
     )]
     AddressMismatch {
-        /// The socket.
         socket: PathBuf,
-        /// The backend.
         backend: String,
-        /// The server.
         server: String,
         /// Its current address.
         existing: String,
@@ -106,9 +92,7 @@ pub enum HaproxyError {
         "server {backend}/{server} did not pass its health check within {waited:?} (last check: {last}); it stays in maintenance"
     )]
     CheckTimeout {
-        /// The backend.
         backend: String,
-        /// The server.
         server: String,
         /// How long it waited.
         waited: Duration,
@@ -120,9 +104,7 @@ pub enum HaproxyError {
         "server {backend}/{server} still has connections after {waited:?}; it stays in maintenance: {reply}"
     )]
     RemoveTimeout {
-        /// The backend.
         backend: String,
-        /// The server.
         server: String,
         /// How long it retried.
         waited: Duration,
@@ -135,9 +117,7 @@ pub enum HaproxyError {
         "HAProxy socket {socket}: {command:?} was refused ({reply}), and there is no backend file to fall back to a reload"
     )]
     Refused {
-        /// The socket.
         socket: PathBuf,
-        /// The command.
         command: String,
         /// HAProxy's answer.
         reply: String,
@@ -163,7 +143,6 @@ impl HaproxyError {
 /// A server as the operator sees it: `show stat`'s state, check and session counters.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Server {
-    /// Its name.
     pub name: String,
     /// `IP:port`.
     pub addr: Option<String>,
@@ -179,7 +158,6 @@ pub struct Server {
     pub scur: u64,
     /// Total sessions.
     pub stot: u64,
-    /// Its weight.
     pub weight: Option<u64>,
 }
 

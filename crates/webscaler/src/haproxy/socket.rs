@@ -38,7 +38,6 @@ pub enum SocketKind {
 #[derive(Debug, thiserror::Error)]
 #[error("HAProxy socket {path}: {kind}")]
 pub struct SocketError {
-    /// The socket.
     pub path: PathBuf,
     /// What went wrong.
     pub kind: SocketErrorKind,
@@ -56,7 +55,6 @@ pub enum SocketErrorKind {
     /// Sending the command failed.
     #[error("cannot send {command:?}: {source}")]
     Send {
-        /// The command.
         command: String,
         /// The cause.
         #[source]
@@ -65,7 +63,6 @@ pub enum SocketErrorKind {
     /// Reading the reply failed.
     #[error("cannot read the reply to {command:?}: {source}")]
     Read {
-        /// The command.
         command: String,
         /// The cause.
         #[source]
@@ -74,7 +71,6 @@ pub enum SocketErrorKind {
     /// The reply did not end in time.
     #[error("no complete reply to {command:?} within {timeout:?}")]
     ReadTimeout {
-        /// The command.
         command: String,
         /// The limit.
         timeout: Duration,

@@ -14,16 +14,13 @@ pub enum ConfigError {
     /// It could not be read.
     #[error("cannot read {path}: {source}")]
     Read {
-        /// The file.
         path: PathBuf,
-        /// Why.
         #[source]
         source: std::io::Error,
     },
     /// It is not valid (TOML syntax, an unknown key, a bad value).
     #[error("{path}: {message}")]
     Invalid {
-        /// The file.
         path: PathBuf,
         /// toml's message (line, column and key), on one line.
         message: String,

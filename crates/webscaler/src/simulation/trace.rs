@@ -36,9 +36,7 @@ pub enum TraceError {
     /// The file could not be read.
     #[error("{}: {source}", path.display())]
     Read {
-        /// The file.
         path: std::path::PathBuf,
-        /// Why.
         source: std::io::Error,
     },
     /// A line of the file is wrong.

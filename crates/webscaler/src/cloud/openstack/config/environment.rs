@@ -12,7 +12,6 @@ use super::{KNOWN_KEYS, canonical};
 pub struct Env {
     /// Environment variables.
     pub vars: BTreeMap<String, String>,
-    /// The home directory.
     pub home: Option<PathBuf>,
     /// The working directory (`./clouds.yaml`, `./etc/openstack.cfg`).
     pub cwd: PathBuf,

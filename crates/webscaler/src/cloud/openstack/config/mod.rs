@@ -56,7 +56,6 @@ pub enum UserRef {
     Name {
         /// The user's name.
         name: String,
-        /// Its domain.
         domain: DomainRef,
     },
 }
@@ -70,7 +69,6 @@ pub enum ProjectRef {
     Name {
         /// The project's name.
         name: String,
-        /// Its domain.
         domain: DomainRef,
     },
 }
@@ -80,18 +78,14 @@ pub enum ProjectRef {
 pub enum AuthMethod {
     /// Password, scoped to a project.
     Password {
-        /// The user.
         user: UserRef,
-        /// The password.
         password: Secret,
-        /// The project.
         project: ProjectRef,
     },
     /// An application credential (scoped to its own project; no scope may be sent).
     ApplicationCredential {
         /// The credential, by id, or by name with its user.
         credential: AppCredRef,
-        /// The secret.
         secret: Secret,
     },
 }
@@ -105,7 +99,6 @@ pub enum AppCredRef {
     Name {
         /// The credential's name.
         name: String,
-        /// Its user.
         user: UserRef,
     },
 }
@@ -168,7 +161,6 @@ pub struct OpenStackConfig {
     pub region: Option<String>,
     /// The endpoint interface.
     pub interface: Interface,
-    /// TLS.
     pub tls: TlsOptions,
     /// The Nova microversion to request (`2.1` if unset).
     pub compute_api_version: Option<String>,
