@@ -69,17 +69,11 @@ impl Observation {
 
 /// A scaling policy: one decision per tick.
 pub trait Policy {
-    /// The policy's name (`default`, `seed`).
-    fn name(&self) -> &'static str;
-
     /// Decides what to do at time `now` (monotonic or simulated; it must not decrease).
     fn decide(&mut self, now: Duration, obs: &Observation) -> Decision;
 }
 
 impl<P: Policy + ?Sized> Policy for Box<P> {
-    fn name(&self) -> &'static str {
-        (**self).name()
-    }
     fn decide(&mut self, now: Duration, obs: &Observation) -> Decision {
         (**self).decide(now, obs)
     }
@@ -387,16 +381,6 @@ impl DefaultPolicy {
         }
     }
 
-    /// The settings.
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
-    /// The recommendations inside the current window, oldest first.
-    pub fn recommendations(&self) -> impl Iterator<Item = (Duration, u32)> + '_ {
-        self.recommendations.iter().copied()
-    }
-
     fn record(&mut self, now: Duration, rec: u32) -> u32 {
         let window = self.config.scale_down_window;
         self.first_recommendation.get_or_insert(now);
@@ -419,10 +403,6 @@ impl DefaultPolicy {
 }
 
 impl Policy for DefaultPolicy {
-    fn name(&self) -> &'static str {
-        "default"
-    }
-
     fn decide(&mut self, now: Duration, obs: &Observation) -> Decision {
         let cfg = self.config;
         let max = cfg.cap(obs.quota);

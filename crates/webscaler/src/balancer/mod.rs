@@ -80,13 +80,6 @@ pub struct BalancerView {
     pub servers: Vec<ServerView>,
 }
 
-impl BalancerView {
-    /// One server by name.
-    pub fn server(&self, name: &str) -> Option<&ServerView> {
-        self.servers.iter().find(|s| s.name == name)
-    }
-}
-
 /// What one removal attempt did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Removal {

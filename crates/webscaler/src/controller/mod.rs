@@ -222,16 +222,6 @@ impl<C, B, K, P> Controller<C, B, K, P> {
         &self.clock
     }
 
-    /// The policy.
-    pub fn policy(&self) -> &P {
-        &self.policy
-    }
-
-    /// The settings.
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
     /// Ticks done so far.
     pub fn ticks(&self) -> u64 {
         self.ticks

@@ -208,11 +208,6 @@ impl BackendFile {
         &self.path
     }
 
-    /// The other config files.
-    pub fn config_files(&self) -> &[PathBuf] {
-        &self.config_files
-    }
-
     fn io_err(&self, action: &'static str) -> impl Fn(io::Error) -> BackendFileError + '_ {
         move |source| BackendFileError::Io {
             path: self.path.clone(),

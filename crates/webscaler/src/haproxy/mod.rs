@@ -297,11 +297,6 @@ impl Haproxy {
         &self.backend
     }
 
-    /// The check options.
-    pub fn check(&self) -> &ServerOptions {
-        &self.check
-    }
-
     /// The backend file, if one is kept.
     pub fn backend_file(&self) -> Option<&BackendFile> {
         self.file.as_ref()

@@ -132,16 +132,6 @@ impl Socket {
         self.kind
     }
 
-    /// The connect timeout.
-    pub fn connect_timeout(&self) -> Duration {
-        self.connect_timeout
-    }
-
-    /// The read timeout.
-    pub fn read_timeout(&self) -> Duration {
-        self.read_timeout
-    }
-
     fn err(&self, kind: SocketErrorKind) -> SocketError {
         SocketError {
             path: self.path.clone(),

@@ -137,12 +137,6 @@ impl Rate {
         self.num / self.den + u128::from(!self.num.is_multiple_of(self.den))
     }
 
-    /// The rate in billionths of a request per second, when that is exact.
-    pub fn to_nanos_per_sec(self) -> Option<u128> {
-        let scaled = self.num * NANOS_PER_SEC; // < 2^96 * 2^30: fits
-        scaled.is_multiple_of(self.den).then_some(scaled / self.den)
-    }
-
     /// `ceil(self / threshold)`, exact: the servers needed at this rate before any clamping.
     pub fn servers_needed(self, threshold: Threshold) -> u128 {
         // rate / thr = (rn * td) / (rd * tn); rn * td < 2^96 * 2^30, rd * tn < 2^64 * 2^64.
@@ -231,17 +225,6 @@ impl Threshold {
             den: den / g,
         })
     }
-
-    /// The threshold for a float as written in a config file: the float's shortest decimal
-    /// form (`12.5` → 12.5 exactly), read with [`Threshold::parse`].
-    pub fn from_f64(x: f64) -> Result<Threshold, DecimalError> {
-        Threshold::parse(&format!("{x}"))
-    }
-
-    /// The threshold as a float.
-    pub fn to_f64(self) -> f64 {
-        self.num as f64 / self.den as f64
-    }
 }
 
 impl Default for Threshold {
@@ -293,16 +276,6 @@ impl Tolerance {
             num: (m / g) as u64,
             den: (den / g) as u64,
         })
-    }
-
-    /// The tolerance for a float as written in a config file (its shortest decimal form).
-    pub fn from_f64(x: f64) -> Result<Tolerance, DecimalError> {
-        Tolerance::parse(&format!("{x}"))
-    }
-
-    /// The tolerance as a float.
-    pub fn to_f64(self) -> f64 {
-        self.num as f64 / self.den as f64
     }
 }
 
@@ -411,13 +384,6 @@ mod tests {
             Rate::from_count(1, Duration::from_secs(2)).unwrap()
         );
         assert!(Rate::ZERO < r("0.000000001"));
-        assert_eq!(r("12.50").to_nanos_per_sec(), Some(12_500_000_000));
-        assert_eq!(
-            Rate::from_count(1, Duration::from_secs(3))
-                .unwrap()
-                .to_nanos_per_sec(),
-            None
-        );
         assert_eq!(Rate::from_nanos_per_sec(1_500_000_000), r("1.5"));
     }
 
@@ -433,7 +399,6 @@ mod tests {
     #[test]
     fn thresholds_and_tolerances_reject_what_they_cannot_mean() {
         assert_eq!(t("10"), Threshold::SEED);
-        assert_eq!(Threshold::from_f64(12.5).unwrap(), t("12.5"));
         assert_eq!(Threshold::per_second(0), None);
         assert!(
             Threshold::parse("0")
