@@ -209,15 +209,8 @@ impl<C: Cloud, B: Balancer, K: Clock, P: Policy> Controller<C, B, K, P> {
         events: &mut Vec<Event>,
         f: impl FnOnce(&B, &ServerName) -> Result<(), B::Error>,
     ) -> bool {
-        let server = match ServerName::new(name) {
-            Ok(s) => s,
-            Err(e) => {
-                events.push(Event {
-                    level: Level::Error,
-                    message: format!("cannot {what} {name:?} in the balancer: {e}"),
-                });
-                return false;
-            }
+        let Some(server) = server_name(name, events, || format!("{what} {name:?} in")) else {
+            return false;
         };
         match f(&self.balancer, &server) {
             Ok(()) => true,
@@ -238,15 +231,8 @@ impl<C: Cloud, B: Balancer, K: Clock, P: Policy> Controller<C, B, K, P> {
         done: &mut Vec<String>,
         events: &mut Vec<Event>,
     ) -> bool {
-        let server = match ServerName::new(name) {
-            Ok(s) => s,
-            Err(e) => {
-                events.push(Event {
-                    level: Level::Error,
-                    message: format!("cannot remove {name:?} from the balancer: {e}"),
-                });
-                return false;
-            }
+        let Some(server) = server_name(name, events, || format!("remove {name:?} from")) else {
+            return false;
         };
         match self.balancer.remove(&server) {
             Ok(Removal::Removed) => {
@@ -272,6 +258,23 @@ impl<C: Cloud, B: Balancer, K: Clock, P: Policy> Controller<C, B, K, P> {
             }
         }
     }
+}
+
+/// `name` as a balancer server name; if it is not one, an error event says it cannot be
+/// `doing` (`remove "x y" from`) the balancer.
+fn server_name(
+    name: &str,
+    events: &mut Vec<Event>,
+    doing: impl FnOnce() -> String,
+) -> Option<ServerName> {
+    ServerName::new(name)
+        .map_err(|e| {
+            events.push(Event {
+                level: Level::Error,
+                message: format!("cannot {} the balancer: {e}", doing()),
+            });
+        })
+        .ok()
 }
 
 /// What [`Controller::cloud_call`] asks of the cloud.
