@@ -1,7 +1,7 @@
 //! webscaler's settings, one way for every command: the built-in defaults, then the TOML
 //! file (`--config`), then the `WEBSCALER_*` variables, then the flags.
 //!
-//! Each source is a [`Layer`] (every key optional, in the shape of the file): [`file`] reads
+//! Each source is a [`Layer`] (every key optional, in the shape of the file): [`file`](mod@file) reads
 //! the file's; the command line builds one from its flags (clap reads each flag's
 //! `WEBSCALER_*` variable when the flag is absent, so flags win over variables); the higher
 //! goes [`Layer::over`] the lower, and the resolvers fill what is still unset with the
