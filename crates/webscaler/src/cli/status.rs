@@ -1,29 +1,23 @@
-//! `webscaler status`: the backends as the cloud and HAProxy report them, side by side, each
-//! with the role the controller gives it, and the current rate and number of servers needed.
-//!
-//! Against a running `webscaler run` (found through `status.json` in the state directory,
-//! written after every tick) it uses that instance's HAProxy socket and shows its last
-//! tick's rate and `needed`. Without one, it reads HAProxy itself (the embedded one of the
-//! state directory, or the system's) and measures the rate over `--window`.
+//! `webscaler status`: the flags, and a [`Snapshot`] of the backends and the rate
+//! ([`crate::service::snapshot`]) printed as a table or as JSON.
 
 use std::io::Write;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
+use common::cli::UsageError;
 use common::table::Table;
 use common::time::parse_duration;
 use serde::Serialize;
 
 use super::args::{ProviderArgs, SettingsArgs};
-use super::{cli_error, settings_error};
-use crate::balancer::{BackendName, Balancer, BalancerView};
+use super::settings_error;
+use crate::cloud::Quota;
 use crate::cloud::openstack::config::Env;
-use crate::cloud::{Naming, Quota};
-use crate::controller::view::{ClassifyConfig, Counts, Member, Memory, classify};
-use crate::haproxy::{Haproxy, Socket};
-use crate::rate::meter::{RateMeter, Sample};
+use crate::controller::view::{Counts, Member};
 use crate::service::StatusFile;
+use crate::service::snapshot::Snapshot;
 use crate::settings::{Layer, Settings};
 
 /// `webscaler status`.
@@ -111,76 +105,22 @@ pub fn run(args: StatusArgs) -> Result<()> {
     };
     let layer = flags.over(args.settings.file()?);
     let settings = Settings::resolve(&layer).map_err(settings_error)?;
-    let provider = settings.cloud.provider(&env);
-    let state_dir = settings.cloud.state_dir(&env);
-    let running = StatusFile::running(&state_dir);
-    let h = &settings.haproxy;
-    // A running instance's own socket, backend and naming win over the settings given here.
-    let mut classify_cfg = ClassifyConfig {
-        naming: settings.controller.naming.clone(),
-        backend_port: settings.controller.backend_port,
-        check_timeout: settings.controller.check_timeout,
-    };
-    let ha: Haproxy = match &running {
-        Some(s) => {
-            classify_cfg.naming = Naming::new(&s.prefix);
-            classify_cfg.backend_port = s.backend_port;
-            let backend = BackendName::new(&s.backend).unwrap_or_else(|_| h.backend.clone());
-            Haproxy::new(h.timeouts(Socket::admin(&s.admin_socket)), backend)
-        }
-        None if h.embedded(provider) => h.embedded_client(&state_dir),
-        None => h.system_client().map_err(settings_error)?,
-    };
-    let cloud = settings.cloud.open(&env).map_err(settings_error)?;
-    let backends = cloud.list().map_err(cli_error)?;
-    let quota = cloud.quota().ok();
-    let metric = settings.controller.metric;
-    let view = ha.observe(metric).with_context(|| {
-        if running.is_none() && h.embedded(provider) {
-            format!(
-                "no webscaler run is using {} (its HAProxy does not answer)",
-                state_dir.display()
-            )
+    let Snapshot {
+        state_dir,
+        running,
+        rate,
+        needed,
+        measured,
+        counts,
+        quota,
+        members,
+    } = Snapshot::take(&settings, &env, args.window).map_err(|e| {
+        if e.is_bad_input() {
+            UsageError::new(e.to_string()).into()
         } else {
-            format!("cannot read HAProxy's backend {}", h.backend)
+            anyhow::Error::from(e)
         }
     })?;
-    let members = classify(
-        &backends,
-        &view,
-        &Memory::default(),
-        Duration::ZERO,
-        &classify_cfg,
-    );
-    let counts = Counts::of(&members);
-
-    let (rate, needed, source) = match &running {
-        Some(s) => (s.last.rate, s.last.needed, "last tick"),
-        None => {
-            let origin = Instant::now();
-            let sample = |v: &BalancerView| Sample {
-                counter: v.counter,
-                at: origin.elapsed(),
-                uptime_sec: v.uptime_sec,
-                pid: v.pid,
-            };
-            let mut meter = RateMeter::new();
-            let _ = meter.update(sample(&view));
-            std::thread::sleep(args.window);
-            let second = ha.observe(metric)?;
-            match meter.update(sample(&second)) {
-                Ok(r) => {
-                    let cap = quota.as_ref().and_then(|q| q.backends(counts.instances));
-                    (
-                        Some(r.rate.to_f64()),
-                        Some(settings.policy.config.needed(r.rate, cap)),
-                        "measured",
-                    )
-                }
-                Err(_) => (None, None, "measured"),
-            }
-        }
-    };
 
     let mut out = std::io::stdout().lock();
     if args.json {
@@ -188,11 +128,7 @@ pub fn run(args: StatusArgs) -> Result<()> {
             running: running.as_ref(),
             rate,
             needed,
-            rate_source: if source == "last tick" {
-                "tick"
-            } else {
-                "measured"
-            },
+            rate_source: if measured { "measured" } else { "tick" },
             counts,
             quota: quota.as_ref(),
             backends: members.iter().map(row).collect(),

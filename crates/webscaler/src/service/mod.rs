@@ -5,9 +5,10 @@
 //! (the embedded mode: one command gives an auto-scaled web service on a fresh machine);
 //! otherwise it attaches to the system's HAProxy through its admin socket. One instance per
 //! state directory ([`lock`]); after every tick it writes `status.json` there for
-//! `webscaler status` ([`status`]).
+//! `webscaler status` ([`status`]), which shows a [`snapshot`] of the backends and the rate.
 
 pub mod lock;
+pub mod snapshot;
 pub mod status;
 
 use std::fs;
