@@ -26,14 +26,13 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use common::Shutdown;
-use common::process::Supervised;
+use common::process::{SpawnOptions, Supervised};
 
 pub use fleet::{BackendProcess, BackendStatus, Fleet, FleetOptions};
 
@@ -372,8 +371,7 @@ impl Balancer {
             cmd.stdin(Stdio::null())
                 .stdout(log.try_clone().map_err(LabError::io("log file"))?)
                 .stderr(log);
-            isolate(&mut cmd);
-            let process = Supervised::spawn(self.name(), &mut cmd)
+            let process = Supervised::spawn_with(self.name(), &mut cmd, &spawn_options())
                 .map_err(LabError::io(format!("cannot start {}", program.display())))?;
             let mut running = RunningBalancer {
                 kind: self,
@@ -844,36 +842,18 @@ pub fn connection_budget(wanted: u32, fd_limit: u64) -> u32 {
     wanted.min(u32::try_from(fits).unwrap_or(u32::MAX)).max(1)
 }
 
-/// Makes a child the lab's alone to stop: its own process group, so a Ctrl-C in the
-/// terminal reaches only lbbench, which then stops everything in order; and SIGTERM when
-/// lbbench dies (even by SIGKILL or a second Ctrl-C), so nothing is left behind.
+/// How the lab starts its children: each in its own process group, so a Ctrl-C in the
+/// terminal reaches only lbbench, which then stops everything in order; SIGTERM when
+/// lbbench dies (even by SIGKILL or a second Ctrl-C), so nothing is left behind; and the
+/// soft limit on open files raised to the hard limit, so that all three balancers (and the
+/// backends) can use the same number of descriptors, whether or not they raise it
+/// themselves.
 ///
 /// Linux sends the parent-death signal when the *thread* that started the child ends, so
 /// children must be started from a thread that outlives them (the main thread, or the test's
 /// own thread, which owns and drops them).
-///
-/// Each child also gets its soft limit on open files raised to the hard limit, so that all
-/// three balancers (and the backends) can use the same number of descriptors, whether or not
-/// they raise it themselves.
-pub(crate) fn isolate(cmd: &mut Command) {
-    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
-    cmd.process_group(0);
-    let nofile = getrlimit(Resource::Nofile);
-    let raised = Rlimit {
-        current: nofile.maximum,
-        maximum: nofile.maximum,
-    };
-    // SAFETY: prctl(PR_SET_PDEATHSIG) and setrlimit are single async-signal-safe system
-    // calls; the closure allocates nothing and touches no lock.
-    unsafe {
-        cmd.pre_exec(move || {
-            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::TERM))
-                .map_err(io::Error::from)?;
-            // Best effort: the soft limit stays as it was if this fails.
-            let _ = setrlimit(Resource::Nofile, raised);
-            Ok(())
-        });
-    }
+pub(crate) fn spawn_options() -> SpawnOptions {
+    SpawnOptions::isolated()
 }
 
 fn is_executable(p: &Path) -> bool {
