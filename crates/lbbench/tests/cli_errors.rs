@@ -480,3 +480,51 @@ fn two_failures_in_a_row_stop_the_sweep() {
     );
     assert_eq!(rows(&out), ["100/1"]);
 }
+
+/// Absurd numbers are refused with one line and exit 2 before anything runs or is
+/// allocated: no panic on a pause past the clock's end, no plan of 4 billion runs.
+#[test]
+fn absurd_durations_and_counts_are_refused_without_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("perf.csv");
+    // A fake httperf: nothing may run.
+    let fake = script(dir.path(), "httperf", "echo ran >> \"$0.log\"; exit 1");
+    for args in [
+        &["--pause", "1e19"][..],
+        &["--repeat", "4294967295"],
+        &["--duration", "9.3e18"],
+        &["--timeout", "1e300"],
+    ] {
+        let a = bin()
+            .args([
+                "sweep",
+                "--server",
+                "127.0.0.1",
+                "--from",
+                "100",
+                "--to",
+                "100",
+                "-o",
+            ])
+            .arg(&out)
+            .arg("--httperf")
+            .arg(&fake)
+            .args(args)
+            .assert()
+            .code(2);
+        let msg = one_line(&a.get_output().stderr);
+        assert!(msg.contains(args[0]), "{args:?}: {msg}");
+        assert!(!msg.contains("panicked"), "{msg}");
+    }
+    let a = bin()
+        .args(["lab", "--pause", "1e19", "-o"])
+        .arg(dir.path().join("lab"))
+        .assert()
+        .code(2);
+    assert!(one_line(&a.get_output().stderr).contains("--pause"));
+    assert!(!out.exists() && !fake.with_extension("log").exists());
+    assert!(
+        !dir.path().join("httperf.log").exists(),
+        "httperf never ran"
+    );
+}

@@ -46,6 +46,11 @@ use progress::Progress;
 pub use progress::ProgressMode;
 pub use resume::{Completed, ResumeError, completed_runs};
 
+/// The most runs of one rate (`--repeat`).
+pub const MAX_REPEAT: u32 = 1000;
+/// The most runs in one sweep (rates × repeats); a plan holds one small entry per run.
+pub const MAX_RUNS: usize = 100_000;
+
 /// lbbench's own columns before the report's: `timestamp, server, target_rate, run`.
 pub const KEY_COLUMNS: &[&str] = &["timestamp", "server", "target_rate", "run"];
 
@@ -305,8 +310,20 @@ pub fn check_config(cfg: &SweepConfig) -> Result<(), SweepError> {
     if cfg.rates.is_empty() {
         return Err(SweepError::Config("the sweep has no rates".into()));
     }
-    if cfg.repeat == 0 {
-        return Err(SweepError::Config("--repeat must be at least 1".into()));
+    if !(1..=MAX_REPEAT).contains(&cfg.repeat) {
+        return Err(SweepError::Config(format!(
+            "--repeat must be 1 to {MAX_REPEAT} (got {})",
+            cfg.repeat
+        )));
+    }
+    // Both factors are bounded now; their product bounds the plan (one entry per run).
+    let runs = cfg.rates.len().saturating_mul(cfg.repeat as usize);
+    if runs > MAX_RUNS {
+        return Err(SweepError::Config(format!(
+            "{} rates × {} runs each is {runs} runs, more than {MAX_RUNS}",
+            cfg.rates.len(),
+            cfg.repeat
+        )));
     }
     if !(cfg.duration_s.is_finite() && cfg.duration_s > 0.0) {
         return Err(SweepError::Config(format!(
@@ -314,18 +331,30 @@ pub fn check_config(cfg: &SweepConfig) -> Result<(), SweepError> {
             cfg.duration_s
         )));
     }
+    for (what, secs) in [
+        ("--duration", cfg.duration_s),
+        ("--pause", cfg.pause.as_secs_f64()),
+        ("--timeout", cfg.base.timeout.unwrap_or(0.0)),
+    ] {
+        common::time::seconds(what, secs).map_err(SweepError::Config)?;
+    }
     if cfg.label.is_empty() || cfg.label.contains(['\n', '\r']) {
         return Err(SweepError::Config(
             "the server label must be one non-empty line".into(),
         ));
     }
-    for run in cfg.plan() {
-        cfg.args_for(&run)
-            .validate()
-            .map_err(|e| SweepError::Httperf {
-                context: String::new(),
-                error: e.into(),
-            })?;
+    // A run's arguments depend on its rate only.
+    for &rate in &cfg.rates {
+        cfg.args_for(&PlannedRun {
+            index: 0,
+            rate,
+            run: 1,
+        })
+        .validate()
+        .map_err(|e| SweepError::Httperf {
+            context: String::new(),
+            error: e.into(),
+        })?;
     }
     Ok(())
 }
@@ -609,6 +638,34 @@ mod tests {
         let mut cfg = SweepConfig::seed("b");
         cfg.duration_s = 0.0;
         assert!(check_config(&cfg).unwrap_err().is_usage());
+        // Absurd numbers are refused before anything is planned or allocated.
+        let mut cfg = SweepConfig::seed("b");
+        cfg.repeat = u32::MAX;
+        let err = check_config(&cfg).unwrap_err();
+        assert!(
+            err.is_usage() && err.to_string().contains("--repeat"),
+            "{err}"
+        );
+        let mut cfg = SweepConfig::seed("b");
+        cfg.rates = vec![100.0; 1000];
+        cfg.repeat = 1000;
+        assert!(
+            check_config(&cfg)
+                .unwrap_err()
+                .to_string()
+                .contains("1000000 runs")
+        );
+        let mut cfg = SweepConfig::seed("b");
+        cfg.duration_s = 1e19;
+        assert!(check_config(&cfg).unwrap_err().is_usage());
+        let mut cfg = SweepConfig::seed("b");
+        cfg.pause = Duration::MAX;
+        assert!(
+            check_config(&cfg)
+                .unwrap_err()
+                .to_string()
+                .contains("--pause")
+        );
         let mut cfg = SweepConfig::seed("b");
         cfg.base.extra = vec!["--num-conns=5".into()];
         let err = check_config(&cfg).unwrap_err();
