@@ -255,7 +255,9 @@ fn a_file_with_another_header_is_refused_and_left_alone() {
         .arg(dir.path())
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("a different header (`a,b,c`)"));
+        .stderr(predicate::str::contains(
+            "a different header (file has `a,b,c`, expected `datetime,",
+        ));
     assert_eq!(fs::read_to_string(&file).unwrap(), "a,b,c\n1,2,3\n");
 }
 
@@ -284,9 +286,50 @@ fn bad_options_are_usage_errors() {
         &["-l", "soon"],
         &["-l", "1", "-n", "0"],
         &["-d"],
+        &["-l", "9.3e18", "-n", "2"],
+        &["-l", "1e300"],
     ] {
-        bin().args(args).assert().code(2);
+        let a = bin().args(args).assert().code(2);
+        let err = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
+}
+
+#[test]
+fn an_outdir_that_is_a_file_is_not_a_directory() {
+    let dev = real_device();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    fs::write(&file, "keep").unwrap();
+    let a = bin().args(["-d", &dev, "-o"]).arg(&file).assert().code(1);
+    let err = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
+    assert!(err.contains("Not a directory"), "{err}");
+    assert!(!err.contains("File exists"), "{err}");
+    assert_eq!(fs::read_to_string(&file).unwrap(), "keep");
+}
+
+/// A FIFO where the CSV file should be would swallow the sample (nobody reads it): refused.
+#[test]
+fn a_fifo_as_the_csv_file_is_refused() {
+    let dev = real_device();
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join(format!("mon_{dev}.csv"));
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    let a = bin()
+        .args(["-d", &dev, "-o"])
+        .arg(dir.path())
+        .assert()
+        .code(2);
+    let err = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
+    assert!(err.contains("not a regular file"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
 }
 
 /// Starts a looping sampler; returns it with its stderr piped.

@@ -189,10 +189,9 @@ pub fn parse_sweep(bytes: &[u8], path: &Path) -> Result<SweepFile, DataError> {
         path: path.to_owned(),
         reason,
     };
-    let (complete, torn_tail) = match bytes.iter().rposition(|&b| b == b'\n') {
-        Some(i) => (&bytes[..=i], i + 1 < bytes.len()),
-        None => (&bytes[..0], !bytes.is_empty()),
-    };
+    // The rows a sweep's appender counts as whole (see `common::csvfile::whole_len`).
+    let whole = common::csvfile::whole_len(bytes);
+    let (complete, torn_tail) = (&bytes[..whole], whole < bytes.len());
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)

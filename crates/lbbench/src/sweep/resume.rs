@@ -1,8 +1,9 @@
 //! Which runs a sweep's CSV file already has, so a restarted sweep skips them.
 //!
-//! Only complete lines count: a last line without its newline (a writer killed mid-write by a
-//! tool that is not lbbench, or a full disk) is not a finished run; the CSV appender cuts it
-//! off before the next row.
+//! Only whole rows count, decided as the CSV appender decides ([`common::csvfile::whole_len`]):
+//! a last line cut short (a writer killed mid-write by a tool that is not lbbench, or a full
+//! disk) is not a finished run, and the appender cuts it off before the next row; a last row
+//! that lacks only its newline is kept by the appender, and counted here.
 
 use std::collections::HashSet;
 use std::io;
@@ -63,10 +64,10 @@ pub fn completed_runs(path: &Path) -> Result<Completed, ResumeError> {
 
 /// [`completed_runs`] on the file's bytes.
 pub fn completed_in(bytes: &[u8]) -> Result<Completed, String> {
-    let complete = match bytes.iter().rposition(|&b| b == b'\n') {
-        Some(last_newline) => &bytes[..=last_newline],
-        None => return Ok(Completed::default()),
-    };
+    let complete = &bytes[..common::csvfile::whole_len(bytes)];
+    if complete.is_empty() {
+        return Ok(Completed::default());
+    }
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
