@@ -114,6 +114,21 @@ pub enum HttperfError {
         /// What it printed.
         output: Box<RawOutput>,
     },
+    /// httperf got no reply at all because every connection was refused: nothing listened
+    /// on the server's port. A sweep does not record such a run, so that the same command
+    /// does it again once the server is back.
+    #[error(
+        "no replies: {refused} of {connections} connections were refused (is anything \
+         listening on the server's port?)"
+    )]
+    NothingListened {
+        /// Connections refused.
+        refused: u64,
+        /// Connections tried.
+        connections: u64,
+        /// What it printed.
+        output: Box<RawOutput>,
+    },
     /// Shutdown was requested (SIGINT, SIGTERM) while the run was going; it was stopped and
     /// its partial report discarded.
     #[error("interrupted; the unfinished httperf run was stopped and discarded")]
@@ -141,6 +156,7 @@ impl HttperfError {
             HttperfError::Failed { output, .. }
             | HttperfError::NoReport { output, .. }
             | HttperfError::TimedOut { output, .. }
+            | HttperfError::NothingListened { output, .. }
             | HttperfError::Interrupted { output } => Some(output),
             _ => None,
         }
@@ -327,6 +343,22 @@ impl Httperf {
         cancel: Option<&Shutdown>,
     ) -> Result<HttperfOutput, HttperfError> {
         self.start(args)?.wait(cancel)
+    }
+}
+
+impl HttperfOutput {
+    /// This run, or [`HttperfError::NothingListened`] if it got no reply because every
+    /// connection it made was refused.
+    pub fn refused_entirely(self) -> Result<HttperfOutput, HttperfError> {
+        let r = &self.report;
+        if r.total_replies == 0 && r.errors_conn_refused > 0 {
+            return Err(HttperfError::NothingListened {
+                refused: r.errors_conn_refused,
+                connections: r.total_connections,
+                output: Box::new(self.raw),
+            });
+        }
+        Ok(self)
     }
 }
 

@@ -241,6 +241,20 @@ pub enum LabRunError {
         /// The error.
         source: std::io::Error,
     },
+    /// Another lab runs in the same directory.
+    #[error(
+        "another lab{} is running in {}; wait for it to finish, or use another -o DIR",
+        pid.map(|p| format!(" (pid {p})")).unwrap_or_default(), dir.display()
+    )]
+    Locked {
+        /// The directory.
+        dir: PathBuf,
+        /// The other lab's pid.
+        pid: Option<u32>,
+    },
+    /// The lock file could not be made.
+    #[error(transparent)]
+    Lock(common::lock::LockError),
     /// Ctrl-C (or SIGTERM).
     #[error(
         "interrupted: {done} of {planned} runs are in {}; run the same command again to continue",
@@ -461,6 +475,14 @@ pub fn run_lab(
 ) -> Result<LabSummary, LabRunError> {
     cfg.check()?;
     let dir = &cfg.output;
+    // One lab per directory (each sweep also locks its own file).
+    let _lock = common::lock::PidLock::acquire(&dir.join(".lab.lock")).map_err(|e| match e {
+        common::lock::LockError::Held { pid, .. } => LabRunError::Locked {
+            dir: dir.clone(),
+            pid,
+        },
+        e => LabRunError::Lock(e),
+    })?;
     let settings = cfg.settings();
     let previous = LabInfo::load(dir)?;
     if let Some(p) = &previous {

@@ -2,6 +2,9 @@
 //! `step`, each run `repeat` times for `duration` seconds with a pause between runs, one CSV
 //! row per run.
 //!
+//! One sweep at a time writes to a file: a second one on the same file stops before its first
+//! run and names the first one's pid (a lock file `.NAME.lock` beside it).
+//!
 //! Resuming: the runs already in the output file, identified by (server, target_rate, run),
 //! are skipped, so a sweep stopped by Ctrl-C, `kill` or a reboot continues where it stopped
 //! when started again with the same arguments, and no run is done twice. Each row is written
@@ -216,7 +219,8 @@ pub struct SweepSummary {
     pub failed: Vec<FailedRun>,
 }
 
-/// A run whose httperf hung past its watchdog, exited non-zero or printed no report.
+/// A run whose httperf hung past its watchdog, exited non-zero, printed no report, or got
+/// no reply because nothing listened.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FailedRun {
     /// The demanded rate, as in the CSV.
@@ -264,6 +268,20 @@ pub enum SweepError {
     /// The output file's rows cannot be read.
     #[error(transparent)]
     Resume(#[from] ResumeError),
+    /// Another sweep writes to the same file.
+    #[error(
+        "another sweep{} is writing to {}; wait for it to finish, or write elsewhere with -o",
+        pid.map(|p| format!(" (pid {p})")).unwrap_or_default(), output.display()
+    )]
+    Locked {
+        /// The CSV file.
+        output: PathBuf,
+        /// The other sweep's pid.
+        pid: Option<u32>,
+    },
+    /// The lock file could not be made.
+    #[error(transparent)]
+    Lock(common::lock::LockError),
     /// A raw output could not be saved.
     #[error("cannot save raw output to {}: {error}", path.display())]
     SaveRaw {
@@ -404,6 +422,15 @@ pub fn run_sweep(
             std::net::SocketAddr::V4(v4) => Some(v4),
             std::net::SocketAddr::V6(_) => None,
         });
+    // One sweep per file: two at once would both do every run.
+    let _lock = common::lock::PidLock::acquire(&common::lock::lock_path_for(&cfg.output))
+        .map_err(|e| match e {
+            common::lock::LockError::Held { pid, .. } => SweepError::Locked {
+                output: cfg.output.clone(),
+                pid,
+            },
+            e => SweepError::Lock(e),
+        })?;
     let extra = observer.extra_columns();
     let header = header(&extra);
     let mut csv = CsvAppender::open(&cfg.output, &header)?;
@@ -478,7 +505,11 @@ pub fn run_sweep(
                 error,
             })?;
         progress.run_started(run, cfg.repeat);
-        let output = match httperf.start(&args).and_then(|r| r.wait(Some(shutdown))) {
+        let output = match httperf
+            .start(&args)
+            .and_then(|r| r.wait(Some(shutdown)))
+            .and_then(HttperfOutput::refused_entirely)
+        {
             Ok(o) => o,
             Err(e) => {
                 observer.run_abandoned(run);
