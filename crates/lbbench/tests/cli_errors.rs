@@ -534,18 +534,30 @@ fn fake_httperf(dir: &Path, delay: &str, fixture_name: &str) -> PathBuf {
     script(
         dir,
         "httperf",
-        &format!(
-            "sleep {delay}; cat '{}'",
-            fixture(fixture_name).display()
-        ),
+        &format!("sleep {delay}; cat '{}'", fixture(fixture_name).display()),
     )
 }
 
 fn quick_sweep(out: &Path, httperf: &Path) -> Command {
     let mut c = bin();
     c.args([
-        "sweep", "--server", "127.0.0.1", "--from", "100", "--to", "200", "--step", "100",
-        "--repeat", "1", "--duration", "0.1", "--pause", "0", "--quiet", "-o",
+        "sweep",
+        "--server",
+        "127.0.0.1",
+        "--from",
+        "100",
+        "--to",
+        "200",
+        "--step",
+        "100",
+        "--repeat",
+        "1",
+        "--duration",
+        "0.1",
+        "--pause",
+        "0",
+        "--quiet",
+        "-o",
     ])
     .arg(out)
     .arg("--httperf")
@@ -569,9 +581,12 @@ fn a_second_sweep_on_the_same_file_is_refused_with_the_first_one_s_pid() {
     )
     .unwrap();
     let lock = dir.path().join(".perf.csv.lock");
-    common::wait::poll_until("the first sweep's lock", support::DEADLINE, support::POLL, || {
-        (std::fs::read_to_string(&lock).ok()?.trim() == first.pid().to_string()).then_some(())
-    })
+    common::wait::poll_until(
+        "the first sweep's lock",
+        support::DEADLINE,
+        support::POLL,
+        || (std::fs::read_to_string(&lock).ok()?.trim() == first.pid().to_string()).then_some(()),
+    )
     .unwrap();
     let a = quick_sweep(&out, &httperf).assert().code(1);
     let msg = one_line(&a.get_output().stderr);
@@ -608,7 +623,11 @@ fn runs_refused_by_a_closed_port_are_failed_and_done_again() {
     let msg = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
     assert!(msg.contains("1 of 2 runs failed"), "{msg}");
     assert!(msg.contains("rate 200/s run 1: no replies"), "{msg}");
-    assert_eq!(support::read_rows(&out).1.len(), 1, "the refused run is not written");
+    assert_eq!(
+        support::read_rows(&out).1.len(),
+        1,
+        "the refused run is not written"
+    );
     quick_sweep(&out, &httperf).assert().success();
     let (_, rows) = support::read_rows(&out);
     assert_eq!(rows.len(), 2);

@@ -423,13 +423,15 @@ pub fn run_sweep(
             std::net::SocketAddr::V6(_) => None,
         });
     // One sweep per file: two at once would both do every run.
-    let _lock = common::lock::PidLock::acquire(&common::lock::lock_path_for(&cfg.output))
-        .map_err(|e| match e {
-            common::lock::LockError::Held { pid, .. } => SweepError::Locked {
-                output: cfg.output.clone(),
-                pid,
-            },
-            e => SweepError::Lock(e),
+    let _lock =
+        common::lock::PidLock::acquire(&common::lock::lock_path_for(&cfg.output)).map_err(|e| {
+            match e {
+                common::lock::LockError::Held { pid, .. } => SweepError::Locked {
+                    output: cfg.output.clone(),
+                    pid,
+                },
+                e => SweepError::Lock(e),
+            }
         })?;
     let extra = observer.extra_columns();
     let header = header(&extra);
