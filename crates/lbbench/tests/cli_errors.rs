@@ -572,7 +572,7 @@ fn a_second_sweep_on_the_same_file_is_refused_with_the_first_one_s_pid() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("perf.csv");
     let httperf = fake_httperf(dir.path(), "1", "httperf-sample-1.txt");
-    let mut first = quick_sweep(&out, &httperf);
+    let first = quick_sweep(&out, &httperf);
     let mut first = common::process::Supervised::spawn(
         "first sweep",
         std::process::Command::new(first.get_program())

@@ -228,7 +228,7 @@ pub fn summarize(profile: Option<&str>, speed: f64, results: &[StageResult]) -> 
                     Some(p.args.target_request_rate()),
                     &Thresholds::default(),
                 );
-                if v.flag_rate_off_target {
+                if v.flag_rate_off_target == Some(true) {
                     line.flags.push("rate off target");
                 }
                 if v.flag_resource_errors {

@@ -578,7 +578,7 @@ pub fn run_sweep(
         for w in validity.warnings(&result.output.report, &cfg.thresholds) {
             progress.warn(&format!("{}{w}", which()));
         }
-        if !validity.valid {
+        if validity.valid == Some(false) {
             summary.flagged += 1;
         }
         progress.run_finished(
