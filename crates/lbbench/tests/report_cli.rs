@@ -238,3 +238,46 @@ t2,haproxy,100,1,1000,1000,1000,99.0,200.0,200.5,30,0,0,0,0,0,0,0,0,true,false,f
     assert_eq!(done.unreadable_lines, [2]);
     assert_eq!(done.runs.len(), 1);
 }
+
+/// The page fits a 1280-pixel window: its column is at most 1000 px wide, the charts are
+/// 960 px, and every table is in a box that scrolls on its own (the numbers table has 18
+/// columns), so nothing widens the page.
+#[test]
+fn the_page_does_not_scroll_sideways() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = write(dir.path(), "h.csv", HAPROXY);
+    let html_path = dir.path().join("out.html");
+    let out = report(&[h.as_os_str(), "-o".as_ref(), html_path.as_os_str()]);
+    assert!(out.status.success());
+    let html = std::fs::read_to_string(&html_path).unwrap();
+    let opts = roxmltree::ParsingOptions {
+        allow_dtd: true,
+        ..Default::default()
+    };
+    let doc = roxmltree::Document::parse_with_options(&html, opts).unwrap();
+    let style = doc
+        .descendants()
+        .find(|n| n.has_tag_name("style"))
+        .and_then(|n| n.text())
+        .unwrap();
+    assert!(style.contains("max-width: 1000px"), "{style}");
+    assert!(style.contains(".wide { overflow-x: auto"), "{style}");
+    let tables: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("table"))
+        .collect();
+    assert!(tables.len() >= 3);
+    for t in tables {
+        let parent = t.parent_element().unwrap();
+        assert_eq!(
+            (parent.tag_name().name(), parent.attribute("class")),
+            ("div", Some("wide")),
+            "table {:?}",
+            t.attribute("id")
+        );
+    }
+    for svg in doc.descendants().filter(|n| n.has_tag_name("svg")) {
+        let w: f64 = svg.attribute("width").unwrap().parse().unwrap();
+        assert!(w <= 1000.0, "{w}");
+    }
+}
