@@ -486,3 +486,35 @@ fn concurrent_one_shot_runs_on_one_file_append_whole_rows() {
     }
     assert!(samples.len() > 1);
 }
+
+/// A torn last line is cut before the next sample, and what was cut is said on stderr; a last
+/// row that lacks only its newline is kept whole.
+#[test]
+fn what_the_appender_cuts_or_keeps_is_said() {
+    let dev = real_device();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().display().to_string();
+    bin().args(["-d", &dev, "-o", &out]).assert().success();
+    let file = dir.path().join(format!("mon_{dev}.csv"));
+    let whole = fs::read_to_string(&file).unwrap();
+    let row = whole.lines().nth(1).unwrap().to_owned();
+
+    // A row cut in its middle (not on a page boundary): cut, and said.
+    fs::write(&file, format!("{whole}{}", &row[..20])).unwrap();
+    let a = bin().args(["-d", &dev, "-o", &out]).assert().success();
+    let err = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
+    assert!(
+        err.contains("cut 20 bytes") && err.contains(&file.display().to_string()),
+        "{err}"
+    );
+    assert_eq!(read_rows(&file).len(), 2);
+
+    // A whole row without its newline: kept.
+    let text = fs::read_to_string(&file).unwrap();
+    let last = text.lines().last().unwrap().to_owned();
+    fs::write(&file, format!("{text}{last}")).unwrap();
+    let a = bin().args(["-d", &dev, "-o", &out]).assert().success();
+    let err = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
+    assert!(err.contains("lacked its final newline"), "{err}");
+    assert_eq!(read_rows(&file).len(), 4);
+}
