@@ -23,7 +23,6 @@ pub mod net;
 pub mod process;
 pub mod profile;
 pub mod shutdown;
-pub mod testing;
 pub mod ticker;
 pub mod time;
 pub mod wait;

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::net::{free_port, http_get};
 use common::process::{Supervised, is_alive};
-use common::testing::workspace_bin;
+use testkit::workspace_bin;
 use common::wait::poll_until;
 use rustix::process::Signal;
 use support::{POLL, httperf};

@@ -47,7 +47,7 @@ impl FleetOptions {
     }
 
     /// `count` backends run from `program` (tests pass `CARGO_BIN_EXE_lbbench` or
-    /// `common::testing::workspace_bin("lbbench")`).
+    /// `testkit::workspace_bin("lbbench")`).
     pub fn with_program(count: usize, program: impl Into<PathBuf>) -> FleetOptions {
         FleetOptions {
             count,

@@ -165,7 +165,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn seed() -> Profile {
-        let path = common::testing::workspace_root().join("benches-data/seed-profile.toml");
+        let path = testkit::workspace_root().join("benches-data/seed-profile.toml");
         Profile::load(path).unwrap()
     }
 

@@ -1,4 +1,6 @@
-//! Helpers for the workspace's integration tests (also usable by benchmarks and scripts).
+//! What the workspace's tests share (a dev-dependency of every crate, never part of a tool):
+//! the workspace's root, its binaries (built first if needed, so a test of one crate can run
+//! another crate's binary), and the command-line basics every tool must have.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
