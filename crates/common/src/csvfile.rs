@@ -606,7 +606,7 @@ const MAX_KEPT_TAIL: u64 = 1 << 20;
 /// fields that lacks only its final newline: every quote closed, and exactly `fields`
 /// fields. (A row cut inside its last field can look whole; a row cut anywhere else cannot.)
 pub fn row_is_whole(tail: &[u8], fields: usize) -> bool {
-    if tail.is_empty() || count_byte(tail, b'"') % 2 != 0 || tail.contains(&b'\n') {
+    if tail.is_empty() || !count_byte(tail, b'"').is_multiple_of(2) || tail.contains(&b'\n') {
         return false;
     }
     let mut rdr = csv::ReaderBuilder::new()
@@ -653,7 +653,7 @@ pub fn whole_len(bytes: &[u8]) -> usize {
 /// Whether a file of `len` bytes ends on a page boundary, where the kernel cuts a write
 /// short (a fatal signal during the write, a full disk).
 fn on_page_boundary(len: u64) -> bool {
-    len % rustix::param::page_size() as u64 == 0
+    len.is_multiple_of(rustix::param::page_size() as u64)
 }
 
 /// At most the first 60 characters of `bytes`, for a message.
