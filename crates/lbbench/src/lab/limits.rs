@@ -34,6 +34,20 @@ pub(crate) fn spawn_options() -> SpawnOptions {
     SpawnOptions::isolated()
 }
 
+/// Raises this process's soft limit on open files to the hard limit, for httperf (which
+/// inherits it and can then use its full `FD_SETSIZE` of 1,024).
+pub(crate) fn raise_fd_limit() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let l = getrlimit(Resource::Nofile);
+    let _ = setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: l.maximum,
+            maximum: l.maximum,
+        },
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
