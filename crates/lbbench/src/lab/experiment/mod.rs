@@ -164,23 +164,17 @@ pub fn run_lab(
 ) -> Result<LabSummary, LabRunError> {
     cfg.check()?;
     let dir = &cfg.output;
-    // One lab per directory (each sweep also locks its own file); a directory that does not
-    // exist yet is locked once it is made, after the checks below.
-    let mut lock = if dir.is_dir() {
-        Some(lock_dir(dir)?)
-    } else {
-        None
-    };
-    let previous = previous_lab(cfg)?;
+    // Checked before anything is made, then again under the lock (one lab per directory;
+    // each sweep also locks its own file), which a lab that is not refused takes.
+    previous_lab(cfg)?;
     super::limits::raise_fd_limit();
     let (httperf_version, programs) = find_programs(cfg)?;
     std::fs::create_dir_all(dir).map_err(|source| LabRunError::Io {
         what: format!("cannot create {}", dir.display()),
         source,
     })?;
-    if lock.is_none() {
-        lock = Some(lock_dir(dir)?);
-    }
+    let _lock = lock_dir(dir)?;
+    let previous = previous_lab(cfg)?;
     note(&format!(
         "httperf {httperf_version}; {}",
         programs
@@ -223,7 +217,6 @@ pub fn run_lab(
     }
     journal.end("complete")?;
     write_report(dir, &mut summary)?;
-    drop(lock);
     Ok(summary)
 }
 
