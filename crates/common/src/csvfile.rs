@@ -1108,14 +1108,7 @@ mod tests {
     fn a_fifo_or_a_directory_is_not_appended_to() {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("fifo.csv");
-        rustix::fs::mknodat(
-            rustix::fs::CWD,
-            &fifo,
-            rustix::fs::FileType::Fifo,
-            rustix::fs::Mode::from_raw_mode(0o600),
-            0,
-        )
-        .unwrap();
+        testkit::make_fifo(&fifo);
         let e = CsvAppender::open(&fifo, &["a"]).unwrap_err();
         assert!(
             matches!(e, CsvFileError::NotRegular { kind: "a FIFO", .. }),

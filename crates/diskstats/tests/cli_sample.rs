@@ -314,14 +314,7 @@ fn a_fifo_as_the_csv_file_is_refused() {
     let dev = real_device();
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join(format!("mon_{dev}.csv"));
-    rustix::fs::mknodat(
-        rustix::fs::CWD,
-        &fifo,
-        rustix::fs::FileType::Fifo,
-        rustix::fs::Mode::from_raw_mode(0o600),
-        0,
-    )
-    .unwrap();
+    testkit::make_fifo(&fifo);
     let a = bin()
         .args(["-d", &dev, "-o"])
         .arg(dir.path())

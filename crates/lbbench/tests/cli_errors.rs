@@ -529,50 +529,21 @@ fn absurd_durations_and_counts_are_refused_without_a_panic() {
     );
 }
 
-/// A fake httperf that prints the saved report `fixture` (after `delay` seconds).
-fn fake_httperf(dir: &Path, delay: &str, fixture_name: &str) -> PathBuf {
-    script(
-        dir,
-        "httperf",
-        &format!("sleep {delay}; cat '{}'", fixture(fixture_name).display()),
-    )
-}
-
-fn quick_sweep(out: &Path, httperf: &Path) -> Command {
-    let mut c = bin();
-    c.args([
-        "sweep",
-        "--server",
-        "127.0.0.1",
-        "--from",
-        "100",
-        "--to",
-        "200",
-        "--step",
-        "100",
-        "--repeat",
-        "1",
-        "--duration",
-        "0.1",
-        "--pause",
-        "0",
-        "--quiet",
-        "-o",
-    ])
-    .arg(out)
-    .arg("--httperf")
-    .arg(httperf);
-    c
-}
-
 /// Two identical sweeps on one file: the second stops at once, naming the first one's pid,
 /// and the file gets each planned run once.
 #[test]
 fn a_second_sweep_on_the_same_file_is_refused_with_the_first_one_s_pid() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("perf.csv");
-    let httperf = fake_httperf(dir.path(), "1", "httperf-sample-1.txt");
-    let first = quick_sweep(&out, &httperf);
+    let httperf = script(
+        dir.path(),
+        "httperf",
+        &format!(
+            "sleep 1; cat '{}'",
+            fixture("httperf-sample-1.txt").display()
+        ),
+    );
+    let first = small_sweep(&httperf, &out);
     let mut first = common::process::Supervised::spawn(
         "first sweep",
         std::process::Command::new(first.get_program())
@@ -588,7 +559,7 @@ fn a_second_sweep_on_the_same_file_is_refused_with_the_first_one_s_pid() {
         || (std::fs::read_to_string(&lock).ok()?.trim() == first.pid().to_string()).then_some(()),
     )
     .unwrap();
-    let a = quick_sweep(&out, &httperf).assert().code(1);
+    let a = small_sweep(&httperf, &out).assert().code(1);
     let msg = one_line(&a.get_output().stderr);
     assert!(
         msg.contains(&format!("another sweep (pid {})", first.pid())) && msg.contains("perf.csv"),
@@ -596,8 +567,11 @@ fn a_second_sweep_on_the_same_file_is_refused_with_the_first_one_s_pid() {
     );
     let status = first.wait_timeout(support::DEADLINE).unwrap().unwrap();
     assert!(status.success());
-    let (_, rows) = support::read_rows(&out);
-    assert_eq!(rows.len(), 2, "each planned run once");
+    assert_eq!(
+        rows(&out),
+        ["100/1", "100/2", "200/1", "200/2"],
+        "each planned run once"
+    );
 }
 
 /// A run that got no reply because nothing listened is a failed run: not written, named at
@@ -619,18 +593,16 @@ fn runs_refused_by_a_closed_port_are_failed_and_done_again() {
             ok = fixture("httperf-sample-1.txt").display(),
         ),
     );
-    let a = quick_sweep(&out, &httperf).assert().code(1);
+    let a = small_sweep(&httperf, &out).assert().code(1);
     let msg = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
-    assert!(msg.contains("1 of 2 runs failed"), "{msg}");
-    assert!(msg.contains("rate 200/s run 1: no replies"), "{msg}");
+    assert!(msg.contains("1 of 4 runs failed"), "{msg}");
+    assert!(msg.contains("rate 100/s run 2: no replies"), "{msg}");
     assert_eq!(
-        support::read_rows(&out).1.len(),
-        1,
+        rows(&out),
+        ["100/1", "200/1", "200/2"],
         "the refused run is not written"
     );
-    quick_sweep(&out, &httperf).assert().success();
-    let (_, rows) = support::read_rows(&out);
-    assert_eq!(rows.len(), 2);
-    assert_eq!(rows[1]["target_rate"], "200");
-    assert_eq!(rows[1]["total_replies"], "200");
+    small_sweep(&httperf, &out).assert().success();
+    assert_eq!(rows(&out), ["100/1", "200/1", "200/2", "100/2"]);
+    assert_eq!(support::read_rows(&out).1[3]["total_replies"], "200");
 }

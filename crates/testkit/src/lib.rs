@@ -132,3 +132,16 @@ pub fn assert_cli_basics(bin: impl AsRef<Path>, name: &str, version: &str) {
         text(&bad.stderr)
     );
 }
+
+/// Makes a FIFO (named pipe) at `path`, for tests of what refuses one.
+///
+/// # Panics
+///
+/// If `mkfifo` fails.
+pub fn make_fifo(path: &Path) {
+    let status = Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run mkfifo: {e}"));
+    assert!(status.success(), "mkfifo {} failed", path.display());
+}
