@@ -355,7 +355,7 @@ pub fn save_raw(dir: &Path, results: &[StageResult]) -> std::io::Result<Vec<Path
 /// run's slack.
 pub fn expected_duration(stages: &[PlannedStage]) -> Duration {
     let end = stages.iter().map(PlannedStage::end_s).fold(0.0, f64::max);
-    Duration::from_secs_f64(end)
+    Duration::try_from_secs_f64(end).unwrap_or(Duration::MAX)
 }
 
 #[cfg(test)]
