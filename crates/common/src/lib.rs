@@ -13,6 +13,7 @@
 //! - [`profile`]: staged load profiles (TOML), played by `lbbench profile` and replayed by
 //!   `webscaler simulate`.
 //! - [`cli`]: exit codes and one-line error reports shared by the binaries.
+//! - [`table`]: plain aligned text tables (the binaries' listings).
 
 pub mod atomic;
 pub mod chart;
@@ -23,6 +24,7 @@ pub mod net;
 pub mod process;
 pub mod profile;
 pub mod shutdown;
+pub mod table;
 pub mod ticker;
 pub mod time;
 pub mod wait;
