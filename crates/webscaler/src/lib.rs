@@ -34,6 +34,7 @@ pub mod cli;
 pub mod clock;
 pub mod cloud;
 pub mod controller;
+pub mod fault;
 pub mod haproxy;
 pub mod plot;
 pub mod policy;

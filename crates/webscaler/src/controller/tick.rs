@@ -72,6 +72,10 @@ impl<C: Cloud, B: Balancer, K: Clock, P: Policy> Controller<C, B, K, P> {
         // Observe.
         let balancer = self.balancer.observe(self.config.metric);
         let backends = self.cloud.list();
+        events.extend(self.cloud.take_notes().into_iter().map(|message| Event {
+            level: Level::Info,
+            message,
+        }));
         match self.cloud.quota() {
             Ok(q) => {
                 self.quota = Some(q);
