@@ -113,7 +113,7 @@ fn status_text(b: &Backend) -> String {
 
 /// Runs `webscaler cloud` in `env`, writing the results to `out`.
 pub fn run_with(args: CloudArgs, env: &Env, out: &mut dyn std::io::Write) -> Result<()> {
-    let settings = CloudSettings::resolve(&args.provider.layer()?);
+    let settings = CloudSettings::resolve(&args.provider.layer()?).map_err(settings_error)?;
     let provider = settings.provider(env);
     if let CloudCommand::Config { json } = args.command {
         return show_config(&settings, env, json, out);

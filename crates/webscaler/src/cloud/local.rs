@@ -791,6 +791,12 @@ fn render_command(
     Ok(argv)
 }
 
+/// Checks a command template as a backend start would (its words, its program), without
+/// starting anything.
+pub fn check_command(template: &str) -> Result<(), CloudError> {
+    render_command(template, "node-1", "local-1", 1).map(|_| ())
+}
+
 /// A program path as given, or a bare name looked up next to the running executable, then
 /// on `PATH`.
 pub fn resolve_program(program: &str) -> Result<PathBuf, CloudError> {
