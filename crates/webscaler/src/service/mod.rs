@@ -21,6 +21,7 @@ pub mod status;
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -120,6 +121,10 @@ pub fn run(settings: &Settings, env: &Env) -> Result<(), ServiceError> {
     })?;
     let _lock = RunLock::acquire(&state_dir)?;
     let cloud = settings.cloud.open(env)?;
+    // What the provider repaired on opening (a backend adopted after a killed create).
+    for note in cloud.take_notes() {
+        log(&format!("note: {note}"));
+    }
     let shutdown = Shutdown::install().map_err(ServiceError::Signals)?;
 
     // HAProxy: our own (adopted if it runs), or the system's.
@@ -226,7 +231,20 @@ pub fn run(settings: &Settings, env: &Env) -> Result<(), ServiceError> {
         },
         target: None,
     };
-    let mut repair_failing: Option<String> = None;
+    // The embedded HAProxy is watched between ticks too: a dead one is started again within
+    // a tenth of a second, whatever the interval.
+    let embedded_guard = process
+        .take()
+        .map(|p| Arc::new(Mutex::new(Embedded::new(p))));
+    let watchdog = embedded_guard.as_ref().map(|e| {
+        let e = Arc::clone(e);
+        let shutdown = shutdown.clone();
+        std::thread::spawn(move || {
+            while shutdown.sleep(WATCHDOG_EVERY) {
+                e.lock().unwrap_or_else(|e| e.into_inner()).check();
+            }
+        })
+    });
     let mut state_failing: Option<String> = None;
     while let Some(tick) = ticker.wait(&shutdown) {
         if tick.skipped > 0 {
@@ -235,37 +253,10 @@ pub fn run(settings: &Settings, env: &Env) -> Result<(), ServiceError> {
                 tick.skipped
             ));
         }
-        // A dead embedded HAProxy is started again before the tick observes it.
-        if let Some(p) = process.as_mut() {
-            match p.ensure_running() {
-                Ok(None) => {
-                    if repair_failing.take().is_some() {
-                        log("the embedded HAProxy runs again");
-                    }
-                }
-                Ok(Some(r)) => {
-                    repair_failing = None;
-                    log(&format!(
-                        "error: the embedded HAProxy (pid {}) {}; started it again (pid {}) from {} with the servers' states of {}; its log: {}",
-                        r.old,
-                        r.how,
-                        r.new,
-                        p.paths().backends_cfg.display(),
-                        p.paths().state_file.display(),
-                        p.log_tail()
-                    ));
-                    status.haproxy_pid = Some(r.new);
-                }
-                Err(e) => {
-                    let msg = e.to_string();
-                    if repair_failing.as_deref() != Some(msg.as_str()) {
-                        log(&format!(
-                            "error: the embedded HAProxy is down and cannot be started again: {msg}; retried every tick"
-                        ));
-                    }
-                    repair_failing = Some(msg);
-                }
-            }
+        // A dead embedded HAProxy is started again before the tick observes it (the
+        // watchdog usually has done it already).
+        if let Some(e) = &embedded_guard {
+            e.lock().unwrap_or_else(|e| e.into_inner()).check();
         }
         let report = c.tick();
         for line in csv.push(report.record.clone()) {
@@ -293,6 +284,9 @@ pub fn run(settings: &Settings, env: &Env) -> Result<(), ServiceError> {
                 }
             }
         }
+        if let Some(e) = &embedded_guard {
+            status.haproxy_pid = Some(e.lock().unwrap_or_else(|e| e.into_inner()).process.pid());
+        }
         status.tick = report.index;
         status.last = report.record.clone();
         status.target = report.decision.as_ref().map(|d| d.target);
@@ -305,6 +299,9 @@ pub fn run(settings: &Settings, env: &Env) -> Result<(), ServiceError> {
             ));
         }
         crate::fault::point("tick-end");
+    }
+    if let Some(w) = watchdog {
+        let _ = w.join();
     }
     let _ = fs::remove_file(state_dir.join(STATUS_FILE));
     for line in csv.flush() {
@@ -321,15 +318,67 @@ pub fn run(settings: &Settings, env: &Env) -> Result<(), ServiceError> {
         "stopped after {} tick(s); CSV {}{}",
         c.ticks(),
         csv_path.display(),
-        match &process {
-            Some(p) => format!(
+        match &embedded_guard {
+            Some(e) => format!(
                 "; HAProxy (pid {}) and the backends keep serving (`webscaler down` stops them)",
-                p.pid()
+                e.lock().unwrap_or_else(|e| e.into_inner()).process.pid()
             ),
             None => String::new(),
         }
     ));
     Ok(())
+}
+
+/// How often the embedded HAProxy is looked at between ticks.
+const WATCHDOG_EVERY: Duration = Duration::from_millis(100);
+
+/// The embedded HAProxy of a run, started again when it dies.
+struct Embedded {
+    process: HaproxyProcess,
+    /// The last failure to start it again, to log it once per change.
+    failing: Option<String>,
+}
+
+impl Embedded {
+    fn new(process: HaproxyProcess) -> Embedded {
+        Embedded {
+            process,
+            failing: None,
+        }
+    }
+
+    /// Starts HAProxy again if it died, and says so once.
+    fn check(&mut self) {
+        let p = &mut self.process;
+        match p.ensure_running() {
+            Ok(None) => {
+                if self.failing.take().is_some() {
+                    log("the embedded HAProxy runs again");
+                }
+            }
+            Ok(Some(r)) => {
+                self.failing = None;
+                log(&format!(
+                    "error: the embedded HAProxy (pid {}) {}; started it again (pid {}) from {} with the servers' states of {}; its log: {}",
+                    r.old,
+                    r.how,
+                    r.new,
+                    p.paths().backends_cfg.display(),
+                    p.paths().state_file.display(),
+                    p.log_tail()
+                ));
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                if self.failing.as_deref() != Some(msg.as_str()) {
+                    log(&format!(
+                        "error: the embedded HAProxy is down and cannot be started again: {msg}; retried"
+                    ));
+                }
+                self.failing = Some(msg);
+            }
+        }
+    }
 }
 
 /// What [`down`] stopped.

@@ -449,8 +449,8 @@ impl Drop for Teardown {
 }
 
 /// The processes that carry a marker of the state directory `state` (its local backends
-/// and its embedded HAProxy), as (pid, pgid, marker name).
-pub fn processes_of(state: &Path) -> Vec<(u32, u32, &'static str)> {
+/// and its embedded HAProxy), as (pid, pgid, kind, marker value).
+pub fn processes_of(state: &Path) -> Vec<(u32, u32, &'static str, String)> {
     let dir = fs::canonicalize(state).unwrap_or_else(|_| state.to_path_buf());
     let prefix = dir.display().to_string();
     let mut v = Vec::new();
@@ -460,7 +460,7 @@ pub fn processes_of(state: &Path) -> Vec<(u32, u32, &'static str)> {
     ] {
         for m in common::process::find_marked(marker) {
             if m.value.starts_with(&prefix) {
-                v.push((m.pid, m.pgid, name));
+                v.push((m.pid, m.pgid, name, m.value));
             }
         }
     }
