@@ -422,3 +422,70 @@ fn a_killed_run_is_adopted_by_the_next_one_and_a_hung_backend_is_replaced() {
     );
     second.terminate();
 }
+
+#[test]
+fn a_system_haproxy_that_goes_away_is_retried_every_tick_and_never_ends_the_loop() {
+    use webscaler::haproxy::process::{EmbeddedConfig, HaproxyProcess};
+    let home = tempfile::tempdir().unwrap();
+    let state = home.path().join("state");
+    let _teardown = Teardown(state.clone());
+    // "The system's HAProxy": one started by the library in a directory of its own.
+    let ha_state = home.path().join("system");
+    let _ha_teardown = Teardown(ha_state.clone());
+    let ha_dir = ha_state.join("haproxy");
+    let frontend: SocketAddr = ([127, 0, 0, 1], free_port().unwrap()).into();
+    let mut cfg = EmbeddedConfig::new(&ha_dir, frontend);
+    cfg.check.inter = Duration::from_millis(200);
+    let system = HaproxyProcess::start(cfg.clone()).unwrap();
+    let socket = system.paths().admin.clone();
+    let csv = home.path().join("run.csv");
+    let run = WebscalerRun::start(
+        home.path(),
+        &state,
+        frontend,
+        &[
+            "--haproxy",
+            "system",
+            "--socket",
+            socket.to_str().unwrap(),
+            "--min",
+            "1",
+            "-o",
+            csv.to_str().unwrap(),
+        ],
+        &[],
+    );
+    wait_for("one backend serving", &run, || {
+        http_get(frontend, "/", T).is_ok_and(|r| r.status == 200)
+    });
+    // HAProxy goes away: every tick is an error row, logged once; the loop goes on.
+    system.stop().unwrap();
+    let ticks = |log: &str| log.matches(" webscaler: tick ").count();
+    let at = ticks(&run.log());
+    wait_for("three ticks without HAProxy", &run, || {
+        ticks(&run.log()) >= at + 3
+    });
+    let log = run.log();
+    assert_eq!(
+        log.matches("cannot observe the balancer").count(),
+        1,
+        "once per streak:\n{log}"
+    );
+    // It comes back: the loop carries on with it.
+    let _system = HaproxyProcess::start(cfg).unwrap();
+    wait_for("the balancer to answer again", &run, || {
+        run.log()
+            .contains("the cloud and the balancer answer again")
+    });
+    wait_for("one backend serving again", &run, || {
+        http_get(frontend, "/", T).is_ok_and(|r| r.status == 200)
+    });
+    let log = run.terminate();
+    let rows = read_csv(&std::fs::read_to_string(&csv).unwrap()).unwrap();
+    let errors: Vec<_> = rows.iter().filter(|r| r.action == "error").collect();
+    assert!(errors.len() >= 3, "{log}");
+    assert!(
+        errors.iter().all(|r| r.active == 1 && r.haactive == 0),
+        "the cloud's count stays true: {errors:?}"
+    );
+}

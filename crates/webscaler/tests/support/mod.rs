@@ -143,6 +143,8 @@ pub struct HaproxyLab {
     pub admin: PathBuf,
     /// The master socket.
     pub master: PathBuf,
+    /// The server state file HAProxy starts from.
+    pub state_file: PathBuf,
     /// Options it was started with.
     pub options: LabOptions,
     proc: Option<HaproxyProcess>,
@@ -188,6 +190,7 @@ impl HaproxyLab {
                         backends_cfg: paths.backends_cfg,
                         admin: paths.admin,
                         master: paths.master,
+                        state_file: paths.state_file,
                         options,
                         proc: Some(p),
                         dir,
@@ -241,6 +244,7 @@ impl HaproxyLab {
         .with_check(self.options.check)
         .unwrap()
         .with_backend_file(self.backend_file())
+        .with_state_file(&self.state_file)
         .with_poll_interval(Duration::from_millis(50))
     }
 
