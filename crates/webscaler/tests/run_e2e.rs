@@ -448,6 +448,14 @@ fn a_system_haproxy_that_goes_away_is_retried_every_tick_and_never_ends_the_loop
             "system",
             "--socket",
             socket.to_str().unwrap(),
+            "--backend-file",
+            system.paths().backends_cfg.to_str().unwrap(),
+            "--haproxy-config",
+            system.paths().main_cfg.to_str().unwrap(),
+            "--haproxy-config",
+            system.paths().backends_cfg.to_str().unwrap(),
+            "--server-state-file",
+            system.paths().state_file.to_str().unwrap(),
             "--min",
             "1",
             "-o",
@@ -457,6 +465,11 @@ fn a_system_haproxy_that_goes_away_is_retried_every_tick_and_never_ends_the_loop
     );
     wait_for("one backend serving", &run, || {
         http_get(frontend, "/", T).is_ok_and(|r| r.status == 200)
+    });
+    // webscaler keeps the system HAProxy's backend file and server state file current.
+    let state_file = system.paths().state_file.clone();
+    wait_for("node-1 in the state file", &run, || {
+        std::fs::read_to_string(&state_file).is_ok_and(|s| s.contains(" node-1 "))
     });
     // HAProxy goes away: every tick is an error row, logged once; the loop goes on.
     system.stop().unwrap();
@@ -471,8 +484,10 @@ fn a_system_haproxy_that_goes_away_is_retried_every_tick_and_never_ends_the_loop
         1,
         "once per streak:\n{log}"
     );
-    // It comes back: the loop carries on with it.
+    // It comes back, with node-1 from the backend file, up at once from the state file: the
+    // loop carries on with it.
     let _system = HaproxyProcess::start(cfg).unwrap();
+    assert_eq!(http_get(frontend, "/", T).unwrap().status, 200);
     wait_for("the balancer to answer again", &run, || {
         run.log()
             .contains("the cloud and the balancer answer again")

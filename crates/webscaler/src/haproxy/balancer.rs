@@ -97,9 +97,9 @@ impl Balancer for Haproxy {
 }
 
 impl Haproxy {
-    /// After a change: the server state file is brought up to date (best effort: the
-    /// loop saves it again after every tick, and says so when that fails).
+    /// After a change: the backend file and the server state file are brought up to date
+    /// (best effort: the loop does it again after every tick, and says so when that fails).
     fn changed(&self) {
-        let _ = self.save_state();
+        let _ = self.persist();
     }
 }

@@ -458,9 +458,14 @@ impl Haproxy {
     /// one that joins (or is being removed) is left out of the file, and is added again at
     /// run time.
     pub fn backend_servers(&self) -> Result<Vec<BackendServer>, HaproxyError> {
-        self.servers_state()?
+        self.file_servers(&self.servers_state()?)
+    }
+
+    /// The backend-file entries of `states` (this backend's servers not in maintenance).
+    fn file_servers(&self, states: &[ServerState]) -> Result<Vec<BackendServer>, HaproxyError> {
+        states
             .iter()
-            .filter(|s| !s.admin_state.maint())
+            .filter(|s| s.backend == self.backend.as_str() && !s.admin_state.maint())
             .map(|s| {
                 // HAProxy allows names (`:`) and addresses (FQDNs, none) the file does not.
                 let unusable = |e: InvalidValue| {
@@ -484,6 +489,31 @@ impl Haproxy {
             &self.backend_servers()?,
             &self.check,
         ))
+    }
+
+    /// Brings the files a restarted HAProxy starts from up to date with what it has now,
+    /// from one `show servers state`: the backend file (if kept; installed only when it
+    /// changes) and the server state file (if kept). The loop calls it after every change
+    /// and every tick.
+    pub fn persist(&self) -> Result<(), HaproxyError> {
+        if self.file.is_none() && self.state_file.is_none() {
+            return Ok(());
+        }
+        let reply = self.command("show servers state")?;
+        let states = state::parse_servers_state(&reply).map_err(|e| self.parse_err(e))?;
+        if let Some(file) = &self.file {
+            let text = render_backend(&self.backend, &self.file_servers(&states)?, &self.check);
+            file.install(&text)?;
+        }
+        if let Some(path) = &self.state_file {
+            common::atomic::write(path, reply.as_bytes()).map_err(|source| {
+                HaproxyError::StateFile {
+                    path: path.clone(),
+                    source,
+                }
+            })?;
+        }
+        Ok(())
     }
 
     /// Rewrites the backend file (if one is kept) to hold exactly the servers HAProxy has

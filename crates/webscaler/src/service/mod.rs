@@ -266,13 +266,13 @@ pub fn run(settings: &Settings, env: &Env) -> Result<(), ServiceError> {
         for e in &report.events {
             log(&e.to_string());
         }
-        // The servers' states for the next HAProxy start (a failed observation has nothing
-        // new to save).
+        // The servers and their states for the next HAProxy start (a failed observation has
+        // nothing new to save).
         if report.observation.is_some() {
-            match c.balancer().save_state() {
-                Ok(_) => {
+            match c.balancer().persist() {
+                Ok(()) => {
                     if state_failing.take().is_some() {
-                        log("the server state file is written again");
+                        log("HAProxy's backend file and server state file are written again");
                     }
                 }
                 Err(e) => {

@@ -73,6 +73,10 @@ pub struct HaproxySettings {
     /// System: the reload command of the fallback, split into words as `sh` does (`None`:
     /// [`DEFAULT_RELOAD_COMMAND`]).
     pub reload_command: Option<Vec<String>>,
+    /// System: HAProxy's `server-state-file` (loaded with `load-server-state-from-file
+    /// global`), which webscaler keeps current so a reload or restart keeps every server's
+    /// state. (The embedded HAProxy has its own in its directory.)
+    pub server_state_file: Option<PathBuf>,
     /// The haproxy binary (embedded: the one started; system: the one of `haproxy -c`).
     pub program: PathBuf,
     /// Health checks and idle connections of the servers.
@@ -140,6 +144,7 @@ impl HaproxySettings {
             backend_file: h.backend_file.clone(),
             configs: h.config.clone().unwrap_or_default(),
             reload_command,
+            server_state_file: h.server_state_file.clone(),
             program: h
                 .program
                 .clone()
@@ -205,6 +210,9 @@ impl HaproxySettings {
                     .with_config_files(self.configs.clone())
                     .with_haproxy(&self.program),
             );
+        }
+        if let Some(f) = &self.server_state_file {
+            ha = ha.with_state_file(f);
         }
         if ha.master().is_none() {
             let argv = self.reload_command.clone().unwrap_or_else(|| {
