@@ -504,3 +504,77 @@ fn a_system_haproxy_that_goes_away_is_retried_every_tick_and_never_ends_the_loop
         "the cloud's count stays true: {errors:?}"
     );
 }
+
+#[test]
+fn a_csv_that_cannot_be_written_mid_run_loses_no_row_and_stops_nothing() {
+    // No HAProxy at all (every tick is an error row), ticks of 200 ms: only the CSV matters.
+    let home = tempfile::tempdir().unwrap();
+    let state = home.path().join("state");
+    let _teardown = Teardown(state.clone());
+    let csv = home.path().join("out/run.csv");
+    let log = home.path().join("run.log");
+    let mut proc = common::process::Supervised::spawn(
+        "webscaler run",
+        Command::new(webscaler_bin())
+            .env_clear()
+            .env("HOME", home.path())
+            .args([
+                "run",
+                "--provider",
+                "local",
+                "--haproxy",
+                "system",
+                "--socket",
+            ])
+            .arg(home.path().join("none.sock"))
+            .arg("--state-dir")
+            .arg(&state)
+            .args(["--interval", "200ms", "--drain-timeout", "1s", "-o"])
+            .arg(&csv)
+            .stdin(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap()),
+    )
+    .unwrap();
+    let text = || std::fs::read_to_string(&log).unwrap_or_default();
+    let ticks = || text().matches(" webscaler: tick ").count();
+    let until = |what: &str, cond: &dyn Fn() -> bool| {
+        poll_until(what, T, POLL, || cond().then_some(()))
+            .unwrap_or_else(|e| panic!("{e}\n{}", text()));
+    };
+    until("two ticks", &|| ticks() >= 2);
+    // The CSV's directory becomes unwritable: the file is replaced by a directory.
+    std::fs::rename(&csv, home.path().join("first.csv")).unwrap();
+    std::fs::create_dir(&csv).unwrap();
+    let at = ticks();
+    until("three ticks more", &|| ticks() >= at + 3);
+    assert_eq!(
+        text().matches("error: cannot write the CSV").count(),
+        1,
+        "once per change:\n{}",
+        text()
+    );
+    std::fs::remove_dir(&csv).unwrap();
+    until("the CSV written again", &|| {
+        text().contains("is written again")
+    });
+    proc.signal(Signal::TERM).unwrap();
+    assert!(
+        proc.wait_timeout(T).unwrap().unwrap().success(),
+        "{}",
+        text()
+    );
+    // Every tick's row is in one of the two files, in order, none twice.
+    let first = read_csv(&std::fs::read_to_string(home.path().join("first.csv")).unwrap()).unwrap();
+    let second = read_csv(&std::fs::read_to_string(&csv).unwrap()).unwrap();
+    assert_eq!(first.len() + second.len(), ticks(), "{}", text());
+    let dates: Vec<&str> = first
+        .iter()
+        .chain(&second)
+        .map(|r| r.date.as_str())
+        .collect();
+    assert!(dates.windows(2).all(|w| w[0] < w[1]), "{dates:?}");
+    assert!(
+        second.len() >= 3,
+        "the rows kept in memory were written late"
+    );
+}

@@ -230,6 +230,9 @@ defaults
     mode http
     log global
     load-server-state-from-file global
+    # A connection refused by a server that just died is tried again on another one.
+    retries 3
+    option redispatch 1
     timeout connect 5s
     timeout client 30s
     timeout server 30s
