@@ -9,7 +9,9 @@ use common::cli::UsageError;
 
 use super::args::{ProviderArgs, SettingsArgs};
 use crate::cloud::openstack::config::Env;
+use crate::policy::PolicyKind;
 use crate::service;
+use crate::settings::policy::ORACLE_NEEDS_A_TRACE;
 use crate::settings::{Layer, Settings};
 
 /// `webscaler run`.
@@ -40,6 +42,9 @@ pub fn run(args: RunArgs) -> Result<()> {
     };
     let layer = flags.over(args.settings.file()?);
     let settings = Settings::resolve(&layer).map_err(super::settings_error)?;
+    if settings.policy.kind == PolicyKind::Oracle {
+        return Err(UsageError::new(ORACLE_NEEDS_A_TRACE).into());
+    }
     if args.check_config {
         std::io::stdout()
             .lock()

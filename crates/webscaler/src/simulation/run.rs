@@ -57,6 +57,26 @@ impl Default for SimulateConfig {
     }
 }
 
+impl SimulateConfig {
+    /// How long a server asked for at a tick takes to serve in this world: its boot (or
+    /// start), to the next tick, where it joins the balancer, then its check, to the next
+    /// tick, where it is made ready. The oracle's lead ([`crate::policy::OraclePolicy`]).
+    pub fn serving_lead(&self) -> Duration {
+        let i = if self.interval.is_zero() {
+            Duration::from_secs(1)
+        } else {
+            self.interval
+        };
+        let up = |d: Duration| {
+            let n = d.as_nanos().div_ceil(i.as_nanos());
+            i.checked_mul(u32::try_from(n).unwrap_or(u32::MAX))
+                .unwrap_or(Duration::MAX)
+        };
+        let boot = self.world.boot_delay.max(self.world.start_delay);
+        up(boot).saturating_add(up(self.world.check_delay).max(i))
+    }
+}
+
 /// The outcome of a simulation.
 #[derive(Debug, Clone)]
 pub struct Outcome {

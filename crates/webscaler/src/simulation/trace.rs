@@ -165,6 +165,33 @@ impl Trace {
         u64::try_from(total / (NANOS * NANOS)).unwrap_or(u64::MAX)
     }
 
+    /// The part from `from` on, its times shifted so that `from` is 0; `None` unless `from`
+    /// is before the end.
+    pub fn after(&self, from: Duration) -> Option<Trace> {
+        if from >= self.end {
+            return None;
+        }
+        let i = self.index_at(from);
+        let mut steps = vec![(Duration::ZERO, self.steps[i].1)];
+        steps.extend(self.steps[i + 1..].iter().map(|&(t, r)| (t - from, r)));
+        Trace::new(steps, self.end - from).ok()
+    }
+
+    /// The part before `until`; `None` unless `until` is after 0 (and at most the end).
+    pub fn before(&self, until: Duration) -> Option<Trace> {
+        let until = until.min(self.end);
+        if until.is_zero() {
+            return None;
+        }
+        let steps: Vec<(Duration, u64)> = self
+            .steps
+            .iter()
+            .copied()
+            .take_while(|&(t, _)| t < until)
+            .collect();
+        Trace::new(steps, until).ok()
+    }
+
     /// The highest rate in the trace.
     pub fn peak(&self) -> Rate {
         Rate::from_nanos_per_sec(self.steps.iter().map(|s| s.1).max().unwrap_or(0))
@@ -561,6 +588,26 @@ mod tests {
         let again = Trace::parse_csv(&t.to_csv(), "again").unwrap();
         assert_eq!(t, again);
         assert_eq!(t.to_csv(), "seconds,rate\n0,1.25\n30.5,2\n90,2\n");
+    }
+
+    #[test]
+    fn a_trace_cuts_into_before_and_after() {
+        let t = Trace::parse_csv("0,10\n60,20\n120,30\n180,0\n", "t").unwrap();
+        let a = t.after(s(90)).unwrap();
+        assert_eq!(a.to_csv(), "seconds,rate\n0,20\n30,30\n90,30\n");
+        assert_eq!(
+            t.after(s(120)).unwrap().to_csv(),
+            "seconds,rate\n0,30\n60,30\n"
+        );
+        assert!(t.after(s(180)).is_none());
+        let b = t.before(s(90)).unwrap();
+        assert_eq!(b.to_csv(), "seconds,rate\n0,10\n60,20\n90,20\n");
+        assert_eq!(
+            b.requests_until(s(90)) + a.requests_until(a.end()),
+            t.requests_until(t.end())
+        );
+        assert!(t.before(Duration::ZERO).is_none());
+        assert_eq!(t.before(s(500)).unwrap(), t);
     }
 
     #[test]
