@@ -248,7 +248,9 @@ diffpt,haactive,active,epoch,acu,date,diff,needed,pending,stopped,action,rate
         assert_eq!(b.at(noon), Some(30.0));
         // A broken trace is reported as a trace.
         std::fs::write(&path, "0,1\nx,2\n").unwrap();
-        let e = load(&[path.clone()], Zone::Utc).unwrap_err().to_string();
+        let e = load(std::slice::from_ref(&path), Zone::Utc)
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("t.csv:2: seconds: `x` is not a decimal number"),
             "{e}"
