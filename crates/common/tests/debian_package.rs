@@ -13,9 +13,16 @@
 //! (the dpkg lock is the sandbox's own copy); and however the test ends, killed included, the
 //! machine is left as it was: the namespace goes with its last process.
 //!
-//! Needs root and the packages of scripts/setup.sh (dpkg-dev, lintian, logrotate, man-db).
+//! A second test boots this machine's own OS in a container (systemd-nspawn over a throwaway
+//! overlay of /, with a private network) to run the packaged service under a real systemd:
+//! with all its hardening, webscaler runs its HAProxy and its backends, and stops cleanly.
+//!
+//! Needs root and the packages of scripts/setup.sh (dpkg-dev, lintian, logrotate, man-db,
+//! systemd-container).
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
@@ -615,6 +622,184 @@ fn the_debian_package_builds_passes_lintian_installs_works_and_purges() {
     drop(sb);
     eprintln!(
         "the package test took {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// In a new mount namespace: an overlay of / on a tmpfs ($1), the package and a oneshot
+/// check unit added to it, an empty /run (systemd-nspawn keeps its state there: not the
+/// machine's), then the container boots it with the results directory ($2) bound at
+/// /results. The check unit powers the container off when it ends.
+const BOOT_SCRIPT: &str = r#"
+set -eu
+top=$1 results=$2 deb=$3
+mount -t tmpfs -o mode=0700 webscaler-tools-test "$top"
+mkdir "$top/upper" "$top/work" "$top/root"
+mount -t overlay webscaler-tools-test \
+  -o "lowerdir=/,upperdir=$top/upper,workdir=$top/work" "$top/root"
+mount -t tmpfs -o mode=0755 webscaler-tools-test /run
+root=$top/root
+cp "$deb" "$root/root/webscaler-tools.deb"
+cat >"$root/etc/systemd/system/webscaler-tools-check.service" <<'UNIT'
+[Unit]
+Description=webscaler-tools test: the packaged service under systemd
+Wants=network-online.target
+After=network-online.target
+SuccessAction=poweroff
+FailureAction=poweroff
+[Service]
+Type=oneshot
+ExecStart=/bin/sh /results/check.sh
+TimeoutStartSec=200
+UNIT
+ln -s ../webscaler-tools-check.service "$root/etc/systemd/system/multi-user.target.wants/"
+exec systemd-nspawn --quiet --directory="$root" --machine=webscaler-tools-test --boot \
+  --private-network --register=no --keep-unit --link-journal=no --bind="$results:/results"
+"#;
+
+/// Runs in the container as the check unit: installs the package, starts the service (a
+/// drop-in sets 1-s ticks, as an operator's `systemctl edit` would), and writes what it sees
+/// as key=value lines to /results/result, its log to /results/log.
+const CHECK_SCRIPT: &str = r#"#!/bin/sh
+r=/results/result
+say() { echo "$1" >>"$r"; }
+exec >/results/log 2>&1
+set -x
+if dpkg -i /root/webscaler-tools.deb; then say dpkg=ok; else say dpkg=failed; fi
+mkdir -p /etc/systemd/system/webscaler.service.d
+printf '[Service]\nEnvironment=WEBSCALER_INTERVAL=1s\n' >/etc/systemd/system/webscaler.service.d/interval.conf
+systemctl daemon-reload
+systemctl start webscaler
+say "start=$?"
+ready=no
+i=0
+while [ "$i" -lt 300 ]; do
+  if jq -e '.last.haactive >= 2' /var/lib/webscaler/status.json >/dev/null 2>&1; then ready=yes; break; fi
+  sleep 0.2
+  i=$((i + 1))
+done
+say "ready=$ready"
+say "http=$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8080/)"
+say "backends=$(pgrep -u webscaler -c -f '^/usr/bin/lbbench backend')"
+say "haproxy=$(pgrep -u webscaler -c -x haproxy)"
+say "csv=$(head -n 1 /var/log/webscaler/webscaler.csv)"
+say "exposure=$(systemd-analyze security --no-pager webscaler.service | sed -n 's/.*exposure level for webscaler.service: \([0-9.]*\).*/\1/p')"
+systemctl stop webscaler
+say "state=$(systemctl show -p ActiveState --value webscaler)"
+say "result=$(systemctl show -p Result --value webscaler)"
+say "status=$(systemctl show -p ExecMainStatus --value webscaler)"
+say "left=$(pgrep -u webscaler -c)"
+journalctl -u webscaler --no-pager | tail -n 40
+say done=yes
+"#;
+
+#[test]
+fn the_packaged_service_runs_hardened_under_systemd() {
+    let started = Instant::now();
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "this test boots a container: run it as root, as CI does"
+    );
+    require(&[
+        "dpkg-deb",
+        "dpkg-shlibdeps",
+        "unshare",
+        "systemd-nspawn",
+        "jq",
+        "curl",
+    ]);
+    let tmp = tempfile::Builder::new()
+        .prefix("debian-service-")
+        .tempdir()
+        .unwrap();
+    let deb = build_package(&tmp.path().join("out"));
+    let results = tmp.path().join("results");
+    let top = tmp.path().join("top");
+    std::fs::create_dir(&results).unwrap();
+    std::fs::create_dir(&top).unwrap();
+    let check = results.join("check.sh");
+    std::fs::write(&check, CHECK_SCRIPT).unwrap();
+    std::fs::set_permissions(&check, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let console = std::fs::File::create(tmp.path().join("console")).unwrap();
+
+    let mut boot = Supervised::spawn(
+        "systemd-nspawn",
+        Command::new("unshare")
+            .args([
+                "--mount",
+                "--propagation",
+                "private",
+                "--",
+                "sh",
+                "-c",
+                BOOT_SCRIPT,
+                "sh",
+            ])
+            .arg(&top)
+            .arg(&results)
+            .arg(&deb)
+            .env("PATH", PATH)
+            .stdin(Stdio::null())
+            .stdout(console.try_clone().unwrap())
+            .stderr(console),
+    )
+    .unwrap();
+    let ended = boot.wait_timeout(Duration::from_secs(300)).unwrap();
+    let read = |name: &str| std::fs::read_to_string(tmp.path().join(name)).unwrap_or_default();
+    let report = || {
+        format!(
+            "result:\n{}\ncheck log:\n{}\nconsole (last 40 lines):\n{}",
+            read("results/result"),
+            read("results/log"),
+            read("console")
+                .lines()
+                .rev()
+                .take(40)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    };
+    assert!(
+        ended.is_some(),
+        "the container did not power off in 300 s: {}",
+        report()
+    );
+    let result: BTreeMap<String, String> = read("results/result")
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    let get = |k: &str| result.get(k).map(String::as_str).unwrap_or("");
+    assert_eq!(get("done"), "yes", "the check did not finish: {}", report());
+    for (key, want) in [
+        ("dpkg", "ok"),
+        ("start", "0"),
+        // min = 2 backends, in HAProxy and passing its checks, through the unit's hardening.
+        ("ready", "yes"),
+        ("http", "200"),
+        ("backends", "2"),
+        // HAProxy's master and its worker.
+        ("haproxy", "2"),
+        (
+            "csv",
+            "diffpt,haactive,active,epoch,acu,date,diff,needed,pending,stopped,action,rate",
+        ),
+        // SIGTERM: webscaler finishes its tick, stops its HAProxy, exits 0; nothing is left.
+        ("state", "inactive"),
+        ("result", "success"),
+        ("status", "0"),
+        ("left", "0"),
+    ] {
+        assert_eq!(get(key), want, "{key}: {}", report());
+    }
+    // systemd's own rating of the unit's sandboxing: 0 (locked down) to 10 (exposed).
+    let exposure: f64 = get("exposure").parse().unwrap_or(10.0);
+    assert!(exposure < 3.0, "exposure {exposure}: {}", report());
+    eprintln!(
+        "the service test took {:.1} s (exposure {exposure})",
         started.elapsed().as_secs_f64()
     );
 }
