@@ -31,7 +31,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 die() { printf 'package: error: %s\n' "$*" >&2; exit 2; }
-usage() { sed -n '/^# Usage:/,/^# Prints/p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '/^# Usage:/,/^# Prints/p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
 
 PACKAGE=webscaler-tools
 TOOLS=(webscaler lbbench diskstats)
@@ -41,10 +41,10 @@ bin_dir=""
 out_dir=""
 while [ $# -gt 0 ]; do
   case "$1" in
-    --profile) [ $# -ge 2 ] || usage; profile=$2; shift 2 ;;
-    --bin-dir) [ $# -ge 2 ] || usage; bin_dir=$2; shift 2 ;;
-    -o|--out-dir) [ $# -ge 2 ] || usage; out_dir=$2; shift 2 ;;
-    -h|--help) usage ;;
+    --profile) [ $# -ge 2 ] || usage >&2; profile=$2; shift 2 ;;
+    --bin-dir) [ $# -ge 2 ] || usage >&2; bin_dir=$2; shift 2 ;;
+    -o|--out-dir) [ $# -ge 2 ] || usage >&2; out_dir=$2; shift 2 ;;
+    -h|--help) usage 0 ;;
     *) die "unknown argument: $1 (see --help)" ;;
   esac
 done
