@@ -3,7 +3,7 @@
 #   1. webscaler: `webscaler run` (embedded HAProxy, local backends, 5-s ticks, a 20-s
 #      scale-down window) under the seed's load profile (listing 1.2) played 6.67x faster by
 #      `lbbench profile` (3 minutes); its CSV, the seed's figure 1.4 as SVG, and a summary;
-#   2. diskstats: a short sample while 64 MiB are written, its report and plot;
+#   2. diskstats: samples every 0.1 s during a 64 MiB write, their report and plot;
 #   3. lbbench: the HAProxy-vs-Pound(-vs-nginx) lab, reduced (`lbbench lab --quick`).
 # Needs only a fresh Debian machine with the package registries (scripts/setup.sh installs
 # the rest). Outputs go to ${DEMO_OUT:-demo-out/}. Everything it starts is stopped when it
@@ -18,14 +18,9 @@ die() { printf 'demo: error: %s\n' "$*" >&2; exit 1; }
 # What the demo started, stopped by PID on exit, error or Ctrl-C.
 WS_PID=""        # webscaler run
 WS_ARGS=()       # its cloud options, to delete the local backends it leaves
-DS_PID=""        # diskstats sampler
 cleanup() {
   local status=$?
   trap - EXIT INT TERM
-  if [ -n "$DS_PID" ] && kill -0 "$DS_PID" 2>/dev/null; then
-    kill -TERM "$DS_PID" 2>/dev/null || true
-    wait "$DS_PID" 2>/dev/null || true
-  fi
   if [ -n "$WS_PID" ] && kill -0 "$WS_PID" 2>/dev/null; then
     echo "demo: stopping webscaler run (pid $WS_PID)" >&2
     kill -TERM "$WS_PID" 2>/dev/null || true
@@ -165,19 +160,9 @@ webscaler demo summary
                            create, add to HAProxy with checks, ready at the next tick)
 SUMMARY
 
-step "diskstats: 10 samples 0.2 s apart while 64 MiB are written, then report and plot"
+step "diskstats: samples 0.1 s apart while 64 MiB are written, then report and plot"
 DS="$OUT/diskstats"
-mkdir -p "$DS"
-rm -f "$DS/mon_diskstats.csv"
-"$BIN/diskstats" -l 0.2 -n 10 -o "$DS" &
-DS_PID=$!
-dd if=/dev/zero of="$DS/io.tmp" bs=1M count=64 conv=fsync status=none
-wait "$DS_PID"
-DS_PID=""
-rm -f "$DS/io.tmp"
-"$BIN/diskstats" report "$DS/mon_diskstats.csv"
-"$BIN/diskstats" report --csv "$DS/mon_diskstats.csv" >"$DS/report.csv"
-"$BIN/diskstats" plot "$DS/mon_diskstats.csv" -o "$DS/diskstats.svg"
+bash scripts/demo-diskstats.sh "$BIN" "$DS"
 
 step "lbbench: the lab report's HAProxy-vs-Pound comparison, with nginx, reduced (lbbench lab --quick, about 1.5 min)"
 LAB="$OUT/lab-quick"

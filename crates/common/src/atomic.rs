@@ -113,9 +113,68 @@ pub fn sync_parent(path: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// The output of a command would replace one of its inputs.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "refusing to write {}: it is the input file {}{}; choose another output file",
+    output.display(), input.display(),
+    if output == input { String::new() } else { " (the same file under another name)".to_owned() }
+)]
+pub struct OutputIsInput {
+    /// The output as given.
+    pub output: PathBuf,
+    /// The input it resolves to.
+    pub input: PathBuf,
+}
+
+/// Checks that writing `output` would not replace any of `inputs`: compared by device and
+/// inode, through symbolic links and other names of the same file (`in.csv`, `./in.csv`, a
+/// link to it). An output that does not exist yet is never an input.
+pub fn refuse_overwriting_inputs<P: AsRef<Path>>(
+    output: &Path,
+    inputs: &[P],
+) -> Result<(), OutputIsInput> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(out) = fs::metadata(output) else {
+        return Ok(());
+    };
+    for input in inputs {
+        let input = input.as_ref();
+        if let Ok(m) = fs::metadata(input)
+            && (m.dev(), m.ino()) == (out.dev(), out.ino())
+        {
+            return Err(OutputIsInput {
+                output: output.to_owned(),
+                input: input.to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_output_that_is_an_input_under_any_name_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in.csv");
+        fs::write(&input, "data").unwrap();
+        let link = dir.path().join("link.svg");
+        std::os::unix::fs::symlink(&input, &link).unwrap();
+        let hard = dir.path().join("hard.csv");
+        fs::hard_link(&input, &hard).unwrap();
+        let other = dir.path().join("other.svg");
+        fs::write(&other, "old").unwrap();
+        for out in [&input, &link, &hard, &dir.path().join("./in.csv")] {
+            let e = refuse_overwriting_inputs(out, &[&input]).unwrap_err();
+            assert!(e.to_string().contains("is the input file"), "{e}");
+        }
+        refuse_overwriting_inputs(&other, &[&input]).unwrap();
+        refuse_overwriting_inputs(&dir.path().join("new.svg"), &[&input]).unwrap();
+        assert_eq!(fs::read_to_string(&input).unwrap(), "data");
+    }
 
     #[test]
     fn write_replaces_the_whole_file_and_leaves_no_temporary() {

@@ -240,6 +240,10 @@ fn bounds(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
 fn pad(lo: f64, hi: f64, from_zero: bool) -> (f64, f64) {
     let lo = if from_zero { lo.min(0.0) } else { lo };
     if hi <= lo {
+        // All zero on an axis from zero (no errors at all): 0 to 1, not −1 to 1.
+        if from_zero && lo == 0.0 {
+            return (0.0, 1.0);
+        }
         return (lo - 1.0, hi + 1.0);
     }
     let span = hi - lo;
@@ -261,7 +265,9 @@ fn points_of(s: &Series) -> impl Iterator<Item = &(f64, f64)> {
     s.points.iter().chain(upper.iter()).filter(|p| finite(p))
 }
 
-fn format_x(kind: XAxis, v: f64) -> String {
+/// An x label. Clock times get as many decimals of a second as ticks `span / 10` apart need
+/// to differ (`13:43:14.2`, `13:43:14.4` for a two-second plot), up to milliseconds.
+fn format_x(kind: XAxis, v: f64, span: f64) -> String {
     match kind {
         XAxis::Number => {
             if v.abs() >= 1000.0 || v.fract() == 0.0 {
@@ -278,13 +284,26 @@ fn format_x(kind: XAxis, v: f64) -> String {
                 format!("{}:{:02}", s / 60, s % 60)
             }
         }
-        XAxis::Clock => chrono::DateTime::from_timestamp(v.floor() as i64, 0)
-            .map(|t| {
-                t.with_timezone(&chrono::Local)
-                    .format("%H:%M:%S")
-                    .to_string()
-            })
-            .unwrap_or_default(),
+        XAxis::Clock => {
+            let decimals = if span > 0.0 && span.is_finite() && span < 10.0 {
+                (-(span / 10.0).log10()).ceil().clamp(0.0, 3.0) as usize
+            } else {
+                0
+            };
+            let scale = 10i64.pow(decimals as u32);
+            let total = (v * scale as f64).round() as i64;
+            let (secs, frac) = (total.div_euclid(scale), total.rem_euclid(scale));
+            chrono::DateTime::from_timestamp(secs, 0)
+                .map(|t| {
+                    let hms = t.with_timezone(&chrono::Local).format("%H:%M:%S");
+                    if decimals == 0 {
+                        hms.to_string()
+                    } else {
+                        format!("{hms}.{frac:0decimals$}")
+                    }
+                })
+                .unwrap_or_default()
+        }
     }
 }
 
@@ -365,7 +384,7 @@ fn draw(chart: &Chart, area: &DrawingArea<SVGBackend<'_>, Shift>) -> Result<(), 
     ctx.configure_mesh()
         .x_desc(chart.x_label.as_str())
         .y_desc(chart.y_label.as_str())
-        .x_label_formatter(&|v| format_x(x_kind, *v))
+        .x_label_formatter(&|v| format_x(x_kind, *v, x_hi - x_lo))
         .y_label_formatter(&|v| format_y(*v, y_hi - y_lo))
         .light_line_style(RGBColor(235, 235, 235))
         .draw()
@@ -593,9 +612,68 @@ mod tests {
 
     #[test]
     fn x_labels() {
-        assert_eq!(format_x(XAxis::Elapsed, 3725.0), "1:02:05");
-        assert_eq!(format_x(XAxis::Elapsed, 65.0), "1:05");
-        assert_eq!(format_x(XAxis::Number, 1500.0), "1500");
-        assert_eq!(format_x(XAxis::Number, 0.25), "0.25");
+        assert_eq!(format_x(XAxis::Elapsed, 3725.0, 4000.0), "1:02:05");
+        assert_eq!(format_x(XAxis::Elapsed, 65.0, 100.0), "1:05");
+        assert_eq!(format_x(XAxis::Number, 1500.0, 2000.0), "1500");
+        assert_eq!(format_x(XAxis::Number, 0.25, 1.0), "0.25");
+    }
+
+    #[test]
+    fn clock_labels_have_the_precision_the_span_needs() {
+        // Ticks 0.2 s apart over two seconds: every label differs.
+        let t0 = 1_700_000_000.0;
+        let labels: Vec<String> = (0..10)
+            .map(|i| format_x(XAxis::Clock, t0 + f64::from(i) * 0.2, 2.0))
+            .collect();
+        let mut unique = labels.clone();
+        unique.dedup();
+        assert_eq!(unique.len(), 10, "{labels:?}");
+        assert!(labels[1].ends_with(".2"), "{labels:?}");
+        // Over minutes, whole seconds.
+        assert!(!format_x(XAxis::Clock, t0, 600.0).contains('.'));
+        // A plot of sub-second samples labels its ticks apart.
+        let chart = Chart::new("io", "time", "kB/s")
+            .with_x_axis(XAxis::Clock)
+            .with(Series::line(
+                "w",
+                (0..8).map(|i| (t0 + f64::from(i) * 0.25, 1.0)).collect(),
+            ));
+        let svg = chart.to_svg(800, 300).unwrap();
+        let doc = roxmltree::Document::parse(&svg).unwrap();
+        let ticks: Vec<&str> = doc
+            .descendants()
+            .filter_map(|n| n.text())
+            .map(str::trim)
+            .filter(|t| t.matches(':').count() == 2)
+            .collect();
+        // (plotters writes each label twice, one after the other.)
+        let mut ticks = ticks;
+        ticks.dedup();
+        assert!(ticks.len() >= 3, "{ticks:?}");
+        assert!(
+            ticks.windows(2).all(|w| w[0] < w[1]),
+            "labels repeat: {ticks:?}"
+        );
+    }
+
+    #[test]
+    fn an_all_zero_series_from_zero_has_a_zero_to_one_axis() {
+        assert_eq!(pad(0.0, 0.0, true), (0.0, 1.0));
+        let chart = Chart::new("Failed requests", "rate", "%")
+            .with(Series::line("errors", vec![(100.0, 0.0), (200.0, 0.0)]));
+        let svg = chart.to_svg(800, 300).unwrap();
+        let doc = roxmltree::Document::parse(&svg).unwrap();
+        let texts: Vec<&str> = doc
+            .descendants()
+            .filter_map(|n| n.text())
+            .map(str::trim)
+            .collect();
+        assert!(
+            !texts
+                .iter()
+                .any(|t| t.starts_with('-') || t.starts_with('−')),
+            "{texts:?}"
+        );
+        assert!(texts.contains(&"1.0") || texts.contains(&"1"), "{texts:?}");
     }
 }

@@ -13,14 +13,21 @@
 //!   file and both headers.
 //! - A torn last line (from a full disk, a power cut, or SIGKILL: Linux may cut a write short
 //!   at a page boundary when a fatal signal arrives during it) is cut off before the next
-//!   batch, so it never glues onto a new row. Every row in the file is whole; only a batch
-//!   that was being written when its writer was killed may have lost its last rows.
+//!   batch, so it never glues onto a new row, and what was cut is said on stderr (the file,
+//!   the bytes, the start of the text). A last row that has all its fields and lacks only its
+//!   final newline (a file written by another program or edited by hand) is kept: the
+//!   newline is added. (A write that the kernel cuts short ends on a page boundary of the
+//!   file, so a last line that ends on one is taken for a torn write and cut, even if the cut
+//!   fell inside its last field so that it looks whole.) Every row in the file is whole; only a batch that was being written
+//!   when its writer was killed may have lost its last rows. Readers decide the same way
+//!   ([`whole_len`]), so a row the next batch keeps is never left out by them.
+//! - Only regular files: a FIFO or a device in place of the file would swallow the rows.
 //! - Parent directories are created.
 //! - If the path is renamed away (log rotation), the next batch goes to a new file at the path.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -71,6 +78,14 @@ pub enum CsvFileError {
         /// The header this writer writes.
         expected: String,
     },
+    /// The path is not a regular file (a FIFO, a device, a socket).
+    #[error("{} is not a regular file ({kind}); refusing to append rows to it", path.display())]
+    NotRegular {
+        /// The path.
+        path: PathBuf,
+        /// What it is.
+        kind: &'static str,
+    },
     /// A row does not have as many fields as the header.
     #[error("{}: a row has {got} fields but the header has {expected}", path.display())]
     FieldCount {
@@ -102,6 +117,8 @@ pub struct AppendOutcome {
     pub wrote_header: bool,
     /// Bytes of a torn last line that were cut off before writing.
     pub repaired_bytes: u64,
+    /// Whether the file's last row lacked only its final newline, which was added.
+    pub completed_last_row: bool,
 }
 
 /// An append-only CSV file with a fixed header. See the [module docs](self) for the rules.
@@ -352,7 +369,11 @@ impl CsvAppender {
             };
             let mut len = this.len()?;
             if this.known_len != Some(len) && len > 0 {
-                outcome.repaired_bytes = this.cut_torn_tail(len)?;
+                match this.repair_tail(len)? {
+                    Tail::Whole => {}
+                    Tail::Cut(n) => outcome.repaired_bytes = n,
+                    Tail::LacksNewline => outcome.completed_last_row = true,
+                }
                 len -= outcome.repaired_bytes;
                 if len > 0 {
                     this.check_header()?;
@@ -362,6 +383,11 @@ impl CsvAppender {
                 outcome.wrote_header = true;
                 let mut v = Vec::with_capacity(this.header_line.len() + body.len());
                 v.extend_from_slice(&this.header_line);
+                v.extend_from_slice(body);
+                v.into()
+            } else if outcome.completed_last_row {
+                let mut v = Vec::with_capacity(1 + body.len());
+                v.push(b'\n');
                 v.extend_from_slice(body);
                 v.into()
             } else {
@@ -398,14 +424,16 @@ impl CsvAppender {
         }
     }
 
-    /// Removes the bytes after the last newline, if the file does not end with one.
-    fn cut_torn_tail(&mut self, len: u64) -> Result<u64> {
+    /// Makes the file end with a whole row: the bytes after the last newline are cut, unless
+    /// they are a whole row that lacks only its newline (see [`whole_len`]), which the next
+    /// write completes. Says on stderr what it did.
+    fn repair_tail(&mut self, len: u64) -> Result<Tail> {
         let mut last = [0u8; 1];
         self.file
             .read_exact_at(&mut last, len - 1)
             .map_err(|e| self.io_err("cannot read", e))?;
         if last[0] == b'\n' {
-            return Ok(0);
+            return Ok(Tail::Whole);
         }
         // Scan backwards in blocks for the last newline.
         let mut end = len;
@@ -424,10 +452,35 @@ impl CsvAppender {
             }
             end = start;
         };
+        // The tail (a header without its newline when `keep` is 0 is never kept).
+        let tail_len = len - keep;
+        let mut tail = vec![0u8; tail_len.min(MAX_KEPT_TAIL) as usize];
+        self.file
+            .read_exact_at(&mut tail, keep)
+            .map_err(|e| self.io_err("cannot read", e))?;
+        if keep > 0
+            && tail_len <= MAX_KEPT_TAIL
+            && !on_page_boundary(len)
+            && row_is_whole(&tail, self.header.len())
+        {
+            warn(format_args!(
+                "{}: its last row lacked its final newline; added it ({} bytes kept: `{}`)",
+                self.path.display(),
+                tail_len,
+                preview(&tail)
+            ));
+            return Ok(Tail::LacksNewline);
+        }
         self.file
             .set_len(keep)
             .map_err(|e| self.io_err("cannot truncate the torn last line of", e))?;
-        Ok(len - keep)
+        warn(format_args!(
+            "{}: cut {} bytes of an unfinished last line (a writer killed mid-row?): `{}`",
+            self.path.display(),
+            tail_len,
+            preview(&tail)
+        ));
+        Ok(Tail::Cut(tail_len))
     }
 
     fn check_header(&self) -> Result<()> {
@@ -536,6 +589,92 @@ impl CsvAppender {
     }
 }
 
+/// What the end of a file needed.
+enum Tail {
+    /// It ended with a newline.
+    Whole,
+    /// This many bytes after the last newline were cut.
+    Cut(u64),
+    /// The last row was whole but for its newline.
+    LacksNewline,
+}
+
+/// A last line longer than this is never taken for a whole row (and is cut).
+const MAX_KEPT_TAIL: u64 = 1 << 20;
+
+/// Whether `tail` (the bytes after a file's last newline) is a whole CSV row of `fields`
+/// fields that lacks only its final newline: every quote closed, and exactly `fields`
+/// fields. (A row cut inside its last field can look whole; a row cut anywhere else cannot.)
+pub fn row_is_whole(tail: &[u8], fields: usize) -> bool {
+    if tail.is_empty() || !count_byte(tail, b'"').is_multiple_of(2) || tail.contains(&b'\n') {
+        return false;
+    }
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(tail);
+    let mut record = csv::ByteRecord::new();
+    matches!(rdr.read_byte_record(&mut record), Ok(true)) && record.len() == fields
+}
+
+/// How many bytes at the start of a CSV file's content are whole rows, the way
+/// [`CsvAppender`] sees them: everything up to the last newline, and also a last row without
+/// its newline if it is whole ([`row_is_whole`] with the header's field count) and does not
+/// end on a page boundary (where torn writes end), since the next append keeps it. Readers of files that a writer may be appending to use it so that they
+/// count the same rows as the writer.
+pub fn whole_len(bytes: &[u8]) -> usize {
+    let Some(last_nl) = memchr::memrchr(b'\n', bytes) else {
+        // Not even a whole header.
+        return 0;
+    };
+    let tail = &bytes[last_nl + 1..];
+    if tail.is_empty() {
+        return bytes.len();
+    }
+    let header_end = memchr::memchr(b'\n', bytes).unwrap_or(last_nl);
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(&bytes[..header_end]);
+    let mut header = csv::ByteRecord::new();
+    let fields = match rdr.read_byte_record(&mut header) {
+        Ok(true) => header.len(),
+        _ => return last_nl + 1,
+    };
+    if tail.len() as u64 <= MAX_KEPT_TAIL
+        && !on_page_boundary(bytes.len() as u64)
+        && row_is_whole(tail, fields)
+    {
+        bytes.len()
+    } else {
+        last_nl + 1
+    }
+}
+
+/// Whether a file of `len` bytes ends on a page boundary, where the kernel cuts a write
+/// short (a fatal signal during the write, a full disk).
+fn on_page_boundary(len: u64) -> bool {
+    len.is_multiple_of(rustix::param::page_size() as u64)
+}
+
+/// At most the first 60 characters of `bytes`, for a message.
+fn preview(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let mut p: String = text.chars().take(60).collect();
+    if text.chars().count() > 60 {
+        p.push('…');
+    }
+    p.escape_debug().to_string()
+}
+
+/// A warning on stderr, as `tool: warning: ...` with the running program's name.
+fn warn(msg: std::fmt::Arguments<'_>) {
+    let tool = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "csv".to_owned());
+    eprintln!("{tool}: warning: {msg}");
+}
+
 fn encode_row(path: &Path, fields: &[String]) -> Result<Vec<u8>> {
     let mut w = csv::WriterBuilder::new()
         .has_headers(false)
@@ -571,18 +710,58 @@ fn open_append(path: &Path) -> Result<File> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         fs::create_dir_all(dir).map_err(|source| CsvFileError::CreateDir {
             path: dir.to_path_buf(),
-            error: source,
+            // `mkdir` on an existing file says "File exists"; what is wrong is that it is not
+            // a directory.
+            error: if source.kind() == io::ErrorKind::AlreadyExists && !dir.is_dir() {
+                io::Error::from_raw_os_error(rustix::io::Errno::NOTDIR.raw_os_error())
+            } else {
+                source
+            },
         })?;
     }
-    OpenOptions::new()
+    // Checked before opening too: opening a FIFO for writing may wait for a reader.
+    if let Ok(meta) = fs::metadata(path) {
+        check_regular(path, &meta)?;
+    }
+    let file = OpenOptions::new()
         .read(true)
         .append(true)
         .create(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
         .open(path)
         .map_err(|source| CsvFileError::Open {
             path: path.to_path_buf(),
             error: source,
-        })
+        })?;
+    let meta = file.metadata().map_err(|source| CsvFileError::Io {
+        op: "cannot stat",
+        path: path.to_path_buf(),
+        error: source,
+    })?;
+    check_regular(path, &meta)?;
+    Ok(file)
+}
+
+fn check_regular(path: &Path, meta: &fs::Metadata) -> Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    let kind = if t.is_file() {
+        return Ok(());
+    } else if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device"
+    } else {
+        "not a file"
+    };
+    Err(CsvFileError::NotRegular {
+        path: path.to_path_buf(),
+        kind,
+    })
 }
 
 fn identity_of(file: &File, path: &Path) -> Result<(u64, u64)> {
@@ -614,7 +793,7 @@ mod tests {
             AppendOutcome {
                 rows: 2,
                 wrote_header: true,
-                repaired_bytes: 0
+                ..AppendOutcome::default()
             }
         );
         let o = w.append_rows([["5", "6"]]).unwrap();
@@ -879,11 +1058,73 @@ mod tests {
     fn a_torn_last_line_is_cut_before_the_next_batch() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out.csv");
-        fs::write(&path, "a,b\n1,2\n3,").unwrap();
+        fs::write(&path, "a,b\n1,2\n3,\"x").unwrap();
         let mut w = CsvAppender::open(&path, &["a", "b"]).unwrap();
         let o = w.append_rows([["5", "6"]]).unwrap();
-        assert_eq!(o.repaired_bytes, 2);
+        assert_eq!(o.repaired_bytes, 4);
+        assert!(!o.completed_last_row);
         assert_eq!(read(&path), "a,b\n1,2\n5,6\n");
+    }
+
+    #[test]
+    fn a_whole_last_row_without_its_newline_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.csv");
+        fs::write(&path, "a,b\n1,2\n3,\"4,5\"").unwrap();
+        assert_eq!(whole_len(&fs::read(&path).unwrap()), 15);
+        let mut w = CsvAppender::open(&path, &["a", "b"]).unwrap();
+        let o = w.append_rows([["5", "6"]]).unwrap();
+        assert_eq!(o.repaired_bytes, 0);
+        assert!(o.completed_last_row);
+        assert_eq!(read(&path), "a,b\n1,2\n3,\"4,5\"\n5,6\n");
+    }
+
+    #[test]
+    fn whole_rows_are_counted_as_the_appender_counts_them() {
+        assert_eq!(whole_len(b""), 0);
+        assert_eq!(whole_len(b"a,b"), 0, "a header without its newline");
+        assert_eq!(whole_len(b"a,b\n1,2\n"), 8);
+        assert_eq!(whole_len(b"a,b\n1,2\n3,4"), 11);
+        assert_eq!(
+            whole_len(b"a,b\n1,2\n3,"),
+            10,
+            "two empty-ish fields still make a row"
+        );
+        assert_eq!(whole_len(b"a,b\n1,2\n3"), 8, "one field of two");
+        assert_eq!(whole_len(b"a,b\n1,2\n3,\"4"), 8, "an open quote");
+        assert_eq!(whole_len(b"a,b\n1,2\n3,4,5"), 8, "one field too many");
+        assert!(row_is_whole(b"x,\"y,z\"", 2));
+        // Ending on a page boundary, it is taken for a torn write.
+        let page = rustix::param::page_size();
+        let mut text = b"a,b\n".to_vec();
+        text.resize(page - 3, b'x');
+        text.extend_from_slice(b"\n1,");
+        assert_eq!(text.len(), page);
+        assert_eq!(whole_len(&text), page - 2);
+        assert!(!row_is_whole(b"", 0));
+    }
+
+    #[test]
+    fn a_fifo_or_a_directory_is_not_appended_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo.csv");
+        testkit::make_fifo(&fifo);
+        let e = CsvAppender::open(&fifo, &["a"]).unwrap_err();
+        assert!(
+            matches!(e, CsvFileError::NotRegular { kind: "a FIFO", .. }),
+            "{e}"
+        );
+        let e = CsvAppender::open(dir.path(), &["a"]).unwrap_err();
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+    }
+
+    #[test]
+    fn a_directory_that_is_a_file_is_not_a_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("file");
+        fs::write(&file, "x").unwrap();
+        let e = CsvAppender::open(file.join("out.csv"), &["a"]).unwrap_err();
+        assert!(e.to_string().contains("Not a directory"), "{e}");
     }
 
     #[test]

@@ -1,15 +1,143 @@
-//! Child processes that are always stopped by PID: SIGTERM, a grace period, then SIGKILL.
+//! Child processes: how they are started, recognised and stopped.
 //!
-//! [`Supervised`] stops its process when dropped, so a lab or a test that fails half-way
-//! leaves nothing running. [`terminate`] does the same for a process that is not our child
-//! (a daemon found through its pid file).
+//! - [`SpawnOptions`]: how a child is set apart from the tool that starts it (its own process
+//!   group, a signal when the starting thread dies, the open-file limit raised, an
+//!   environment variable that marks it as ours). Every tool of the workspace starts its
+//!   long-lived children (balancers, backends, httperf, an embedded HAProxy) through it.
+//! - [`Supervised`]: a child that is always stopped (SIGTERM, a grace period, SIGKILL) when
+//!   dropped, so a lab or a test that fails half-way leaves nothing running; started in its
+//!   own group with [`SpawnOptions::stop_group`], the whole group is stopped.
+//! - [`terminate`] and [`terminate_group`]: the same for a process (or a group) that is not
+//!   our child (a daemon found through its pid file, a backend started by an earlier run).
+//! - [`split_words`]: a command line given as one string (`--command 'lbbench backend
+//!   --port {port}'`) split into words the way `sh` does.
+//!
+//! ```no_run
+//! use std::process::Command;
+//! use common::process::{SpawnOptions, Supervised};
+//!
+//! // A helper that must not outlive us, in a group of its own so that everything it
+//! // starts is stopped with it.
+//! let opts = SpawnOptions::isolated().stop_group();
+//! let mut p = Supervised::spawn_with("load", Command::new("sh").args(["-c", "sleep 60 & sleep 60"]), &opts)?;
+//! p.stop()?; // SIGTERM to the group, 5 s, then SIGKILL to whatever is left in it
+//! # Ok::<(), std::io::Error>(())
+//! ```
 
+use std::ffi::OsString;
 use std::fs;
 use std::io;
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
 
-use rustix::process::{Pid, Signal, kill_process, test_kill_process};
+use rustix::process::{Pid, Signal, kill_process, kill_process_group, test_kill_process};
+
+/// How a child is set apart from the process that starts it. The default changes nothing.
+///
+/// - `own_group`: the child leads a new process group. A Ctrl-C in the terminal then reaches
+///   only the tool, which stops its children in order; and the group can be signalled as a
+///   whole ([`signal_group`], [`terminate_group`]), which reaches what the child starts too
+///   (a wrapper script's own children).
+/// - `parent_death`: the signal the child gets when the *thread* that started it ends (Linux
+///   `PR_SET_PDEATHSIG`), even if the tool is killed with SIGKILL. Start such children from
+///   a thread that outlives them (the main thread, or a test's own thread). If the tool died
+///   between fork and exec, the child does not start.
+/// - `raise_nofile`: the child's soft limit on open files is raised to the hard limit, so
+///   that programs that do not raise it themselves can use as many descriptors as the others.
+/// - `marker`: an environment variable set in the child, by which a later run recognises
+///   the process as one of its own ([`has_marker`]) before it signals it.
+/// - `stop_group`: [`Supervised::stop`] signals the whole group rather than the child alone
+///   (needs `own_group`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SpawnOptions {
+    /// Start the child in a new process group of its own.
+    pub own_group: bool,
+    /// The signal the child gets when the starting thread ends.
+    pub parent_death: Option<Signal>,
+    /// Raise the child's soft open-file limit to the hard limit.
+    pub raise_nofile: bool,
+    /// An environment variable (name, value) set in the child to recognise it later.
+    pub marker: Option<(OsString, OsString)>,
+    /// Stop the whole group, not the child alone ([`Supervised::stop`]).
+    pub stop_group: bool,
+}
+
+impl SpawnOptions {
+    /// A child that is the tool's alone to stop: its own process group, SIGTERM when the
+    /// starting thread ends, and the open-file limit raised (the lab's balancers and
+    /// backends).
+    pub fn isolated() -> Self {
+        SpawnOptions {
+            own_group: true,
+            parent_death: Some(Signal::TERM),
+            raise_nofile: true,
+            ..SpawnOptions::default()
+        }
+    }
+
+    /// The same options, with [`Supervised::stop`] and [`Supervised::signal_group`] reaching
+    /// the whole process group (implies `own_group`).
+    pub fn stop_group(mut self) -> Self {
+        self.own_group = true;
+        self.stop_group = true;
+        self
+    }
+
+    /// The same options, with `signal` sent to the child when the starting thread ends.
+    pub fn parent_death(mut self, signal: Signal) -> Self {
+        self.parent_death = Some(signal);
+        self
+    }
+
+    /// The same options, with the environment variable `name=value` set in the child.
+    pub fn marker(mut self, name: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.marker = Some((name.into(), value.into()));
+        self
+    }
+
+    /// Sets these options on `cmd` (for a child that is not [`Supervised`]).
+    pub fn apply(&self, cmd: &mut Command) {
+        use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+        if self.own_group {
+            cmd.process_group(0);
+        }
+        if let Some((name, value)) = &self.marker {
+            cmd.env(name, value);
+        }
+        if self.parent_death.is_none() && !self.raise_nofile {
+            return;
+        }
+        let death = self.parent_death;
+        let parent = rustix::process::getpid();
+        let raise = self.raise_nofile.then(|| {
+            let nofile = getrlimit(Resource::Nofile);
+            Rlimit {
+                current: nofile.maximum,
+                maximum: nofile.maximum,
+            }
+        });
+        // SAFETY: the closure runs in the child between fork and exec and only makes
+        // async-signal-safe system calls (prctl, getppid, setrlimit); it allocates nothing
+        // and takes no lock.
+        unsafe {
+            cmd.pre_exec(move || {
+                if let Some(sig) = death {
+                    rustix::process::set_parent_process_death_signal(Some(sig))?;
+                    // The parent may have died before the prctl: then nobody would stop us.
+                    if rustix::process::getppid() != Some(parent) {
+                        return Err(io::Error::other("the parent exited"));
+                    }
+                }
+                if let Some(limit) = raise {
+                    // Best effort: the soft limit stays as it was if this fails.
+                    let _ = setrlimit(Resource::Nofile, limit);
+                }
+                Ok(())
+            });
+        }
+    }
+}
 
 /// How long a process gets to exit after SIGTERM before it is killed, unless set otherwise.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
@@ -21,12 +149,24 @@ pub struct Supervised {
     child: Child,
     grace: Duration,
     status: Option<ExitStatus>,
+    /// Whether `stop` signals the child's whole process group.
+    group: bool,
 }
 
 impl Supervised {
-    /// Starts `cmd`. `name` is used in error messages. A missing program gives an error that
-    /// names it.
+    /// Starts `cmd` as it is. `name` is used in error messages. A missing program gives an
+    /// error that names it.
     pub fn spawn(name: &str, cmd: &mut Command) -> io::Result<Supervised> {
+        Supervised::spawn_with(name, cmd, &SpawnOptions::default())
+    }
+
+    /// Starts `cmd` with `opts` applied (see [`SpawnOptions`]).
+    pub fn spawn_with(
+        name: &str,
+        cmd: &mut Command,
+        opts: &SpawnOptions,
+    ) -> io::Result<Supervised> {
+        opts.apply(cmd);
         let child = cmd.spawn().map_err(|e| {
             let program = cmd.get_program().to_string_lossy().into_owned();
             io::Error::new(e.kind(), format!("cannot start {name} ({program}): {e}"))
@@ -36,6 +176,7 @@ impl Supervised {
             child,
             grace: DEFAULT_GRACE,
             status: None,
+            group: opts.own_group && opts.stop_group,
         })
     }
 
@@ -76,9 +217,22 @@ impl Supervised {
         signal_pid(self.child.id(), sig)
     }
 
+    /// Sends a signal to the child's whole process group (the child alone if it was not
+    /// started with [`SpawnOptions::stop_group`]). Members of the group that outlive the child
+    /// (a wrapper's children) are reached too, also after the child was reaped.
+    pub fn signal_group(&mut self, sig: Signal) -> io::Result<()> {
+        if self.group {
+            return match signal_group(self.child.id(), sig) {
+                Err(e) if e.raw_os_error() == Some(libc_esrch()) => Ok(()),
+                r => r,
+            };
+        }
+        self.signal(sig)
+    }
+
     /// Waits up to `timeout` for the process to exit on its own.
     pub fn wait_timeout(&mut self, timeout: Duration) -> io::Result<Option<ExitStatus>> {
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::time::instant_after(Instant::now(), timeout);
         loop {
             if let Some(s) = self.try_status()? {
                 return Ok(Some(s));
@@ -91,18 +245,31 @@ impl Supervised {
     }
 
     /// Stops the process: SIGTERM, up to the grace period, then SIGKILL. Returns how it exited.
+    ///
+    /// Started with [`SpawnOptions::stop_group`], the signals go to the whole group, and
+    /// whatever is left of the group once the child has exited gets SIGKILL: nothing it
+    /// started outlives it.
     pub fn stop(&mut self) -> io::Result<ExitStatus> {
         if let Some(s) = self.try_status()? {
+            self.kill_rest_of_group();
             return Ok(s);
         }
-        self.signal(Signal::TERM)?;
+        self.signal_group(Signal::TERM)?;
         if let Some(s) = self.wait_timeout(self.grace)? {
+            self.kill_rest_of_group();
             return Ok(s);
         }
-        self.signal(Signal::KILL)?;
+        self.signal_group(Signal::KILL)?;
         let s = self.child.wait()?;
         self.status = Some(s);
+        self.kill_rest_of_group();
         Ok(s)
+    }
+
+    fn kill_rest_of_group(&mut self) {
+        if self.group && group_has_live_members(self.child.id()) {
+            let _ = signal_group(self.child.id(), Signal::KILL);
+        }
     }
 }
 
@@ -122,6 +289,105 @@ fn pid_of(pid: u32) -> io::Result<Pid> {
 /// Sends `sig` to `pid`.
 pub fn signal_pid(pid: u32, sig: Signal) -> io::Result<()> {
     kill_process(pid_of(pid)?, sig).map_err(io::Error::from)
+}
+
+/// Sends `sig` to every process of the process group `pgid`.
+pub fn signal_group(pgid: u32, sig: Signal) -> io::Result<()> {
+    kill_process_group(pid_of(pgid)?, sig).map_err(io::Error::from)
+}
+
+/// Whether any live (non-zombie) process is in the process group `pgid` (from `/proc`).
+pub fn group_has_live_members(pgid: u32) -> bool {
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return false;
+    };
+    dir.flatten().any(|e| {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            return false;
+        };
+        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            return false;
+        };
+        // After the command's closing parenthesis: state, ppid, pgrp, ...
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            return false;
+        };
+        let mut f = rest.split_whitespace();
+        let state = f.next();
+        let pgrp = f.nth(1).and_then(|g| g.parse::<u32>().ok());
+        pgrp == Some(pgid) && state != Some("Z")
+    })
+}
+
+/// Stops the process group `pgid` (started with [`SpawnOptions::own_group`]): SIGTERM to the
+/// group, up to `grace` for its leader to go, then SIGKILL to whatever is left of the group.
+/// `reap` is called while waiting, so that a leader that is our own child does not stay a
+/// zombie (pass `|| {}` otherwise). Returns `false` if the group was already gone; an error
+/// if something of it is still alive 10 s after SIGKILL.
+pub fn terminate_group(pgid: u32, grace: Duration, mut reap: impl FnMut()) -> io::Result<bool> {
+    if !group_has_live_members(pgid) && !is_alive(pgid) {
+        return Ok(false);
+    }
+    let signal = |sig: Signal| {
+        // Fall back to the leader alone if it somehow left its group.
+        if signal_group(pgid, sig).is_err() {
+            let _ = signal_pid(pgid, sig);
+        }
+    };
+    let mut gone = |timeout: Duration, whole: bool| {
+        crate::wait::poll_until("exit", timeout, Duration::from_millis(10), || {
+            reap();
+            let alive = is_alive(pgid) || (whole && group_has_live_members(pgid));
+            (!alive).then_some(())
+        })
+        .is_ok()
+    };
+    signal(Signal::TERM);
+    if !gone(grace, false) {
+        signal(Signal::KILL);
+    } else if group_has_live_members(pgid) {
+        // The leader went; what it started goes too.
+        signal(Signal::KILL);
+    }
+    if gone(Duration::from_secs(10), true) {
+        Ok(true)
+    } else {
+        Err(io::Error::other(format!(
+            "process group {pgid} is still alive after SIGKILL"
+        )))
+    }
+}
+
+/// Whether the process `pid` has the environment variable `name` set to `value` (from
+/// `/proc/PID/environ`, as it was when the process started). `false` for a process that is
+/// gone or that we may not read.
+pub fn has_marker(pid: u32, name: &str, value: &str) -> bool {
+    let Ok(env) = fs::read(format!("/proc/{pid}/environ")) else {
+        return false;
+    };
+    let want = format!("{name}={value}");
+    env.split(|&b| b == 0).any(|v| v == want.as_bytes())
+}
+
+/// A command line that cannot be split into words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot split {line:?} into words: an unclosed quote or a trailing backslash")]
+pub struct SplitError {
+    /// The command line.
+    pub line: String,
+}
+
+/// Splits a command line given as one string into words as a POSIX shell does: spaces
+/// separate words; single quotes, double quotes and backslashes group and escape (`a 'b c'
+/// "d'e"` is `a`, `b c`, `d'e`). No variables, globs or substitutions are expanded.
+pub fn split_words(line: &str) -> Result<Vec<String>, SplitError> {
+    shlex::split(line).ok_or_else(|| SplitError {
+        line: line.to_owned(),
+    })
 }
 
 /// Whether `pid` names a live process (a zombie counts as gone).
@@ -162,7 +428,7 @@ pub fn terminate(pid: u32, grace: Duration) -> io::Result<bool> {
         Err(e) if e.raw_os_error() == Some(libc_esrch()) => return Ok(false),
         Err(e) => return Err(e),
     }
-    let deadline = Instant::now() + grace;
+    let deadline = crate::time::instant_after(Instant::now(), grace);
     while Instant::now() < deadline {
         if !is_alive(pid) {
             return Ok(true);
@@ -239,6 +505,134 @@ mod tests {
     fn a_missing_program_is_named() {
         let err = Supervised::spawn("thing", &mut Command::new("/nonexistent/prog")).unwrap_err();
         assert!(err.to_string().contains("/nonexistent/prog"), "{err}");
+    }
+
+    #[test]
+    fn a_group_is_stopped_whole_even_when_a_child_holds_the_pipes() {
+        use std::io::Read;
+        // A wrapper whose background child keeps stdout open after the wrapper is gone.
+        let mut p = Supervised::spawn_with(
+            "wrapper",
+            Command::new("sh")
+                .args(["-c", "sleep 60 & echo $!; wait"])
+                .stdout(std::process::Stdio::piped()),
+            &SpawnOptions::default().stop_group(),
+        )
+        .unwrap()
+        .with_grace(Duration::from_millis(500));
+        let mut out = p.child_mut().stdout.take().unwrap();
+        let mut first = [0u8; 64];
+        let n = out.read(&mut first).unwrap();
+        let grandchild: u32 = String::from_utf8_lossy(&first[..n]).trim().parse().unwrap();
+        assert!(is_alive(grandchild));
+        p.stop().unwrap();
+        crate::wait::poll_until(
+            "the grandchild to go",
+            Duration::from_secs(5),
+            Duration::from_millis(10),
+            || (!is_alive(grandchild)).then_some(()),
+        )
+        .unwrap();
+        // With the whole group gone, the pipe reaches its end.
+        let mut rest = Vec::new();
+        out.read_to_end(&mut rest).unwrap();
+        assert!(!group_has_live_members(p.pid()));
+    }
+
+    #[test]
+    fn isolation_raises_the_file_limit_marks_and_groups_the_child() {
+        let opts = SpawnOptions::isolated().marker("COMMON_PROCESS_TEST", "yes");
+        let mut cmd = Command::new("sh");
+        cmd.args([
+            "-c",
+            "ulimit -Sn; ps -o pgid= -p $$; echo \"$COMMON_PROCESS_TEST\"",
+        ])
+        .stdout(std::process::Stdio::piped());
+        opts.apply(&mut cmd);
+        let child = cmd.spawn().unwrap();
+        let pid = child.id();
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        let lines: Vec<&str> = text.lines().map(str::trim).collect();
+        let hard = rustix::process::getrlimit(rustix::process::Resource::Nofile).maximum;
+        let want = hard.map_or("unlimited".to_owned(), |h| h.to_string());
+        assert_eq!(lines[0], want, "{text}");
+        assert_eq!(lines[1], pid.to_string(), "its own group: {text}");
+        assert_eq!(lines[2], "yes");
+    }
+
+    #[test]
+    fn markers_are_read_from_proc() {
+        let p = Supervised::spawn_with(
+            "marked",
+            Command::new("sleep").arg("60"),
+            &SpawnOptions::default().marker("COMMON_MARKER_TEST", "42"),
+        )
+        .unwrap();
+        let pid = p.pid();
+        crate::wait::poll_until(
+            "sleep to exec",
+            Duration::from_secs(5),
+            Duration::from_millis(5),
+            || (cmdline(pid)? == ["sleep", "60"]).then_some(()),
+        )
+        .unwrap();
+        assert!(has_marker(pid, "COMMON_MARKER_TEST", "42"));
+        assert!(!has_marker(pid, "COMMON_MARKER_TEST", "4"));
+        assert!(!has_marker(std::process::id(), "COMMON_MARKER_TEST", "42"));
+    }
+
+    #[test]
+    fn terminate_group_stops_a_group_that_is_not_ours() {
+        let mut leader = Command::new("sh");
+        leader.args(["-c", "sleep 60 & sleep 60"]);
+        SpawnOptions::default().stop_group().apply(&mut leader);
+        let mut child = leader.spawn().unwrap();
+        let pgid = child.id();
+        crate::wait::poll_until(
+            "two members",
+            Duration::from_secs(5),
+            Duration::from_millis(5),
+            || {
+                (fs::read_dir("/proc")
+                    .unwrap()
+                    .flatten()
+                    .filter(|e| {
+                        fs::read_to_string(e.path().join("stat"))
+                            .ok()
+                            .and_then(|s| {
+                                s.rsplit_once(')').and_then(|(_, r)| {
+                                    r.split_whitespace().nth(2).map(|g| g == pgid.to_string())
+                                })
+                            })
+                            == Some(true)
+                    })
+                    .count()
+                    >= 2)
+                    .then_some(())
+            },
+        )
+        .unwrap();
+        assert!(
+            terminate_group(pgid, Duration::from_secs(2), || {
+                let _ = child.try_wait();
+            })
+            .unwrap()
+        );
+        assert!(!group_has_live_members(pgid));
+        assert!(!terminate_group(pgid, Duration::from_secs(1), || {}).unwrap());
+    }
+
+    #[test]
+    fn words_split_as_the_shell_does() {
+        assert_eq!(
+            split_words(r#"a  'b c' "d'e" f\ g"#).unwrap(),
+            ["a", "b c", "d'e", "f g"]
+        );
+        assert_eq!(split_words("x ''").unwrap(), ["x", ""]);
+        assert!(split_words("   ").unwrap().is_empty());
+        let e = split_words("a 'b").unwrap_err();
+        assert!(e.to_string().contains("unclosed quote"), "{e}");
     }
 
     #[test]

@@ -153,11 +153,8 @@ impl Profile {
         }
         for (i, s) in self.stages.iter().enumerate() {
             let n = i + 1;
-            if !(s.start.is_finite() && s.start >= 0.0) {
-                return Err(invalid(format!(
-                    "stage {n}: start must be a number of seconds >= 0, not {}",
-                    s.start
-                )));
+            if let Err(e) = crate::time::seconds(&format!("stage {n}: start"), s.start) {
+                return Err(invalid(e));
             }
             if !(s.rate.is_finite() && s.rate > 0.0) {
                 return Err(invalid(format!(
@@ -274,6 +271,17 @@ uri = "/perf.php"
         let p = Profile::parse(SEED, "seed.toml").unwrap();
         let again = Profile::parse(&p.to_toml(), "again").unwrap();
         assert_eq!(p, again);
+    }
+
+    #[test]
+    fn an_absurd_start_is_refused() {
+        let e = Profile::parse(
+            "[[stage]]\nstart = 1e300\nrate = 1\nnum_conns = 5\n",
+            "p.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("stage 1: start must be at most"), "{e}");
     }
 
     #[test]

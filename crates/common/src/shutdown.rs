@@ -78,7 +78,7 @@ impl Shutdown {
     /// Sleeps for `d`, or less if shutdown is requested. Returns `true` if it slept the
     /// whole time and `false` if it was woken by a shutdown request.
     pub fn sleep(&self, d: Duration) -> bool {
-        let deadline = Instant::now() + d;
+        let deadline = crate::time::instant_after(Instant::now(), d);
         loop {
             if self.requested() {
                 return false;

@@ -109,7 +109,7 @@ impl Ticker {
                 Step::Fire { index, skipped } => {
                     self.next = index + 1;
                     self.skipped_total += skipped;
-                    let due = self.start + offset(self.interval, index);
+                    let due = crate::time::instant_after(self.start, offset(self.interval, index));
                     return Some(Tick {
                         index,
                         due,

@@ -4,7 +4,7 @@
 //! `2014-12-14T14:27:07.878920`; [`TimeFormat::Utc`] gives RFC 3339 in UTC,
 //! `2014-12-14T13:27:07.878920Z`.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Local, NaiveDateTime, SecondsFormat, TimeZone, Utc};
 
@@ -66,6 +66,34 @@ pub fn parse_timestamp(s: &str) -> Option<DateTime<Utc>> {
 /// Seconds since the Unix epoch, as a float, for charts and joins by time.
 pub fn epoch_seconds(t: DateTime<Utc>) -> f64 {
     t.timestamp() as f64 + f64::from(t.timestamp_subsec_micros()) / 1e6
+}
+
+/// The longest wait, interval or run length any tool accepts: 366 days. Longer values are
+/// typos (`--pause 1e19`), refused with a clear error rather than overflowing a clock.
+pub const MAX_WAIT: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// A number of seconds typed by a user (`what` names the option in the error): finite, 0 or
+/// more, and at most [`MAX_WAIT`].
+pub fn seconds(what: &str, v: f64) -> Result<Duration, String> {
+    if !(v.is_finite() && v >= 0.0) {
+        return Err(format!("{what} must be a number of seconds >= 0 (got {v})"));
+    }
+    match Duration::try_from_secs_f64(v) {
+        Ok(d) if d <= MAX_WAIT => Ok(d),
+        _ => Err(format!(
+            "{what} must be at most {} seconds (366 days) (got {v})",
+            MAX_WAIT.as_secs()
+        )),
+    }
+}
+
+/// `from + d`, or a time about a century after `from` when the sum cannot be represented:
+/// a deadline that never comes, instead of the panic of `Instant + Duration`.
+pub fn instant_after(from: Instant, d: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    from.checked_add(d.min(CENTURY))
+        .or_else(|| from.checked_add(Duration::from_secs(24 * 3600)))
+        .unwrap_or(from)
 }
 
 /// Parses a duration as users type it on command lines and in config files: a bare number of
@@ -131,6 +159,22 @@ pub fn format_duration(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn user_seconds_are_bounded() {
+        assert_eq!(seconds("--pause", 1.5), Ok(Duration::from_millis(1500)));
+        assert_eq!(seconds("--pause", 0.0), Ok(Duration::ZERO));
+        for bad in [-1.0, f64::NAN, f64::INFINITY, 1e19, 9.3e18, 4e7] {
+            let e = seconds("--pause", bad).unwrap_err();
+            assert!(e.starts_with("--pause must be"), "{e}");
+        }
+        let now = Instant::now();
+        assert!(instant_after(now, Duration::MAX) > now + Duration::from_secs(1 << 30));
+        assert_eq!(
+            instant_after(now, Duration::from_secs(3)),
+            now + Duration::from_secs(3)
+        );
+    }
 
     #[test]
     fn local_format_matches_the_seed() {

@@ -22,7 +22,7 @@ pub fn poll_until<T>(
     mut check: impl FnMut() -> Option<T>,
 ) -> Result<T, TimedOut> {
     let start = Instant::now();
-    let deadline = start + timeout;
+    let deadline = crate::time::instant_after(start, timeout);
     loop {
         if let Some(v) = check() {
             return Ok(v);

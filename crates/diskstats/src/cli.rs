@@ -1,6 +1,6 @@
 //! Command-line interface: sampling (the seed's options), `report` and `plot`.
 
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -90,8 +90,9 @@ pub enum Command {
 /// `diskstats report`.
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// A CSV file written by diskstats.
-    pub file: PathBuf,
+    /// A CSV file written by diskstats (also after -d: `report -d vda FILE`).
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
     /// Only these devices (default: every device that did any I/O).
     #[arg(short = 'd', long = "device", value_name = "NAME", num_args = 1.., action = ArgAction::Append)]
     pub devices: Vec<String>,
@@ -103,8 +104,9 @@ pub struct ReportArgs {
 /// `diskstats plot`.
 #[derive(Debug, Args)]
 pub struct PlotArgs {
-    /// A CSV file written by diskstats.
-    pub file: PathBuf,
+    /// A CSV file written by diskstats (also after -d: `plot -d vda FILE`).
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
     /// The SVG file to write (default: FILE with the extension .svg).
     #[arg(short = 'o', long = "output", value_name = "SVG")]
     pub output: Option<PathBuf>,
@@ -113,16 +115,29 @@ pub struct PlotArgs {
     pub devices: Vec<String>,
 }
 
+/// The CSV file and the devices of `report` and `plot`. `-d` takes several names, so in
+/// `report -d vda FILE` the file arrives as the last "device": it is taken back as the file.
+fn file_and_devices(
+    file: &Option<PathBuf>,
+    devices: &[String],
+) -> anyhow::Result<(PathBuf, Vec<String>)> {
+    match (file, devices.split_last()) {
+        (Some(f), _) => Ok((f.clone(), devices.to_vec())),
+        (None, Some((last, rest))) => Ok((PathBuf::from(last), rest.to_vec())),
+        (None, None) => Err(UsageError::new(
+            "no CSV file given (usage: diskstats report|plot FILE [-d NAME...])",
+        )
+        .into()),
+    }
+}
+
 /// Parses `-l`: seconds, fractions allowed, 0 or more.
 fn parse_interval(s: &str) -> Result<Duration, String> {
     let v: f64 = s
         .trim()
         .parse()
         .map_err(|_| format!("not a number of seconds: {s:?}"))?;
-    if !v.is_finite() || v < 0.0 {
-        return Err(format!("the interval must be 0 or more seconds, got {s}"));
-    }
-    Duration::try_from_secs_f64(v).map_err(|e| format!("bad interval {s}: {e}"))
+    common::time::seconds("the interval", v)
 }
 
 /// Runs the command line.
@@ -237,11 +252,16 @@ fn plural(n: u64) -> &'static str {
 /// input (exit 2); a directory or file that cannot be created is a runtime failure (exit 1).
 fn output_error(e: SampleError, path: &Path) -> anyhow::Error {
     match e {
-        SampleError::Csv(CsvFileError::HeaderMismatch { found, .. }) => {
+        SampleError::Csv(e @ CsvFileError::NotRegular { .. }) => {
+            anyhow::Error::new(UsageError::new(e.to_string()))
+        }
+        SampleError::Csv(CsvFileError::HeaderMismatch {
+            found, expected, ..
+        }) => {
             let what = if found.split(',').eq(SEED_HEADER.iter().copied()) {
                 "the original diskstats.py's header (15 columns, no uptime)".to_owned()
             } else {
-                format!("a different header (`{found}`)")
+                format!("a different header (file has `{found}`, expected `{expected}`)")
             };
             anyhow::Error::new(UsageError::new(format!(
                 "{} has {what}; refusing to append rows of another layout to it: move it away \
@@ -253,9 +273,13 @@ fn output_error(e: SampleError, path: &Path) -> anyhow::Error {
     }
 }
 
-/// Bad input (the file's content, the device names) exits 2; I/O failures exit 1.
+/// Bad input (the file's content, the device names, a file that is not there) exits 2; I/O
+/// failures exit 1.
 fn report_error(e: ReportError) -> anyhow::Error {
     match e {
+        ReportError::Io { ref error, .. } if error.kind() == io::ErrorKind::NotFound => {
+            anyhow::Error::new(UsageError::new(e.to_string()))
+        }
         e @ (ReportError::Io { .. } | ReportError::Output(_)) => anyhow::Error::new(e),
         e => anyhow::Error::new(UsageError::new(e.to_string())),
     }
@@ -300,14 +324,15 @@ fn notes(file: &Path, s: &Summary) {
 }
 
 fn report(a: &ReportArgs) -> anyhow::Result<()> {
-    let devices = Selection::from_args(&a.devices);
+    let (file, devices) = file_and_devices(&a.file, &a.devices)?;
+    let devices = Selection::from_args(&devices);
     let devices = devices.names();
     let stdout = io::stdout().lock();
     let out = io::BufWriter::with_capacity(64 * 1024, stdout);
     let result = if a.csv {
         let mut w = CsvReportWriter::new(out).map_err(ReportError::Output);
         match &mut w {
-            Ok(w) => report::for_each_interval(&a.file, devices, |iv| w.write(iv)),
+            Ok(w) => report::for_each_interval(&file, devices, |iv| w.write(iv)),
             Err(_) => Ok(Summary::default()),
         }
         .and_then(|s| {
@@ -316,12 +341,12 @@ fn report(a: &ReportArgs) -> anyhow::Result<()> {
         })
     } else {
         let mut w = TableWriter::new(out);
-        report::for_each_interval(&a.file, devices, |iv| w.write(iv))
+        report::for_each_interval(&file, devices, |iv| w.write(iv))
             .and_then(|s| w.finish().map(|_| s).map_err(ReportError::Output))
     };
     match result {
         Ok(s) => {
-            notes(&a.file, &s);
+            notes(&file, &s);
             Ok(())
         }
         // `diskstats report f | head` is not an error.
@@ -331,38 +356,40 @@ fn report(a: &ReportArgs) -> anyhow::Result<()> {
 }
 
 fn plot(a: &PlotArgs) -> anyhow::Result<()> {
+    let (file, devices) = file_and_devices(&a.file, &a.devices)?;
+    let out = a
+        .output
+        .clone()
+        .unwrap_or_else(|| file.with_extension("svg"));
+    // Before anything is read: `diskstats plot samples.svg` would otherwise replace the
+    // samples with their plot.
+    common::atomic::refuse_overwriting_inputs(&out, &[&file])
+        .map_err(|e| UsageError::new(e.to_string()))?;
     let mut p = Plot::new();
-    let devices = Selection::from_args(&a.devices);
-    let s = report::for_each_interval(&a.file, devices.names(), |iv| {
+    let devices = Selection::from_args(&devices);
+    let s = report::for_each_interval(&file, devices.names(), |iv| {
         p.add(iv);
         Ok(())
     })
     .map_err(report_error)?;
-    notes(&a.file, &s);
+    notes(&file, &s);
     if p.is_empty() {
         return Err(UsageError::new(format!(
             "{}: nothing to plot (no device has two samples with I/O)",
-            a.file.display()
+            file.display()
         ))
         .into());
     }
-    let title = a
-        .file
+    let title = file
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| a.file.display().to_string());
+        .unwrap_or_else(|| file.display().to_string());
     let svg = p.to_svg(&title).context("cannot draw the plot")?;
-    let out = a
-        .output
-        .clone()
-        .unwrap_or_else(|| a.file.with_extension("svg"));
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create directory {}", dir.display()))?;
     }
-    let mut f =
-        std::fs::File::create(&out).with_context(|| format!("cannot create {}", out.display()))?;
-    f.write_all(svg.as_bytes())
+    common::atomic::write(&out, svg.as_bytes())
         .with_context(|| format!("cannot write {}", out.display()))?;
     eprintln!(
         "diskstats: wrote {} ({} intervals)",
@@ -390,6 +417,7 @@ mod tests {
         assert!(parse_interval("inf").is_err());
         assert!(parse_interval("NaN").is_err());
         assert!(parse_interval("1s").is_err());
+        assert!(parse_interval("9.3e18").unwrap_err().contains("at most"));
     }
 
     #[test]
@@ -425,5 +453,24 @@ mod tests {
             c.command,
             Some(Command::Report(ReportArgs { csv: true, .. }))
         ));
+        // `-d` takes several names: the file after it is taken back as the file.
+        for args in [
+            &["diskstats", "report", "-d", "vda", "f.csv"][..],
+            &["diskstats", "report", "f.csv", "-d", "vda"],
+        ] {
+            let Some(Command::Report(r)) = Cli::try_parse_from(args).unwrap().command else {
+                panic!("{args:?}")
+            };
+            let (file, devices) = file_and_devices(&r.file, &r.devices).unwrap();
+            assert_eq!(
+                (file, devices),
+                (PathBuf::from("f.csv"), vec!["vda".to_owned()])
+            );
+        }
+        let Some(Command::Plot(p)) = Cli::try_parse_from(["diskstats", "plot"]).unwrap().command
+        else {
+            panic!("plot")
+        };
+        assert!(file_and_devices(&p.file, &p.devices).is_err());
     }
 }

@@ -109,13 +109,14 @@ impl Pairing {
 /// Errors of `report` and `plot`; each names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
-    /// The file could not be opened or read.
-    #[error("cannot read {}: {source}", path.display())]
+    /// The file could not be opened or read. (The message has the OS error, so it is not
+    /// also a `source()`: a one-line report would print it twice.)
+    #[error("cannot read {}: {error}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
         /// The OS error.
-        source: io::Error,
+        error: io::Error,
     },
     /// The file is empty.
     #[error("{} is empty: no header, no samples", path.display())]
@@ -207,9 +208,9 @@ pub fn for_each_interval(
     devices: &[String],
     mut each: impl FnMut(&Interval) -> io::Result<()>,
 ) -> Result<Summary, ReportError> {
-    let io_err = |source| ReportError::Io {
+    let io_err = |error| ReportError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     let file = File::open(path).map_err(io_err)?;
     let tail_start = torn_tail_start(&file).map_err(io_err)?;
@@ -220,9 +221,9 @@ pub fn for_each_interval(
     let mut record = csv::StringRecord::new();
     let csv_err = |e: csv::Error, line: u64| match e.kind() {
         csv::ErrorKind::Io(_) => match e.into_kind() {
-            csv::ErrorKind::Io(source) => ReportError::Io {
+            csv::ErrorKind::Io(error) => ReportError::Io {
                 path: path.to_path_buf(),
-                source,
+                error,
             },
             _ => unreachable!("matched Io above"),
         },

@@ -258,12 +258,68 @@ fn bad_files_are_refused_with_a_clear_line() {
             "line 8: column read_completed_successfully is not a valid number",
         ));
 
-    bin()
+    // A file that is not there is bad input, said once.
+    let a = bin()
         .args(["report"])
         .arg(dir.path().join("missing.csv"))
         .assert()
-        .code(1)
+        .code(2)
         .stderr(predicate::str::contains("missing.csv"));
+    let err = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+}
+
+#[test]
+fn the_file_may_follow_the_device_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = two_snapshots(dir.path());
+    let a = bin()
+        .args(["report", "--csv", "-d", "sda"])
+        .arg(&file)
+        .assert()
+        .success();
+    let out = String::from_utf8_lossy(&a.get_output().stdout).into_owned();
+    assert_eq!(out.lines().count(), 2, "{out}");
+    assert!(out.lines().nth(1).unwrap().contains(",sda,"), "{out}");
+    let svg = dir.path().join("sda.svg");
+    bin()
+        .args(["plot", "-o"])
+        .arg(&svg)
+        .args(["-d", "sda"])
+        .arg(&file)
+        .assert()
+        .success();
+    assert!(fs::read_to_string(&svg).unwrap().starts_with("<svg"));
+}
+
+/// `plot` never replaces its input with the plot: by the same name, the default name (an
+/// input already called .svg), or a symbolic link.
+#[test]
+fn plot_refuses_to_overwrite_its_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = two_snapshots(dir.path());
+    let samples = fs::read(&file).unwrap();
+    let as_svg = dir.path().join("samples.svg");
+    fs::write(&as_svg, &samples).unwrap();
+    let link = dir.path().join("link.svg");
+    std::os::unix::fs::symlink(&file, &link).unwrap();
+    for (input, output) in [(&file, Some(&file)), (&as_svg, None), (&file, Some(&link))] {
+        let mut cmd = bin();
+        cmd.arg("plot").arg(input);
+        if let Some(o) = output {
+            cmd.arg("-o").arg(o);
+        }
+        let a = cmd.assert().code(2);
+        let err = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
+        assert!(err.contains("is the input file"), "{err}");
+        assert_eq!(fs::read(input).unwrap(), samples);
+    }
+    assert!(
+        fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
 }
 
 #[test]

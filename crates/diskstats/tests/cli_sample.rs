@@ -255,7 +255,9 @@ fn a_file_with_another_header_is_refused_and_left_alone() {
         .arg(dir.path())
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("a different header (`a,b,c`)"));
+        .stderr(predicate::str::contains(
+            "a different header (file has `a,b,c`, expected `datetime,",
+        ));
     assert_eq!(fs::read_to_string(&file).unwrap(), "a,b,c\n1,2,3\n");
 }
 
@@ -284,9 +286,43 @@ fn bad_options_are_usage_errors() {
         &["-l", "soon"],
         &["-l", "1", "-n", "0"],
         &["-d"],
+        &["-l", "9.3e18", "-n", "2"],
+        &["-l", "1e300"],
     ] {
-        bin().args(args).assert().code(2);
+        let a = bin().args(args).assert().code(2);
+        let err = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
+}
+
+#[test]
+fn an_outdir_that_is_a_file_is_not_a_directory() {
+    let dev = real_device();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    fs::write(&file, "keep").unwrap();
+    let a = bin().args(["-d", &dev, "-o"]).arg(&file).assert().code(1);
+    let err = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
+    assert!(err.contains("Not a directory"), "{err}");
+    assert!(!err.contains("File exists"), "{err}");
+    assert_eq!(fs::read_to_string(&file).unwrap(), "keep");
+}
+
+/// A FIFO where the CSV file should be would swallow the sample (nobody reads it): refused.
+#[test]
+fn a_fifo_as_the_csv_file_is_refused() {
+    let dev = real_device();
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join(format!("mon_{dev}.csv"));
+    testkit::make_fifo(&fifo);
+    let a = bin()
+        .args(["-d", &dev, "-o"])
+        .arg(dir.path())
+        .assert()
+        .code(2);
+    let err = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
+    assert!(err.contains("not a regular file"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
 }
 
 /// Starts a looping sampler; returns it with its stderr piped.
@@ -442,4 +478,36 @@ fn concurrent_one_shot_runs_on_one_file_append_whole_rows() {
         samples.insert(block[0].uptime.to_bits());
     }
     assert!(samples.len() > 1);
+}
+
+/// A torn last line is cut before the next sample, and what was cut is said on stderr; a last
+/// row that lacks only its newline is kept whole.
+#[test]
+fn what_the_appender_cuts_or_keeps_is_said() {
+    let dev = real_device();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().display().to_string();
+    bin().args(["-d", &dev, "-o", &out]).assert().success();
+    let file = dir.path().join(format!("mon_{dev}.csv"));
+    let whole = fs::read_to_string(&file).unwrap();
+    let row = whole.lines().nth(1).unwrap().to_owned();
+
+    // A row cut in its middle (not on a page boundary): cut, and said.
+    fs::write(&file, format!("{whole}{}", &row[..20])).unwrap();
+    let a = bin().args(["-d", &dev, "-o", &out]).assert().success();
+    let err = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
+    assert!(
+        err.contains("cut 20 bytes") && err.contains(&file.display().to_string()),
+        "{err}"
+    );
+    assert_eq!(read_rows(&file).len(), 2);
+
+    // A whole row without its newline: kept.
+    let text = fs::read_to_string(&file).unwrap();
+    let last = text.lines().last().unwrap().to_owned();
+    fs::write(&file, format!("{text}{last}")).unwrap();
+    let a = bin().args(["-d", &dev, "-o", &out]).assert().success();
+    let err = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
+    assert!(err.contains("lacked its final newline"), "{err}");
+    assert_eq!(read_rows(&file).len(), 4);
 }

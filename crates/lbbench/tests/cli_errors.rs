@@ -480,3 +480,129 @@ fn two_failures_in_a_row_stop_the_sweep() {
     );
     assert_eq!(rows(&out), ["100/1"]);
 }
+
+/// Absurd numbers are refused with one line and exit 2 before anything runs or is
+/// allocated: no panic on a pause past the clock's end, no plan of 4 billion runs.
+#[test]
+fn absurd_durations_and_counts_are_refused_without_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("perf.csv");
+    // A fake httperf: nothing may run.
+    let fake = script(dir.path(), "httperf", "echo ran >> \"$0.log\"; exit 1");
+    for args in [
+        &["--pause", "1e19"][..],
+        &["--repeat", "4294967295"],
+        &["--duration", "9.3e18"],
+        &["--timeout", "1e300"],
+    ] {
+        let a = bin()
+            .args([
+                "sweep",
+                "--server",
+                "127.0.0.1",
+                "--from",
+                "100",
+                "--to",
+                "100",
+                "-o",
+            ])
+            .arg(&out)
+            .arg("--httperf")
+            .arg(&fake)
+            .args(args)
+            .assert()
+            .code(2);
+        let msg = one_line(&a.get_output().stderr);
+        assert!(msg.contains(args[0]), "{args:?}: {msg}");
+        assert!(!msg.contains("panicked"), "{msg}");
+    }
+    let a = bin()
+        .args(["lab", "--pause", "1e19", "-o"])
+        .arg(dir.path().join("lab"))
+        .assert()
+        .code(2);
+    assert!(one_line(&a.get_output().stderr).contains("--pause"));
+    assert!(!out.exists() && !fake.with_extension("log").exists());
+    assert!(
+        !dir.path().join("httperf.log").exists(),
+        "httperf never ran"
+    );
+}
+
+/// Two identical sweeps on one file: the second stops at once, naming the first one's pid,
+/// and the file gets each planned run once.
+#[test]
+fn a_second_sweep_on_the_same_file_is_refused_with_the_first_one_s_pid() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("perf.csv");
+    let httperf = script(
+        dir.path(),
+        "httperf",
+        &format!(
+            "sleep 1; cat '{}'",
+            fixture("httperf-sample-1.txt").display()
+        ),
+    );
+    let first = small_sweep(&httperf, &out);
+    let mut first = common::process::Supervised::spawn(
+        "first sweep",
+        std::process::Command::new(first.get_program())
+            .args(first.get_args())
+            .stderr(std::process::Stdio::null()),
+    )
+    .unwrap();
+    let lock = dir.path().join(".perf.csv.lock");
+    common::wait::poll_until(
+        "the first sweep's lock",
+        support::DEADLINE,
+        support::POLL,
+        || (std::fs::read_to_string(&lock).ok()?.trim() == first.pid().to_string()).then_some(()),
+    )
+    .unwrap();
+    let a = small_sweep(&httperf, &out).assert().code(1);
+    let msg = one_line(&a.get_output().stderr);
+    assert!(
+        msg.contains(&format!("another sweep (pid {})", first.pid())) && msg.contains("perf.csv"),
+        "{msg}"
+    );
+    let status = first.wait_timeout(support::DEADLINE).unwrap().unwrap();
+    assert!(status.success());
+    assert_eq!(
+        rows(&out),
+        ["100/1", "100/2", "200/1", "200/2"],
+        "each planned run once"
+    );
+}
+
+/// A run that got no reply because nothing listened is a failed run: not written, named at
+/// the end (exit 1), and done again by the same command once the server answers.
+#[test]
+fn runs_refused_by_a_closed_port_are_failed_and_done_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("perf.csv");
+    let counter = dir.path().join("calls");
+    // The first run gets replies, the second finds the port closed, then it is back.
+    let httperf = script(
+        dir.path(),
+        "httperf",
+        &format!(
+            "n=$(( $(cat '{c}' 2>/dev/null || echo 0) + 1 )); echo $n > '{c}'\n\
+             if [ $n -eq 2 ]; then cat '{refused}'; else cat '{ok}'; fi",
+            c = counter.display(),
+            refused = fixture("httperf-sample-errors.txt").display(),
+            ok = fixture("httperf-sample-1.txt").display(),
+        ),
+    );
+    let a = small_sweep(&httperf, &out).assert().code(1);
+    let msg = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
+    assert!(msg.contains("1 of 4 runs failed"), "{msg}");
+    assert!(msg.contains("rate 100/s run 2: no replies"), "{msg}");
+    assert_eq!(
+        rows(&out),
+        ["100/1", "200/1", "200/2"],
+        "the refused run is not written"
+    );
+    small_sweep(&httperf, &out).assert().success();
+    assert_eq!(rows(&out), ["100/1", "200/1", "200/2", "100/2"]);
+    assert_eq!(support::read_rows(&out).1[3]["total_replies"], "200");
+}

@@ -485,3 +485,42 @@ fn the_library_sweep_calls_its_observer_around_each_run() {
     assert!(s.interrupted);
     assert_eq!(s.written, 0);
 }
+
+/// A wrapper script given as the httperf program, whose child holds the output pipes and
+/// ignores SIGINT and SIGTERM on its own (`sleep` stands for a hung httperf): the watchdog
+/// stops the whole process group, and the run ends shortly after its deadline instead of
+/// when the child would have.
+#[test]
+fn the_watchdog_stops_a_wrapper_and_its_children() {
+    let dir = tempfile::tempdir().unwrap();
+    let wrapper = dir.path().join("httperf-wrapper");
+    std::fs::write(
+        &wrapper,
+        "#!/bin/sh\ntrap '' INT TERM\nsleep 120\necho done\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let program = Httperf::locate(Some(&wrapper)).unwrap();
+    let a = HttperfArgs::new("127.0.0.1", 20.0, 10);
+    let started = std::time::Instant::now();
+    let run = program
+        .start_with_deadline(&a, Duration::from_millis(500))
+        .unwrap();
+    let pid = run.pid();
+    let err = run.wait(None).unwrap_err();
+    // Deadline 0.5 s + 3 s for SIGINT + 2 s grace + 2 s draining the pipes, at most.
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(matches!(err, HttperfError::TimedOut { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("its stderr: (empty)"), "{msg}");
+    assert!(!msg.contains("FD_SETSIZE"), "{msg}");
+    assert!(!common::process::group_has_live_members(pid));
+}

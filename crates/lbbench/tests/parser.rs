@@ -130,7 +130,7 @@ fn the_all_refused_run_is_parsed_and_flagged() {
     assert_eq!(r.request_rate_per_sec, 0.0);
     assert_eq!(r.net_io_bps, 0.0);
     let v = Validity::assess(&r, target_from_command(&r), &Thresholds::default());
-    assert!(v.flag_rate_off_target && !v.valid);
+    assert_eq!((v.flag_rate_off_target, v.valid), (Some(true), Some(false)));
     assert_eq!(v.request_rate_deviation_pct, Some(-100.0));
 }
 
@@ -228,7 +228,7 @@ fn the_reports_listing_2_1() {
     assert_eq!(r.net_io_bps, 200_000.0);
     assert_eq!(r.errors_addr_unavail, 0);
     let v = Validity::assess(&r, target_from_command(&r), &Thresholds::default());
-    assert!(v.valid, "{v:?}");
+    assert_eq!(v.valid, Some(true), "{v:?}");
 }
 
 #[test]
@@ -266,18 +266,11 @@ fn a_truncated_report_names_the_first_missing_line() {
         "incomplete httperf report: the `Net I/O:` line is missing \
          (and 2 more: `Errors: total`, `Errors: fd-unavail`)"
     );
-    // Cut in the middle of the last line: that line is malformed.
+    // Cut in the middle of the last line: it lacks its newline, so the report is incomplete.
     let cut = &full[..full.len() - 10];
     let err = parse_report(cut).unwrap_err();
     assert!(
-        matches!(
-            err,
-            ReportError::Malformed {
-                line_no: 23,
-                kind: "Errors: fd-unavail",
-                ..
-            }
-        ),
+        matches!(err, ReportError::Unterminated { line_no: 23, .. }),
         "{err}"
     );
     // In a file of several reports, only the cut one fails.
@@ -324,6 +317,150 @@ fn unknown_lines_are_ignored() {
             "\nsome body text with Total: inside\nCPU time",
         );
     assert_eq!(parse_report(&noisy).unwrap(), parse_report(&full).unwrap());
+}
+
+/// What a run of `conns` connections at `rate`/s printed, without its command line: the
+/// lines of httperf's `src/stat/basic.c` `dump()` with its printf formats (`%.1f`, `%.3f`,
+/// `%lu`), preceded, with `--verbose`, by the descriptors line (`src/core.c`) and one
+/// `reply-rate = %-8.1f` sample per 5 s.
+fn pasted(conns: u64, refused: u64, rate: f64, verbose: bool) -> String {
+    let replies = conns - refused;
+    let duration = conns as f64 / rate;
+    let mut out = String::new();
+    if verbose {
+        out.push_str(
+            "httperf: maximum number of open descriptors = 1024
+",
+        );
+        for _ in 0..(duration / 5.0) as u64 {
+            out.push_str(&format!(
+                "reply-rate = {:<8.1}
+",
+                replies as f64 / duration
+            ));
+        }
+    }
+    let samples = (duration / 5.0) as u64;
+    out.push_str(&format!(
+        "Maximum connect burst length: 1
+
+         Total: connections {conns} requests {replies} replies {replies} test-duration {duration:.3} s
+
+         Connection rate: {rate:.1} conn/s ({:.1} ms/conn, <=3 concurrent connections)
+         Connection time [ms]: min 200.3 avg 201.2 max 230.9 median 200.5 stddev 2.1
+         Connection time [ms]: connect 0.1
+         Connection length [replies/conn]: 1.000
+
+         Request rate: {:.1} req/s ({:.1} ms/req)
+         Request size [B]: 80.0
+
+         Reply rate [replies/s]: min {r:.1} avg {r:.1} max {r:.1} stddev 0.0 ({samples} samples)
+         Reply time [ms]: response 201.0 transfer 0.0
+         Reply size [B]: header 150.0 content 50.0 footer 0.0 (total 200.0)
+         Reply status: 1xx=0 2xx={replies} 3xx=0 4xx=0 5xx=0
+
+         CPU time [s]: user 1.20 system 8.70 (user 12.0% system 87.0% total 99.0%)
+         Net I/O: 27.3 KB/s (0.2*10^6 bps)
+
+         Errors: total {refused} client-timo 0 socket-timo 0 connrefused {refused} connreset 0
+         Errors: fd-unavail 0 addrunavail 0 ftab-full 0 other 0
+",
+        1000.0 / rate,
+        replies as f64 / duration,
+        1000.0 * duration / replies.max(1) as f64,
+        r = if samples > 0 { replies as f64 / duration } else { 0.0 },
+    ));
+    out
+}
+
+/// A report copied without its command line is read, with an empty command; the target
+/// rate is unknown, so the checks that need it are empty rather than false.
+#[test]
+fn a_pasted_report_without_its_command_line_is_read() {
+    let text = pasted(6000, 0, 100.0, false);
+    let r = parse_report(&text).unwrap();
+    assert_eq!(r.command, "");
+    assert_eq!((r.total_connections, r.total_replies), (6000, 6000));
+    assert_eq!(r.reply_rate_samples, 12);
+    assert_eq!(target_from_command(&r), None);
+    let v = Validity::assess(&r, target_from_command(&r), &Thresholds::default());
+    assert_eq!(v.target_request_rate, None);
+    assert_eq!(v.flag_rate_off_target, None);
+    assert_eq!(v.valid, None);
+    assert!(!v.flag_resource_errors && !v.flag_client_cpu_low);
+    // From a blog post: the command as typed and a shell prompt around it.
+    let quoted = format!(
+        "$ httperf --server balance1 --rate 100 --num-conns 6000
+{text}$ 
+"
+    );
+    assert_eq!(parse_report(&quoted).unwrap(), r);
+}
+
+/// `--verbose` reports back to back, each starting with the descriptors line: one report
+/// each. The same without `--verbose`: each starts at its burst line.
+#[test]
+fn reports_back_to_back_without_command_lines_are_split() {
+    for verbose in [true, false] {
+        let text = [
+            pasted(500, 0, 100.0, verbose),
+            pasted(1000, 0, 200.0, verbose),
+            pasted(300, 300, 300.0, verbose),
+        ]
+        .concat();
+        let found = parse_reports(&text);
+        assert_eq!(found.len(), 3, "verbose {verbose}");
+        let conns: Vec<u64> = found
+            .iter()
+            .map(|f| f.result.as_ref().unwrap().total_connections)
+            .collect();
+        assert_eq!(conns, [500, 1000, 300]);
+        let first_len = pasted(500, 0, 100.0, verbose).lines().count();
+        assert_eq!(found[1].line_no, first_len + 1);
+        if verbose {
+            let r = found[1].result.as_ref().unwrap();
+            assert_eq!(r.max_open_descriptors, Some(1024));
+            assert_eq!(r.reply_rate_series, [200.0]);
+        }
+        assert_eq!(found[2].result.as_ref().unwrap().errors_conn_refused, 300);
+    }
+    // Without even their burst lines, they split at each `Total:` line.
+    let bare: String = [pasted(500, 0, 100.0, false), pasted(700, 0, 100.0, false)]
+        .iter()
+        .map(|t| t.replace("Maximum connect burst length: 1\n", ""))
+        .collect();
+    let found = parse_reports(&bare);
+    assert_eq!(found.len(), 2);
+    assert_eq!(found[1].result.as_ref().unwrap().total_connections, 700);
+    // One report expected, several found: said so.
+    assert!(matches!(
+        parse_report(&bare),
+        Err(ReportError::Several { count: 2, .. })
+    ));
+}
+
+/// httperf ends its last line with a newline; a report cut inside its last number
+/// (`other 1` for `other 12`) is incomplete, not a report with another number.
+#[test]
+fn a_report_without_its_final_newline_is_incomplete() {
+    let text = pasted(500, 0, 100.0, false).replace("other 0\n", "other 12\n");
+    assert_eq!(parse_report(&text).unwrap().errors_other, 12);
+    let cut = &text[..text.len() - 2];
+    assert!(cut.ends_with("other 1"));
+    let err = parse_report(cut).unwrap_err();
+    assert!(
+        matches!(&err, ReportError::Unterminated { line_no: 22, text } if text.ends_with("other 1")),
+        "{err}"
+    );
+    assert!(err.to_string().contains("lacks the newline"), "{err}");
+    // In a file of several, the cut one is the last one.
+    let two = format!("{text}{cut}");
+    let found = parse_reports(&two);
+    assert!(found[0].result.is_ok());
+    assert!(matches!(
+        found[1].result,
+        Err(ReportError::Unterminated { .. })
+    ));
 }
 
 /// Prints a report the way httperf's `dump()` does, from its raw values.
@@ -489,7 +626,7 @@ proptest! {
         prop_assume!(!digits.is_empty());
         let at = digits[pos % digits.len()];
         l.replace_range(at..at + 1, &junk);
-        let text = lines.join("\n");
+        let text = lines.join("\n") + "\n";
         match parse_report(&text) {
             Err(ReportError::Malformed { line_no, .. }) => prop_assert_eq!(line_no, line + 1),
             Err(ReportError::Missing { .. }) => {}

@@ -139,7 +139,7 @@ fn load_errors_are_shown_but_do_not_fail_the_command() {
     assert!(stderr.contains("p.toml: stage 1: rate"), "{stderr}");
     let out = Command::new(env!("CARGO_BIN_EXE_lbbench"))
         .args(["profile", "--speed", "0"])
-        .arg(common::testing::workspace_root().join("benches-data/seed-profile.toml"))
+        .arg(testkit::workspace_root().join("benches-data/seed-profile.toml"))
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));

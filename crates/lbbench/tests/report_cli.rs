@@ -187,3 +187,97 @@ fn bad_input_is_one_line_and_exit_2() {
     }
     assert!(!dir.path().join("r.html").exists());
 }
+
+/// The report never replaces its input: `-o` naming an input CSV (by its name or through a
+/// link), or one of a lab directory's own files.
+#[test]
+fn the_report_refuses_to_overwrite_its_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = write(dir.path(), "perf_haproxy_combined.csv", HAPROXY);
+    let before = std::fs::read(&h).unwrap();
+    let link = dir.path().join("link.html");
+    std::os::unix::fs::symlink(&h, &link).unwrap();
+    for (input, output) in [
+        (h.clone(), h.clone()),
+        (h.clone(), link.clone()),
+        (dir.path().to_owned(), h.clone()),
+    ] {
+        let out = report(&[input.as_os_str(), "-o".as_ref(), output.as_os_str()]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("is the input file"), "{stderr}");
+        assert_eq!(std::fs::read(&h).unwrap(), before);
+    }
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+}
+
+/// A row whose key cannot be read is left out with a warning, as the sweep leaves it out (and
+/// does its run again); the rest of the file makes the report.
+#[test]
+fn a_row_with_an_unreadable_key_is_left_out_as_the_sweep_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = "\n\
+t1,haproxy,fast,1,1000,1000,1000,99.0,200.0,200.5,30,0,0,0,0,0,0,0,0,true,false,false,false\n\
+t2,haproxy,100,1,1000,1000,1000,99.0,200.0,200.5,30,0,0,0,0,0,0,0,0,true,false,false,false\n";
+    let f = write(dir.path(), "perf_h_combined.csv", rows);
+    let html = dir.path().join("r.html");
+    let out = report(&[f.as_os_str(), "-o".as_ref(), html.as_os_str()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("lines [2]") && stderr.contains("left out"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("1 runs from 1 file"), "{stderr}");
+    let done = lbbench::sweep::completed_runs(&f).unwrap();
+    assert_eq!(done.unreadable_lines, [2]);
+    assert_eq!(done.runs.len(), 1);
+}
+
+/// The page fits a 1280-pixel window: its column is at most 1000 px wide, the charts are
+/// 960 px, and every table is in a box that scrolls on its own (the numbers table has 18
+/// columns), so nothing widens the page.
+#[test]
+fn the_page_does_not_scroll_sideways() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = write(dir.path(), "h.csv", HAPROXY);
+    let html_path = dir.path().join("out.html");
+    let out = report(&[h.as_os_str(), "-o".as_ref(), html_path.as_os_str()]);
+    assert!(out.status.success());
+    let html = std::fs::read_to_string(&html_path).unwrap();
+    let opts = roxmltree::ParsingOptions {
+        allow_dtd: true,
+        ..Default::default()
+    };
+    let doc = roxmltree::Document::parse_with_options(&html, opts).unwrap();
+    let style = doc
+        .descendants()
+        .find(|n| n.has_tag_name("style"))
+        .and_then(|n| n.text())
+        .unwrap();
+    assert!(style.contains("max-width: 1000px"), "{style}");
+    assert!(style.contains(".wide { overflow-x: auto"), "{style}");
+    let tables: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("table"))
+        .collect();
+    assert!(tables.len() >= 3);
+    for t in tables {
+        let parent = t.parent_element().unwrap();
+        assert_eq!(
+            (parent.tag_name().name(), parent.attribute("class")),
+            ("div", Some("wide")),
+            "table {:?}",
+            t.attribute("id")
+        );
+    }
+    for svg in doc.descendants().filter(|n| n.has_tag_name("svg")) {
+        let w: f64 = svg.attribute("width").unwrap().parse().unwrap();
+        assert!(w <= 1000.0, "{w}");
+    }
+}

@@ -2,7 +2,7 @@
 
 #[test]
 fn help_version_and_a_usage_error() {
-    common::testing::assert_cli_basics(
+    testkit::assert_cli_basics(
         env!("CARGO_BIN_EXE_webscaler"),
         "webscaler",
         env!("CARGO_PKG_VERSION"),

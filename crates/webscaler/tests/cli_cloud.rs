@@ -43,7 +43,7 @@ fn json_list(home: &Path, args: &[&str]) -> Vec<Value> {
 fn local_backends_through_the_cli_with_lbbench_found_next_to_webscaler() {
     // Build lbbench into the same target directory as webscaler; PATH is empty, so the
     // default command's bare `lbbench` must be found next to the executable.
-    common::testing::workspace_bin("lbbench");
+    testkit::workspace_bin("lbbench");
     let home = tempfile::tempdir().unwrap();
     let state = home.path().join("state");
     let s = state.to_str().unwrap();

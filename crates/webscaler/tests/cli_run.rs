@@ -190,7 +190,7 @@ fn bad_configuration_exits_2_naming_the_input() {
 #[test]
 fn the_shipped_configuration_file_is_valid_and_changes_nothing() {
     let home = tempfile::tempdir().unwrap();
-    let shipped = common::testing::workspace_root().join("etc/webscaler.toml");
+    let shipped = testkit::workspace_root().join("etc/webscaler.toml");
     let with = settings(home.path(), &["--config", shipped.to_str().unwrap()], &[]);
     let without = settings(home.path(), &[], &[]);
     assert_eq!(with, without, "every key is commented out with its default");

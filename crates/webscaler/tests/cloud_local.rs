@@ -5,8 +5,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::process::{Supervised, cmdline, is_alive};
-use common::testing::workspace_bin;
 use common::wait::poll_until;
+use testkit::workspace_bin;
 use webscaler::cloud::local::{LocalCloud, LocalOptions, STATE_FILE};
 use webscaler::cloud::{Backend, Cloud, CloudError, Status};
 

@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use common::net::{free_port, http_get};
 use common::process::{Supervised, is_alive};
-use common::testing::workspace_bin;
 use common::wait::poll_until;
 use rustix::process::Signal;
 use support::{POLL, httperf};
+use testkit::workspace_bin;
 use webscaler::cloud::local::{LocalCloud, LocalOptions};
 use webscaler::cloud::{Cloud, Status};
 use webscaler::controller::record::read_csv;

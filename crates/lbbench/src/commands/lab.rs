@@ -3,7 +3,6 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
@@ -82,16 +81,6 @@ pub struct LabArgs {
     pub utc: bool,
 }
 
-fn positive(name: &str, v: f64) -> anyhow::Result<f64> {
-    if v.is_finite() && v >= 0.0 {
-        Ok(v)
-    } else {
-        Err(usage(format!(
-            "--{name} must be a number of seconds >= 0 (got {v})"
-        )))
-    }
-}
-
 /// The lab's settings from the arguments.
 pub fn config(a: &LabArgs) -> anyhow::Result<LabConfig> {
     let httperf = Httperf::locate(Some(&a.httperf)).map_err(|e| usage(e.to_string()))?;
@@ -123,7 +112,7 @@ pub fn config(a: &LabArgs) -> anyhow::Result<LabConfig> {
         repeat: a.repeat.unwrap_or(base.repeat),
         duration_s: a.duration.unwrap_or(base.duration_s),
         pause: match a.pause {
-            Some(p) => Duration::from_secs_f64(positive("pause", p)?),
+            Some(p) => common::time::seconds("--pause", p).map_err(usage)?,
             None => base.pause,
         },
         uri: a.uri.clone(),

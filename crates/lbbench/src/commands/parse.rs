@@ -12,8 +12,8 @@ use crate::httperf::{Report, Thresholds, Validity, parse_reports, target_from_co
 /// Arguments of `lbbench parse`.
 #[derive(Debug, Args)]
 pub struct ParseArgs {
-    /// Files with httperf's output; each may hold several reports one after another. `-`
-    /// reads standard input.
+    /// Files with httperf's output; each may hold several reports one after another, with or
+    /// without their command lines (reports pasted from a terminal). `-` reads standard input.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
     /// Print JSON instead of CSV.
@@ -54,7 +54,8 @@ pub fn run(a: ParseArgs) -> anyhow::Result<()> {
         let found = parse_reports(&text);
         if found.is_empty() {
             return Err(usage(format!(
-                "{name}: no httperf report found (no line like `httperf --client=0/1 --server=...`)"
+                "{name}: {}",
+                crate::httperf::ReportError::Empty
             )));
         }
         for f in found {

@@ -2,12 +2,12 @@
 //! CSV files.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
 
-use super::classify;
+use super::{classify, usage};
 use crate::report;
 
 /// Arguments of `lbbench report`.
@@ -40,6 +40,21 @@ pub fn run(a: ReportArgs) -> anyhow::Result<()> {
             [one] if one.is_dir() => one.join("report.html"),
             _ => PathBuf::from("report.html"),
         });
+    // The report never replaces what it is made from (`-o k.csv`, or a lab's own CSV).
+    let mut inputs: Vec<PathBuf> = input.files.clone();
+    for i in &a.inputs {
+        let dir = if i.is_dir() {
+            Some(i.as_path())
+        } else {
+            i.parent()
+        };
+        let dir = dir
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        inputs.push(dir.join(crate::lab::info::FILE_NAME));
+    }
+    common::atomic::refuse_overwriting_inputs(&output, &inputs)
+        .map_err(|e| usage(e.to_string()))?;
     let generated = chrono::Local::now()
         .format("%Y-%m-%d %H:%M:%S %:z")
         .to_string();

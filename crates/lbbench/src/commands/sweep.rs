@@ -1,7 +1,6 @@
 //! `lbbench sweep`: the report's rate sweep, resumable, to CSV.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
@@ -60,12 +59,7 @@ pub struct SweepArgs {
 /// Runs `lbbench sweep`.
 pub fn run(a: SweepArgs) -> anyhow::Result<()> {
     let rates = rates(a.from, a.to, a.step).map_err(|e| usage(e.to_string()))?;
-    if !(a.pause.is_finite() && a.pause >= 0.0) {
-        return Err(usage(format!(
-            "--pause must be a number of seconds >= 0 (got {})",
-            a.pause
-        )));
-    }
+    let pause = common::time::seconds("--pause", a.pause).map_err(usage)?;
     let httperf = a.target.locate()?;
     let label = a.label.clone().unwrap_or_else(|| a.target.server.clone());
     let cfg = SweepConfig {
@@ -78,7 +72,7 @@ pub fn run(a: SweepArgs) -> anyhow::Result<()> {
         rates,
         repeat: a.repeat,
         duration_s: a.duration,
-        pause: Duration::from_secs_f64(a.pause),
+        pause,
         save_raw: a.save_raw.clone(),
         time_format: TimeFormat::from_utc_flag(a.utc),
         thresholds: Thresholds::default(),

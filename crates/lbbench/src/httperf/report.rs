@@ -35,7 +35,13 @@
 //! (`--verbose --verbose`), `Periodic stats:` (httperf 0.9.1+ with `--periodic-stats`), and the
 //! session block (`--wsess`, `--wsesslog`). Lines it does not know (warnings, `--print-reply`
 //! output) are ignored. A known line whose numbers cannot be read is an error naming the line,
-//! and so is a report that lacks a line httperf always prints.
+//! and so is a report that lacks a line httperf always prints, or whose last line lacks the
+//! newline httperf ends it with (the output was cut, maybe inside a number).
+//!
+//! Reports pasted from terminals, blog posts and READMEs often lack the command line echo:
+//! they are read all the same, with an empty `command` (so the target rate is unknown), and
+//! several of them back to back are told apart at the lines that can only begin a report
+//! ([`parse_reports`]).
 //!
 //! [`Report::COLUMNS`] lists the fields in httperf's print order under the names of the
 //! report's CSV (its listing 2.2), which came from httperfpy.
@@ -314,8 +320,32 @@ fn unquote(v: &str) -> &str {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ReportError {
     /// The text has no httperf report at all.
-    #[error("no httperf report found (no line like `httperf --client=0/1 --server=...`)")]
+    #[error(
+        "no httperf report found (no line like `httperf --client=0/1 --server=...` or \
+         `Total: connections ...`)"
+    )]
     Empty,
+    /// The report's last line lacks the newline httperf prints after every line: the output
+    /// was cut, perhaps inside its last number.
+    #[error(
+        "incomplete httperf report: line {line_no} (`{text}`) lacks the newline httperf prints \
+         after it, so the output may have been cut inside it; if the report is whole, end the \
+         file with a newline"
+    )]
+    Unterminated {
+        /// 1-based line number.
+        line_no: usize,
+        /// The line.
+        text: String,
+    },
+    /// The text holds more than one report where one was expected.
+    #[error("{count} httperf reports where one was expected (the second starts at line {second})")]
+    Several {
+        /// How many.
+        count: usize,
+        /// 1-based line number where the second starts.
+        second: usize,
+    },
     /// A line httperf always prints is missing: the report is truncated or not httperf's.
     #[error("incomplete httperf report: the `{missing}` line is missing{}", more_missing(.also))]
     Missing {
@@ -359,59 +389,160 @@ fn more_missing(also: &[&'static str]) -> String {
 /// One report found in a text that may hold several.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FoundReport {
-    /// 1-based line number of the report's first line (its command line).
+    /// 1-based line number of the report's first line (its command line, or its first
+    /// line httperf prints when the command line is not there).
     pub line_no: usize,
     /// The report, or why it could not be read.
     pub result: Result<Report, ReportError>,
 }
 
-/// Parses the single report in `text` (httperf's stdout). Text before the command line echo
-/// (a typed command, warnings) is ignored.
+/// Parses the single report in `text` (httperf's stdout, or one report pasted from a
+/// terminal). Text before the report (a typed command, warnings) is ignored. Without its
+/// command line echo, the report is read all the same, with an empty `command`.
 pub fn parse_report(text: &str) -> Result<Report, ReportError> {
-    let lines: Vec<&str> = text.lines().collect();
-    let start = lines
-        .iter()
-        .position(|l| is_command_echo(l))
-        .ok_or_else(|| {
-            // No echo: say what is missing if it looks like a report, else that there is none.
-            match parse_lines(&lines, 0, None) {
-                Err(e @ ReportError::Missing { .. }) if has_any_known_line(&lines) => e,
-                Err(e @ ReportError::Malformed { .. }) => e,
-                _ => ReportError::Empty,
-            }
-        })?;
-    parse_lines(&lines[start + 1..], start + 1, Some(lines[start].trim()))
+    let mut found = parse_reports(text);
+    match found.len() {
+        0 => Err(ReportError::Empty),
+        1 => found.remove(0).result,
+        count => Err(ReportError::Several {
+            count,
+            second: found[1].line_no,
+        }),
+    }
 }
 
-/// Parses every report in `text` (saved outputs of several runs, one after another). Each
-/// report starts at httperf's command line echo; text before the first one is ignored.
+/// Parses every report in `text`: saved outputs of several runs one after another, or
+/// reports pasted without their command lines. A report starts at httperf's command line
+/// echo, or, without one, at a line that can only begin a report: one that httperf prints
+/// before its `Total:` line (the descriptors line, `reply-rate =` samples, the burst line, the
+/// histogram) coming after the statistics of the report before, or a second `Total:` line.
+/// Text that holds no line of a report is ignored.
+///
+/// httperf ends every line with a newline: a text whose last line lacks it was cut, and if
+/// that line is one of the report's, the report is incomplete
+/// ([`ReportError::Unterminated`]), since its last number may be cut short.
 pub fn parse_reports(text: &str) -> Vec<FoundReport> {
     let lines: Vec<&str> = text.lines().collect();
-    let starts: Vec<usize> = lines
-        .iter()
-        .enumerate()
-        .filter(|(_, l)| is_command_echo(l))
-        .map(|(i, _)| i)
-        .collect();
-    let mut out = Vec::with_capacity(starts.len());
-    if starts.is_empty() {
-        if has_any_known_line(&lines) {
-            out.push(FoundReport {
-                line_no: 1,
-                result: parse_lines(&lines, 0, None),
-            });
+    let unterminated_last = (!text.is_empty() && !text.ends_with('\n'))
+        .then(|| lines.len().saturating_sub(1))
+        .filter(|&i| known_kind(lines[i].trim()).is_some());
+    split_reports(&lines)
+        .into_iter()
+        .map(|seg| {
+            let body_start = seg.start + usize::from(seg.command.is_some());
+            let result = match unterminated_last {
+                Some(i) if (seg.start..seg.end).contains(&i) => Err(ReportError::Unterminated {
+                    line_no: i + 1,
+                    text: lines[i].trim().to_owned(),
+                }),
+                _ => parse_lines(
+                    &lines[body_start..seg.end],
+                    body_start,
+                    seg.command.map(|c| lines[c].trim()),
+                ),
+            };
+            FoundReport {
+                line_no: seg.start + 1,
+                result,
+            }
+        })
+        .collect()
+}
+
+/// The lines `start..end` of one report, its command line echo at `start` if it has one.
+struct Segment {
+    start: usize,
+    end: usize,
+    command: Option<usize>,
+}
+
+/// Where each report of a text starts and ends (see [`parse_reports`]).
+fn split_reports(lines: &[&str]) -> Vec<Segment> {
+    let mut out = Vec::new();
+    let mut cur = Segment {
+        start: 0,
+        end: 0,
+        command: None,
+    };
+    // Whether the current segment has a line of a report, its statistics began, and its
+    // `Total:` line was seen.
+    let (mut content, mut in_stats, mut seen_total) = (false, false, false);
+    let mut close = |cur: &mut Segment, content: bool, at: usize| {
+        cur.end = at;
+        if content || cur.command.is_some() {
+            out.push(Segment { ..*cur });
         }
-        return out;
+        cur.start = at;
+        cur.command = None;
+    };
+    for (i, raw) in lines.iter().enumerate() {
+        let line = raw.trim();
+        if is_command_echo(line) {
+            close(&mut cur, content, i);
+            cur.command = Some(i);
+            (content, in_stats, seen_total) = (false, false, false);
+            continue;
+        }
+        let Some(kind) = known_kind(line) else {
+            continue;
+        };
+        let starts_new = (kind.before_total() && in_stats) || (kind.is_total() && seen_total);
+        if starts_new {
+            close(&mut cur, content, i);
+            (in_stats, seen_total) = (false, false);
+        } else if !content && cur.command.is_none() {
+            // Text before a report's first line (a typed command, warnings) is not its own.
+            cur.start = i;
+        }
+        content = true;
+        in_stats |= !kind.before_total();
+        seen_total |= kind.is_total();
     }
-    for (k, &start) in starts.iter().enumerate() {
-        let end = starts.get(k + 1).copied().unwrap_or(lines.len());
-        out.push(FoundReport {
-            line_no: start + 1,
-            result: parse_lines(&lines[start + 1..end], start + 1, Some(lines[start].trim())),
-        });
-    }
+    close(&mut cur, content, lines.len());
     out
 }
+
+/// Which kind of report line `line` is (by its start; the descriptors line by what it holds).
+fn known_kind(line: &str) -> Option<LineKindRef> {
+    if line == HISTOGRAM_HEADER {
+        return Some(LineKindRef::Histogram);
+    }
+    KINDS
+        .iter()
+        .enumerate()
+        .find(|(k, kind)| {
+            line.contains(kind.key) && (line.starts_with(kind.key) || REGEXES[*k].is_match(line))
+        })
+        .map(|(_, kind)| LineKindRef::Kind(kind))
+}
+
+/// A line of a report: one of [`KINDS`], or the histogram's header.
+enum LineKindRef {
+    Kind(&'static LineKind),
+    Histogram,
+}
+
+impl LineKindRef {
+    /// Lines httperf prints before `Total:` (after its command line).
+    fn before_total(&self) -> bool {
+        match self {
+            LineKindRef::Histogram => true,
+            LineKindRef::Kind(k) => BEFORE_TOTAL.contains(&k.key),
+        }
+    }
+
+    fn is_total(&self) -> bool {
+        matches!(self, LineKindRef::Kind(k) if k.key == "Total:")
+    }
+}
+
+/// The lines httperf prints between its command line and `Total:`.
+const BEFORE_TOTAL: &[&str] = &[
+    "maximum number of open descriptors",
+    "reply-rate =",
+    "session-rate =",
+    "Maximum connect burst length:",
+];
 
 /// Whether a line is httperf's echo of its command line: the program's name, then only
 /// options, among them `--server=` (httperf always echoes `--client=` and `--server=`).
@@ -805,14 +936,6 @@ fn scale10(mantissa: f64, exponent: i32) -> f64 {
     }
 }
 
-fn has_any_known_line(lines: &[&str]) -> bool {
-    lines.iter().any(|l| {
-        KINDS
-            .iter()
-            .any(|k| k.required && l.trim().starts_with(k.key))
-    })
-}
-
 /// Parses the lines of one report that follow its command line. `offset` is the index of
 /// `lines[0]` in the whole text, for line numbers in errors.
 fn parse_lines(
@@ -888,11 +1011,11 @@ fn parse_lines(
         .zip(&seen)
         .any(|(k, &s)| s && SESSION_BLOCK.contains(&k.key));
     let mut missing: Vec<&'static str> = Vec::new();
-    if command.is_none() {
-        missing.push("httperf --client=... --server=... (command line)");
-    }
     for (k, kind) in KINDS.iter().enumerate() {
-        let needed = kind.required || (has_session && SESSION_BLOCK.contains(&kind.key));
+        // A report pasted without its command line may also start at its `Total:` line.
+        let needed = (kind.required
+            && !(command.is_none() && kind.key == "Maximum connect burst length:"))
+            || (has_session && SESSION_BLOCK.contains(&kind.key));
         if needed && !seen[k] {
             missing.push(kind.key);
         }
@@ -994,15 +1117,30 @@ Errors: fd-unavail 0 addrunavail 0 ftab-full 0 other 0
     }
 
     #[test]
-    fn a_second_total_line_is_a_duplicate() {
+    fn a_second_report_without_its_command_line_is_a_second_report() {
         let body = SAMPLE.split_once('\n').unwrap().1;
         let text = format!("{SAMPLE}{body}");
-        assert!(matches!(
+        assert_eq!(
             parse_report(&text),
+            Err(ReportError::Several {
+                count: 2,
+                second: 24
+            })
+        );
+        let found = parse_reports(&text);
+        assert_eq!(found.len(), 2);
+        assert_eq!(found[1].result.as_ref().unwrap().command, "");
+        // A line that appears once per report, twice inside one, is still a duplicate.
+        let twice = SAMPLE.replace(
+            "Request size [B]: 62.0\n",
+            "Request size [B]: 62.0\nRequest size [B]: 62.0\n",
+        );
+        assert!(matches!(
+            parse_report(&twice),
             Err(ReportError::Duplicate {
-                kind: "Maximum connect burst length:",
+                kind: "Request size [B]:",
                 ..
-            }) | Err(ReportError::Duplicate { kind: "Total:", .. })
+            })
         ));
     }
 
@@ -1036,13 +1174,32 @@ Errors: fd-unavail 0 addrunavail 0 ftab-full 0 other 0
     }
 
     #[test]
-    fn stats_without_a_command_line_say_so() {
+    fn stats_without_a_command_line_are_read_with_an_empty_command() {
         let body = SAMPLE.split_once('\n').unwrap().1;
-        let err = parse_report(body).unwrap_err();
-        assert!(
-            matches!(&err, ReportError::Missing { missing, also } if missing.contains("command line") && also.is_empty()),
-            "{err}"
+        let r = parse_report(body).unwrap();
+        assert_eq!(r.command, "");
+        assert_eq!(r.total_connections, 200);
+        assert_eq!(r.command_option("rate"), None);
+    }
+
+    #[test]
+    fn a_report_cut_in_its_last_line_is_incomplete() {
+        let cut = SAMPLE.strip_suffix('\n').unwrap();
+        assert_eq!(
+            parse_report(cut),
+            Err(ReportError::Unterminated {
+                line_no: 23,
+                text: "Errors: fd-unavail 0 addrunavail 0 ftab-full 0 other 0".into()
+            })
         );
+        // Cut inside the last number, it would otherwise read as another number.
+        let shorter = &cut[..cut.len() - 1];
+        assert!(matches!(
+            parse_report(&format!("{shorter}1")),
+            Err(ReportError::Unterminated { .. })
+        ));
+        // Text after the report that is not httperf's (a shell prompt) may lack it.
+        assert!(parse_report(&format!("{SAMPLE}$ ")).is_ok());
     }
 
     #[test]

@@ -8,6 +8,10 @@
 //!   which it prints its report and exits), then SIGKILL, and the run is an error;
 //! - a non-zero exit, or an exit without a complete report, is an error that carries
 //!   httperf's stderr;
+//! - httperf runs in a process group of its own, and the watchdog signals the whole group:
+//!   a wrapper script given as `--httperf` (whose httperf, a child of the script, holds the
+//!   output pipes) is stopped as surely as httperf itself, and the pipes are read for at
+//!   most a few seconds after the group is gone;
 //! - httperf is killed if the thread that started it dies (`PR_SET_PDEATHSIG`), so a sweep
 //!   killed with SIGKILL leaves no load generator running.
 //!
@@ -17,15 +21,15 @@
 use std::io::{self, Read};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use common::Shutdown;
-use common::process::Supervised;
+use common::process::{SpawnOptions, Supervised};
 use rustix::process::Signal;
 
 use super::args::{ArgsError, HttperfArgs};
@@ -110,6 +114,21 @@ pub enum HttperfError {
         /// What it printed.
         output: Box<RawOutput>,
     },
+    /// httperf got no reply at all because every connection was refused: nothing listened
+    /// on the server's port. A sweep does not record such a run, so that the same command
+    /// does it again once the server is back.
+    #[error(
+        "no replies: {refused} of {connections} connections were refused (is anything \
+         listening on the server's port?)"
+    )]
+    NothingListened {
+        /// Connections refused.
+        refused: u64,
+        /// Connections tried.
+        connections: u64,
+        /// What it printed.
+        output: Box<RawOutput>,
+    },
     /// Shutdown was requested (SIGINT, SIGTERM) while the run was going; it was stopped and
     /// its partial report discarded.
     #[error("interrupted; the unfinished httperf run was stopped and discarded")]
@@ -137,6 +156,7 @@ impl HttperfError {
             HttperfError::Failed { output, .. }
             | HttperfError::NoReport { output, .. }
             | HttperfError::TimedOut { output, .. }
+            | HttperfError::NothingListened { output, .. }
             | HttperfError::Interrupted { output } => Some(output),
             _ => None,
         }
@@ -173,10 +193,12 @@ fn stderr_summary(stderr: &str) -> String {
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.contains(FD_SETSIZE_WARNING))
         .collect();
-    if lines.is_empty() {
+    if !lines.is_empty() {
+        lines.join(" / ")
+    } else if stderr.contains(FD_SETSIZE_WARNING) {
         "(nothing but the usual FD_SETSIZE warning)".to_owned()
     } else {
-        lines.join(" / ")
+        "(empty)".to_owned()
     }
 }
 
@@ -280,22 +302,12 @@ impl Httperf {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let parent = rustix::process::getpid();
-        // SAFETY: the closure runs in the child between fork and exec and only makes two
-        // async-signal-safe system calls (prctl, getppid); it allocates nothing.
-        unsafe {
-            cmd.pre_exec(move || {
-                rustix::process::set_parent_process_death_signal(Some(Signal::KILL))?;
-                // The parent may have died before the prctl: then nobody would kill us.
-                if rustix::process::getppid() != Some(parent) {
-                    return Err(io::Error::other("the parent exited"));
-                }
-                Ok(())
-            });
-        }
+        let opts = SpawnOptions::default()
+            .stop_group()
+            .parent_death(Signal::KILL);
         let started = Instant::now();
         let started_at = Utc::now();
-        let mut child = Supervised::spawn("httperf", &mut cmd)
+        let mut child = Supervised::spawn_with("httperf", &mut cmd, &opts)
             .map_err(|error| {
                 if error.kind() == io::ErrorKind::NotFound {
                     HttperfError::NotInstalled {
@@ -334,6 +346,22 @@ impl Httperf {
     }
 }
 
+impl HttperfOutput {
+    /// This run, or [`HttperfError::NothingListened`] if it got no reply because every
+    /// connection it made was refused.
+    pub fn refused_entirely(self) -> Result<HttperfOutput, HttperfError> {
+        let r = &self.report;
+        if r.total_replies == 0 && r.errors_conn_refused > 0 {
+            return Err(HttperfError::NothingListened {
+                refused: r.errors_conn_refused,
+                connections: r.total_connections,
+                output: Box::new(self.raw),
+            });
+        }
+        Ok(self)
+    }
+}
+
 /// The deadline of a run: the time to issue its connections, plus the reply timeout, plus
 /// half the issue time again (at least 30 s) of slack for a loaded machine.
 pub fn default_deadline(args: &HttperfArgs) -> Duration {
@@ -348,21 +376,56 @@ fn is_executable(p: &Path) -> bool {
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-fn read_all(mut r: impl Read + Send + 'static) -> JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        // A read error leaves what was read so far; the report check catches a cut report.
-        let _ = r.read_to_end(&mut buf);
-        String::from_utf8_lossy(&buf).into_owned()
-    })
+/// A pipe read to its end by a thread of its own; what was read so far can be taken at any
+/// time, so a pipe held open by a process that escaped the watchdog cannot block the run.
+#[derive(Debug)]
+struct PipeReader {
+    thread: JoinHandle<()>,
+    buf: Arc<Mutex<Vec<u8>>>,
+}
+
+fn read_all(mut r: impl Read + Send + 'static) -> PipeReader {
+    let buf = Arc::new(Mutex::new(Vec::new()));
+    let shared = Arc::clone(&buf);
+    let thread = std::thread::spawn(move || {
+        let mut chunk = [0u8; 8192];
+        // A read error ends the output; the report check catches a cut report.
+        while let Ok(n) = r.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            shared
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend_from_slice(&chunk[..n]);
+        }
+    });
+    PipeReader { thread, buf }
+}
+
+/// How long the pipes are read after httperf's group is gone (its last bytes in flight).
+const PIPE_DRAIN: Duration = Duration::from_secs(2);
+
+impl PipeReader {
+    /// What was read, once the pipe reached its end or `deadline` passed.
+    fn finish(self, deadline: Instant) -> String {
+        while !self.thread.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if self.thread.is_finished() {
+            let _ = self.thread.join();
+        }
+        let bytes = self.buf.lock().unwrap_or_else(|e| e.into_inner());
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
 }
 
 /// A run in progress.
 #[derive(Debug)]
 pub struct RunningHttperf {
     child: Supervised,
-    stdout: Option<JoinHandle<String>>,
-    stderr: Option<JoinHandle<String>>,
+    stdout: Option<PipeReader>,
+    stderr: Option<PipeReader>,
     started: Instant,
     started_at: DateTime<Utc>,
     deadline: Duration,
@@ -396,8 +459,8 @@ impl RunningHttperf {
         }
         let end = loop {
             if let Some(status) = self.child.try_status().map_err(HttperfError::Wait)? {
-                // Ctrl-C reaches httperf too (same process group): it then prints the report
-                // of a cut-short run and exits 0. That run must not count.
+                // A shutdown that came as httperf exited (SIGTERM to lbbench's whole group
+                // reaches httperf too): a cut-short run that must not count.
                 if cancel.is_some_and(Shutdown::requested) {
                     break End::Interrupted;
                 }
@@ -417,16 +480,28 @@ impl RunningHttperf {
             }
         };
         if !matches!(end, End::Exited(_)) {
-            // SIGINT makes httperf print its report and exit; then SIGTERM/SIGKILL.
-            let _ = self.child.signal(Signal::INT);
+            // SIGINT makes httperf print its report and exit; then SIGTERM/SIGKILL, all to
+            // its whole process group.
+            let _ = self.child.signal_group(Signal::INT);
             let _ = self.child.wait_timeout(Duration::from_secs(3));
-            self.child.stop().map_err(HttperfError::Wait)?;
         }
         let wall = self.started.elapsed();
         let finished_at = Utc::now();
+        // Reaps httperf and stops whatever is left of its group (a wrapper's children
+        // holding the pipes).
+        self.child.stop().map_err(HttperfError::Wait)?;
+        let drained = Instant::now() + PIPE_DRAIN;
         let raw = RawOutput {
-            stdout: join(self.stdout.take()),
-            stderr: join(self.stderr.take()),
+            stdout: self
+                .stdout
+                .take()
+                .map(|r| r.finish(drained))
+                .unwrap_or_default(),
+            stderr: self
+                .stderr
+                .take()
+                .map(|r| r.finish(drained))
+                .unwrap_or_default(),
         };
         match end {
             End::Interrupted => Err(HttperfError::Interrupted {
@@ -456,10 +531,6 @@ impl RunningHttperf {
             },
         }
     }
-}
-
-fn join(h: Option<JoinHandle<String>>) -> String {
-    h.and_then(|h| h.join().ok()).unwrap_or_default()
 }
 
 /// Checks, before any run, that `host` resolves to an IPv4 address (httperf 0.9 resolves
@@ -496,7 +567,11 @@ mod tests {
             stderr_summary(s),
             "httperf.core_addr_intern: invalid server address x"
         );
-        assert!(stderr_summary("").contains("nothing"));
+        assert_eq!(
+            stderr_summary("httperf: warning: open file limit > FD_SETSIZE; limiting\n"),
+            "(nothing but the usual FD_SETSIZE warning)"
+        );
+        assert_eq!(stderr_summary(""), "(empty)");
     }
 
     #[test]

@@ -40,14 +40,16 @@ pub struct Validity {
     pub target_request_rate: Option<f64>,
     /// (achieved − target) / target, in %, if the target is known.
     pub request_rate_deviation_pct: Option<f64>,
-    /// The achieved request rate is off the target by more than the tolerance.
-    pub flag_rate_off_target: bool,
+    /// The achieved request rate is off the target by more than the tolerance; `None` (an
+    /// empty cell) when the target is unknown (a report pasted without its command line).
+    pub flag_rate_off_target: Option<bool>,
     /// fd-unavail, addrunavail or ftab-full is above 0.
     pub flag_resource_errors: bool,
     /// httperf's CPU total is below the minimum.
     pub flag_client_cpu_low: bool,
-    /// No flag is set.
-    pub valid: bool,
+    /// No flag is set; `None` when none of the known flags is set but the rate check could
+    /// not be made.
+    pub valid: Option<bool>,
 }
 
 impl Validity {
@@ -68,7 +70,7 @@ impl Validity {
             .map(|t| (report.request_rate_per_sec - t) / t * 100.0);
         // NaN (httperf divided by a zero duration) counts as off target.
         let flag_rate_off_target =
-            deviation.is_some_and(|d| d.is_nan() || d.abs() > limits.rate_tolerance_pct);
+            deviation.map(|d| d.is_nan() || d.abs() > limits.rate_tolerance_pct);
         let flag_resource_errors =
             report.errors_fd_unavail + report.errors_addr_unavail + report.errors_ftab_full > 0;
         let flag_client_cpu_low = report.cpu_time_total_pct.is_nan()
@@ -79,7 +81,14 @@ impl Validity {
             flag_rate_off_target,
             flag_resource_errors,
             flag_client_cpu_low,
-            valid: !(flag_rate_off_target || flag_resource_errors || flag_client_cpu_low),
+            valid: if flag_resource_errors
+                || flag_client_cpu_low
+                || flag_rate_off_target == Some(true)
+            {
+                Some(false)
+            } else {
+                flag_rate_off_target.map(|_| true)
+            },
         }
     }
 
@@ -100,7 +109,7 @@ impl Validity {
     /// One sentence per flag that is set, for warnings.
     pub fn warnings(&self, report: &Report, limits: &Thresholds) -> Vec<String> {
         let mut w = Vec::new();
-        if self.flag_rate_off_target
+        if self.flag_rate_off_target == Some(true)
             && let (Some(t), Some(d)) = (self.target_request_rate, self.request_rate_deviation_pct)
         {
             w.push(format!(
@@ -190,7 +199,7 @@ mod tests {
     #[test]
     fn a_good_run_is_valid() {
         let v = Validity::assess(&report(196.0, 99.5, 0), Some(200.0), &Thresholds::default());
-        assert!(v.valid);
+        assert_eq!(v.valid, Some(true));
         assert_eq!(v.request_rate_deviation_pct, Some(-2.0));
         assert_eq!(
             v.to_cells(),
@@ -207,14 +216,18 @@ mod tests {
         let t = Thresholds::default();
         let r = report(180.0, 99.5, 0);
         let v = Validity::assess(&r, Some(200.0), &t);
-        assert!(v.flag_rate_off_target && !v.valid);
+        assert_eq!((v.flag_rate_off_target, v.valid), (Some(true), Some(false)));
         let w = v.warnings(&r, &t);
         assert_eq!(w.len(), 1);
         assert!(w[0].contains("10.0% below the target 200 req/s"), "{w:?}");
 
         let r = report(200.0, 99.5, 3);
         let v = Validity::assess(&r, Some(200.0), &t);
-        assert!(v.flag_resource_errors && !v.flag_rate_off_target && !v.valid);
+        assert!(v.flag_resource_errors);
+        assert_eq!(
+            (v.flag_rate_off_target, v.valid),
+            (Some(false), Some(false))
+        );
         assert!(v.warnings(&r, &t)[0].contains("fd-unavail 3"));
         // Nearly 1,024 open: httperf's own select() limit, the server fell behind.
         let mut r = report(180.0, 99.5, 554);
@@ -230,20 +243,25 @@ mod tests {
 
         let r = report(200.0, 83.0, 0);
         let v = Validity::assess(&r, Some(200.0), &t);
-        assert!(v.flag_client_cpu_low && !v.valid);
+        assert!(v.flag_client_cpu_low && v.valid == Some(false));
         assert!(v.warnings(&r, &t)[0].contains("83.0% CPU"));
     }
 
     #[test]
     fn exactly_at_the_tolerance_passes_and_no_target_skips_the_check() {
         let t = Thresholds::default();
-        assert!(!Validity::assess(&report(105.0, 95.0, 0), Some(100.0), &t).flag_rate_off_target);
-        assert!(Validity::assess(&report(105.1, 95.0, 0), Some(100.0), &t).flag_rate_off_target);
-        let v = Validity::assess(&report(1.0, 95.0, 0), None, &t);
-        assert!(v.valid && v.request_rate_deviation_pct.is_none());
-        assert_eq!(v.to_cells()[..2], ["", ""]);
-        let v = Validity::assess(&report(f64::NAN, 95.0, 0), Some(100.0), &t);
-        assert!(v.flag_rate_off_target);
+        let off = |rate, target| Validity::assess(&report(rate, 95.0, 0), target, &t);
+        assert_eq!(off(105.0, Some(100.0)).flag_rate_off_target, Some(false));
+        assert_eq!(off(105.1, Some(100.0)).flag_rate_off_target, Some(true));
+        assert_eq!(off(f64::NAN, Some(100.0)).flag_rate_off_target, Some(true));
+        // Without a target, what needs it is unknown: empty cells.
+        let v = off(1.0, None);
+        assert_eq!((v.flag_rate_off_target, v.valid), (None, None));
+        assert!(v.request_rate_deviation_pct.is_none());
+        assert_eq!(v.to_cells(), ["", "", "", "false", "false", ""]);
+        // Another flag decides validity all the same.
+        let v = Validity::assess(&report(1.0, 95.0, 3), None, &t);
+        assert_eq!(v.valid, Some(false));
     }
 
     #[test]

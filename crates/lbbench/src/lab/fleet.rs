@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use common::Shutdown;
 use common::process::Supervised;
 
-use super::{LabError, Upstream, isolate, log_tail};
+use super::{LabError, Upstream, log_tail, spawn_options};
 
 /// How the backends are started.
 #[derive(Debug, Clone)]
@@ -47,7 +47,7 @@ impl FleetOptions {
     }
 
     /// `count` backends run from `program` (tests pass `CARGO_BIN_EXE_lbbench` or
-    /// `common::testing::workspace_bin("lbbench")`).
+    /// `testkit::workspace_bin("lbbench")`).
     pub fn with_program(count: usize, program: impl Into<PathBuf>) -> FleetOptions {
         FleetOptions {
             count,
@@ -162,10 +162,11 @@ impl Fleet {
                 .stdin(Stdio::null())
                 .stdout(file.try_clone().map_err(LabError::io("log file"))?)
                 .stderr(file);
-            isolate(&mut cmd);
-            let p = Supervised::spawn(&format!("backend {name}"), &mut cmd).map_err(
-                LabError::io(format!("cannot start {} backend", opts.program.display())),
-            )?;
+            let p = Supervised::spawn_with(&format!("backend {name}"), &mut cmd, &spawn_options())
+                .map_err(LabError::io(format!(
+                    "cannot start {} backend",
+                    opts.program.display()
+                )))?;
             started.push((name, log, p));
         }
         // They start in parallel; now collect the address each one reports.

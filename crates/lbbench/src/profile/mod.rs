@@ -91,7 +91,7 @@ pub struct PlannedStage {
 impl PlannedStage {
     /// Its start as a duration.
     pub fn start(&self) -> Duration {
-        Duration::from_secs_f64(self.start_s)
+        Duration::try_from_secs_f64(self.start_s).unwrap_or(Duration::MAX)
     }
 
     /// When it ends, compressed, in s.
@@ -165,7 +165,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn seed() -> Profile {
-        let path = common::testing::workspace_root().join("benches-data/seed-profile.toml");
+        let path = testkit::workspace_root().join("benches-data/seed-profile.toml");
         Profile::load(path).unwrap()
     }
 

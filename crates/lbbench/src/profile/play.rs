@@ -228,7 +228,7 @@ pub fn summarize(profile: Option<&str>, speed: f64, results: &[StageResult]) -> 
                     Some(p.args.target_request_rate()),
                     &Thresholds::default(),
                 );
-                if v.flag_rate_off_target {
+                if v.flag_rate_off_target == Some(true) {
                     line.flags.push("rate off target");
                 }
                 if v.flag_resource_errors {
@@ -355,7 +355,7 @@ pub fn save_raw(dir: &Path, results: &[StageResult]) -> std::io::Result<Vec<Path
 /// run's slack.
 pub fn expected_duration(stages: &[PlannedStage]) -> Duration {
     let end = stages.iter().map(PlannedStage::end_s).fold(0.0, f64::max);
-    Duration::from_secs_f64(end)
+    Duration::try_from_secs_f64(end).unwrap_or(Duration::MAX)
 }
 
 #[cfg(test)]

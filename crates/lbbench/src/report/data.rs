@@ -145,6 +145,10 @@ pub struct SweepFile {
     pub runs: Vec<Run>,
     /// Whether text after the last newline was left out.
     pub torn_tail: bool,
+    /// 1-based line numbers of rows left out because their server, rate or run cannot be
+    /// read (or their cell count is wrong): rows a sweep does again
+    /// ([`crate::sweep::resume::row_key`]).
+    pub unreadable_lines: Vec<usize>,
 }
 
 /// The columns every sweep file must have.
@@ -189,10 +193,9 @@ pub fn parse_sweep(bytes: &[u8], path: &Path) -> Result<SweepFile, DataError> {
         path: path.to_owned(),
         reason,
     };
-    let (complete, torn_tail) = match bytes.iter().rposition(|&b| b == b'\n') {
-        Some(i) => (&bytes[..=i], i + 1 < bytes.len()),
-        None => (&bytes[..0], !bytes.is_empty()),
-    };
+    // The rows a sweep's appender counts as whole (see `common::csvfile::whole_len`).
+    let whole = common::csvfile::whole_len(bytes);
+    let (complete, torn_tail) = (&bytes[..whole], whole < bytes.len());
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
@@ -223,6 +226,8 @@ pub fn parse_sweep(bytes: &[u8], path: &Path) -> Result<SweepFile, DataError> {
         )));
     }
     let mut runs = Vec::new();
+    let mut unreadable_lines = Vec::new();
+    let key_columns = [index["server"], index["target_rate"], index["run"]];
     let mut record = csv::StringRecord::new();
     loop {
         match rdr.read_record(&mut record) {
@@ -231,12 +236,10 @@ pub fn parse_sweep(bytes: &[u8], path: &Path) -> Result<SweepFile, DataError> {
             Err(e) => return Err(format(format!("cannot read a row: {e}"))),
         }
         let line = record.position().map_or(0, |p| p.line() as usize);
-        if record.len() != headers.len() {
-            return Err(format(format!(
-                "line {line}: {} cells for {} columns",
-                record.len(),
-                headers.len()
-            )));
+        // As the sweep sees it: a row without a readable key is a run still to do.
+        if crate::sweep::resume::row_key(&record, headers.len(), key_columns).is_none() {
+            unreadable_lines.push(line);
+            continue;
         }
         let cell = |c: &str| index.get(c).and_then(|&i| record.get(i)).unwrap_or("");
         let bad = |c: &str| {
@@ -306,6 +309,7 @@ pub fn parse_sweep(bytes: &[u8], path: &Path) -> Result<SweepFile, DataError> {
         path: path.to_owned(),
         runs,
         torn_tail,
+        unreadable_lines,
     })
 }
 

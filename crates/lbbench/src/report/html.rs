@@ -305,6 +305,26 @@ fn figures(
     Ok((figs, missing))
 }
 
+/// httperf's options for the setup table. An added header is shown as the header it sends
+/// (`--add-header=Connection: close\n` is httperf's escape for the line end, which a reader
+/// of the page would take for two stray characters).
+fn httperf_setup(timeout_s: f64, extra: &[String]) -> String {
+    let mut out = format!("--timeout {} --num-calls 1 --hog", fmt_rate(timeout_s));
+    for a in extra {
+        match a.strip_prefix("--add-header=") {
+            Some(h) => {
+                let headers: Vec<&str> = h.split("\\n").filter(|l| !l.is_empty()).collect();
+                out.push_str(&format!("; request header {}", headers.join(", ")));
+            }
+            None => {
+                out.push(' ');
+                out.push_str(a);
+            }
+        }
+    }
+    out
+}
+
 fn stats_cells(s: Option<Stats>, decimals: usize) -> [String; 3] {
     match s {
         None => ["–".into(), "–".into(), "–".into()],
@@ -401,11 +421,7 @@ pub fn render(
             ));
             setup.push((
                 "httperf".into(),
-                format!(
-                    "--timeout {} --num-calls 1 --hog {}",
-                    fmt_rate(s.timeout_s),
-                    s.httperf_extra.join(" ")
-                ),
+                httperf_setup(s.timeout_s, &s.httperf_extra),
             ));
             let m = &info.machine;
             setup.push((
@@ -511,4 +527,23 @@ pub fn render(
             .collect(),
     };
     Ok(page.render()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_added_header_is_shown_without_httperf_s_escape() {
+        let cell = httperf_setup(5.0, &["--add-header=Connection: close\\n".to_owned()]);
+        assert_eq!(
+            cell,
+            "--timeout 5 --num-calls 1 --hog; request header Connection: close"
+        );
+        assert!(!cell.contains('\\'));
+        assert_eq!(
+            httperf_setup(2.5, &["--verbose".to_owned()]),
+            "--timeout 2.5 --num-calls 1 --hog --verbose"
+        );
+    }
 }

@@ -102,6 +102,14 @@ pub fn load(inputs: &[PathBuf]) -> Result<ReportInput, ReportError> {
     let mut keys = HashSet::new();
     for f in &files {
         let sweep = data::read_sweep_file(f)?;
+        if !sweep.unreadable_lines.is_empty() {
+            warnings.push(format!(
+                "{}: lines {:?} have no readable server, target_rate or run; they were left out \
+                 (the same `lbbench sweep` does these runs again)",
+                f.display(),
+                sweep.unreadable_lines
+            ));
+        }
         if sweep.torn_tail {
             warnings.push(format!(
                 "{}: its last line is incomplete (a sweep still writing?); it was left out",

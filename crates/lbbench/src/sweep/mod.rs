@@ -2,6 +2,9 @@
 //! `step`, each run `repeat` times for `duration` seconds with a pause between runs, one CSV
 //! row per run.
 //!
+//! One sweep at a time writes to a file: a second one on the same file stops before its first
+//! run and names the first one's pid (a lock file `.NAME.lock` beside it).
+//!
 //! Resuming: the runs already in the output file, identified by (server, target_rate, run),
 //! are skipped, so a sweep stopped by Ctrl-C, `kill` or a reboot continues where it stopped
 //! when started again with the same arguments, and no run is done twice. Each row is written
@@ -45,6 +48,11 @@ pub use plan::{PlanError, PlannedRun, RunKey, plan, rates};
 use progress::Progress;
 pub use progress::ProgressMode;
 pub use resume::{Completed, ResumeError, completed_runs};
+
+/// The most runs of one rate (`--repeat`).
+pub const MAX_REPEAT: u32 = 1000;
+/// The most runs in one sweep (rates × repeats); a plan holds one small entry per run.
+pub const MAX_RUNS: usize = 100_000;
 
 /// lbbench's own columns before the report's: `timestamp, server, target_rate, run`.
 pub const KEY_COLUMNS: &[&str] = &["timestamp", "server", "target_rate", "run"];
@@ -211,7 +219,8 @@ pub struct SweepSummary {
     pub failed: Vec<FailedRun>,
 }
 
-/// A run whose httperf hung past its watchdog, exited non-zero or printed no report.
+/// A run whose httperf hung past its watchdog, exited non-zero, printed no report, or got
+/// no reply because nothing listened.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FailedRun {
     /// The demanded rate, as in the CSV.
@@ -259,6 +268,20 @@ pub enum SweepError {
     /// The output file's rows cannot be read.
     #[error(transparent)]
     Resume(#[from] ResumeError),
+    /// Another sweep writes to the same file.
+    #[error(
+        "another sweep{} is writing to {}; wait for it to finish, or write elsewhere with -o",
+        pid.map(|p| format!(" (pid {p})")).unwrap_or_default(), output.display()
+    )]
+    Locked {
+        /// The CSV file.
+        output: PathBuf,
+        /// The other sweep's pid.
+        pid: Option<u32>,
+    },
+    /// The lock file could not be made.
+    #[error(transparent)]
+    Lock(common::lock::LockError),
     /// A raw output could not be saved.
     #[error("cannot save raw output to {}: {error}", path.display())]
     SaveRaw {
@@ -305,8 +328,20 @@ pub fn check_config(cfg: &SweepConfig) -> Result<(), SweepError> {
     if cfg.rates.is_empty() {
         return Err(SweepError::Config("the sweep has no rates".into()));
     }
-    if cfg.repeat == 0 {
-        return Err(SweepError::Config("--repeat must be at least 1".into()));
+    if !(1..=MAX_REPEAT).contains(&cfg.repeat) {
+        return Err(SweepError::Config(format!(
+            "--repeat must be 1 to {MAX_REPEAT} (got {})",
+            cfg.repeat
+        )));
+    }
+    // Both factors are bounded now; their product bounds the plan (one entry per run).
+    let runs = cfg.rates.len().saturating_mul(cfg.repeat as usize);
+    if runs > MAX_RUNS {
+        return Err(SweepError::Config(format!(
+            "{} rates × {} runs each is {runs} runs, more than {MAX_RUNS}",
+            cfg.rates.len(),
+            cfg.repeat
+        )));
     }
     if !(cfg.duration_s.is_finite() && cfg.duration_s > 0.0) {
         return Err(SweepError::Config(format!(
@@ -314,18 +349,30 @@ pub fn check_config(cfg: &SweepConfig) -> Result<(), SweepError> {
             cfg.duration_s
         )));
     }
+    for (what, secs) in [
+        ("--duration", cfg.duration_s),
+        ("--pause", cfg.pause.as_secs_f64()),
+        ("--timeout", cfg.base.timeout.unwrap_or(0.0)),
+    ] {
+        common::time::seconds(what, secs).map_err(SweepError::Config)?;
+    }
     if cfg.label.is_empty() || cfg.label.contains(['\n', '\r']) {
         return Err(SweepError::Config(
             "the server label must be one non-empty line".into(),
         ));
     }
-    for run in cfg.plan() {
-        cfg.args_for(&run)
-            .validate()
-            .map_err(|e| SweepError::Httperf {
-                context: String::new(),
-                error: e.into(),
-            })?;
+    // A run's arguments depend on its rate only.
+    for &rate in &cfg.rates {
+        cfg.args_for(&PlannedRun {
+            index: 0,
+            rate,
+            run: 1,
+        })
+        .validate()
+        .map_err(|e| SweepError::Httperf {
+            context: String::new(),
+            error: e.into(),
+        })?;
     }
     Ok(())
 }
@@ -375,6 +422,17 @@ pub fn run_sweep(
             std::net::SocketAddr::V4(v4) => Some(v4),
             std::net::SocketAddr::V6(_) => None,
         });
+    // One sweep per file: two at once would both do every run.
+    let _lock =
+        common::lock::PidLock::acquire(&common::lock::lock_path_for(&cfg.output)).map_err(|e| {
+            match e {
+                common::lock::LockError::Held { pid, .. } => SweepError::Locked {
+                    output: cfg.output.clone(),
+                    pid,
+                },
+                e => SweepError::Lock(e),
+            }
+        })?;
     let extra = observer.extra_columns();
     let header = header(&extra);
     let mut csv = CsvAppender::open(&cfg.output, &header)?;
@@ -449,7 +507,11 @@ pub fn run_sweep(
                 error,
             })?;
         progress.run_started(run, cfg.repeat);
-        let output = match httperf.start(&args).and_then(|r| r.wait(Some(shutdown))) {
+        let output = match httperf
+            .start(&args)
+            .and_then(|r| r.wait(Some(shutdown)))
+            .and_then(HttperfOutput::refused_entirely)
+        {
             Ok(o) => o,
             Err(e) => {
                 observer.run_abandoned(run);
@@ -516,7 +578,7 @@ pub fn run_sweep(
         for w in validity.warnings(&result.output.report, &cfg.thresholds) {
             progress.warn(&format!("{}{w}", which()));
         }
-        if !validity.valid {
+        if validity.valid == Some(false) {
             summary.flagged += 1;
         }
         progress.run_finished(
@@ -609,6 +671,34 @@ mod tests {
         let mut cfg = SweepConfig::seed("b");
         cfg.duration_s = 0.0;
         assert!(check_config(&cfg).unwrap_err().is_usage());
+        // Absurd numbers are refused before anything is planned or allocated.
+        let mut cfg = SweepConfig::seed("b");
+        cfg.repeat = u32::MAX;
+        let err = check_config(&cfg).unwrap_err();
+        assert!(
+            err.is_usage() && err.to_string().contains("--repeat"),
+            "{err}"
+        );
+        let mut cfg = SweepConfig::seed("b");
+        cfg.rates = vec![100.0; 1000];
+        cfg.repeat = 1000;
+        assert!(
+            check_config(&cfg)
+                .unwrap_err()
+                .to_string()
+                .contains("1000000 runs")
+        );
+        let mut cfg = SweepConfig::seed("b");
+        cfg.duration_s = 1e19;
+        assert!(check_config(&cfg).unwrap_err().is_usage());
+        let mut cfg = SweepConfig::seed("b");
+        cfg.pause = Duration::MAX;
+        assert!(
+            check_config(&cfg)
+                .unwrap_err()
+                .to_string()
+                .contains("--pause")
+        );
         let mut cfg = SweepConfig::seed("b");
         cfg.base.extra = vec!["--num-conns=5".into()];
         let err = check_config(&cfg).unwrap_err();

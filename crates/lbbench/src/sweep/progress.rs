@@ -232,7 +232,9 @@ impl Progress {
 
     /// The pause before the next run starts.
     pub fn pausing(&self, pause: Duration) {
-        self.with_state(|s| s.pause_until = Some(Instant::now() + pause));
+        self.with_state(|s| {
+            s.pause_until = Some(common::time::instant_after(Instant::now(), pause))
+        });
     }
 
     /// Removes the bar.

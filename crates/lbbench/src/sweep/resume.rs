@@ -1,8 +1,9 @@
 //! Which runs a sweep's CSV file already has, so a restarted sweep skips them.
 //!
-//! Only complete lines count: a last line without its newline (a writer killed mid-write by a
-//! tool that is not lbbench, or a full disk) is not a finished run; the CSV appender cuts it
-//! off before the next row.
+//! Only whole rows count, decided as the CSV appender decides ([`common::csvfile::whole_len`]):
+//! a last line cut short (a writer killed mid-write by a tool that is not lbbench, or a full
+//! disk) is not a finished run, and the appender cuts it off before the next row; a last row
+//! that lacks only its newline is kept by the appender, and counted here.
 
 use std::collections::HashSet;
 use std::io;
@@ -63,10 +64,10 @@ pub fn completed_runs(path: &Path) -> Result<Completed, ResumeError> {
 
 /// [`completed_runs`] on the file's bytes.
 pub fn completed_in(bytes: &[u8]) -> Result<Completed, String> {
-    let complete = match bytes.iter().rposition(|&b| b == b'\n') {
-        Some(last_newline) => &bytes[..=last_newline],
-        None => return Ok(Completed::default()),
-    };
+    let complete = &bytes[..common::csvfile::whole_len(bytes)];
+    if complete.is_empty() {
+        return Ok(Completed::default());
+    }
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
@@ -88,14 +89,7 @@ pub fn completed_in(bytes: &[u8]) -> Result<Completed, String> {
         match rdr.read_record(&mut record) {
             Ok(false) => break,
             Ok(true) => {
-                let key = (|| {
-                    if record.len() != headers.len() {
-                        return None;
-                    }
-                    let rate: f64 = record.get(rate_i)?.trim().parse().ok()?;
-                    let run = record.get(run_i)?.trim().parse().ok()?;
-                    Some(RunKey::new(record.get(server_i)?, rate, run))
-                })();
+                let key = row_key(&record, headers.len(), [server_i, rate_i, run_i]);
                 match key {
                     Some(k) => {
                         out.runs.insert(k);
@@ -111,6 +105,23 @@ pub fn completed_in(bytes: &[u8]) -> Result<Completed, String> {
     Ok(out)
 }
 
+/// A row's run key, or `None` if the row is unreadable: a cell count that is not the
+/// header's, an empty server, or a rate or run that is not a number. The sweep does such a
+/// run again and the report leaves the row out; both decide with this function.
+pub fn row_key(
+    record: &csv::StringRecord,
+    columns: usize,
+    [server_i, rate_i, run_i]: [usize; 3],
+) -> Option<RunKey> {
+    if record.len() != columns {
+        return None;
+    }
+    let server = record.get(server_i).filter(|s| !s.is_empty())?;
+    let rate: f64 = record.get(rate_i)?.trim().parse().ok()?;
+    let run = record.get(run_i)?.trim().parse().ok()?;
+    Some(RunKey::new(server, rate, run))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,7 +132,7 @@ mod tests {
             t,b1,100,1,a\n\
             t,b1,100.0,2,a\n\
             t,b2,200,1,a\n\
-            t,b1,200,1,a";
+            t,b1,200,1";
         let c = completed_in(text).unwrap();
         let mut keys: Vec<RunKey> = c.runs.into_iter().collect();
         keys.sort();
@@ -134,6 +145,9 @@ mod tests {
             ]
         );
         assert!(c.unreadable_lines.is_empty());
+        // A whole last row without its newline counts: the appender keeps it.
+        let c = completed_in(b"server,target_rate,run\nb1,100,1\nb1,200,1").unwrap();
+        assert_eq!(c.runs.len(), 2);
     }
 
     #[test]

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use common::net::{HttpReply, free_ports, http_get};
 use common::process::Supervised;
-use common::testing::workspace_bin;
+use testkit::workspace_bin;
 use webscaler::haproxy::process::{EmbeddedConfig, HaproxyProcess, ProcessError};
 use webscaler::haproxy::{
     BackendFile, BackendName, BackendServer, Haproxy, ServerAddr, ServerName, ServerOptions, Socket,

@@ -1,4 +1,6 @@
-//! Helpers for the workspace's integration tests (also usable by benchmarks and scripts).
+//! What the workspace's tests share (a dev-dependency of every crate, never part of a tool):
+//! the workspace's root, its binaries (built first if needed, so a test of one crate can run
+//! another crate's binary), and the command-line basics every tool must have.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -152,4 +154,17 @@ pub fn assert_cli_basics(bin: impl AsRef<Path>, name: &str, version: &str) {
             && page.contains(".SH SYNOPSIS"),
         "{name} man: {page}"
     );
+}
+
+/// Makes a FIFO (named pipe) at `path`, for tests of what refuses one.
+///
+/// # Panics
+///
+/// If `mkfifo` fails.
+pub fn make_fifo(path: &Path) {
+    let status = Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run mkfifo: {e}"));
+    assert!(status.success(), "mkfifo {} failed", path.display());
 }

@@ -1,0 +1,114 @@
+//! A lock that one process at a time holds on a file or directory, and that says who holds it.
+//!
+//! [`PidLock::acquire`] takes an exclusive `flock(2)` on a lock file and writes its pid into
+//! it; a second process gets [`LockError::Held`] with that pid at once instead of waiting.
+//! The kernel drops the lock when its holder exits, also on SIGKILL, so a stale lock file is
+//! harmless and is never removed (removing it would let two processes lock two different
+//! files of the same name).
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{self, Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+/// Why a lock was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// Another process holds it.
+    #[error("{} is locked by another process{}", path.display(), pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
+    Held {
+        /// The lock file.
+        path: PathBuf,
+        /// The holder's pid, as it wrote it (`None` if it had not yet).
+        pid: Option<u32>,
+    },
+    /// The lock file could not be opened, locked or written.
+    #[error("cannot lock {}: {error}", path.display())]
+    Io {
+        /// The lock file.
+        path: PathBuf,
+        /// The OS error.
+        error: io::Error,
+    },
+}
+
+/// An exclusive lock held until dropped (or until the process exits).
+#[derive(Debug)]
+pub struct PidLock {
+    path: PathBuf,
+    _file: File,
+}
+
+impl PidLock {
+    /// Takes the lock on `path` (created if missing, with its directory) without waiting, and
+    /// writes this process's pid into it.
+    pub fn acquire(path: &Path) -> Result<PidLock, LockError> {
+        let io_err = |error| LockError::Io {
+            path: path.to_owned(),
+            error,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(io_err)?;
+        }
+        let mut file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(io_err)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let _ = file.read_to_string(&mut text);
+                return Err(LockError::Held {
+                    path: path.to_owned(),
+                    pid: text.trim().parse().ok(),
+                });
+            }
+            Err(TryLockError::Error(e)) => return Err(io_err(e)),
+        }
+        file.set_len(0).map_err(io_err)?;
+        file.rewind().map_err(io_err)?;
+        writeln!(file, "{}", std::process::id()).map_err(io_err)?;
+        Ok(PidLock {
+            path: path.to_owned(),
+            _file: file,
+        })
+    }
+
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// The lock file that guards `file` against a second writer: `.NAME.lock` beside it.
+pub fn lock_path_for(file: &Path) -> PathBuf {
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    file.with_file_name(format!(".{name}.lock"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_holder_is_refused_with_the_first_one_s_pid() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = lock_path_for(&dir.path().join("perf.csv"));
+        assert_eq!(path, dir.path().join(".perf.csv.lock"));
+        let held = PidLock::acquire(&path).unwrap();
+        // Another open file description, as another process would have.
+        match PidLock::acquire(&path) {
+            Err(LockError::Held { pid, .. }) => assert_eq!(pid, Some(std::process::id())),
+            other => panic!("{other:?}"),
+        }
+        drop(held);
+        let again = PidLock::acquire(&path).unwrap();
+        assert_eq!(again.path(), path);
+    }
+}

@@ -1,0 +1,58 @@
+//! `lab.json` kept up to date while the lab runs: its settings, the machine, the programs and
+//! their versions, and each session with what it started (for a post-mortem).
+
+use std::path::PathBuf;
+
+use chrono::{SecondsFormat, Utc};
+
+use crate::lab::info::{InfoError, LabInfo, Session, Started};
+
+/// Keeps `lab.json` up to date; marks the session failed if the lab returns early.
+pub(super) struct Journal {
+    pub(super) dir: PathBuf,
+    pub(super) info: LabInfo,
+    pub(super) done: bool,
+}
+
+impl Journal {
+    fn session(&mut self) -> &mut Session {
+        // `run_lab` pushes the session before it makes the journal.
+        let n = self.info.sessions.len();
+        &mut self.info.sessions[n - 1]
+    }
+
+    pub(super) fn save(&self) -> Result<(), InfoError> {
+        self.info.save(&self.dir)
+    }
+
+    pub(super) fn started(&mut self, s: Started) -> Result<(), InfoError> {
+        self.session().started.push(s);
+        self.save()
+    }
+
+    pub(super) fn end(&mut self, outcome: &str) -> Result<(), InfoError> {
+        let now = now_rfc3339();
+        let s = self.session();
+        s.finished_at = Some(now);
+        s.outcome = outcome.to_owned();
+        self.done = true;
+        self.save()
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = self.end("failed");
+        }
+    }
+}
+
+pub(super) fn now_rfc3339() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// This program and its version, as `lab.json` records it.
+pub(super) fn tool() -> String {
+    format!("lbbench {}", env!("CARGO_PKG_VERSION"))
+}

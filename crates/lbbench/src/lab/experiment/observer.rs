@@ -1,0 +1,136 @@
+//! What the lab measures around each run besides httperf's report: the balancer's and the
+//! backends' CPU, CPU per request and how busy the machine was (a [`SweepObserver`]); and the
+//! `sar -u 2`-like CPU file sampled in a thread for a balancer's whole sweep.
+
+use std::thread::JoinHandle;
+
+use common::Shutdown;
+
+use crate::cpu::machine::{CpuTimes, machine_usage, read_machine};
+use crate::cpu::{CpuError, MonitorConfig, ProcessSelector, monitor};
+use crate::lab::{Fleet, RunningBalancer};
+use crate::report::data::{
+    BACKENDS_PREFIX, BALANCER_PREFIX, CPU_PER_1K_COLUMN, MACHINE_BUSY_COLUMN, cpu_s_per_1k,
+};
+use crate::sweep::{CpuObserver, ObserverError, PlannedRun, RunResult, SweepObserver};
+
+/// Measures each run's CPU for the lab: the balancer's processes, the backends', CPU-seconds
+/// per 1,000 requests and how busy the machine was; and stops the sweep if the balancer or a
+/// backend died.
+pub(super) struct LabObserver<'a> {
+    balancer: &'a mut RunningBalancer,
+    fleet: &'a mut Fleet,
+    lb_cpu: CpuObserver,
+    backends_cpu: CpuObserver,
+    machine_start: Option<CpuTimes>,
+}
+
+impl<'a> LabObserver<'a> {
+    /// Measures the processes of the balancer whose main process is `root`, and the fleet's.
+    pub(super) fn new(
+        balancer: &'a mut RunningBalancer,
+        fleet: &'a mut Fleet,
+        root: u32,
+    ) -> Result<LabObserver<'a>, CpuError> {
+        Ok(LabObserver {
+            lb_cpu: CpuObserver::new(BALANCER_PREFIX, ProcessSelector::Pids(vec![root]))?,
+            backends_cpu: CpuObserver::new(BACKENDS_PREFIX, ProcessSelector::Pids(fleet.pids()))?,
+            balancer,
+            fleet,
+            machine_start: None,
+        })
+    }
+
+    fn check_alive(&mut self) -> Result<(), ObserverError> {
+        self.balancer.check_alive()?;
+        self.fleet.check_alive()?;
+        Ok(())
+    }
+}
+
+impl SweepObserver for LabObserver<'_> {
+    fn extra_columns(&self) -> Vec<String> {
+        let mut c = self.lb_cpu.extra_columns();
+        c.push(CPU_PER_1K_COLUMN.to_owned());
+        c.extend(self.backends_cpu.extra_columns());
+        c.push(MACHINE_BUSY_COLUMN.to_owned());
+        c
+    }
+
+    fn before_run(&mut self, run: &PlannedRun) -> Result<(), ObserverError> {
+        self.check_alive()?;
+        self.lb_cpu.before_run(run)?;
+        self.backends_cpu.before_run(run)?;
+        self.machine_start = Some(read_machine()?);
+        Ok(())
+    }
+
+    fn after_run(&mut self, result: &RunResult) -> Result<Vec<String>, ObserverError> {
+        let machine_end = read_machine()?;
+        let mut cells = self.lb_cpu.after_run(result)?;
+        let per_1k = self
+            .lb_cpu
+            .last_usage()
+            .and_then(|u| cpu_s_per_1k(u.user_s + u.system_s, result.output.report.total_requests));
+        cells.push(per_1k.map_or(String::new(), |v| round_cell(v, 4)));
+        cells.extend(self.backends_cpu.after_run(result)?);
+        let busy = self.machine_start.take().map(|start| {
+            let m = machine_usage(&start, &machine_end);
+            (100.0 - m.idle_pct - m.iowait_pct).clamp(0.0, 100.0)
+        });
+        cells.push(busy.map_or(String::new(), |v| round_cell(v, 2)));
+        // A balancer that died during the run measured nothing: no row.
+        self.check_alive()?;
+        Ok(cells)
+    }
+
+    fn run_abandoned(&mut self, run: &PlannedRun) {
+        self.lb_cpu.run_abandoned(run);
+        self.backends_cpu.run_abandoned(run);
+        self.machine_start = None;
+    }
+}
+
+fn round_cell(v: f64, decimals: i32) -> String {
+    let f = 10f64.powi(decimals);
+    crate::csvcell::fmt_f64((v * f).round() / f)
+}
+
+/// The `lbbench cpu` sampler in a thread for the length of one balancer's sweep; stopped
+/// and joined on drop.
+pub(super) struct CpuFile {
+    stop: Shutdown,
+    thread: Option<JoinHandle<Result<u64, CpuError>>>,
+}
+
+impl CpuFile {
+    pub(super) fn start(cfg: MonitorConfig) -> std::io::Result<CpuFile> {
+        let stop = Shutdown::new()?;
+        let s = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("lab-cpu".into())
+            .spawn(move || monitor(&cfg, &s, |_| {}))?;
+        Ok(CpuFile {
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    pub(super) fn finish(mut self) -> Result<u64, CpuError> {
+        self.stop.trigger();
+        match self.thread.take().map(JoinHandle::join) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(CpuError::Config("the CPU sampler panicked".into())),
+            None => Ok(0),
+        }
+    }
+}
+
+impl Drop for CpuFile {
+    fn drop(&mut self) {
+        self.stop.trigger();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
