@@ -28,9 +28,10 @@ use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::process::Supervised;
-use common::testing::{workspace_bin, workspace_root};
+use common::process::{SpawnOptions, Supervised};
 use common::wait::poll_until;
+use rustix::process::Signal;
+use testkit::{workspace_bin, workspace_root};
 
 const PACKAGE: &str = "webscaler-tools";
 const TOOLS: [&str; 3] = ["webscaler", "lbbench", "diskstats"];
@@ -68,7 +69,8 @@ struct Sandbox {
 
 impl Sandbox {
     fn new(dir: &Path) -> Sandbox {
-        let mut holder = Supervised::spawn(
+        // Ends with the test even if the test is killed: its stdin closes, and SIGTERM comes.
+        let mut holder = Supervised::spawn_with(
             "the sandbox's namespace",
             Command::new("unshare")
                 .args(["--mount", "--propagation", "private", "--", "sh", "-c"])
@@ -78,6 +80,7 @@ impl Sandbox {
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped()),
+            &SpawnOptions::default().parent_death(Signal::TERM),
         )
         .expect("unshare (util-linux) runs");
         let stdout = holder.child_mut().stdout.take().expect("piped stdout");
@@ -722,7 +725,8 @@ fn the_packaged_service_runs_hardened_under_systemd() {
     std::fs::set_permissions(&check, std::fs::Permissions::from_mode(0o755)).unwrap();
     let console = std::fs::File::create(tmp.path().join("console")).unwrap();
 
-    let mut boot = Supervised::spawn(
+    // If the test dies, SIGTERM halts the container (its check also powers it off when done).
+    let mut boot = Supervised::spawn_with(
         "systemd-nspawn",
         Command::new("unshare")
             .args([
@@ -742,8 +746,10 @@ fn the_packaged_service_runs_hardened_under_systemd() {
             .stdin(Stdio::null())
             .stdout(console.try_clone().unwrap())
             .stderr(console),
+        &SpawnOptions::default().parent_death(Signal::TERM),
     )
-    .unwrap();
+    .unwrap()
+    .with_grace(Duration::from_secs(30));
     let ended = boot.wait_timeout(Duration::from_secs(300)).unwrap();
     let read = |name: &str| std::fs::read_to_string(tmp.path().join(name)).unwrap_or_default();
     let report = || {
