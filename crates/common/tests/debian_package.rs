@@ -15,7 +15,8 @@
 //!
 //! A second test boots this machine's own OS in a container (systemd-nspawn over a throwaway
 //! overlay of /, with a private network) to run the packaged service under a real systemd:
-//! with all its hardening, webscaler runs its HAProxy and its backends, and stops cleanly.
+//! with all its hardening, webscaler runs its HAProxy and its backends, an upgrade restarts
+//! it, it stops cleanly, and removing the package stops it.
 //!
 //! Needs root and the packages of scripts/setup.sh (dpkg-dev, lintian, logrotate, man-db,
 //! systemd-container).
@@ -642,6 +643,9 @@ mount -t overlay webscaler-tools-test \
   -o "lowerdir=/,upperdir=$top/upper,workdir=$top/work" "$top/root"
 mount -t tmpfs -o mode=0755 webscaler-tools-test /run
 root=$top/root
+# A container image's policy-rc.d (exit 101) forbids maintainer scripts to start or stop
+# services; a server has none.
+rm -f "$root/usr/sbin/policy-rc.d"
 cp "$deb" "$root/root/webscaler-tools.deb"
 cat >"$root/etc/systemd/system/webscaler-tools-check.service" <<'UNIT'
 [Unit]
@@ -661,8 +665,9 @@ exec systemd-nspawn --quiet --directory="$root" --machine=webscaler-tools-test -
 "#;
 
 /// Runs in the container as the check unit: installs the package, starts the service (a
-/// drop-in sets 1-s ticks, as an operator's `systemctl edit` would), and writes what it sees
-/// as key=value lines to /results/result, its log to /results/log.
+/// drop-in sets 1-s ticks, as an operator's `systemctl edit` would), upgrades, stops, starts
+/// and removes it, and writes what it sees as key=value lines to /results/result, its log
+/// to /results/log.
 const CHECK_SCRIPT: &str = r#"#!/bin/sh
 r=/results/result
 say() { echo "$1" >>"$r"; }
@@ -687,11 +692,18 @@ say "backends=$(pgrep -u webscaler -c -f '^/usr/bin/lbbench backend')"
 say "haproxy=$(pgrep -u webscaler -c -x haproxy)"
 say "csv=$(head -n 1 /var/log/webscaler/webscaler.csv)"
 say "exposure=$(systemd-analyze security --no-pager webscaler.service | sed -n 's/.*exposure level for webscaler.service: \([0-9.]*\).*/\1/p')"
+before=$(systemctl show -p MainPID --value webscaler)
+if dpkg -i /root/webscaler-tools.deb; then say upgrade=ok; else say upgrade=failed; fi
+after=$(systemctl show -p MainPID --value webscaler)
+if [ "$after" != "$before" ] && [ "$after" != 0 ]; then say restarted=yes; else say restarted=no; fi
 systemctl stop webscaler
 say "state=$(systemctl show -p ActiveState --value webscaler)"
 say "result=$(systemctl show -p Result --value webscaler)"
 say "status=$(systemctl show -p ExecMainStatus --value webscaler)"
 say "left=$(pgrep -u webscaler -c)"
+systemctl start webscaler
+if dpkg -r webscaler-tools; then say remove=ok; else say remove=failed; fi
+say "left_after_remove=$(pgrep -u webscaler -c)"
 journalctl -u webscaler --no-pager | tail -n 40
 say done=yes
 "#;
@@ -793,11 +805,17 @@ fn the_packaged_service_runs_hardened_under_systemd() {
             "csv",
             "diffpt,haactive,active,epoch,acu,date,diff,needed,pending,stopped,action,rate",
         ),
+        // An upgrade (the same package again) restarts the running service.
+        ("upgrade", "ok"),
+        ("restarted", "yes"),
         // SIGTERM: webscaler finishes its tick, stops its HAProxy, exits 0; nothing is left.
         ("state", "inactive"),
         ("result", "success"),
         ("status", "0"),
         ("left", "0"),
+        // Removing the package stops a running service.
+        ("remove", "ok"),
+        ("left_after_remove", "0"),
     ] {
         assert_eq!(get(key), want, "{key}: {}", report());
     }
