@@ -25,6 +25,9 @@ use crate::simulation::trace::{Trace, TraceError};
 /// The longest time between two rows of a run's CSV that still counts as measured.
 pub const MAX_GAP: Duration = Duration::from_secs(600);
 
+/// The longest trace read as history (a year and a day).
+pub const MAX_TRACE: Duration = Duration::from_secs(366 * 86_400);
+
 /// Midnight at the start of a trace's second 0 (a Monday).
 pub const TRACE_EPOCH: NaiveDateTime = match NaiveDate::from_ymd_opt(2024, 1, 1) {
     Some(d) => match d.and_hms_opt(0, 0, 0) {
@@ -54,6 +57,9 @@ pub enum HistoryError {
     /// A trace is wrong (the message names the file and line).
     #[error(transparent)]
     Trace(#[from] TraceError),
+    /// A trace is longer than [`MAX_TRACE`].
+    #[error("{}: a history trace may be at most 366 days long, this one is {days:.0} days", path.display())]
+    TooLong { path: PathBuf, days: f64 },
 }
 
 /// The segments of a trace, its second 0 at `start`.
@@ -88,6 +94,12 @@ fn load_one(path: &Path, zone: Zone) -> Result<Vec<Segment>, HistoryError> {
         parse_run_csv(&text, path, zone)
     } else {
         let trace = Trace::parse_csv(&text, &path.display().to_string())?;
+        if trace.end() > MAX_TRACE {
+            return Err(HistoryError::TooLong {
+                path: path.to_path_buf(),
+                days: trace.end().as_secs_f64() / 86_400.0,
+            });
+        }
         Ok(trace_segments(&trace, TRACE_EPOCH))
     }
 }
@@ -246,6 +258,15 @@ diffpt,haactive,active,epoch,acu,date,diff,needed,pending,stopped,action,rate
         assert_eq!(b.days(), 2);
         let noon = TRACE_EPOCH + chrono::Duration::hours(24 * 7 + 13);
         assert_eq!(b.at(noon), Some(30.0));
+        // An absurd length is refused before anything is learnt.
+        std::fs::write(&path, "0,1\n10000000000,0\n").unwrap();
+        let e = load(std::slice::from_ref(&path), Zone::Utc)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.ends_with("a history trace may be at most 366 days long, this one is 115741 days"),
+            "{e}"
+        );
         // A broken trace is reported as a trace.
         std::fs::write(&path, "0,1\nx,2\n").unwrap();
         let e = load(std::slice::from_ref(&path), Zone::Utc)

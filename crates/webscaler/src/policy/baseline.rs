@@ -119,8 +119,10 @@ impl Baseline {
             if !(seg.rate.is_finite() && seg.rate >= 0.0) || seg.end <= seg.start {
                 continue;
             }
-            let (start, end) = (seg.start.and_utc(), seg.end.and_utc());
-            let mut m = minute_index(seg.start);
+            // A segment longer than a year is cut to its last year (memory stays bounded).
+            let start = seg.start.max(seg.end - chrono::Duration::days(366));
+            let (start, end) = (start.and_utc(), seg.end.and_utc());
+            let mut m = minute_index(start.naive_utc());
             let last = minute_index(seg.end - chrono::Duration::nanoseconds(1));
             while m <= last {
                 let from = start.max(DateTime::from_timestamp(m * 60, 0).unwrap_or(start));
@@ -313,6 +315,19 @@ mod tests {
             b.to_string()
                 .starts_with("4 days (2024-01-01 to 2024-01-04), by time of day")
         );
+    }
+
+    #[test]
+    fn a_segment_of_years_is_cut_to_its_last_year() {
+        let start = at(0, 0, 0);
+        let b = Baseline::learn([Segment {
+            start,
+            end: start + chrono::Duration::days(3650),
+            rate: 5.0,
+        }])
+        .unwrap();
+        assert_eq!(b.days(), 366);
+        assert_eq!(b.at(at(3, 7, 0)), Some(5.0));
     }
 
     #[test]
