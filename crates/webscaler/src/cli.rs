@@ -9,7 +9,7 @@ pub mod run;
 pub mod simulate;
 pub mod status;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use common::cli::UsageError;
 
 use crate::cloud::CloudError;
@@ -47,6 +47,10 @@ pub enum Command {
     /// HAProxy: servers, request rate, add/drain/remove servers without a reload, the
     /// generated backend file.
     Haproxy(Box<haproxy::HaproxyArgs>),
+    /// Print the completion script for a shell (bash, zsh, fish, elvish, powershell).
+    Completions(common::clidoc::CompletionsArgs),
+    /// Print the manual page (of a subcommand if named), or write them all with --dir.
+    Man(common::clidoc::ManArgs),
 }
 
 /// Runs the command line.
@@ -60,6 +64,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Plot(args)) => plot::run(args),
         Some(Command::Cloud(args)) => cloud::run(*args),
         Some(Command::Haproxy(args)) => haproxy::run(*args),
+        Some(Command::Completions(args)) => args.run(Cli::command()),
+        Some(Command::Man(args)) => args.run(Cli::command()),
     }
 }
 

@@ -35,7 +35,7 @@ use crate::cloud::local::{LocalCloud, LocalOptions};
 use crate::cloud::openstack::config::Env;
 use crate::controller::{self, Controller};
 use crate::haproxy::process::{self, EmbeddedConfig, HaproxyProcess, ProcessError, Start};
-use crate::policy::SeedConfig;
+use crate::policy::{SeedConfig, Zone};
 use crate::settings::{HaproxySettings, Settings, SettingsError};
 
 pub use lock::{LOCK_FILE, LockError, RunLock};
@@ -101,6 +101,16 @@ fn log(line: &str) {
 /// Runs the service with `settings` in `env` until SIGINT or SIGTERM (see the module
 /// documentation).
 pub fn run(settings: &Settings, env: &Env) -> Result<(), ServiceError> {
+    // The policy first: a bad policy or history file is refused before anything starts.
+    let learnt = settings
+        .policy
+        .learn(Zone::of(settings.controller.time_format), Vec::new())?;
+    if let Some(note) = learnt.note() {
+        log(&note);
+    }
+    let policy = settings
+        .policy
+        .build(SeedConfig::default().quota, learnt.floor())?;
     let provider = settings.cloud.provider(env);
     let state_dir = settings.cloud.state_dir(env);
     if provider == crate::settings::Provider::Local {
@@ -171,7 +181,6 @@ pub fn run(settings: &Settings, env: &Env) -> Result<(), ServiceError> {
     let admin_socket = haproxy.socket().path().to_path_buf();
 
     let pc = settings.policy.config;
-    let policy = settings.policy.build(SeedConfig::default().quota);
     log(&format!(
         "{} provider ({}), {} HAProxy ({}), every {}, policy {} (threshold {}, min {}, max {}, scale-down window {}, predictive {}), warm pool {}; CSV {}",
         cloud.provider(),
