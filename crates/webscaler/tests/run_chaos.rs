@@ -250,11 +250,20 @@ fn the_site_stays_up_through_five_kills_of_the_loop_and_comes_back_after_haproxy
         let tick = last_tick(&state).unwrap();
         let killed = Instant::now();
         signal_pid(pid, Signal::KILL).unwrap();
+        // Served by the new HAProxy (the old worker may answer for a moment after its
+        // master died).
+        let new_master = || {
+            std::fs::read_to_string(state.join("haproxy/haproxy.pid"))
+                .ok()
+                .and_then(|s| s.trim().parse::<u32>().ok())
+                .filter(|&p| p != master && is_alive(p))
+        };
         poll_until(
             "the frontend to serve again",
             T,
             Duration::from_millis(10),
             || {
+                new_master()?;
                 http_get(frontend, "/", Duration::from_secs(2))
                     .ok()
                     .filter(|r| r.status == 200 && !is_alive(master))
