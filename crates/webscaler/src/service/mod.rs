@@ -341,11 +341,14 @@ pub fn run(settings: &Settings, env: &Env) -> Result<(), ServiceError> {
 /// How often the embedded HAProxy is looked at between ticks.
 const WATCHDOG_EVERY: Duration = Duration::from_millis(100);
 
+/// After a failed start, how long before the next attempt.
+const RESTART_BACKOFF: Duration = Duration::from_secs(1);
+
 /// The embedded HAProxy of a run, started again when it dies.
 struct Embedded {
     process: HaproxyProcess,
-    /// The last failure to start it again, to log it once per change.
-    failing: Option<String>,
+    /// The last failure to start it again, to log it once per change, and when.
+    failing: Option<(String, std::time::Instant)>,
 }
 
 impl Embedded {
@@ -356,8 +359,16 @@ impl Embedded {
         }
     }
 
-    /// Starts HAProxy again if it died, and says so once.
+    /// Starts HAProxy again if it died, and says so once; after a failed start, tries again
+    /// once a second at most.
     fn check(&mut self) {
+        if self
+            .failing
+            .as_ref()
+            .is_some_and(|(_, at)| at.elapsed() < RESTART_BACKOFF)
+        {
+            return;
+        }
         let p = &mut self.process;
         match p.ensure_running() {
             Ok(None) => {
@@ -379,12 +390,12 @@ impl Embedded {
             }
             Err(e) => {
                 let msg = e.to_string();
-                if self.failing.as_deref() != Some(msg.as_str()) {
+                if self.failing.as_ref().map(|f| f.0.as_str()) != Some(msg.as_str()) {
                     log(&format!(
-                        "error: the embedded HAProxy is down and cannot be started again: {msg}; retried"
+                        "error: the embedded HAProxy is down and cannot be started again: {msg}; retried every second"
                     ));
                 }
-                self.failing = Some(msg);
+                self.failing = Some((msg, std::time::Instant::now()));
             }
         }
     }
