@@ -473,10 +473,8 @@ fn a_system_haproxy_that_goes_away_is_retried_every_tick_and_never_ends_the_loop
     });
     // HAProxy goes away: every tick is an error row, logged once; the loop goes on.
     system.stop().unwrap();
-    let ticks = |log: &str| log.matches(" webscaler: tick ").count();
-    let at = ticks(&run.log());
     wait_for("three ticks without HAProxy", &run, || {
-        ticks(&run.log()) >= at + 3
+        run.log().matches("(see the error)").count() >= 3
     });
     let log = run.log();
     assert_eq!(
@@ -500,7 +498,8 @@ fn a_system_haproxy_that_goes_away_is_retried_every_tick_and_never_ends_the_loop
     let errors: Vec<_> = rows.iter().filter(|r| r.action == "error").collect();
     assert!(errors.len() >= 3, "{log}");
     assert!(
-        errors.iter().all(|r| r.active == 1 && r.haactive == 0),
+        // (Backends ran all along: the cloud's count, never 0; nothing known to serve.)
+        errors.iter().all(|r| r.active >= 1 && r.haactive == 0),
         "the cloud's count stays true: {errors:?}"
     );
 }
