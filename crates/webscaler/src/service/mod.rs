@@ -142,35 +142,8 @@ pub fn run(settings: &Settings, env: &Env) -> Result<(), ServiceError> {
     let embedded = h.embedded(provider);
     let mut process = None;
     let haproxy = if embedded {
-        let mut cfg = EmbeddedConfig::new(HaproxySettings::embedded_dir(&state_dir), h.frontend);
-        cfg.stats = h.stats;
-        cfg.backend = h.backend.clone();
-        cfg.check = h.check;
-        cfg.haproxy = h.program.clone();
-        let p = HaproxyProcess::start(cfg)?;
-        log(&match p.how_started() {
-            Start::Started => format!(
-                "started HAProxy (pid {}) in {}",
-                p.pid(),
-                p.paths().dir.display()
-            ),
-            Start::Adopted => format!(
-                "adopted the running HAProxy (pid {}) of {}: no restart",
-                p.pid(),
-                p.paths().dir.display()
-            ),
-            Start::Reloaded => format!(
-                "adopted the running HAProxy (pid {}) of {}, reloaded for its new main.cfg",
-                p.pid(),
-                p.paths().dir.display()
-            ),
-            Start::Replaced { old } => format!(
-                "the HAProxy (pid {old}) of {} did not answer: stopped it and started pid {}",
-                p.paths().dir.display(),
-                p.pid()
-            ),
-        });
-        let client = p.haproxy().with_poll_interval(Duration::from_millis(50));
+        let p = start_embedded(h, &state_dir)?;
+        let client = p.haproxy();
         process = Some(p);
         client
     } else {
@@ -278,20 +251,7 @@ pub fn run(settings: &Settings, env: &Env) -> Result<(), ServiceError> {
         // The servers and their states for the next HAProxy start (a failed observation has
         // nothing new to save).
         if report.observation.is_some() {
-            match c.balancer().persist() {
-                Ok(()) => {
-                    if state_failing.take().is_some() {
-                        log("HAProxy's backend file and server state file are written again");
-                    }
-                }
-                Err(e) => {
-                    let msg = e.to_string();
-                    if state_failing.as_deref() != Some(msg.as_str()) {
-                        log(&format!("warning: {msg}; retried every tick"));
-                    }
-                    state_failing = Some(msg);
-                }
-            }
+            persist(c.balancer(), &mut state_failing);
         }
         if let Some(e) = &embedded_guard {
             status.haproxy_pid = Some(e.lock().unwrap_or_else(|e| e.into_inner()).process.pid());
@@ -336,6 +296,47 @@ pub fn run(settings: &Settings, env: &Env) -> Result<(), ServiceError> {
         }
     ));
     Ok(())
+}
+
+/// The embedded HAProxy of `state_dir`: the running one adopted, or a new one; says which.
+fn start_embedded(h: &HaproxySettings, state_dir: &Path) -> Result<HaproxyProcess, ServiceError> {
+    let mut cfg = EmbeddedConfig::new(HaproxySettings::embedded_dir(state_dir), h.frontend);
+    cfg.stats = h.stats;
+    cfg.backend = h.backend.clone();
+    cfg.check = h.check;
+    cfg.haproxy = h.program.clone();
+    let p = HaproxyProcess::start(cfg)?;
+    let (pid, dir) = (p.pid(), p.paths().dir.display());
+    log(&match p.how_started() {
+        Start::Started => format!("started HAProxy (pid {pid}) in {dir}"),
+        Start::Adopted => format!("adopted the running HAProxy (pid {pid}) of {dir}: no restart"),
+        Start::Reloaded => format!(
+            "adopted the running HAProxy (pid {pid}) of {dir}, reloaded for its new main.cfg"
+        ),
+        Start::Replaced { old } => format!(
+            "the HAProxy (pid {old}) of {dir} did not answer: stopped it and started pid {pid}"
+        ),
+    });
+    Ok(p)
+}
+
+/// Brings HAProxy's backend file and server state file up to date; a failure is logged
+/// once per change (`failing` keeps the last one).
+fn persist(haproxy: &crate::haproxy::Haproxy, failing: &mut Option<String>) {
+    match haproxy.persist() {
+        Ok(()) => {
+            if failing.take().is_some() {
+                log("HAProxy's backend file and server state file are written again");
+            }
+        }
+        Err(e) => {
+            let msg = e.to_string();
+            if failing.as_deref() != Some(msg.as_str()) {
+                log(&format!("warning: {msg}; retried every tick"));
+            }
+            *failing = Some(msg);
+        }
+    }
 }
 
 /// How often the embedded HAProxy is looked at between ticks.
