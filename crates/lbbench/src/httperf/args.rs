@@ -250,6 +250,14 @@ impl HttperfArgs {
     pub fn target_request_rate(&self) -> f64 {
         self.rate * self.num_calls as f64
     }
+
+    /// The request rate httperf's report can be checked against: `None` for resumed TLS
+    /// sessions, where httperf sends each later request of a session once on the connection
+    /// the server has just closed (a `connreset`) before it sends it again on a new,
+    /// resumed one, so its request count holds those extra attempts.
+    pub fn checkable_request_rate(&self) -> Option<f64> {
+        (self.tls != Tls::Resumed).then(|| self.target_request_rate())
+    }
 }
 
 impl fmt::Display for HttperfArgs {

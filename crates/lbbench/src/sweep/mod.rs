@@ -548,7 +548,7 @@ pub fn run_sweep(
         }
         let validity = Validity::assess(
             &output.report,
-            Some(args.target_request_rate()),
+            args.checkable_request_rate(),
             &cfg.thresholds,
         );
         let result = RunResult {
