@@ -140,7 +140,9 @@ pub fn parse_perf_query(query: &str) -> PerfParams {
                 p.size = match v.trim().parse::<u64>() {
                     Ok(n) => Some(n.min(MAX_REPLY_SIZE)),
                     // More digits than u64 holds: the most there is.
-                    Err(_) if !v.trim().is_empty() && v.trim().bytes().all(|b| b.is_ascii_digit()) => {
+                    Err(_)
+                        if !v.trim().is_empty() && v.trim().bytes().all(|b| b.is_ascii_digit()) =>
+                    {
                         Some(MAX_REPLY_SIZE)
                     }
                     Err(_) => None,

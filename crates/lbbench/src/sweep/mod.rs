@@ -475,7 +475,12 @@ pub fn raw_path(dir: &Path, label: &str, tls: Tls, run: &PlannedRun) -> PathBuf 
     dir.join(format!("{name}_r{}_{}.txt", fmt_rate(run.rate), run.run))
 }
 
-fn save_raw(dir: &Path, cfg: &SweepConfig, run: &PlannedRun, raw: &RawOutput) -> Result<(), SweepError> {
+fn save_raw(
+    dir: &Path,
+    cfg: &SweepConfig,
+    run: &PlannedRun,
+    raw: &RawOutput,
+) -> Result<(), SweepError> {
     let out = raw_path(dir, &cfg.label, cfg.base.tls, run);
     let write = |p: PathBuf, text: &str| {
         std::fs::write(&p, text).map_err(|error| SweepError::SaveRaw { path: p, error })
@@ -717,8 +722,7 @@ fn migrate_older_layout(path: &Path, header: &[String]) -> Result<Option<String>
     if added.is_empty() || added.iter().any(|c| added_column_default(c).is_none()) {
         return Ok(None);
     }
-    let Ok(text) = common::csvfile::with_added_columns(&bytes, header, added_column_default)
-    else {
+    let Ok(text) = common::csvfile::with_added_columns(&bytes, header, added_column_default) else {
         return Ok(None);
     };
     let io = |what: String| {
@@ -753,7 +757,9 @@ fn migrate_older_layout(path: &Path, header: &[String]) -> Result<Option<String>
         path.display(),
         added.join(", "),
         added[0],
-        added_column_default(added[0]).filter(|d| !d.is_empty()).unwrap_or_else(|| "empty".into()),
+        added_column_default(added[0])
+            .filter(|d| !d.is_empty())
+            .unwrap_or_else(|| "empty".into()),
         backup.display()
     )))
 }
@@ -817,7 +823,14 @@ mod tests {
         let h = header(&["lb_cpu_pct".to_owned()]);
         assert_eq!(
             h[..6],
-            ["timestamp", "server", "tls", "reply_size", "target_rate", "run"]
+            [
+                "timestamp",
+                "server",
+                "tls",
+                "reply_size",
+                "target_rate",
+                "run"
+            ]
         );
         assert_eq!(h[6], "command");
         assert_eq!(h.last().unwrap(), "lb_cpu_pct");

@@ -133,7 +133,10 @@ pub fn plan(rates: &[f64], sizes: &[u64], repeat: u32) -> Vec<PlannedRun> {
 /// 65,536 bytes), as in `--sizes 1k,64k,1m,16m`.
 pub fn parse_size(s: &str) -> Result<u64, PlanError> {
     let t = s.trim();
-    let (digits, unit) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit() && *c != '.') {
+    let (digits, unit) = match t
+        .char_indices()
+        .find(|(_, c)| !c.is_ascii_digit() && *c != '.')
+    {
         Some((i, _)) => t.split_at(i),
         None => (t, ""),
     };
@@ -264,7 +267,12 @@ mod tests {
         let got: Vec<(Option<u64>, u32)> = p.iter().map(|r| (r.reply_size, r.run)).collect();
         assert_eq!(
             got,
-            [(Some(1024), 1), (Some(1024), 2), (Some(65536), 1), (Some(65536), 2)]
+            [
+                (Some(1024), 1),
+                (Some(1024), 2),
+                (Some(65536), 1),
+                (Some(65536), 2)
+            ]
         );
         assert_eq!(parse_size("1k").unwrap(), 1024);
         assert_eq!(parse_size("64K").unwrap(), 65536);

@@ -120,7 +120,8 @@ impl KeyColumns {
     /// The key columns in `headers`; an error names a missing required one.
     pub fn find(headers: &csv::StringRecord) -> Result<KeyColumns, String> {
         let pos = |name: &str| headers.iter().position(|h| h == name);
-        let col = |name: &str| pos(name).ok_or_else(|| format!("the header has no `{name}` column"));
+        let col =
+            |name: &str| pos(name).ok_or_else(|| format!("the header has no `{name}` column"));
         Ok(KeyColumns {
             server: col("server")?,
             tls: pos("tls"),
@@ -169,7 +170,10 @@ mod tests {
         let mut keys: Vec<RunKey> = c.runs.into_iter().collect();
         keys.sort();
         let k = |s, rate, run| RunKey::new(s, Tls::Off, None, rate, run);
-        assert_eq!(keys, [k("b1", 100.0, 1), k("b1", 100.0, 2), k("b2", 200.0, 1)]);
+        assert_eq!(
+            keys,
+            [k("b1", 100.0, 1), k("b1", 100.0, 2), k("b2", 200.0, 1)]
+        );
         assert!(c.unreadable_lines.is_empty());
         // A whole last row without its newline counts: the appender keeps it.
         let c = completed_in(b"server,target_rate,run\nb1,100,1\nb1,200,1").unwrap();
@@ -185,9 +189,15 @@ mod tests {
             b1,maybe,,100,1\n\
             b1,on,1k,100,1\n";
         let c = completed_in(text).unwrap();
-        assert!(c.runs.contains(&RunKey::new("b1", Tls::Off, None, 100.0, 1)));
+        assert!(
+            c.runs
+                .contains(&RunKey::new("b1", Tls::Off, None, 100.0, 1))
+        );
         assert!(c.runs.contains(&RunKey::new("b1", Tls::On, None, 100.0, 1)));
-        assert!(c.runs.contains(&RunKey::new("b1", Tls::Resumed, Some(1024), 20.0, 1)));
+        assert!(
+            c.runs
+                .contains(&RunKey::new("b1", Tls::Resumed, Some(1024), 20.0, 1))
+        );
         assert_eq!(c.runs.len(), 3);
         assert_eq!(c.unreadable_lines, [5, 6]);
     }

@@ -205,7 +205,11 @@ pub fn run_lab(
         if cfg.tls.len() > 1 {
             format!(
                 " × ({})",
-                cfg.tls.iter().map(|t| t.label()).collect::<Vec<_>>().join(", ")
+                cfg.tls
+                    .iter()
+                    .map(|t| t.label())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
         } else {
             String::new()
@@ -383,7 +387,7 @@ fn write_report(dir: &Path, summary: &mut LabSummary) -> Result<(), LabRunError>
         what: format!("cannot write {}", path.display()),
         source,
     })?;
-    summary.markdown = report::markdown::table(&input.points());
+    summary.markdown = input.markdown();
     summary.report = Some(path);
     Ok(())
 }

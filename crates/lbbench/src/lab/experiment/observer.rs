@@ -85,9 +85,10 @@ impl SweepObserver for LabObserver<'_> {
         let r = &result.output.report;
         let mb_s = reply_mb_s(r.total_replies, r.reply_size_total, r.total_test_duration);
         cells.push(mb_s.map_or(String::new(), |v| round_cell(v, 3)));
-        let per_gb = self.lb_cpu.last_usage().and_then(|u| {
-            cpu_s_per_gb(u.user_s + u.system_s, r.total_replies, r.reply_size_total)
-        });
+        let per_gb = self
+            .lb_cpu
+            .last_usage()
+            .and_then(|u| cpu_s_per_gb(u.user_s + u.system_s, r.total_replies, r.reply_size_total));
         cells.push(per_gb.map_or(String::new(), |v| round_cell(v, 3)));
         // A balancer that died during the run measured nothing: no row.
         self.check_alive()?;
