@@ -209,7 +209,11 @@ fn a_100_mb_reply_is_streamed_with_bounded_memory() {
             .contains(&format!("content-length: {SIZE}")),
         "{head}"
     );
-    assert_eq!(total - header_end as u64, SIZE, "the body is exactly the size asked for");
+    assert_eq!(
+        total - header_end as u64,
+        SIZE,
+        "the body is exactly the size asked for"
+    );
     assert!(head[header_end..].starts_with("Rounds "), "{head}");
     assert!(samples >= 8, "only {samples} samples during the transfer");
     // Holding the body would add 100 MB; streaming adds the socket's and hyper's buffers.
