@@ -57,7 +57,7 @@ pub fn http_exchange<S: Read + Write>(s: &mut S, host: &str, path: &str) -> io::
     s.flush()?;
     let mut raw = Vec::new();
     if let Err(e) = s.read_to_end(&mut raw)
-        && !(e.kind() == io::ErrorKind::UnexpectedEof && !raw.is_empty())
+        && (e.kind() != io::ErrorKind::UnexpectedEof || raw.is_empty())
     {
         return Err(e);
     }

@@ -468,8 +468,21 @@ fn a_tls_and_size_lab_extends_an_older_file_and_reports_both() {
 
     // A size lab with TLS: nginx plain, then terminating TLS, at 1 KiB and 64 KiB.
     let args = [&common_args[..], &["--sizes", "1k,64k", "--rate", "20"]].concat();
+    let sysctls = || {
+        ["net/core/somaxconn", "net/ipv4/ip_local_port_range"]
+            .map(|p| std::fs::read_to_string(format!("/proc/sys/{p}")).unwrap())
+    };
+    let before = sysctls();
     let (status, stdout, stderr) = start_lab(&dir, &args).wait();
     assert!(status.success(), "{status:?}\n{stderr}");
+    // The limits are printed before anything starts; without --tune nothing changes.
+    assert!(stderr.contains("lab: limits: open files: soft"), "{stderr}");
+    assert!(
+        stderr.contains("the largest rate these allow: about"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("--tune"), "{stderr}");
+    assert_eq!(sysctls(), before);
     // The older file got the new columns; its original is kept beside it.
     let backup =
         dir.join("perf_nginx_combined.csv.before-tls-reply-size-reply-mb-s-balancer-cpu-s-per-gb");
@@ -555,4 +568,98 @@ fn a_tls_and_size_lab_extends_an_older_file_and_reports_both() {
         assert!(t.contains(&"nginx TLS"), "#{fig}: {t:?}");
     }
     assert_all_gone(&dir);
+}
+
+/// Runs `args` in a network namespace of its own (sysctls such as the local port range are
+/// per namespace), with its loopback up; removes it after.
+struct Netns(String);
+
+impl Netns {
+    fn new() -> Netns {
+        let name = format!("lb-tls-tune-{}", std::process::id());
+        let ip = |args: &[&str]| {
+            let s = Command::new("ip")
+                .args(args)
+                .status()
+                .expect("ip (iproute2)");
+            assert!(s.success(), "ip {args:?}");
+        };
+        ip(&["netns", "add", &name]);
+        let ns = Netns(name);
+        ip(&["netns", "exec", &ns.0, "ip", "link", "set", "lo", "up"]);
+        ns
+    }
+
+    fn read(&self, sysctl: &str) -> String {
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.0,
+                "cat",
+                &format!("/proc/sys/{sysctl}"),
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+#[test]
+fn tune_raises_the_port_range_for_the_lab_and_puts_it_back() {
+    let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let ns = Netns::new();
+    const RANGE: &str = "net/ipv4/ip_local_port_range";
+    let host = std::fs::read_to_string(format!("/proc/sys/{RANGE}")).unwrap();
+    let before = ns.read(RANGE);
+    assert_ne!(before.split_whitespace().next(), Some("1024"), "{before}");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns.0,
+            env!("CARGO_BIN_EXE_lbbench"),
+            "lab",
+            "--tune",
+        ])
+        .args([
+            "--balancers",
+            "nginx",
+            "--backends",
+            "1",
+            "--from",
+            "20",
+            "--to",
+            "20",
+        ])
+        .args(["--repeat", "1", "--duration", "1", "-o"])
+        .arg(tmp.path().join("lab"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("--tune: net.ipv4.ip_local_port_range: ")
+            && stderr.contains(" -> 1024 65535 (system-wide"),
+        "{stderr}"
+    );
+    // The printout after the change shows the tuned range.
+    assert!(
+        stderr.contains("local port range: 1024-65535 (64512 ports)"),
+        "{stderr}"
+    );
+    // Put back at the end, and the host's own range never changed.
+    assert_eq!(ns.read(RANGE), before);
+    assert_eq!(
+        std::fs::read_to_string(format!("/proc/sys/{RANGE}")).unwrap(),
+        host
+    );
 }

@@ -83,6 +83,12 @@ pub struct LabArgs {
     /// The nginx program [default: found in PATH and the sbin directories].
     #[arg(long, value_name = "PATH")]
     pub nginx: Option<PathBuf>,
+    /// Raise what bounds the lab before it starts, and say what changed: the open-file limit
+    /// of lbbench and all it starts, and (as root, system-wide, put back when the lab ends)
+    /// net.core.somaxconn and net.ipv4.ip_local_port_range when they are below what the lab
+    /// can use. Without it, nothing system-wide changes.
+    #[arg(long)]
+    pub tune: bool,
     /// No progress bar or notes (warnings and the summary are still shown).
     #[arg(short, long)]
     pub quiet: bool,
@@ -156,6 +162,7 @@ pub fn config(a: &LabArgs) -> anyhow::Result<LabConfig> {
             ProgressMode::Auto
         },
         time_format: TimeFormat::from_utc_flag(a.utc),
+        tune: a.tune,
         programs: [
             (Balancer::Haproxy, &a.haproxy),
             (Balancer::Pound, &a.pound),

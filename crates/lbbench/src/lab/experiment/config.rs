@@ -80,6 +80,9 @@ pub struct LabConfig {
     pub time_format: TimeFormat,
     /// The CPU file's interval (the report's `sar -u 2`).
     pub cpu_interval: Duration,
+    /// Raise the limits that bound the lab before it starts (`--tune`, see
+    /// [`crate::lab::limits::Tuning`]); without it nothing system-wide changes.
+    pub tune: bool,
 }
 
 impl LabConfig {
@@ -109,6 +112,7 @@ impl LabConfig {
             progress: ProgressMode::Auto,
             time_format: TimeFormat::Local,
             cpu_interval: Duration::from_secs(2),
+            tune: false,
         }
     }
 
@@ -173,6 +177,12 @@ impl LabConfig {
             thresholds: Default::default(),
             progress: self.progress,
         }
+    }
+
+    /// About how long a reply takes: the URI's `sleep=` (the backend's wait) and 5 ms.
+    pub fn reply_estimate_s(&self) -> f64 {
+        let query = self.uri.split_once('?').map_or("", |(_, q)| q);
+        crate::backend::parse_perf_query(query).sleep.as_secs_f64() + 0.005
     }
 
     /// Runs per leg.

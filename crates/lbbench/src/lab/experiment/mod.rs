@@ -167,7 +167,18 @@ pub fn run_lab(
     // Checked before anything is made, then again under the lock (one lab per directory;
     // each sweep also locks its own file), which a lab that is not refused takes.
     previous_lab(cfg)?;
+    // Put back (system-wide settings) when the lab returns, whatever happens.
+    let _tuning = cfg.tune.then(|| {
+        let t = super::limits::Tuning::apply(&super::limits::LabLimits::read());
+        for c in &t.changes {
+            note(&format!("--tune: {c}"));
+        }
+        t
+    });
     super::limits::raise_fd_limit();
+    for line in super::limits::LabLimits::read().lines(cfg.reply_estimate_s(), cfg.duration_s) {
+        note(&format!("limits: {line}"));
+    }
     let (httperf_version, programs) = find_programs(cfg)?;
     std::fs::create_dir_all(dir).map_err(|source| LabRunError::Io {
         what: format!("cannot create {}", dir.display()),
