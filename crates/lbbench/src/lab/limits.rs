@@ -138,7 +138,8 @@ impl LabLimits {
                 rate: (FD_SETSIZE - 24) as f64 / reply_s,
                 why: format!(
                     "httperf holds at most {FD_SETSIZE} connections (select()) and each is \
-                     open about {reply_s} s"
+                     open about {} s",
+                    crate::httperf::fmt_rate(reply_s)
                 ),
             },
             RateBound {
