@@ -12,7 +12,13 @@ POUND_PREFIX=${POUND_PREFIX:-/opt/pound}
 # python3-openstackclient (with python3-openstacksdk): the real `openstack` CLI, the oracle of
 # webscaler's config-resolution test (crates/webscaler/tests/cloud_config_oracle.rs), and
 # the SDK that checks the fake OpenStack (tests/cloud_fake_sdk.rs); both run offline.
-APT_PACKAGES=(haproxy httperf socat sysstat curl procps iproute2 valgrind jq python3-openstackclient python3-openstacksdk)
+# dpkg-dev (dpkg-shlibdeps, strip), lintian, man-db, adduser, logrotate, systemd-container:
+# scripts/package.sh builds the Debian package, and its tests
+# (crates/common/tests/debian_package.rs) check it with lintian, install it, read its man
+# pages, rotate its logs, and boot the machine's OS in a container (systemd-nspawn) to run
+# the packaged service under systemd.
+APT_PACKAGES=(haproxy httperf socat sysstat curl procps iproute2 valgrind jq python3-openstackclient python3-openstacksdk
+  dpkg-dev lintian man-db adduser logrotate systemd-container)
 
 say() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }

@@ -13,16 +13,21 @@
 //! - [`profile`]: staged load profiles (TOML), played by `lbbench profile` and replayed by
 //!   `webscaler simulate`.
 //! - [`cli`]: exit codes and one-line error reports shared by the binaries.
+//! - [`clidoc`]: manual pages and shell completions from a tool's clap definition (the
+//!   `completions` and `man` subcommands of every tool).
+//! - [`table`]: plain aligned text tables (the binaries' listings).
 
 pub mod atomic;
 pub mod chart;
 pub mod cli;
+pub mod clidoc;
 pub mod csvfile;
 pub mod lock;
 pub mod net;
 pub mod process;
 pub mod profile;
 pub mod shutdown;
+pub mod table;
 pub mod ticker;
 pub mod time;
 pub mod wait;

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{ArgAction, Args, Parser, Subcommand};
+use clap::{ArgAction, Args, CommandFactory, Parser, Subcommand};
 use common::cli::UsageError;
 use common::{CsvFileError, Shutdown, TimeFormat};
 
@@ -81,6 +81,10 @@ pub enum Command {
     Report(ReportArgs),
     /// Draw throughput, IOPS and %util over time as an SVG file.
     Plot(PlotArgs),
+    /// Print the completion script for a shell (bash, zsh, fish, elvish, powershell).
+    Completions(common::clidoc::CompletionsArgs),
+    /// Print the manual page (of a subcommand if named), or write them all with --dir.
+    Man(common::clidoc::ManArgs),
 }
 
 /// `diskstats report`.
@@ -142,6 +146,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         None => sample(&cli.sample),
         Some(Command::Report(a)) => report(&a),
         Some(Command::Plot(a)) => plot(&a),
+        Some(Command::Completions(a)) => a.run(Cli::command()),
+        Some(Command::Man(a)) => a.run(Cli::command()),
     }
 }
 
@@ -396,7 +402,6 @@ fn plot(a: &PlotArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn the_cli_is_well_formed() {
@@ -432,6 +437,17 @@ mod tests {
             Cli::try_parse_from(["diskstats", "-n", "5"]).is_err(),
             "-n needs -l"
         );
+        // The cron mode is untouched by the completions and man subcommands.
+        let c =
+            Cli::try_parse_from(["diskstats", "-d", "vda", "-o", "/var/log/diskstats/"]).unwrap();
+        assert!(c.command.is_none() && c.sample.interval.is_none());
+        assert!(matches!(
+            Cli::try_parse_from(["diskstats", "completions", "zsh"])
+                .unwrap()
+                .command,
+            Some(Command::Completions(_))
+        ));
+        assert!(Cli::try_parse_from(["diskstats", "-l", "1", "man"]).is_err());
         let c = Cli::try_parse_from(["diskstats", "report", "f.csv", "--csv"]).unwrap();
         assert!(matches!(
             c.command,

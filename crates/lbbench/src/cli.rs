@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::backend::{self, BackendConfig};
 use crate::commands;
@@ -46,6 +46,10 @@ pub enum Command {
     /// Play a staged load profile (the lab report's listing 1.2): httperf runs that start at
     /// their own offsets and run at the same time; --speed compresses time.
     Profile(commands::profile::ProfileArgs),
+    /// Print the completion script for a shell (bash, zsh, fish, elvish, powershell).
+    Completions(common::clidoc::CompletionsArgs),
+    /// Print the manual page (of a subcommand if named), or write them all with --dir.
+    Man(common::clidoc::ManArgs),
 }
 
 /// `lbbench backend`.
@@ -217,5 +221,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Lab(a) => commands::lab::run(a),
         Command::Report(a) => commands::report::run(a),
         Command::Profile(a) => commands::profile::run(a),
+        Command::Completions(a) => a.run(Cli::command()),
+        Command::Man(a) => a.run(Cli::command()),
     }
 }

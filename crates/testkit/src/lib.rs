@@ -98,18 +98,20 @@ fn is_fresh(bin: &Path, name: &str) -> bool {
 
 /// Checks the command-line basics every tool of the workspace shares: `--help` prints the
 /// usage line `Usage: <name>` and exits 0; `--version` prints exactly `<name> <version>`;
-/// an unknown flag is a usage error (exit 2) that names the flag.
+/// an unknown flag is a usage error (exit 2) that names the flag; `completions bash` prints
+/// a bash completion function for the tool and `man` its manual page.
 ///
 /// # Panics
 ///
 /// On the first difference, with what the binary printed.
 pub fn assert_cli_basics(bin: impl AsRef<Path>, name: &str, version: &str) {
-    let run = |arg: &str| {
+    let run_args = |args: &[&str]| {
         Command::new(bin.as_ref())
-            .arg(arg)
+            .args(args)
             .output()
-            .unwrap_or_else(|e| panic!("cannot run {} {arg}: {e}", bin.as_ref().display()))
+            .unwrap_or_else(|e| panic!("cannot run {} {args:?}: {e}", bin.as_ref().display()))
     };
+    let run = |arg: &str| run_args(&[arg]);
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
 
     let help = run("--help");
@@ -130,6 +132,27 @@ pub fn assert_cli_basics(bin: impl AsRef<Path>, name: &str, version: &str) {
         text(&bad.stderr).contains("--no-such-flag"),
         "{name} --no-such-flag: {}",
         text(&bad.stderr)
+    );
+
+    let completions = run_args(&["completions", "bash"]);
+    assert_eq!(
+        completions.status.code(),
+        Some(0),
+        "{name} completions bash: {completions:?}"
+    );
+    let script = text(&completions.stdout);
+    assert!(
+        script.contains(&format!("complete -F _{name} ")) && script.contains(" man "),
+        "{name} completions bash: {script}"
+    );
+
+    let man = run_args(&["man"]);
+    assert_eq!(man.status.code(), Some(0), "{name} man: {man:?}");
+    let page = text(&man.stdout);
+    assert!(
+        page.contains(&format!(".TH {name} 1  \"{name} {version}\""))
+            && page.contains(".SH SYNOPSIS"),
+        "{name} man: {page}"
     );
 }
 

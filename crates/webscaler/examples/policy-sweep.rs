@@ -10,10 +10,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use webscaler::elasticity::Metrics;
 use webscaler::policy::{Config, DefaultPolicy, Predictive, SeedConfig, SeedPolicy};
-use webscaler::simulate::{SimulateConfig, simulate};
-use webscaler::trace::Trace;
+use webscaler::simulation::elasticity::Metrics;
+use webscaler::simulation::run::{SimulateConfig, simulate};
+use webscaler::simulation::trace::Trace;
 
 const TRACES: [&str; 7] = ["seed", "step", "spike", "ramp", "noisy", "dips", "day"];
 const WINDOWS: [u64; 10] = [0, 30, 45, 60, 75, 90, 120, 180, 240, 300];

@@ -1,5 +1,6 @@
 //! Command-line interface.
 
+pub mod args;
 pub mod cloud;
 pub mod haproxy;
 pub mod plot;
@@ -7,7 +8,11 @@ pub mod run;
 pub mod simulate;
 pub mod status;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
+use common::cli::UsageError;
+
+use crate::cloud::CloudError;
+use crate::settings::SettingsError;
 
 /// Keeps the number of web servers behind HAProxy matched to the request rate.
 #[derive(Debug, Parser)]
@@ -38,6 +43,10 @@ pub enum Command {
     /// HAProxy: servers, request rate, add/drain/remove servers without a reload, the
     /// generated backend file.
     Haproxy(Box<haproxy::HaproxyArgs>),
+    /// Print the completion script for a shell (bash, zsh, fish, elvish, powershell).
+    Completions(common::clidoc::CompletionsArgs),
+    /// Print the manual page (of a subcommand if named), or write them all with --dir.
+    Man(common::clidoc::ManArgs),
 }
 
 /// Runs the command line.
@@ -50,5 +59,25 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Plot(args)) => plot::run(args),
         Some(Command::Cloud(args)) => cloud::run(*args),
         Some(Command::Haproxy(args)) => haproxy::run(*args),
+        Some(Command::Completions(args)) => args.run(Cli::command()),
+        Some(Command::Man(args)) => args.run(Cli::command()),
+    }
+}
+
+/// A settings error as the command line reports it: bad input exits 2.
+pub(crate) fn settings_error(e: SettingsError) -> anyhow::Error {
+    if e.is_bad_input() {
+        UsageError::new(e.to_string()).into()
+    } else {
+        e.into()
+    }
+}
+
+/// A cloud error as the command line reports it: configuration problems are bad input
+/// (exit 2).
+pub(crate) fn cli_error(e: CloudError) -> anyhow::Error {
+    match e {
+        CloudError::Config { message } => UsageError::new(message).into(),
+        e => e.into(),
     }
 }

@@ -1,6 +1,6 @@
 //! The controller's sense of time: the [`Clock`] trait, so that the same controller runs on
 //! the monotonic clock (`webscaler run`, [`SystemClock`]) and on a simulated one
-//! ([`crate::sim::SimClock`]) where a day-long trace takes well under a second.
+//! ([`crate::simulation::world::SimClock`]) where a day-long trace takes well under a second.
 
 use std::time::{Duration, Instant};
 

@@ -28,27 +28,19 @@ pub enum PlotError {
     /// The file could not be read.
     #[error("{path}: {source}")]
     Read {
-        /// The file.
         path: String,
-        /// Why.
         source: std::io::Error,
     },
     /// The file is not a CSV of `run` or `simulate` (the message names the line).
     #[error("{path}:{message}")]
     Csv {
-        /// The file.
         path: String,
         /// What is wrong, starting with the line number when known.
         message: String,
     },
     /// Nothing to draw.
     #[error("{path}: {message}")]
-    Empty {
-        /// The file.
-        path: String,
-        /// Why.
-        message: String,
-    },
+    Empty { path: String, message: String },
     /// The chart could not be drawn.
     #[error(transparent)]
     Chart(#[from] common::chart::ChartError),

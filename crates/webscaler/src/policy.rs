@@ -5,7 +5,7 @@
 //! (`now`: a monotonic or simulated time since any fixed origin). The policy answers with a
 //! [`Decision`]: how many servers are needed, the capacity to aim for, how many backends to
 //! add and to remove, and why. The same code runs live (`webscaler run`) and simulated
-//! (`webscaler simulate`, [`crate::simulate`]).
+//! (`webscaler simulate`, [`crate::simulation::run`]).
 //!
 //! Two policies:
 //!
@@ -69,17 +69,11 @@ impl Observation {
 
 /// A scaling policy: one decision per tick.
 pub trait Policy {
-    /// The policy's name (`default`, `seed`).
-    fn name(&self) -> &'static str;
-
     /// Decides what to do at time `now` (monotonic or simulated; it must not decrease).
     fn decide(&mut self, now: Duration, obs: &Observation) -> Decision;
 }
 
 impl<P: Policy + ?Sized> Policy for Box<P> {
-    fn name(&self) -> &'static str {
-        (**self).name()
-    }
     fn decide(&mut self, now: Duration, obs: &Observation) -> Decision {
         (**self).decide(now, obs)
     }
@@ -104,7 +98,6 @@ pub struct Decision {
     pub add: u32,
     /// Backends to remove (drain, then stop).
     pub remove: u32,
-    /// Why.
     pub reason: Reason,
 }
 
@@ -234,8 +227,9 @@ impl fmt::Display for Decision {
     }
 }
 
-/// Which policy to run (`--policy`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Which policy to run (`--policy`, `policy = ...`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum PolicyKind {
     /// [`DefaultPolicy`].
     #[default]
@@ -290,6 +284,27 @@ pub struct Config {
 }
 
 impl Config {
+    /// The most servers allowed: `max` or `quota` (the backends the cloud allows in all),
+    /// whichever is lower; `u32::MAX` with neither.
+    pub fn cap(&self, quota: Option<u32>) -> u32 {
+        match (self.max, quota) {
+            (Some(a), Some(b)) => a.min(b),
+            (Some(a), None) | (None, Some(a)) => a,
+            (None, None) => u32::MAX,
+        }
+    }
+
+    /// The servers needed at `rate`: `ceil(rate / threshold)`, exactly, at least `min` and
+    /// at most [`Config::cap`] (the cap wins over `min`: a quota below the minimum is still
+    /// a quota). The CSV's `needed`, `webscaler status`'s, and a simulation's demand.
+    pub fn needed(&self, rate: Rate, quota: Option<u32>) -> u32 {
+        bound(
+            to_u32(rate.servers_needed(self.threshold)),
+            self.min,
+            self.cap(quota),
+        )
+    }
+
     /// The default stabilization window; docs/webscaler-policy.md shows the simulations it was
     /// chosen from.
     pub const DEFAULT_WINDOW: Duration = Duration::from_secs(60);
@@ -366,24 +381,6 @@ impl DefaultPolicy {
         }
     }
 
-    /// The settings.
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
-    /// The recommendations inside the current window, oldest first.
-    pub fn recommendations(&self) -> impl Iterator<Item = (Duration, u32)> + '_ {
-        self.recommendations.iter().copied()
-    }
-
-    fn max_for(&self, obs: &Observation) -> u32 {
-        match (self.config.max, obs.quota) {
-            (Some(a), Some(b)) => a.min(b),
-            (Some(a), None) | (None, Some(a)) => a,
-            (None, None) => u32::MAX,
-        }
-    }
-
     fn record(&mut self, now: Duration, rec: u32) -> u32 {
         let window = self.config.scale_down_window;
         self.first_recommendation.get_or_insert(now);
@@ -406,13 +403,9 @@ impl DefaultPolicy {
 }
 
 impl Policy for DefaultPolicy {
-    fn name(&self) -> &'static str {
-        "default"
-    }
-
     fn decide(&mut self, now: Duration, obs: &Observation) -> Decision {
         let cfg = self.config;
-        let max = self.max_for(obs);
+        let max = cfg.cap(obs.quota);
         let min = cfg.min.min(max);
         let current = obs.serving.saturating_add(obs.pending);
         let reading = match obs.requests_total {
@@ -450,7 +443,7 @@ impl Policy for DefaultPolicy {
             None => None,
         };
         let effective = predicted.unwrap_or(rate);
-        let needed = bound(to_u32(rate.servers_needed(cfg.threshold)), min, max);
+        let needed = cfg.needed(rate, obs.quota);
         let raw = to_u32(effective.servers_needed(cfg.threshold));
         // The band: up as soon as the current servers do not take the rate; down only when one
         // fewer would take it with `tolerance` spare, and then to what the rate needs.
@@ -637,6 +630,25 @@ mod tests {
         // 1000 requests in 3 s = 333.33 req/s: 34 servers, clamped to 6.
         let dec = p.decide(s(3), &o(1000));
         assert_eq!((dec.needed, dec.target, dec.diff), (Some(6), 6, Some(334)));
+    }
+
+    #[test]
+    fn needed_is_capped_by_max_and_quota_which_win_over_min() {
+        let c = Config {
+            max: Some(10),
+            ..cfg()
+        };
+        let r = |x| Rate::per_second(x);
+        assert_eq!(c.needed(r(0), None), 2, "min");
+        assert_eq!(c.needed(r(45), None), 5);
+        assert_eq!(c.needed(r(500), None), 10, "max");
+        assert_eq!(c.needed(r(500), Some(7)), 7, "the quota is lower");
+        assert_eq!(
+            c.needed(r(0), Some(1)),
+            1,
+            "a quota below min is still a quota"
+        );
+        assert_eq!(cfg().needed(r(u64::MAX), None), u32::MAX);
     }
 
     #[test]

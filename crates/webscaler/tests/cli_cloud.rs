@@ -9,7 +9,7 @@ use assert_cmd::Command;
 use openstack::fake_openstack::{FakeOpenStack, IMAGE_NAME, NETWORK_NAME};
 use predicates::prelude::*;
 use serde_json::Value;
-use webscaler::cli::cloud::DEFAULT_CLOUD_INIT;
+use webscaler::settings::cloud::DEFAULT_CLOUD_INIT;
 
 /// `webscaler` with an empty environment and a temporary home and working directory.
 fn webscaler(home: &Path) -> Command {

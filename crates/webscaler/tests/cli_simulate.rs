@@ -8,8 +8,8 @@ use assert_cmd::Command;
 use predicates::prelude::*;
 use webscaler::controller::{HEADER, record::read_csv};
 use webscaler::policy::{self, DefaultPolicy};
-use webscaler::simulate::{SimulateConfig, simulate};
-use webscaler::trace::Trace;
+use webscaler::simulation::run::{SimulateConfig, simulate};
+use webscaler::simulation::trace::Trace;
 
 /// The variables the policy flags read: a test must not see the caller's.
 const VARS: [&str; 12] = [

@@ -11,11 +11,11 @@ use openstack::fake_openstack::{
     FLAVOR_ID, FakeOpenStack, Fault, IMAGE_ID, IMAGE_NAME, NETWORK_ID, NETWORK_NAME,
 };
 use serde_json::json;
-use webscaler::cli::cloud::DEFAULT_CLOUD_INIT;
 use webscaler::cloud::openstack::auth::RetryPolicy;
 use webscaler::cloud::openstack::config::{Env, OpenStackConfig, Overrides, resolve};
 use webscaler::cloud::openstack::{OpenStack, OpenStackOptions, ServerSpec};
 use webscaler::cloud::{Backend, Cloud, CloudError, Status};
+use webscaler::settings::cloud::DEFAULT_CLOUD_INIT;
 
 fn env(dir: &std::path::Path) -> Env {
     Env {

@@ -1,4 +1,4 @@
-//! The controller against the simulated cloud, balancer and clock (`webscaler::sim`): step,
+//! The controller against the simulated cloud, balancer and clock (`webscaler::simulation::world`): step,
 //! spike, ramp and noisy traces, the warm pool, failures, quota errors and reloads. No
 //! sleeping: simulated hours take milliseconds.
 
@@ -7,8 +7,8 @@ use std::time::Duration;
 use webscaler::cloud::{Cloud, Status};
 use webscaler::controller::{self, Controller, Level, TickReport};
 use webscaler::policy::{self, DefaultPolicy};
-use webscaler::sim::{CloudCall, Sim, SimBalancer, SimClock, SimCloud, SimConfig};
-use webscaler::trace::{Trace, synthetic};
+use webscaler::simulation::trace::{Trace, synthetic};
+use webscaler::simulation::world::{CloudCall, Sim, SimBalancer, SimClock, SimCloud, SimConfig};
 
 fn secs(s: u64) -> Duration {
     Duration::from_secs(s)

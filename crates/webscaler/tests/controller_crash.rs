@@ -12,8 +12,8 @@ use webscaler::balancer::Admin;
 use webscaler::cloud::Status;
 use webscaler::controller::{self, Controller};
 use webscaler::policy::{self, DefaultPolicy};
-use webscaler::sim::{Sim, SimConfig, SimCrash};
-use webscaler::trace::Trace;
+use webscaler::simulation::trace::Trace;
+use webscaler::simulation::world::{Sim, SimConfig, SimCrash};
 
 const INTERVAL: Duration = Duration::from_secs(5);
 const END: u64 = 1500;
@@ -69,9 +69,9 @@ fn sim_config() -> SimConfig {
 fn controller(
     sim: &Sim,
 ) -> Controller<
-    webscaler::sim::SimCloud,
-    webscaler::sim::SimBalancer,
-    webscaler::sim::SimClock,
+    webscaler::simulation::world::SimCloud,
+    webscaler::simulation::world::SimBalancer,
+    webscaler::simulation::world::SimClock,
     DefaultPolicy,
 > {
     Controller::new(

@@ -9,13 +9,14 @@ use std::time::{Duration, Instant};
 use common::Shutdown;
 use common::wait::poll_until;
 use support::{Backend, HaproxyLab, LabOptions, POLL, T, httperf};
+use webscaler::balancer::{BackendName, Metric, ServerAddr, ServerName};
 use webscaler::haproxy::lifecycle::{ChangeMethod, DrainOutcome, RemoveOutcome};
 use webscaler::haproxy::reload::{ReloadError, ReloadMethod, parse_show_proc};
 use webscaler::haproxy::stats::RowKind;
 use webscaler::haproxy::{
-    BackendFileError, BackendName, BackendServer, Haproxy, HaproxyError, Installed, Metric,
-    RateMeter, ServerAddr, ServerName, Status, render_backend,
+    BackendFileError, BackendServer, Haproxy, HaproxyError, Installed, Status, render_backend,
 };
+use webscaler::rate::meter::RateMeter;
 
 fn lab_with(backends: &[&Backend]) -> HaproxyLab {
     HaproxyLab::start(LabOptions {

@@ -15,10 +15,11 @@ use common::wait::poll_until;
 use rustix::process::Signal;
 use support::{POLL, httperf};
 use testkit::workspace_bin;
+use webscaler::balancer::BackendName;
 use webscaler::cloud::local::{LocalCloud, LocalOptions};
 use webscaler::cloud::{Cloud, Status};
 use webscaler::controller::record::read_csv;
-use webscaler::haproxy::{BackendName, Haproxy, Socket};
+use webscaler::haproxy::{Haproxy, Socket};
 
 /// Generous: 2 shared cores.
 const T: Duration = Duration::from_secs(40);

@@ -6,16 +6,22 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use common::Shutdown;
 use common::cli::UsageError;
+use common::table::Table;
 use common::time::{format_duration, parse_duration};
 
+use crate::balancer::{BackendName, Metric, ServerAddr, ServerName};
 use crate::haproxy::{
-    AddOutcome, BackendFile, BackendName, ChangeMethod, DEFAULT_ADMIN_SOCKET, DrainOutcome,
-    Haproxy, HaproxyError, Installed, Metric, RateMeters, ReloadMethod, RemoveOutcome, ServerAddr,
-    ServerName, ServerOptions, Socket,
+    AddOutcome, ChangeMethod, DEFAULT_ADMIN_SOCKET, DrainOutcome, Haproxy, HaproxyError, Installed,
+    RemoveOutcome, Socket,
 };
+use crate::rate::meter::{RateMeters, Sample};
+use crate::settings::haproxy::DEFAULT_RELOAD_COMMAND;
+use crate::settings::{HaproxyLayer, HaproxySettings};
+
+use super::settings_error;
 
 /// `webscaler haproxy`.
 #[derive(Debug, Args)]
@@ -42,12 +48,11 @@ pub enum HaproxyCommand {
         /// An admin socket; repeat for several HAProxy instances (their rates are summed).
         #[arg(long = "socket", value_name = "PATH", default_value = DEFAULT_ADMIN_SOCKET)]
         sockets: Vec<PathBuf>,
-        /// The backend.
         #[arg(long, default_value = "nodes", value_parser = parse_backend)]
         backend: BackendName,
         /// The counter: `sessions` (stot, as the seed) or `requests` (req_tot).
-        #[arg(long, value_enum, default_value_t = MetricArg::Sessions)]
-        metric: MetricArg,
+        #[arg(long, value_enum, default_value_t = Metric::Sessions)]
+        metric: Metric,
         /// Time between the two samples.
         #[arg(long, default_value = "5s", value_parser = parse_duration)]
         window: Duration,
@@ -132,24 +137,6 @@ pub enum HaproxyCommand {
     },
 }
 
-/// `--metric`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum MetricArg {
-    /// `stot`: sessions (on an HTTP backend, one per request).
-    Sessions,
-    /// `req_tot`: HTTP requests.
-    Requests,
-}
-
-impl From<MetricArg> for Metric {
-    fn from(m: MetricArg) -> Metric {
-        match m {
-            MetricArg::Sessions => Metric::Sessions,
-            MetricArg::Requests => Metric::Requests,
-        }
-    }
-}
-
 /// Which HAProxy and backend a command talks to.
 #[derive(Debug, Args)]
 pub struct Target {
@@ -160,7 +147,6 @@ pub struct Target {
     /// The master CLI socket (`haproxy -W -S PATH`): used to reload.
     #[arg(long, value_name = "PATH")]
     pub master_socket: Option<PathBuf>,
-    /// The backend.
     #[arg(long, default_value = "nodes", value_parser = parse_backend)]
     pub backend: BackendName,
     /// Socket connect and read timeout.
@@ -187,15 +173,14 @@ pub struct CheckArgs {
 }
 
 impl CheckArgs {
-    fn options(&self) -> anyhow::Result<ServerOptions> {
-        let c = ServerOptions {
-            inter: self.check_inter,
-            rise: self.check_rise,
-            fall: self.check_fall,
-            pool_purge_delay: self.pool_purge_delay,
-        };
-        c.validate().map_err(|e| UsageError::new(e.to_string()))?;
-        Ok(c)
+    fn layer(&self) -> HaproxyLayer {
+        HaproxyLayer {
+            check_inter: Some(self.check_inter),
+            check_rise: Some(self.check_rise),
+            check_fall: Some(self.check_fall),
+            pool_purge_delay: Some(self.pool_purge_delay),
+            ..HaproxyLayer::default()
+        }
     }
 }
 
@@ -213,7 +198,7 @@ pub struct ChangeArgs {
     #[arg(long, default_value = "haproxy", value_name = "PATH")]
     pub haproxy: PathBuf,
     /// Reload command for the fallback when there is no master socket.
-    #[arg(long, default_value = "systemctl reload haproxy")]
+    #[arg(long, default_value = DEFAULT_RELOAD_COMMAND)]
     pub reload_command: String,
     /// Check options.
     #[command(flatten)]
@@ -233,50 +218,30 @@ fn parse_addr(s: &str) -> Result<ServerAddr, String> {
 }
 
 impl Target {
-    fn haproxy(&self) -> Haproxy {
-        let t = self.socket_timeout;
-        let master = self
-            .master_socket
-            .as_ref()
-            .map(|p| Socket::master(p).with_timeouts(t.min(Duration::from_secs(5)), t));
-        let socket = match (&self.socket, &master) {
-            (Some(p), _) => Socket::admin(p),
-            (None, Some(m)) => m.clone(),
-            (None, None) => Socket::admin(DEFAULT_ADMIN_SOCKET),
-        }
-        .with_timeouts(t.min(Duration::from_secs(5)), t);
-        let mut ha = Haproxy::new(socket, self.backend.clone());
-        if let Some(m) = master {
-            ha = ha.with_master(m);
-        }
-        ha
+    /// A client for this HAProxy and backend, with `more` settings.
+    fn client(&self, more: HaproxyLayer) -> anyhow::Result<Haproxy> {
+        let layer = more.over(HaproxyLayer {
+            socket: self.socket.clone(),
+            master_socket: self.master_socket.clone(),
+            backend: Some(self.backend.to_string()),
+            socket_timeout: Some(self.socket_timeout),
+            ..HaproxyLayer::default()
+        });
+        HaproxySettings::resolve(&layer)
+            .and_then(|s| s.operator_client())
+            .map_err(settings_error)
     }
 }
 
 impl ChangeArgs {
-    fn apply(&self, ha: Haproxy) -> anyhow::Result<Haproxy> {
-        let mut ha = ha
-            .with_check(self.check.options()?)
-            .map_err(|e| UsageError::new(e.to_string()))?;
-        if let Some(path) = &self.backend_file {
-            ha = ha.with_backend_file(
-                BackendFile::new(path)
-                    .with_config_files(self.configs.clone())
-                    .with_haproxy(&self.haproxy),
-            );
+    fn layer(&self) -> HaproxyLayer {
+        HaproxyLayer {
+            backend_file: self.backend_file.clone(),
+            config: (!self.configs.is_empty()).then(|| self.configs.clone()),
+            program: Some(self.haproxy.clone()),
+            reload_command: Some(self.reload_command.clone()),
+            ..self.check.layer()
         }
-        if ha.master().is_none() {
-            let argv: Vec<String> = self
-                .reload_command
-                .split_whitespace()
-                .map(str::to_owned)
-                .collect();
-            if argv.is_empty() {
-                return Err(UsageError::new("--reload-command is empty").into());
-            }
-            ha = ha.with_reload(ReloadMethod::Command(argv));
-        }
-        Ok(ha)
     }
 }
 
@@ -311,30 +276,25 @@ pub fn run(args: HaproxyArgs) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     match args.command {
         HaproxyCommand::Servers { target, json } => {
-            let ha = target.haproxy();
+            let ha = target.client(HaproxyLayer::default())?;
             let servers = ha.servers().map_err(classify)?;
             if json {
                 serde_json::to_writer_pretty(&mut out, &servers)?;
                 writeln!(out)?;
             } else {
-                let rows: Vec<[String; 6]> = servers
-                    .iter()
-                    .map(|s| {
-                        [
-                            s.name.clone(),
-                            s.addr.clone().unwrap_or_else(|| "-".into()),
-                            s.status_text.clone(),
-                            s.check_status.clone().unwrap_or_else(|| "-".into()),
-                            s.scur.to_string(),
-                            s.stot.to_string(),
-                        ]
-                    })
-                    .collect();
-                write_table(
-                    &mut out,
-                    ["NAME", "ADDR", "STATUS", "CHECK", "SCUR", "STOT"],
-                    &rows,
-                )?;
+                let mut table =
+                    Table::new(["NAME", "ADDR", "STATUS", "CHECK", "SCUR", "STOT"]).right([4, 5]);
+                for s in &servers {
+                    table.row([
+                        s.name.clone(),
+                        s.addr.clone().unwrap_or_else(|| "-".into()),
+                        s.status_text.clone(),
+                        s.check_status.clone().unwrap_or_else(|| "-".into()),
+                        s.scur.to_string(),
+                        s.stot.to_string(),
+                    ]);
+                }
+                write!(out, "{table}")?;
             }
         }
         HaproxyCommand::Rate {
@@ -346,21 +306,17 @@ pub fn run(args: HaproxyArgs) -> anyhow::Result<()> {
             json,
         } => {
             let shutdown = Shutdown::install().context("cannot install signal handlers")?;
-            let metric = Metric::from(metric);
             let instances: Vec<Haproxy> = sockets
                 .iter()
                 .map(|p| {
                     Haproxy::new(
-                        Socket::admin(p).with_timeouts(
-                            socket_timeout.min(Duration::from_secs(5)),
-                            socket_timeout,
-                        ),
+                        Socket::admin(p).with_timeout(socket_timeout),
                         backend.clone(),
                     )
                 })
                 .collect();
             let origin = Instant::now();
-            let sample_all = || -> anyhow::Result<Vec<(usize, crate::haproxy::Sample)>> {
+            let sample_all = || -> anyhow::Result<Vec<(usize, Sample)>> {
                 instances
                     .iter()
                     .enumerate()
@@ -445,7 +401,7 @@ pub fn run(args: HaproxyArgs) -> anyhow::Result<()> {
             timeout,
         } => {
             let shutdown = Shutdown::install().context("cannot install signal handlers")?;
-            let ha = change.apply(target.haproxy())?;
+            let ha = target.client(change.layer())?;
             let AddOutcome {
                 method,
                 resumed,
@@ -470,7 +426,7 @@ pub fn run(args: HaproxyArgs) -> anyhow::Result<()> {
             timeout,
         } => {
             let shutdown = Shutdown::install().context("cannot install signal handlers")?;
-            let ha = target.haproxy();
+            let ha = target.client(HaproxyLayer::default())?;
             match ha
                 .drain(&name, Instant::now() + timeout, &shutdown)
                 .map_err(classify)?
@@ -495,7 +451,7 @@ pub fn run(args: HaproxyArgs) -> anyhow::Result<()> {
             timeout,
         } => {
             let shutdown = Shutdown::install().context("cannot install signal handlers")?;
-            let ha = change.apply(target.haproxy())?;
+            let ha = target.client(change.layer())?;
             match ha
                 .remove(&name, Instant::now() + timeout, &shutdown)
                 .map_err(classify)?
@@ -520,56 +476,20 @@ pub fn run(args: HaproxyArgs) -> anyhow::Result<()> {
             }
         }
         HaproxyCommand::Ready { name, target } => {
-            let ha = target.haproxy();
+            let ha = target.client(HaproxyLayer::default())?;
             ha.ready(&name).map_err(classify)?;
             writeln!(out, "{}/{name}: ready", ha.backend())?;
         }
         HaproxyCommand::Maint { name, target } => {
-            let ha = target.haproxy();
+            let ha = target.client(HaproxyLayer::default())?;
             ha.maint(&name).map_err(classify)?;
             writeln!(out, "{}/{name}: in maintenance", ha.backend())?;
         }
         HaproxyCommand::Render { target, check } => {
-            let ha = target
-                .haproxy()
-                .with_check(check.options()?)
-                .map_err(|e| UsageError::new(e.to_string()))?;
+            let ha = target.client(check.layer())?;
             out.write_all(ha.render_backend_file().map_err(classify)?.as_bytes())?;
         }
     }
     out.flush()?;
-    Ok(())
-}
-
-fn write_table<const N: usize>(
-    out: &mut impl Write,
-    header: [&str; N],
-    rows: &[[String; N]],
-) -> std::io::Result<()> {
-    let mut widths = header.map(str::len);
-    for r in rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.len());
-        }
-    }
-    let line = |cells: Vec<&str>| -> String {
-        let mut s = String::new();
-        for (i, (c, w)) in cells.iter().zip(widths).enumerate() {
-            // Numbers (the last two columns) are right-aligned.
-            if i + 2 >= N {
-                s.push_str(&format!("{c:>w$}"));
-            } else {
-                s.push_str(&format!("{c:<w$}"));
-            }
-            if i + 1 < N {
-                s.push_str("  ");
-            }
-        }
-        s.trim_end().to_owned()
-    };
-    writeln!(out, "{}", line(header.to_vec()))?;
-    for r in rows {
-        writeln!(out, "{}", line(r.iter().map(String::as_str).collect()))?;
-    }
     Ok(())
 }

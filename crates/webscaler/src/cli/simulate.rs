@@ -1,6 +1,6 @@
 //! `webscaler simulate`: the controller of `webscaler run`, the same code, against a simulated
 //! cloud and balancer on a simulated clock, over a request-rate trace or a load profile
-//! ([`crate::simulate`]). It prints the SPEC RG elasticity metrics and can write the CSV that
+//! ([`crate::simulation::run`]). It prints the SPEC RG elasticity metrics and can write the CSV that
 //! `run` writes.
 
 use std::io::Write;
@@ -11,15 +11,16 @@ use anyhow::{Context, Result};
 use clap::{ArgGroup, Args};
 use common::cli::UsageError;
 use common::csvfile::CsvAppender;
-use common::time::{TimeFormat, format_duration, parse_duration};
+use common::time::{format_duration, parse_duration};
 
-use super::run::PolicyArgs;
-use crate::config::FileConfig;
+use super::args::PolicyArgs;
+use super::settings_error;
 use crate::controller::{self, HEADER};
-use crate::elasticity::Metrics;
-use crate::sim::SimConfig;
-use crate::simulate::{Demand, SimulateConfig, simulate_each};
-use crate::trace::Trace;
+use crate::settings::{self, Layer, PolicySettings};
+use crate::simulation::elasticity::Metrics;
+use crate::simulation::run::{SimulateConfig, simulate_each};
+use crate::simulation::trace::Trace;
+use crate::simulation::world::SimConfig;
 
 /// `webscaler simulate`.
 #[derive(Debug, Clone, Args)]
@@ -89,11 +90,14 @@ fn write_csv(path: &Path, records: &[controller::Record]) -> Result<()> {
 
 /// Runs `webscaler simulate`.
 pub fn run(args: SimulateArgs) -> Result<()> {
-    let file = match &args.config {
-        Some(p) => FileConfig::load(p).map_err(usage)?,
-        None => FileConfig::default(),
-    };
-    let settings = args.policy.resolve(&file)?;
+    let file = settings::load_file(args.config.as_deref()).map_err(settings_error)?;
+    let layer = Layer {
+        utc: args.utc.then_some(true),
+        ..args.policy.layer()
+    }
+    .over(file);
+    let interval = layer.interval().map_err(settings_error)?;
+    let policy = PolicySettings::resolve(&layer).map_err(settings_error)?;
     if args.quota == 0 {
         return Err(usage("--quota must be at least 1"));
     }
@@ -104,9 +108,9 @@ pub fn run(args: SimulateArgs) -> Result<()> {
         )));
     }
     let (trace, input) = load(&args)?;
-    let pc = settings.config;
+    let pc = policy.config;
     let cfg = SimulateConfig {
-        interval: settings.interval,
+        interval,
         world: SimConfig {
             boot_delay: args.boot_delay,
             start_delay: args.start_delay.unwrap_or(args.boot_delay),
@@ -115,17 +119,14 @@ pub fn run(args: SimulateArgs) -> Result<()> {
         },
         initial: args.initial,
         controller: controller::Config {
-            warm_pool: settings.warm_pool,
-            time_format: TimeFormat::from_utc_flag(args.utc || file.utc == Some(true)),
+            warm_pool: layer.warm_pool(),
+            time_format: layer.time_format(),
             ..controller::Config::default()
         },
-        demand: Demand {
-            threshold: pc.threshold,
-            min: pc.min,
-            max: pc.max.map_or(args.quota, |m| m.min(args.quota)),
-        },
+        demand: pc,
     };
-    let policy = settings.build(args.quota);
+    let kind = policy.kind;
+    let policy = policy.build(args.quota);
 
     let started = Instant::now();
     let mut records = Vec::new();
@@ -145,8 +146,8 @@ pub fn run(args: SimulateArgs) -> Result<()> {
     eprintln!(
         "webscaler simulate: {} ({trace}), policy {}{}, {} ticks of {}, boots {}, quota {}: simulated in {:.1} ms{}",
         input.display(),
-        settings.kind,
-        match (settings.kind, pc.predictive) {
+        kind,
+        match (kind, pc.predictive) {
             (crate::policy::PolicyKind::Seed, _) => String::new(),
             (_, p) => format!(
                 " (window {}, tolerance {}, predictive {})",
@@ -156,7 +157,7 @@ pub fn run(args: SimulateArgs) -> Result<()> {
             ),
         },
         ticks,
-        format_duration(settings.interval),
+        format_duration(interval),
         format_duration(args.boot_delay),
         args.quota,
         took.as_secs_f64() * 1e3,

@@ -1,29 +1,24 @@
-//! `webscaler status`: the backends as the cloud and HAProxy report them, side by side, each
-//! with the role the controller gives it, and the current rate and number of servers needed.
-//!
-//! Against a running `webscaler run` (found through `status.json` in the state directory,
-//! written after every tick) it uses that instance's HAProxy socket and shows its last
-//! tick's rate and `needed`. Without one, it reads HAProxy itself (the embedded one of the
-//! state directory, or the system's) and measures the rate over `--window`.
+//! `webscaler status`: the flags, and a [`Snapshot`] of the backends and the rate
+//! ([`crate::service::snapshot`]) printed as a table or as JSON.
 
 use std::io::Write;
-use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
-use common::process::{cmdline, is_alive};
+use common::cli::UsageError;
+use common::table::Table;
 use common::time::parse_duration;
 use serde::Serialize;
 
-use super::run::{STATUS_FILE, SettingsArgs, StatusFile};
-use crate::balancer::Balancer;
-use crate::cli::cloud::{ProviderArgs, cli_error};
+use super::args::{ProviderArgs, SettingsArgs};
+use super::settings_error;
 use crate::cloud::Quota;
 use crate::cloud::openstack::config::Env;
-use crate::controller::view::{ClassifyConfig, Counts, Member, Memory, classify};
-use crate::haproxy::Haproxy;
-use crate::rate::meter::{RateMeter, Sample};
+use crate::controller::view::{Counts, Member};
+use crate::service::StatusFile;
+use crate::service::snapshot::Snapshot;
+use crate::settings::{Layer, Settings};
 
 /// `webscaler status`.
 #[derive(Debug, Clone, Args)]
@@ -41,15 +36,6 @@ pub struct StatusArgs {
     /// The cloud provider.
     #[command(flatten)]
     pub provider: ProviderArgs,
-}
-
-/// The running instance, if its status file names a live `webscaler` process.
-pub fn running_instance(state_dir: &Path) -> Option<StatusFile> {
-    let text = std::fs::read_to_string(state_dir.join(STATUS_FILE)).ok()?;
-    let s: StatusFile = serde_json::from_str(&text).ok()?;
-    let ours = is_alive(s.pid)
-        && cmdline(s.pid).is_some_and(|argv| argv.iter().any(|a| a.contains("webscaler")));
-    ours.then_some(s)
 }
 
 #[derive(Debug, Serialize)]
@@ -113,96 +99,28 @@ struct Report<'a> {
 /// Runs `webscaler status`.
 pub fn run(args: StatusArgs) -> Result<()> {
     let env = Env::from_process();
-    let file = args.settings.file()?;
-    let mut provider_args = args.provider.clone();
-    provider_args.fill_from(&file.cloud);
-    let settings = args.settings.resolve(&file, None, provider_args.prefix())?;
-    let provider = provider_args.provider(&env);
-    let state_dir = provider_args.state_dir(&env);
-    let running = running_instance(&state_dir);
-    let h = &settings.haproxy;
-    // A running instance's own socket, backend and naming win over the settings given here.
-    let mut classify_cfg = ClassifyConfig {
-        naming: settings.controller.naming.clone(),
-        backend_port: settings.controller.backend_port,
-        check_timeout: settings.controller.check_timeout,
+    let flags = Layer {
+        cloud: args.provider.layer()?,
+        ..args.settings.layer()
     };
-    let ha: Haproxy = match &running {
-        Some(s) => {
-            classify_cfg.naming = crate::cloud::Naming::new(&s.prefix);
-            classify_cfg.backend_port = s.backend_port;
-            let backend =
-                crate::haproxy::BackendName::new(&s.backend).unwrap_or_else(|_| h.backend.clone());
-            Haproxy::new(
-                h.timeouts(crate::haproxy::Socket::admin(&s.admin_socket)),
-                backend,
-            )
-        }
-        None if h.embedded(provider) => h.embedded_client(&state_dir),
-        None => h.system_client()?,
-    };
-    let cloud = provider_args.open(&env)?;
-    let backends = cloud.list().map_err(cli_error)?;
-    let quota = cloud.quota().ok();
-    let metric = settings.controller.metric;
-    let view = ha.observe(metric).with_context(|| {
-        if running.is_none() && h.embedded(provider) {
-            format!(
-                "no webscaler run is using {} (its HAProxy does not answer)",
-                state_dir.display()
-            )
+    let layer = flags.over(args.settings.file()?);
+    let settings = Settings::resolve(&layer).map_err(settings_error)?;
+    let Snapshot {
+        state_dir,
+        running,
+        rate,
+        needed,
+        measured,
+        counts,
+        quota,
+        members,
+    } = Snapshot::take(&settings, &env, args.window).map_err(|e| {
+        if e.is_bad_input() {
+            UsageError::new(e.to_string()).into()
         } else {
-            format!("cannot read HAProxy's backend {}", h.backend)
+            anyhow::Error::from(e)
         }
     })?;
-    let members = classify(
-        &backends,
-        &view,
-        &Memory::default(),
-        Duration::ZERO,
-        &classify_cfg,
-    );
-    let counts = Counts::of(&members);
-
-    let (rate, needed, source) = match &running {
-        Some(s) => (s.last.rate, s.last.needed, "last tick"),
-        None => {
-            let origin = Instant::now();
-            let sample = |v: &crate::balancer::BalancerView| Sample {
-                counter: v.counter,
-                at: origin.elapsed(),
-                uptime_sec: v.uptime_sec,
-                pid: v.pid,
-            };
-            let mut meter = RateMeter::new();
-            let _ = meter.update(sample(&view));
-            std::thread::sleep(args.window);
-            let second = ha.observe(metric)?;
-            match meter.update(sample(&second)) {
-                Ok(r) => {
-                    let pc = &settings.policy_config;
-                    let quota_total = quota
-                        .as_ref()
-                        .and_then(|q| q.left)
-                        .map(|l| u64::from(counts.instances) + l);
-                    let max = [pc.max.map(u64::from), quota_total]
-                        .into_iter()
-                        .flatten()
-                        .min()
-                        .unwrap_or(u64::MAX);
-                    let raw =
-                        u64::try_from(r.rate.servers_needed(pc.threshold)).unwrap_or(u64::MAX);
-                    let n = raw.max(u64::from(pc.min)).min(max);
-                    (
-                        Some(r.rate.to_f64()),
-                        Some(u32::try_from(n).unwrap_or(u32::MAX)),
-                        "measured",
-                    )
-                }
-                Err(_) => (None, None, "measured"),
-            }
-        }
-    };
 
     let mut out = std::io::stdout().lock();
     if args.json {
@@ -210,11 +128,7 @@ pub fn run(args: StatusArgs) -> Result<()> {
             running: running.as_ref(),
             rate,
             needed,
-            rate_source: if source == "last tick" {
-                "tick"
-            } else {
-                "measured"
-            },
+            rate_source: if measured { "measured" } else { "tick" },
             counts,
             quota: quota.as_ref(),
             backends: members.iter().map(row).collect(),
@@ -262,39 +176,7 @@ pub fn run(args: StatusArgs) -> Result<()> {
     }
     writeln!(out)?;
     writeln!(out)?;
-    let rows: Vec<[String; 7]> = members
-        .iter()
-        .map(|m| {
-            let (cloud, addr) = match &m.backend {
-                Some(b) => (
-                    match &b.task {
-                        Some(t) => format!("{} ({t})", b.status),
-                        None => b.status.to_string(),
-                    },
-                    b.address.map_or_else(|| "-".to_owned(), |a| a.to_string()),
-                ),
-                None => ("-".to_owned(), "-".to_owned()),
-            };
-            let (admin, state, sessions) = match &m.server {
-                Some(s) => (
-                    s.admin.to_string(),
-                    s.detail.clone(),
-                    s.sessions.to_string(),
-                ),
-                None => ("-".to_owned(), "-".to_owned(), "-".to_owned()),
-            };
-            [
-                m.name.clone(),
-                cloud,
-                addr,
-                admin,
-                state,
-                sessions,
-                m.role.label().to_owned(),
-            ]
-        })
-        .collect();
-    let header = [
+    let mut table = Table::new([
         "NAME",
         "CLOUD",
         "ADDRESS",
@@ -302,23 +184,37 @@ pub fn run(args: StatusArgs) -> Result<()> {
         "STATE, CHECK",
         "SESSIONS",
         "ROLE",
-    ];
-    let mut widths = header.map(str::len);
-    for r in &rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.len());
-        }
+    ])
+    .right([5]);
+    for m in &members {
+        let (cloud, addr) = match &m.backend {
+            Some(b) => (
+                match &b.task {
+                    Some(t) => format!("{} ({t})", b.status),
+                    None => b.status.to_string(),
+                },
+                b.address.map_or_else(|| "-".to_owned(), |a| a.to_string()),
+            ),
+            None => ("-".to_owned(), "-".to_owned()),
+        };
+        let (admin, state, sessions) = match &m.server {
+            Some(s) => (
+                s.admin.to_string(),
+                s.detail.clone(),
+                s.sessions.to_string(),
+            ),
+            None => ("-".to_owned(), "-".to_owned(), "-".to_owned()),
+        };
+        table.row([
+            m.name.clone(),
+            cloud,
+            addr,
+            admin,
+            state,
+            sessions,
+            m.role.label().to_owned(),
+        ]);
     }
-    let line = |cells: Vec<&str>| -> String {
-        let mut s = String::new();
-        for (c, w) in cells.iter().zip(widths) {
-            s.push_str(&format!("{c:<w$}  "));
-        }
-        s.trim_end().to_owned()
-    };
-    writeln!(out, "{}", line(header.to_vec()))?;
-    for r in &rows {
-        writeln!(out, "{}", line(r.iter().map(String::as_str).collect()))?;
-    }
+    write!(out, "{table}")?;
     Ok(())
 }

@@ -135,11 +135,6 @@ impl LocalCloud {
         })
     }
 
-    /// The options.
-    pub fn options(&self) -> &LocalOptions {
-        &self.opts
-    }
-
     /// The path of the state file.
     pub fn state_path(&self) -> PathBuf {
         self.opts.state_dir.join(STATE_FILE)

@@ -83,7 +83,6 @@ pub struct Backend {
     pub name: String,
     /// The cloud's id (a Nova UUID; `local-N` for the local provider).
     pub id: String,
-    /// Its status.
     pub status: Status,
     /// Where it answers: an IP (OpenStack: the port is the balancer's business) or an
     /// `ip:port` (local provider). `None` while the cloud has not assigned one.
@@ -105,7 +104,6 @@ impl Backend {
 /// A backend's address: an IP, with a port when the provider decides it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Address {
-    /// The IP address.
     pub ip: IpAddr,
     /// The port, for providers that run several backends on one host (local).
     pub port: Option<u16>,
@@ -293,7 +291,6 @@ impl Limit {
 /// The quota that caps how many backends can exist.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Quota {
-    /// Instances.
     pub instances: Limit,
     /// Virtual CPUs, when the cloud reports them.
     pub cores: Option<Limit>,
@@ -303,6 +300,15 @@ pub struct Quota {
     /// RAM quotas divided by the configured flavor's size when it is known. `None` means
     /// unlimited.
     pub left: Option<u64>,
+}
+
+impl Quota {
+    /// The backends this quota allows in all when `ours` exist: ours and the ones that still
+    /// fit ([`Quota::left`]); `None` when unlimited. What the policy's maximum is capped by.
+    pub fn backends(&self, ours: u32) -> Option<u32> {
+        self.left
+            .map(|l| u32::try_from(u64::from(ours).saturating_add(l)).unwrap_or(u32::MAX))
+    }
 }
 
 /// Why a cloud call failed. The variants are what the controller acts on.
@@ -522,6 +528,19 @@ pub fn parse_cloud_time(s: &str) -> Option<DateTime<Utc>> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn the_quota_allows_ours_and_what_still_fits() {
+        let q = |left| Quota {
+            instances: Limit { used: 9, max: None },
+            cores: None,
+            ram_mb: None,
+            left,
+        };
+        assert_eq!(q(Some(4)).backends(3), Some(7));
+        assert_eq!(q(None).backends(3), None);
+        assert_eq!(q(Some(u64::MAX)).backends(3), Some(u32::MAX));
+    }
 
     #[test]
     fn natural_order_puts_2_before_10() {

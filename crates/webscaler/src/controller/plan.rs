@@ -37,7 +37,6 @@ pub enum Action {
     },
     /// Delete a failed backend (after removing its server, if any).
     DeleteFailed {
-        /// The backend.
         backend: Backend,
         /// Whether the balancer has a server for it.
         server: bool,
@@ -54,7 +53,6 @@ pub enum Action {
     AddServer {
         /// The server.
         name: String,
-        /// Its address.
         addr: ServerAddr,
     },
     /// Cancel a drain: the capacity is needed again.
@@ -63,15 +61,9 @@ pub enum Action {
         name: String,
     },
     /// Start a stopped backend.
-    Start {
-        /// The backend.
-        backend: Backend,
-    },
+    Start { backend: Backend },
     /// Create backends (in parallel).
-    Create {
-        /// How many.
-        count: u32,
-    },
+    Create { count: u32 },
     /// Drain a serving backend's server (scale down).
     Drain {
         /// The server.
@@ -80,7 +72,6 @@ pub enum Action {
     /// A drained backend leaves: stop it (or delete it when the warm pool is full), then
     /// remove its server.
     Retire {
-        /// The backend.
         backend: Backend,
         /// Delete instead of stop.
         delete: bool,
@@ -89,16 +80,12 @@ pub enum Action {
     },
     /// Cancel a booting backend (scale down beyond the serving ones): delete it.
     Cancel {
-        /// The backend.
         backend: Backend,
         /// Whether the balancer has a server for it.
         server: bool,
     },
     /// Delete a stopped backend beyond the warm pool.
-    Trim {
-        /// The backend.
-        backend: Backend,
-    },
+    Trim { backend: Backend },
 }
 
 impl fmt::Display for Action {

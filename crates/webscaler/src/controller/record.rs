@@ -42,7 +42,6 @@ pub struct Record {
     pub epoch: u64,
     /// The balancer's cumulative counter.
     pub acu: Option<u64>,
-    /// When.
     pub date: String,
     /// The rate, rounded up to whole requests per second.
     pub diff: Option<u64>,

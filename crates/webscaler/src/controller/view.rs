@@ -93,10 +93,7 @@ pub enum Role {
     Stopped,
     /// Broken: ERROR in the cloud, or running but never passed its check in time. Deleted
     /// and replaced.
-    Failed {
-        /// Why.
-        why: String,
-    },
+    Failed { why: String },
     /// In a state the controller leaves alone (paused, suspended, unknown...).
     Other {
         /// The cloud's status.
@@ -290,7 +287,6 @@ pub struct Counts {
     pub leaving: u32,
     /// Stopped (the warm pool).
     pub stopped: u32,
-    /// Failed.
     pub failed: u32,
     /// Every backend the cloud lists (all states: they all count against the quota).
     pub instances: u32,

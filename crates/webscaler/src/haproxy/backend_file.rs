@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use askama::Template;
 
-use super::names::{BackendName, InvalidValue, ServerAddr, ServerName};
+use crate::balancer::{BackendName, InvalidValue, ServerAddr, ServerName};
 
 /// The options spelled out on every server line and `add server` (dynamic servers do not
 /// inherit `default-server`, so nothing is left to it): the health check, and how fast idle
@@ -98,9 +98,7 @@ impl ServerOptions {
 /// One server of the backend file.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct BackendServer {
-    /// Its name.
     pub name: ServerName,
-    /// Its address.
     pub addr: ServerAddr,
 }
 
@@ -136,7 +134,6 @@ pub enum BackendFileError {
     /// A file operation failed.
     #[error("{path}: cannot {action}: {source}")]
     Io {
-        /// The file.
         path: PathBuf,
         /// What was being done.
         action: &'static str,
@@ -209,11 +206,6 @@ impl BackendFile {
     /// The file.
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    /// The other config files.
-    pub fn config_files(&self) -> &[PathBuf] {
-        &self.config_files
     }
 
     fn io_err(&self, action: &'static str) -> impl Fn(io::Error) -> BackendFileError + '_ {

@@ -20,9 +20,9 @@ use common::Shutdown;
 use serde::Serialize;
 
 use super::backend_file::{BackendServer, Installed, render_backend};
-use super::names::{ServerAddr, ServerName};
 use super::stats::StatRow;
 use super::{Haproxy, HaproxyError};
+use crate::balancer::{ServerAddr, ServerName};
 
 /// How a change was made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -492,37 +492,45 @@ impl Haproxy {
         name: &ServerName,
         deadline: Instant,
     ) -> Result<RemoveStep, HaproxyError> {
-        let start = Instant::now();
+        self.remove_step(name, deadline).map(|(step, _)| step)
+    }
+
+    /// [`Haproxy::try_remove`], with what happened to the backend file.
+    fn remove_step(
+        &self,
+        name: &ServerName,
+        deadline: Instant,
+    ) -> Result<(RemoveStep, Option<Installed>), HaproxyError> {
         let maint = format!("set server {} state maint", self.target(name));
         match self.expect_empty(&maint, name) {
             Ok(()) => {}
             Err(HaproxyError::NoSuchServer { .. }) => {
-                self.sync_backend_file()?;
-                return Ok(RemoveStep::AlreadyGone);
+                let file = self.sync_backend_file()?;
+                return Ok((RemoveStep::AlreadyGone, file));
             }
             Err(HaproxyError::Reply { reply, .. }) if refused(&reply) => {
-                self.remove_by_reload(name, &maint, &reply, start, deadline)?;
-                return Ok(RemoveStep::Removed(ChangeMethod::Reload));
+                let file = self.remove_by_reload(name, &maint, &reply, deadline)?;
+                return Ok((RemoveStep::Removed(ChangeMethod::Reload), Some(file)));
             }
             Err(e) => return Err(e),
         }
-        match self.del_once(name, &maint)? {
-            DelStep::Deleted => {
-                self.sync_backend_file()?;
-                Ok(RemoveStep::Removed(ChangeMethod::Runtime))
-            }
-            DelStep::Busy(reply) => Ok(RemoveStep::Busy(reply)),
+        Ok(match self.del_once(name, &maint)? {
+            DelStep::Deleted => (
+                RemoveStep::Removed(ChangeMethod::Runtime),
+                self.sync_backend_file()?,
+            ),
+            DelStep::Busy(reply) => (RemoveStep::Busy(reply), None),
             DelStep::Refused(command, reply) => {
-                self.remove_by_reload(name, &command, &reply, start, deadline)?;
-                Ok(RemoveStep::Removed(ChangeMethod::Reload))
+                let file = self.remove_by_reload(name, &command, &reply, deadline)?;
+                (RemoveStep::Removed(ChangeMethod::Reload), Some(file))
             }
-        }
+        })
     }
 
-    /// Removes a server: `state maint`, then `del server`, retried while it still has
-    /// connections, until the deadline (then it stays in MAINT and
-    /// [`HaproxyError::RemoveTimeout`] is returned). A server that does not exist is
-    /// [`RemoveOutcome::AlreadyGone`]. Drain it first to let its requests finish.
+    /// Removes a server: [`Haproxy::try_remove`] until it is gone or the deadline passes
+    /// (then it stays in MAINT and [`HaproxyError::RemoveTimeout`] is returned). A server
+    /// that does not exist is [`RemoveOutcome::AlreadyGone`]. Drain it first to let its
+    /// requests finish.
     pub fn remove(
         &self,
         name: &ServerName,
@@ -530,59 +538,45 @@ impl Haproxy {
         shutdown: &Shutdown,
     ) -> Result<RemoveOutcome, HaproxyError> {
         let start = Instant::now();
-        let maint = format!("set server {} state maint", self.target(name));
-        match self.expect_empty(&maint, name) {
-            Ok(()) => {}
-            Err(HaproxyError::NoSuchServer { .. }) => {
-                self.sync_backend_file()?;
-                return Ok(RemoveOutcome::AlreadyGone);
-            }
-            Err(HaproxyError::Reply { reply, .. }) if refused(&reply) => {
-                return self.remove_by_reload(name, &maint, &reply, start, deadline);
-            }
-            Err(e) => return Err(e),
-        }
         let what = format!("removing {}", self.target(name));
         let mut last = String::new();
+        let mut attempts = 0u32;
         let done = self.wait_for(&what, deadline, shutdown, || {
-            Ok(match self.del_once(name, &maint)? {
-                DelStep::Deleted => Some(None),
-                DelStep::Busy(reply) => {
+            attempts += 1;
+            let (step, file) = self.remove_step(name, deadline)?;
+            let removed = |method| RemoveOutcome::Removed {
+                method,
+                waited: start.elapsed(),
+                file,
+            };
+            Ok(match step {
+                RemoveStep::Busy(reply) => {
                     last = reply;
                     None
                 }
-                DelStep::Refused(command, reply) => Some(Some((command, reply))),
+                RemoveStep::AlreadyGone if attempts == 1 => Some(RemoveOutcome::AlreadyGone),
+                // Gone after a busy attempt: its connections ended and it was deleted.
+                RemoveStep::AlreadyGone => Some(removed(ChangeMethod::Runtime)),
+                RemoveStep::Removed(method) => Some(removed(method)),
             })
         })?;
-        match done {
-            None => Err(HaproxyError::RemoveTimeout {
-                backend: self.backend.to_string(),
-                server: name.to_string(),
-                waited: start.elapsed(),
-                reply: last,
-            }),
-            Some(Some((command, refusal))) => {
-                self.remove_by_reload(name, &command, &refusal, start, deadline)
-            }
-            Some(None) => {
-                let file = self.sync_backend_file()?;
-                Ok(RemoveOutcome::Removed {
-                    method: ChangeMethod::Runtime,
-                    waited: start.elapsed(),
-                    file,
-                })
-            }
-        }
+        done.ok_or_else(|| HaproxyError::RemoveTimeout {
+            backend: self.backend.to_string(),
+            server: name.to_string(),
+            waited: start.elapsed(),
+            reply: last,
+        })
     }
 
+    /// The reload fallback of a removal: the backend file without the server, installed once
+    /// `haproxy -c` accepts it, and a reload.
     fn remove_by_reload(
         &self,
         name: &ServerName,
         command: &str,
         reply: &str,
-        start: Instant,
         deadline: Instant,
-    ) -> Result<RemoveOutcome, HaproxyError> {
+    ) -> Result<Installed, HaproxyError> {
         let Some(file) = &self.file else {
             return Err(HaproxyError::Refused {
                 socket: self.socket.path().to_path_buf(),
@@ -597,11 +591,7 @@ impl Haproxy {
             .collect();
         let installed = file.install(&render_backend(&self.backend, &servers, &self.check))?;
         self.reload_method().reload(deadline)?;
-        Ok(RemoveOutcome::Removed {
-            method: ChangeMethod::Reload,
-            waited: start.elapsed(),
-            file: Some(installed),
-        })
+        Ok(installed)
     }
 }
 

@@ -4,8 +4,6 @@
 //!
 //! - [`socket`]: the Unix-socket client (admin socket and master CLI).
 //! - [`stats`], [`info`], [`state`]: parsers for `show stat`, `show info`, `show servers state`.
-//! - [`rate`]: the request rate from a cumulative counter, safe across reloads (pure).
-//! - [`names`]: validated names and addresses, the only values that reach a command.
 //! - [`lifecycle`]: add, drain, remove, ready, maint ([`Haproxy`] methods).
 //! - [`backend_file`]: the askama-rendered backend section, installed only after `haproxy -c`.
 //! - [`reload`]: the fallback when the runtime API cannot do it (master CLI or a command).
@@ -17,9 +15,7 @@ pub mod backend_file;
 pub mod balancer;
 pub mod info;
 pub mod lifecycle;
-pub mod names;
 pub mod process;
-pub mod rate;
 pub mod reload;
 pub mod socket;
 pub mod state;
@@ -30,13 +26,14 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::balancer::{BackendName, InvalidValue, Metric, ServerAddr, ServerName};
+use crate::rate::meter::Sample;
+
 pub use backend_file::{
     BackendFile, BackendFileError, BackendServer, Installed, ServerOptions, render_backend,
 };
 pub use info::Info;
 pub use lifecycle::{AddOutcome, AddStep, ChangeMethod, DrainOutcome, RemoveOutcome, RemoveStep};
-pub use names::{BackendName, InvalidValue, ServerAddr, ServerName};
-pub use rate::{Metric, RateMeter, RateMeters, Reading, Sample};
 
 pub use reload::{ReloadError, ReloadMethod};
 pub use socket::{DEFAULT_ADMIN_SOCKET, Socket, SocketError, SocketKind};
@@ -55,9 +52,7 @@ pub enum HaproxyError {
     /// HAProxy answered a command with something other than success.
     #[error("HAProxy socket {socket}: {command:?} failed: {reply}")]
     Reply {
-        /// The socket.
         socket: PathBuf,
-        /// The command.
         command: String,
         /// HAProxy's answer (trimmed).
         reply: String,
@@ -65,27 +60,18 @@ pub enum HaproxyError {
     /// A reply could not be parsed.
     #[error("HAProxy socket {socket}: {message}")]
     Parse {
-        /// The socket.
         socket: PathBuf,
         /// What was wrong with it.
         message: String,
     },
     /// The backend does not exist.
     #[error("HAProxy socket {socket}: no backend named {backend:?}")]
-    NoSuchBackend {
-        /// The socket.
-        socket: PathBuf,
-        /// The backend.
-        backend: String,
-    },
+    NoSuchBackend { socket: PathBuf, backend: String },
     /// The server does not exist.
     #[error("HAProxy socket {socket}: no server {backend}/{server}")]
     NoSuchServer {
-        /// The socket.
         socket: PathBuf,
-        /// The backend.
         backend: String,
-        /// The server.
         server: String,
     },
     /// A server of that name exists with another address.
@@ -93,11 +79,8 @@ pub enum HaproxyError {
         "HAProxy socket {socket}: server {backend}/{server} already exists with address {existing}, not {wanted}"
     )]
     AddressMismatch {
-        /// The socket.
         socket: PathBuf,
-        /// The backend.
         backend: String,
-        /// The server.
         server: String,
         /// Its current address.
         existing: String,
@@ -109,9 +92,7 @@ pub enum HaproxyError {
         "server {backend}/{server} did not pass its health check within {waited:?} (last check: {last}); it stays in maintenance"
     )]
     CheckTimeout {
-        /// The backend.
         backend: String,
-        /// The server.
         server: String,
         /// How long it waited.
         waited: Duration,
@@ -123,9 +104,7 @@ pub enum HaproxyError {
         "server {backend}/{server} still has connections after {waited:?}; it stays in maintenance: {reply}"
     )]
     RemoveTimeout {
-        /// The backend.
         backend: String,
-        /// The server.
         server: String,
         /// How long it retried.
         waited: Duration,
@@ -138,9 +117,7 @@ pub enum HaproxyError {
         "HAProxy socket {socket}: {command:?} was refused ({reply}), and there is no backend file to fall back to a reload"
     )]
     Refused {
-        /// The socket.
         socket: PathBuf,
-        /// The command.
         command: String,
         /// HAProxy's answer.
         reply: String,
@@ -166,7 +143,6 @@ impl HaproxyError {
 /// A server as the operator sees it: `show stat`'s state, check and session counters.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Server {
-    /// Its name.
     pub name: String,
     /// `IP:port`.
     pub addr: Option<String>,
@@ -182,7 +158,6 @@ pub struct Server {
     pub scur: u64,
     /// Total sessions.
     pub stot: u64,
-    /// Its weight.
     pub weight: Option<u64>,
 }
 
@@ -232,7 +207,9 @@ pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(200);
 ///
 /// ```no_run
 /// use std::time::{Duration, Instant};
-/// use webscaler::haproxy::{Haproxy, Socket, BackendName, ServerName, ServerAddr, Metric, RateMeter};
+/// use webscaler::balancer::{BackendName, Metric, ServerName};
+/// use webscaler::haproxy::{Haproxy, Socket};
+/// use webscaler::rate::meter::RateMeter;
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let shutdown = common::Shutdown::new()?;
 /// let ha = Haproxy::new(Socket::admin("/run/haproxy/admin.sock"), BackendName::default());
@@ -318,11 +295,6 @@ impl Haproxy {
     /// The backend.
     pub fn backend(&self) -> &BackendName {
         &self.backend
-    }
-
-    /// The check options.
-    pub fn check(&self) -> &ServerOptions {
-        &self.check
     }
 
     /// The backend file, if one is kept.
@@ -420,7 +392,12 @@ impl Haproxy {
         metric: Metric,
         stats: &BackendStats,
     ) -> Result<u64, HaproxyError> {
-        metric.counter(&stats.backend).ok_or_else(|| {
+        let row = &stats.backend;
+        let counter = match metric {
+            Metric::Sessions => row.stot,
+            Metric::Requests => row.req_tot,
+        };
+        counter.ok_or_else(|| {
             self.parse_err(format!(
                 "show stat: backend {} has no {} value",
                 self.backend,

@@ -36,13 +36,12 @@ use rustix::process::Signal;
 
 use super::Haproxy;
 use super::backend_file::{BackendFile, BackendServer, ServerOptions, render_backend};
-use super::names::BackendName;
 use super::socket::Socket;
+use crate::balancer::BackendName;
 
 /// The files of an HAProxy of our own, all in one directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Paths {
-    /// The directory.
     pub dir: PathBuf,
     /// `main.cfg`.
     pub main_cfg: PathBuf,
@@ -144,10 +143,7 @@ pub enum ProcessError {
     },
     /// Its frontend address is taken.
     #[error("HAProxy cannot listen on {addr}: the address is in use (choose another --frontend)")]
-    AddressInUse {
-        /// The address.
-        addr: SocketAddr,
-    },
+    AddressInUse { addr: SocketAddr },
     /// It exited while starting.
     #[error("HAProxy exited at start ({status}); its log {log} says: {tail}")]
     Exited {
@@ -161,7 +157,6 @@ pub enum ProcessError {
     /// It did not answer in time.
     #[error("HAProxy did not answer on {socket} within {waited:?}; its log {log} says: {tail}")]
     NotAnswering {
-        /// The socket.
         socket: PathBuf,
         /// How long it waited.
         waited: Duration,
@@ -174,12 +169,7 @@ pub enum ProcessError {
     #[error(
         "an HAProxy that this webscaler did not start answers on {socket} (no matching {pid_file}); stop it or use another state directory"
     )]
-    Foreign {
-        /// The socket.
-        socket: PathBuf,
-        /// The pid file.
-        pid_file: PathBuf,
-    },
+    Foreign { socket: PathBuf, pid_file: PathBuf },
 }
 
 fn io_err<'a>(path: &'a Path, action: &'static str) -> impl FnOnce(io::Error) -> ProcessError + 'a {

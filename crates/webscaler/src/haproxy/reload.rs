@@ -18,7 +18,6 @@ pub const DEFAULT_RELOAD_COMMAND: [&str; 3] = ["systemctl", "reload", "haproxy"]
 /// One process in `show proc`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Proc {
-    /// Its PID.
     pub pid: u32,
     /// The `<reloads>` column: for the master, reloads since it started; for a worker, the
     /// reloads it has been through (0 for the current worker).
@@ -30,7 +29,6 @@ pub struct Proc {
 /// The master CLI's `show proc`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcList {
-    /// The master.
     pub master: Proc,
     /// The master's `[failed: N]`: reloads that failed (bad config).
     pub failed_reloads: Option<u32>,

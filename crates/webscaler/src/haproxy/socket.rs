@@ -38,7 +38,6 @@ pub enum SocketKind {
 #[derive(Debug, thiserror::Error)]
 #[error("HAProxy socket {path}: {kind}")]
 pub struct SocketError {
-    /// The socket.
     pub path: PathBuf,
     /// What went wrong.
     pub kind: SocketErrorKind,
@@ -56,7 +55,6 @@ pub enum SocketErrorKind {
     /// Sending the command failed.
     #[error("cannot send {command:?}: {source}")]
     Send {
-        /// The command.
         command: String,
         /// The cause.
         #[source]
@@ -65,7 +63,6 @@ pub enum SocketErrorKind {
     /// Reading the reply failed.
     #[error("cannot read the reply to {command:?}: {source}")]
     Read {
-        /// The command.
         command: String,
         /// The cause.
         #[source]
@@ -74,7 +71,6 @@ pub enum SocketErrorKind {
     /// The reply did not end in time.
     #[error("no complete reply to {command:?} within {timeout:?}")]
     ReadTimeout {
-        /// The command.
         command: String,
         /// The limit.
         timeout: Duration,
@@ -120,6 +116,12 @@ impl Socket {
         self
     }
 
+    /// A read timeout of `t`, and a connect timeout of `t` but at most 5 s (a local socket
+    /// that does not accept within seconds is not coming back).
+    pub fn with_timeout(self, t: Duration) -> Socket {
+        self.with_timeouts(t.min(Duration::from_secs(5)), t)
+    }
+
     /// The socket path.
     pub fn path(&self) -> &Path {
         &self.path
@@ -128,16 +130,6 @@ impl Socket {
     /// Which CLI it speaks.
     pub fn kind(&self) -> SocketKind {
         self.kind
-    }
-
-    /// The connect timeout.
-    pub fn connect_timeout(&self) -> Duration {
-        self.connect_timeout
-    }
-
-    /// The read timeout.
-    pub fn read_timeout(&self) -> Duration {
-        self.read_timeout
     }
 
     fn err(&self, kind: SocketErrorKind) -> SocketError {

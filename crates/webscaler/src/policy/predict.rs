@@ -281,7 +281,7 @@ mod tests {
 
     #[test]
     fn noise_flat_rates_and_falls_predict_nothing() {
-        let mut rng = crate::trace::synthetic::SplitMix64(3);
+        let mut rng = crate::simulation::trace::synthetic::SplitMix64(3);
         let mut noisy = Predictor::new(Predictive::default());
         let mut predicted = 0;
         for k in 0..720u64 {

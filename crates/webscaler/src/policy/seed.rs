@@ -143,10 +143,6 @@ impl SeedPolicy {
 }
 
 impl Policy for SeedPolicy {
-    fn name(&self) -> &'static str {
-        "seed"
-    }
-
     fn decide(&mut self, now: Duration, obs: &Observation) -> Decision {
         let active = obs.serving;
         let hold = |reason, rate, diff, diffpt, needed| Decision {

@@ -42,19 +42,6 @@ pub struct Sample {
     pub pid: Option<u32>,
 }
 
-impl Sample {
-    /// A sample without process identity (a reset is then recognised only by the counter
-    /// going down).
-    pub fn new(counter: u64, at: Duration) -> Sample {
-        Sample {
-            counter,
-            at,
-            uptime_sec: None,
-            pid: None,
-        }
-    }
-}
-
 /// The rate between two samples.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Reading {

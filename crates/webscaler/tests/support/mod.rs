@@ -21,10 +21,9 @@ use std::time::Duration;
 use common::net::{HttpReply, free_ports, http_get};
 use common::process::Supervised;
 use testkit::workspace_bin;
+use webscaler::balancer::{BackendName, ServerAddr, ServerName};
 use webscaler::haproxy::process::{EmbeddedConfig, HaproxyProcess, ProcessError};
-use webscaler::haproxy::{
-    BackendFile, BackendName, BackendServer, Haproxy, ServerAddr, ServerName, ServerOptions, Socket,
-};
+use webscaler::haproxy::{BackendFile, BackendServer, Haproxy, ServerOptions, Socket};
 
 /// Generous limits: the machine has 2 cores shared with other jobs.
 pub const T: Duration = Duration::from_secs(20);

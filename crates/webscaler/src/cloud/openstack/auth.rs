@@ -87,7 +87,6 @@ pub struct Endpoint {
     /// The region (older name of the same).
     #[serde(default)]
     pub region: Option<String>,
-    /// The URL.
     pub url: String,
 }
 
@@ -97,7 +96,6 @@ pub struct Service {
     /// `compute`, `image`, `network`, ...
     #[serde(rename = "type")]
     pub kind: String,
-    /// Its endpoints.
     #[serde(default)]
     pub endpoints: Vec<Endpoint>,
 }

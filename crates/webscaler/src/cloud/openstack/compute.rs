@@ -16,7 +16,6 @@ use crate::cloud::{Address, Backend, CloudError, Limit, Status, parse_cloud_time
 /// A server as `GET /servers/detail` returns it (only the fields we use).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 pub struct Server {
-    /// Its id.
     pub id: String,
     /// Its name (missing in down-cell records).
     #[serde(default)]
@@ -41,7 +40,6 @@ pub struct Server {
 /// One address of a server.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 pub struct ServerAddress {
-    /// The address.
     pub addr: String,
     /// 4 or 6.
     #[serde(default)]
@@ -54,7 +52,6 @@ pub struct ServerAddress {
 /// The fault of a server in `ERROR`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 pub struct Fault {
-    /// Its message.
     #[serde(default)]
     pub message: Option<String>,
 }
@@ -208,17 +205,12 @@ fn regex_escape(s: &str) -> String {
 /// What a new server is made of (ids already looked up).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreateRequest {
-    /// Its name.
     pub name: String,
-    /// Image id.
     pub image_id: String,
-    /// Flavor id.
     pub flavor_id: String,
     /// Network id; none = Nova's choice (2.1) or `"auto"` (2.37+).
     pub network_id: Option<String>,
-    /// Keypair name.
     pub key_name: Option<String>,
-    /// Security group names.
     pub security_groups: Vec<String>,
     /// `user_data`, already base64.
     pub user_data_b64: Option<String>,
@@ -344,9 +336,7 @@ pub(crate) fn delete(session: &Session, id: &str, name: &str) -> Result<(), Clou
 /// A flavor (from `/flavors/detail`).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 pub struct Flavor {
-    /// Its id.
     pub id: String,
-    /// Its name.
     pub name: String,
     /// Virtual CPUs.
     #[serde(default)]

@@ -10,7 +10,6 @@ use crate::cloud::CloudError;
 /// An image (the fields we use).
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 pub struct Image {
-    /// Its id.
     pub id: String,
     /// Its name (may be null in Glance).
     #[serde(default)]
@@ -23,7 +22,6 @@ pub struct Image {
 /// A page of `GET /v2/images`.
 #[derive(Debug, Deserialize)]
 pub struct ImagesPage {
-    /// The images.
     pub images: Vec<Image>,
     /// The next page, as a path from the endpoint's root (`/v2/images?marker=...`).
     #[serde(default)]

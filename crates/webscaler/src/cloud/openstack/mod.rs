@@ -70,9 +70,7 @@ pub struct ServerSpec {
     pub flavor: Option<String>,
     /// Network name (or id); none lets Nova choose.
     pub network: Option<String>,
-    /// Keypair name.
     pub key_name: Option<String>,
-    /// Security group names.
     pub security_groups: Vec<String>,
     /// The cloud-init script (`etc/clouddata.txt`), sent base64-encoded as `user_data`.
     pub user_data: Option<Vec<u8>>,

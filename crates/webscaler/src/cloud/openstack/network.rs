@@ -11,9 +11,7 @@ use crate::cloud::CloudError;
 /// A network (the fields we use).
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 pub struct Network {
-    /// Its id.
     pub id: String,
-    /// Its name.
     #[serde(default)]
     pub name: String,
 }
@@ -28,7 +26,6 @@ struct Link {
 /// A page of `GET /v2.0/networks`.
 #[derive(Debug, Deserialize)]
 pub struct NetworksPage {
-    /// The networks.
     pub networks: Vec<Network>,
     #[serde(default)]
     networks_links: Option<Vec<Link>>,

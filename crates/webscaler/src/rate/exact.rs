@@ -1,15 +1,5 @@
-//! Exact request-rate arithmetic.
-//!
-//! The scaling rule is `needed = ceil(rate / threshold)`. Done in floating point, a rate of
-//! exactly `k × threshold` can come out as `k + 1` (30.000000000000004 / 10 → 4), so here a
-//! rate is a fraction of integers (a counter delta over nanoseconds, or a decimal read from
-//! text), a threshold is a decimal fraction, and the ceiling is an integer division in `u128`.
-//!
-//! [`meter`] turns samples of a balancer's cumulative counter into exact rates, safe across
-//! reloads.
-//!
-//! Bounds keep every product inside `u128` (see [`Rate`] and [`Threshold`]); the constructors
-//! enforce them, so no operation here can overflow or round.
+//! Exact request rates, thresholds and tolerances: fractions of integers, so that
+//! `ceil(rate / threshold)` and the tolerance test never round (see [`crate::rate`]).
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -18,7 +8,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-pub mod meter;
+use super::decimal::{DecimalError, NumberText, format_fraction, pad, parse_decimal};
 
 const NANOS_PER_SEC: u128 = 1_000_000_000;
 /// A rate's numerator stays below 2^96: a `u64` counter delta times 10^9 fits.
@@ -27,89 +17,6 @@ const RATE_NUM_LIMIT: u128 = 1 << 96;
 const RATE_DEN_MAX: u128 = u64::MAX as u128;
 /// At most nine decimals (nanosecond / nano-request resolution).
 const MAX_SCALE: u32 = 9;
-
-/// A decimal that could not be read.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DecimalError {
-    /// Nothing to read.
-    #[error("empty number")]
-    Empty,
-    /// A minus sign.
-    #[error("`{0}` is negative")]
-    Negative(String),
-    /// Not digits with an optional decimal point.
-    #[error("`{0}` is not a decimal number (digits with an optional `.`, no exponent)")]
-    Invalid(String),
-    /// More fractional digits than allowed.
-    #[error("`{0}` has more than {1} decimals")]
-    TooPrecise(String, u32),
-    /// Too large for the quantity.
-    #[error("`{0}` is too large")]
-    TooLarge(String),
-    /// Outside the range the quantity allows.
-    #[error("`{0}` is out of range: {1}")]
-    OutOfRange(String, &'static str),
-}
-
-/// Reads a non-negative decimal (`12`, `0.5`, `+3.25`, `.5`, `7.`) as `mantissa / 10^scale`,
-/// with trailing fractional zeros dropped. At most `max_scale` decimals (after dropping zeros).
-pub fn parse_decimal(text: &str, max_scale: u32) -> Result<(u128, u32), DecimalError> {
-    let s = text.trim();
-    let s = s.strip_prefix('+').unwrap_or(s);
-    if s.is_empty() {
-        return Err(DecimalError::Empty);
-    }
-    if s.starts_with('-') {
-        return Err(DecimalError::Negative(text.trim().to_string()));
-    }
-    let (int, frac) = match s.split_once('.') {
-        Some((i, f)) => (i, f),
-        None => (s, ""),
-    };
-    let digits_ok = |d: &str| d.bytes().all(|b| b.is_ascii_digit());
-    if (int.is_empty() && frac.is_empty()) || !digits_ok(int) || !digits_ok(frac) {
-        return Err(DecimalError::Invalid(text.trim().to_string()));
-    }
-    let frac = frac.trim_end_matches('0');
-    if frac.len() as u32 > max_scale {
-        return Err(DecimalError::TooPrecise(text.trim().to_string(), max_scale));
-    }
-    let mut m: u128 = 0;
-    for b in int.bytes().chain(frac.bytes()) {
-        m = m
-            .checked_mul(10)
-            .and_then(|m| m.checked_add(u128::from(b - b'0')))
-            .ok_or_else(|| DecimalError::TooLarge(text.trim().to_string()))?;
-    }
-    Ok((m, frac.len() as u32))
-}
-
-/// Formats `num / den` as a decimal rounded to `decimals` places, without trailing zeros.
-pub(crate) fn format_fraction(num: u128, den: u128, decimals: u32) -> String {
-    let scale = 10u128.pow(decimals);
-    // Round half up: (num * scale + den / 2) / den, in two steps to stay in range.
-    let int = num / den;
-    let rem = num % den;
-    let mut frac = (rem * scale + den / 2) / den;
-    let mut int = int;
-    if frac >= scale {
-        int += 1;
-        frac -= scale;
-    }
-    if frac == 0 {
-        return int.to_string();
-    }
-    let f = format!("{frac:0width$}", width = decimals as usize);
-    format!("{int}.{}", f.trim_end_matches('0'))
-}
-
-/// Writes `s` right-aligned to the formatter's width (the precision was already applied).
-fn pad(f: &mut fmt::Formatter<'_>, s: &str) -> fmt::Result {
-    match f.width() {
-        Some(w) => write!(f, "{s:>w$}"),
-        None => f.write_str(s),
-    }
-}
 
 fn gcd(mut a: u128, mut b: u128) -> u128 {
     while b != 0 {
@@ -230,12 +137,6 @@ impl Rate {
         self.num / self.den + u128::from(!self.num.is_multiple_of(self.den))
     }
 
-    /// The rate in billionths of a request per second, when that is exact.
-    pub fn to_nanos_per_sec(self) -> Option<u128> {
-        let scaled = self.num * NANOS_PER_SEC; // < 2^96 * 2^30: fits
-        scaled.is_multiple_of(self.den).then_some(scaled / self.den)
-    }
-
     /// `ceil(self / threshold)`, exact: the servers needed at this rate before any clamping.
     pub fn servers_needed(self, threshold: Threshold) -> u128 {
         // rate / thr = (rn * td) / (rd * tn); rn * td < 2^96 * 2^30, rd * tn < 2^64 * 2^64.
@@ -324,22 +225,6 @@ impl Threshold {
             den: den / g,
         })
     }
-
-    /// The threshold for a float as written in a config file: the float's shortest decimal
-    /// form (`12.5` → 12.5 exactly), read with [`Threshold::parse`].
-    pub fn from_f64(x: f64) -> Result<Threshold, DecimalError> {
-        Threshold::parse(&format!("{x}"))
-    }
-
-    /// The threshold as a rate (requests per second).
-    pub fn as_rate(self) -> Rate {
-        Rate::reduced(self.num, self.den)
-    }
-
-    /// The threshold as a float.
-    pub fn to_f64(self) -> f64 {
-        self.num as f64 / self.den as f64
-    }
 }
 
 impl Default for Threshold {
@@ -392,16 +277,6 @@ impl Tolerance {
             den: (den / g) as u64,
         })
     }
-
-    /// The tolerance for a float as written in a config file (its shortest decimal form).
-    pub fn from_f64(x: f64) -> Result<Tolerance, DecimalError> {
-        Tolerance::parse(&format!("{x}"))
-    }
-
-    /// The tolerance as a float.
-    pub fn to_f64(self) -> f64 {
-        self.num as f64 / self.den as f64
-    }
 }
 
 impl Default for Tolerance {
@@ -423,25 +298,6 @@ impl FromStr for Tolerance {
     type Err = DecimalError;
     fn from_str(s: &str) -> Result<Tolerance, DecimalError> {
         Tolerance::parse(s)
-    }
-}
-
-/// A number as it appears in a config file: TOML integer, float, or string.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum NumberText {
-    Int(u64),
-    Float(f64),
-    Text(String),
-}
-
-impl NumberText {
-    fn text(self) -> String {
-        match self {
-            NumberText::Int(i) => i.to_string(),
-            NumberText::Float(f) => format!("{f}"),
-            NumberText::Text(s) => s,
-        }
     }
 }
 
@@ -467,34 +323,6 @@ mod tests {
     }
     fn t(s: &str) -> Threshold {
         Threshold::parse(s).unwrap()
-    }
-
-    #[test]
-    fn decimals_parse_exactly_or_fail_clearly() {
-        assert_eq!(parse_decimal("12", 9), Ok((12, 0)));
-        assert_eq!(parse_decimal(" 12.50 ", 9), Ok((125, 1)));
-        assert_eq!(parse_decimal("+.5", 9), Ok((5, 1)));
-        assert_eq!(parse_decimal("7.", 9), Ok((7, 0)));
-        assert_eq!(parse_decimal("0.000000001", 9), Ok((1, 9)));
-        assert_eq!(parse_decimal("", 9), Err(DecimalError::Empty));
-        assert_eq!(
-            parse_decimal("-1", 9),
-            Err(DecimalError::Negative("-1".into()))
-        );
-        for bad in [".", "1e3", "1.2.3", "abc", "1,5", "0x10", "inf", "NaN"] {
-            assert!(
-                matches!(parse_decimal(bad, 9), Err(DecimalError::Invalid(_))),
-                "{bad}"
-            );
-        }
-        assert_eq!(
-            parse_decimal("0.0000000001", 9),
-            Err(DecimalError::TooPrecise("0.0000000001".into(), 9))
-        );
-        assert!(matches!(
-            parse_decimal(&"9".repeat(50), 9),
-            Err(DecimalError::TooLarge(_))
-        ));
     }
 
     #[test]
@@ -556,13 +384,6 @@ mod tests {
             Rate::from_count(1, Duration::from_secs(2)).unwrap()
         );
         assert!(Rate::ZERO < r("0.000000001"));
-        assert_eq!(r("12.50").to_nanos_per_sec(), Some(12_500_000_000));
-        assert_eq!(
-            Rate::from_count(1, Duration::from_secs(3))
-                .unwrap()
-                .to_nanos_per_sec(),
-            None
-        );
         assert_eq!(Rate::from_nanos_per_sec(1_500_000_000), r("1.5"));
     }
 
@@ -578,7 +399,6 @@ mod tests {
     #[test]
     fn thresholds_and_tolerances_reject_what_they_cannot_mean() {
         assert_eq!(t("10"), Threshold::SEED);
-        assert_eq!(Threshold::from_f64(12.5).unwrap(), t("12.5"));
         assert_eq!(Threshold::per_second(0), None);
         assert!(
             Threshold::parse("0")

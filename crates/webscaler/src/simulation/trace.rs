@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use common::profile::Profile;
 
-use crate::rate::{DecimalError, Rate, Threshold, format_fraction, parse_decimal};
+use crate::rate::{DecimalError, Rate, format_fraction, parse_decimal};
 
 const NANOS: u128 = 1_000_000_000;
 
@@ -36,9 +36,7 @@ pub enum TraceError {
     /// The file could not be read.
     #[error("{}: {source}", path.display())]
     Read {
-        /// The file.
         path: std::path::PathBuf,
-        /// Why.
         source: std::io::Error,
     },
     /// A line of the file is wrong.
@@ -172,13 +170,12 @@ impl Trace {
         Rate::from_nanos_per_sec(self.steps.iter().map(|s| s.1).max().unwrap_or(0))
     }
 
-    /// The servers needed over time, `clamp(ceil(rate / threshold), min, max)`, as a step
-    /// function of the trace's segments: the demand a simulation is scored against.
-    pub fn demand(&self, threshold: Threshold, min: u32, max: u32) -> Vec<(Duration, u32)> {
+    /// The servers `needed` at each segment's rate ([`crate::policy::Config::needed`]), as a
+    /// step function of time: the demand a simulation is scored against.
+    pub fn demand(&self, needed: impl Fn(Rate) -> u32) -> Vec<(Duration, u32)> {
         let mut out: Vec<(Duration, u32)> = Vec::with_capacity(self.steps.len());
         for (t, _, rate) in self.segments() {
-            let raw = u32::try_from(rate.servers_needed(threshold)).unwrap_or(u32::MAX);
-            let d = raw.max(min).min(max);
+            let d = needed(rate);
             if out.last().is_none_or(|&(_, prev)| prev != d) {
                 out.push((t, d));
             }
@@ -714,8 +711,9 @@ num_conns = 9600
             s(40),
         )
         .unwrap();
+        let seed = crate::policy::Config::default(); // threshold 10, min 2
         assert_eq!(
-            t.demand(crate::rate::Threshold::SEED, 2, 13),
+            t.demand(|r| seed.needed(r, Some(13))),
             vec![(s(0), 2), (s(10), 3), (s(20), 4), (s(30), 13)]
         );
     }
@@ -736,11 +734,11 @@ num_conns = 9600
     fn the_seed_profile_is_the_seed_trace_earlier() {
         // The profile (listing 1.2) and the measured trace (listing 1.7) describe the same
         // load: the same peak of about 131 req/s.
-        let text = include_str!("../../../benches-data/seed-profile.toml");
+        let text = include_str!("../../../../benches-data/seed-profile.toml");
         let p = Profile::parse(text, "seed-profile.toml").unwrap();
         let from_profile = Trace::from_profile(&p, "seed-profile.toml").unwrap();
         let measured = Trace::parse_csv(
-            include_str!("../../../benches-data/seed-trace.csv"),
+            include_str!("../../../../benches-data/seed-trace.csv"),
             "seed-trace.csv",
         )
         .unwrap();

@@ -11,13 +11,17 @@
 //! of the controller).
 //!
 //! Implementations: [`crate::haproxy::Haproxy`] (the runtime API) and the simulated
-//! balancer of [`crate::sim`].
+//! balancer of [`crate::simulation::world`].
 
 use std::fmt;
 
 use serde::Serialize;
 
-pub use crate::haproxy::{Metric, ServerAddr, ServerName};
+pub mod metric;
+pub mod names;
+
+pub use metric::Metric;
+pub use names::{BackendName, InvalidValue, ServerAddr, ServerName};
 
 /// A server's administrative state: what the operator (or the controller) asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -44,7 +48,6 @@ impl fmt::Display for Admin {
 /// One server as the balancer reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ServerView {
-    /// Its name.
     pub name: String,
     /// Its address, when it is one the balancer can be given back (`IP:port`).
     pub addr: Option<ServerAddr>,
@@ -75,13 +78,6 @@ pub struct BalancerView {
     pub uptime_sec: Option<u64>,
     /// The backend's servers, in the balancer's order.
     pub servers: Vec<ServerView>,
-}
-
-impl BalancerView {
-    /// One server by name.
-    pub fn server(&self, name: &str) -> Option<&ServerView> {
-        self.servers.iter().find(|s| s.name == name)
-    }
 }
 
 /// What one removal attempt did.

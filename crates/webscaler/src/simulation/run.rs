@@ -1,6 +1,6 @@
 //! `webscaler simulate`: the controller of `webscaler run` ([`Controller`], the same code)
-//! against the simulated cloud, balancer and clock of [`crate::sim`], over a request-rate
-//! [`Trace`], scored with the SPEC RG elasticity metrics ([`crate::elasticity`]).
+//! against the simulated cloud, balancer and clock of [`crate::simulation::world`], over a request-rate
+//! [`Trace`], scored with the SPEC RG elasticity metrics ([`crate::simulation::elasticity`]).
 //!
 //! - The simulated world starts with `initial` backends running and ready (by default the
 //!   demand at time 0: a steady start) and a balancer whose counter is the trace's requests
@@ -20,36 +20,13 @@
 use std::time::Duration;
 
 use crate::controller::{self, Controller, Record, TickReport};
-use crate::elasticity::{Metrics, StepSeries};
-use crate::policy::Policy;
-use crate::rate::Threshold;
-use crate::sim::{Sim, SimConfig};
-use crate::trace::Trace;
-
-/// What the demand is: the servers the trace's rate needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Demand {
-    /// Requests per second per server.
-    pub threshold: Threshold,
-    /// Servers at least.
-    pub min: u32,
-    /// Servers at most (the quota, or a lower maximum).
-    pub max: u32,
-}
-
-impl Default for Demand {
-    /// The seed's: threshold 10, minimum 2, quota 13.
-    fn default() -> Demand {
-        Demand {
-            threshold: Threshold::SEED,
-            min: 2,
-            max: 13,
-        }
-    }
-}
+use crate::policy::{self, Policy};
+use crate::simulation::elasticity::{Metrics, StepSeries};
+use crate::simulation::trace::Trace;
+use crate::simulation::world::{Sim, SimConfig};
 
 /// The settings of a simulation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SimulateConfig {
     /// Time between ticks.
     pub interval: Duration,
@@ -60,20 +37,22 @@ pub struct SimulateConfig {
     pub initial: Option<u32>,
     /// The controller's settings.
     pub controller: controller::Config,
-    /// How the demand is computed.
-    pub demand: Demand,
+    /// The threshold, minimum and maximum the demand is computed with: at each moment
+    /// [`policy::Config::needed`] of the trace's rate with the world's quota.
+    pub demand: policy::Config,
 }
 
 impl Default for SimulateConfig {
     /// 5-s ticks, the simulated world's defaults (80-s boots, the seed's quota of 13), a
-    /// steady start, the controller's defaults, the seed's demand.
+    /// steady start, the controller's defaults, the demand of the default policy's settings
+    /// (threshold 10, minimum 2; with the quota, at most 13).
     fn default() -> SimulateConfig {
         SimulateConfig {
             interval: Duration::from_secs(5),
             world: SimConfig::default(),
             initial: None,
             controller: controller::Config::default(),
-            demand: Demand::default(),
+            demand: policy::Config::default(),
         }
     }
 }
@@ -141,8 +120,7 @@ pub fn simulate_each<P: Policy>(
     mut on_tick: impl FnMut(TickReport),
 ) -> Scores {
     let end = trace.end();
-    let d = cfg.demand;
-    let demand_points = trace.demand(d.threshold, d.min, d.max);
+    let demand_points = trace.demand(|rate| cfg.demand.needed(rate, cfg.world.quota));
     let initial = cfg.initial.unwrap_or(demand_points[0].1);
     let sim = Sim::new(
         SimConfig {
@@ -214,9 +192,9 @@ pub fn simulate_each<P: Policy>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::{self, DefaultPolicy, Predictive, Reason, SeedConfig, SeedPolicy};
+    use crate::policy::{DefaultPolicy, Predictive, Reason, SeedConfig, SeedPolicy};
     use crate::rate::Tolerance;
-    use crate::trace::synthetic;
+    use crate::simulation::trace::synthetic;
     use proptest::prelude::*;
 
     fn s(x: u64) -> Duration {
@@ -314,7 +292,8 @@ mod tests {
         for seed in 1..=5 {
             let trace = synthetic::noisy(50.0, 0.05, 5, 3600, seed);
             // The demand itself flaps between 5 and 6 …
-            assert!(trace.demand(Threshold::SEED, 2, 13).len() > 10);
+            let defaults = policy::Config::default(); // threshold 10, min 2
+            assert!(trace.demand(|r| defaults.needed(r, Some(13))).len() > 10);
             let from5 = SimulateConfig {
                 initial: Some(5),
                 ..every(5)
@@ -519,7 +498,7 @@ mod tests {
                     quota: Some(quota),
                     ..SimConfig::default()
                 },
-                demand: Demand { threshold: Threshold::SEED, min, max: quota },
+                demand: policy::Config { min, ..policy::Config::default() },
                 ..SimulateConfig::default()
             };
             let o = simulate(&trace, DefaultPolicy::new(config), &cfg);

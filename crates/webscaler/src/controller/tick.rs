@@ -1,0 +1,285 @@
+//! One tick of the [`Controller`]: observe, rate, decide, plan, then act (`act.rs`) and
+//! record.
+
+use std::time::Duration;
+
+use common::time::format_duration;
+
+use super::view::{self, ClassifyConfig, Counts, Member};
+use super::{Controller, Event, Level, Plan, PlanInput, QuotaHold, QuotaSeen, Record, plan};
+use crate::balancer::{Balancer, BalancerView};
+use crate::clock::Clock;
+use crate::cloud::Cloud;
+use crate::policy::{Decision, Observation, Policy};
+
+/// Everything about one tick.
+#[derive(Debug, Clone)]
+pub struct TickReport {
+    /// The tick's number (0 first).
+    pub index: u64,
+    /// When, on the controller's clock.
+    pub at: Duration,
+    /// The CSV row.
+    pub record: Record,
+    /// What the policy was shown (`None` when the cloud or the balancer could not be read).
+    pub observation: Option<Observation>,
+    /// What the policy decided.
+    pub decision: Option<Decision>,
+    /// The members by role.
+    pub counts: Counts,
+    /// Every backend: the cloud's and the balancer's view side by side, with its role.
+    pub members: Vec<Member>,
+    pub plan: Plan,
+    /// What was done, one short phrase each (`started node-3`).
+    pub done: Vec<String>,
+    /// Warnings and errors.
+    pub events: Vec<Event>,
+}
+
+impl TickReport {
+    /// The tick's log line: the decision, the counts, and what was done.
+    pub fn log_line(&self) -> String {
+        let mut s = format!("tick {}: ", self.index);
+        match &self.decision {
+            Some(d) => s.push_str(&d.to_string()),
+            None => s.push_str("no decision (see the error)"),
+        }
+        let c = &self.counts;
+        s.push_str(&format!(
+            "; serving {}, pending {}, draining {}, stopped {}",
+            c.serving, c.pending, c.draining, c.stopped
+        ));
+        if self.record.action != self.decision.as_ref().map_or("", |d| d.action()) {
+            s.push_str(&format!(" [{}]", self.record.action));
+        }
+        if !self.done.is_empty() {
+            s.push_str("; ");
+            s.push_str(&self.done.join(", "));
+        }
+        s
+    }
+}
+
+impl<C: Cloud, B: Balancer, K: Clock, P: Policy> Controller<C, B, K, P> {
+    /// One tick: observe, rate, decide, plan, act, record (see the module documentation).
+    pub fn tick(&mut self) -> TickReport {
+        let now = self.clock.now();
+        let date = self.config.time_format.format(self.clock.wall());
+        let index = self.ticks;
+        self.ticks += 1;
+        let mut events = Vec::new();
+
+        // Observe.
+        let balancer = self.balancer.observe(self.config.metric);
+        let backends = self.cloud.list();
+        match self.cloud.quota() {
+            Ok(q) => {
+                self.quota = Some(q);
+                self.quota_failing = false;
+            }
+            Err(e) => {
+                if !self.quota_failing {
+                    events.push(Event {
+                        level: Level::Warning,
+                        message: format!("cannot read the quota ({e}); using the last one seen"),
+                    });
+                }
+                self.quota_failing = true;
+            }
+        }
+        let (balancer, backends) = match (balancer, backends) {
+            (Ok(b), Ok(c)) => {
+                if self.failing.take().is_some() {
+                    events.push(Event {
+                        level: Level::Info,
+                        message: "the cloud and the balancer answer again".to_owned(),
+                    });
+                }
+                (b, c)
+            }
+            (b, c) => {
+                let mut msg = Vec::new();
+                if let Err(e) = &b {
+                    msg.push(format!("the balancer: {e}"));
+                }
+                if let Err(e) = &c {
+                    msg.push(format!("the cloud: {e}"));
+                }
+                let msg = format!(
+                    "cannot observe {}; nothing is done until both answer",
+                    msg.join("; ")
+                );
+                // Once per streak (and again if the error changes).
+                if self.failing.as_deref() != Some(msg.as_str()) {
+                    events.push(Event {
+                        level: Level::Error,
+                        message: msg.clone(),
+                    });
+                }
+                self.failing = Some(msg);
+                return self.error_report(index, now, date, b.ok(), events);
+            }
+        };
+        let members = view::classify(
+            &backends,
+            &balancer,
+            &self.memory,
+            now,
+            &ClassifyConfig {
+                naming: self.config.naming.clone(),
+                backend_port: self.config.backend_port,
+                check_timeout: self.config.check_timeout,
+            },
+        );
+        self.memory.update(&members);
+        let counts = Counts::of(&members);
+
+        // Rate and decide.
+        let left = self.quota.as_ref().and_then(|q| q.left);
+        let observation = Observation {
+            requests_total: Some(balancer.counter),
+            balancer_pid: balancer.pid,
+            balancer_uptime_sec: balancer.uptime_sec,
+            serving: counts.serving,
+            pending: counts.pending,
+            stopped: counts.stopped,
+            quota: self
+                .quota
+                .as_ref()
+                .and_then(|q| q.backends(counts.instances)),
+        };
+        let decision = self.policy.decide(now, &observation);
+
+        // Plan.
+        self.release_hold(now, &mut events);
+        let create_room = if self.hold.is_some() { Some(0) } else { left };
+        let plan = plan::plan(
+            &members,
+            &PlanInput {
+                decision: Some(&decision),
+                now,
+                warm_pool: self.config.warm_pool,
+                drain_timeout: self.config.drain_timeout,
+                create_room,
+            },
+        );
+        if plan.quota_limited > 0 && self.hold.is_none() {
+            let q = self.quota.as_ref();
+            events.push(Event {
+                level: Level::Warning,
+                message: format!(
+                    "the quota is used up ({} of {} instances): holding {} creation(s) until the quota changes",
+                    q.map_or(0, |q| q.instances.used),
+                    q.and_then(|q| q.instances.max)
+                        .map_or_else(|| "?".to_owned(), |m| m.to_string()),
+                    plan.quota_limited
+                ),
+            });
+            self.hold = Some(QuotaHold {
+                since: now,
+                seen: self.quota.as_ref().map(QuotaSeen::from),
+            });
+        }
+
+        // Act.
+        let (done, brought_up) = self.act(&plan, now, &mut events);
+
+        // Record.
+        let mut action = decision.action().to_owned();
+        let quota_blocked = plan.quota_limited > 0 || (decision.add > 0 && self.hold.is_some());
+        if quota_blocked {
+            action = if brought_up > 0 {
+                "up:quota"
+            } else {
+                "hold:quota"
+            }
+            .to_owned();
+        }
+        let record = Record {
+            diffpt: decision.diffpt,
+            haactive: balancer.servers.iter().filter(|s| s.takes_traffic).count() as u32,
+            active: counts.active,
+            epoch: now.as_secs(),
+            acu: Some(balancer.counter),
+            date,
+            diff: decision.diff,
+            needed: decision.needed,
+            pending: counts.pending,
+            stopped: counts.stopped,
+            action,
+            rate: decision.rate.map(|r| r.to_f64()),
+        };
+        TickReport {
+            index,
+            at: now,
+            record,
+            observation: Some(observation),
+            decision: Some(decision),
+            counts,
+            members,
+            plan,
+            done,
+            events,
+        }
+    }
+
+    fn error_report(
+        &self,
+        index: u64,
+        now: Duration,
+        date: String,
+        balancer: Option<BalancerView>,
+        events: Vec<Event>,
+    ) -> TickReport {
+        let haactive = balancer.as_ref().map_or(0, |b| {
+            b.servers.iter().filter(|s| s.takes_traffic).count() as u32
+        });
+        TickReport {
+            index,
+            at: now,
+            record: Record {
+                diffpt: None,
+                haactive,
+                active: 0,
+                epoch: now.as_secs(),
+                acu: balancer.as_ref().map(|b| b.counter),
+                date,
+                diff: None,
+                needed: None,
+                pending: 0,
+                stopped: 0,
+                action: "error".to_owned(),
+                rate: None,
+            },
+            observation: None,
+            decision: None,
+            counts: Counts::default(),
+            members: Vec::new(),
+            plan: Plan::default(),
+            done: Vec::new(),
+            events,
+        }
+    }
+
+    /// Releases a quota hold when the quota report changed or the retry time passed.
+    fn release_hold(&mut self, now: Duration, events: &mut Vec<Event>) {
+        let Some(hold) = &self.hold else { return };
+        let seen = self.quota.as_ref().map(QuotaSeen::from);
+        let changed = seen != hold.seen;
+        let expired = now.saturating_sub(hold.since) >= self.config.quota_retry;
+        if changed || expired {
+            events.push(Event {
+                level: Level::Info,
+                message: if changed {
+                    "the quota changed: creating again".to_owned()
+                } else {
+                    format!(
+                        "no quota change in {}: trying to create again",
+                        format_duration(self.config.quota_retry)
+                    )
+                },
+            });
+            self.hold = None;
+        }
+    }
+}

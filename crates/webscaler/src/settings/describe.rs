@@ -1,0 +1,79 @@
+//! The settings in effect, one `key = value` line each in the file's spelling
+//! (`webscaler run --check-config`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::time::{TimeFormat, format_duration};
+
+use super::Settings;
+use crate::cloud::openstack::config::Env;
+
+impl Settings {
+    /// The settings in effect in `env`, one `key = value` line each.
+    pub fn describe(&self, env: &Env) -> String {
+        let p = &self.policy.config;
+        let c = &self.controller;
+        let h = &self.haproxy;
+        let provider = self.cloud.provider(env);
+        let state_dir = self.cloud.state_dir(env);
+        let dur = |d: Duration| format!("\"{}\"", format_duration(d));
+        let opt = |v: Option<String>| v.unwrap_or_else(|| "none".to_owned());
+        let path =
+            |v: &Option<PathBuf>| opt(v.as_ref().map(|p| format!("{:?}", p.display().to_string())));
+        let lines = [
+            format!("interval = {}", dur(self.interval)),
+            format!("policy = \"{}\"", self.policy.kind),
+            format!("threshold = {}", p.threshold),
+            format!("min = {}", p.min),
+            format!("max = {}", opt(p.max.map(|m| m.to_string()))),
+            format!("tolerance = {}", p.tolerance),
+            format!("scale_down_window = {}", dur(p.scale_down_window)),
+            format!(
+                "max_remove_per_tick = {}",
+                opt(p.max_remove_per_tick.map(|m| m.to_string()))
+            ),
+            format!("hold_down_while_pending = {}", p.hold_down_while_pending),
+            format!("predictive = {}", p.predictive.is_some()),
+            format!("warm_pool = {}", c.warm_pool),
+            format!("metric = \"{}\"", c.metric),
+            format!("drain_timeout = {}", dur(c.drain_timeout)),
+            format!("check_timeout = {}", dur(c.check_timeout)),
+            format!("quota_retry = {}", dur(c.quota_retry)),
+            format!("output = {}", path(&self.output)),
+            format!("utc = {}", c.time_format == TimeFormat::Utc),
+            format!("state_dir = {:?}", state_dir.display().to_string()),
+            format!(
+                "haproxy.mode = \"{}\"",
+                if h.embedded(provider) {
+                    "embedded"
+                } else {
+                    "system"
+                }
+            ),
+            format!("haproxy.frontend = \"{}\"", h.frontend),
+            format!(
+                "haproxy.stats = {}",
+                opt(h.stats.map(|s| format!("\"{s}\"")))
+            ),
+            format!("haproxy.socket = {}", path(&h.socket)),
+            format!("haproxy.master_socket = {}", path(&h.master_socket)),
+            format!("haproxy.backend = \"{}\"", h.backend),
+            format!("haproxy.backend_file = {}", path(&h.backend_file)),
+            format!("haproxy.backend_port = {}", c.backend_port),
+            format!("haproxy.program = {:?}", h.program.display().to_string()),
+            format!("haproxy.check_inter = {}", dur(h.check.inter)),
+            format!("haproxy.check_rise = {}", h.check.rise),
+            format!("haproxy.check_fall = {}", h.check.fall),
+            format!(
+                "haproxy.pool_purge_delay = {}",
+                dur(h.check.pool_purge_delay)
+            ),
+            format!("cloud.provider = \"{}\"", provider.as_str()),
+            format!("cloud.prefix = \"{}\"", self.cloud.prefix),
+        ];
+        let mut s = lines.join("\n");
+        s.push('\n');
+        s
+    }
+}
