@@ -29,6 +29,8 @@ struct LabProcess {
     stderr: PathBuf,
 }
 
+/// Starts `lbbench lab ARGS -o NAME` in the parent of `dir` (named `NAME`): a relative
+/// output directory, as users give it (the configs must still find every file).
 fn start_lab(dir: &Path, args: &[&str]) -> LabProcess {
     let logs = dir.parent().unwrap();
     let name = dir.file_name().unwrap().to_string_lossy();
@@ -40,7 +42,8 @@ fn start_lab(dir: &Path, args: &[&str]) -> LabProcess {
             .arg("lab")
             .args(args)
             .arg("-o")
-            .arg(dir)
+            .arg(dir.file_name().unwrap())
+            .current_dir(logs)
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&stdout).unwrap())
             .stderr(std::fs::File::create(&stderr).unwrap()),

@@ -50,9 +50,13 @@ pub struct LabTls {
 }
 
 impl LabTls {
-    /// The TLS files in `dir/tls/`, made there first if they are missing or unreadable.
+    /// The TLS files in `dir/tls/`, made there first if they are missing or unreadable. The
+    /// paths are absolute: a balancer reads them relative to its own idea of a base
+    /// directory otherwise (Pound takes a relative `Cert` from `/etc`).
     pub fn in_dir(dir: &Path) -> Result<LabTls, LabError> {
-        let tls_dir = dir.join(TLS_DIR);
+        let tls_dir = std::path::absolute(dir)
+            .map_err(LabError::io(format!("cannot resolve {}", dir.display())))?
+            .join(TLS_DIR);
         let ca_path = tls_dir.join(CA_FILE);
         let pem_path = tls_dir.join(SERVER_FILE);
         if let Ok(tls) = LabTls::load(&ca_path, &pem_path) {
@@ -193,6 +197,7 @@ mod tests {
                 .unwrap()
                 .contains("PRIVATE")
         );
+        assert!(tls.pem_path().is_absolute());
         let again = LabTls::in_dir(dir.path()).unwrap();
         assert_eq!(
             again.ca, tls.ca,
