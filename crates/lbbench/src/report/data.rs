@@ -358,8 +358,16 @@ pub fn parse_sweep(bytes: &[u8], path: &Path) -> Result<SweepFile, DataError> {
                 + u("errors_addr_unavail")?
                 + u("errors_ftab_full")?,
             status_5xx: u("reply_status_5xx")?,
-            valid: get!("valid"),
-            flag_rate_off_target: get!("flag_rate_off_target"),
+            // Empty when the rate could not be checked (a resumed TLS run, a report pasted
+            // without its command): not flagged for it.
+            valid: match cell("valid").trim() {
+                "" => true,
+                _ => get!("valid"),
+            },
+            flag_rate_off_target: match cell("flag_rate_off_target").trim() {
+                "" => false,
+                _ => get!("flag_rate_off_target"),
+            },
             flag_resource_errors: get!("flag_resource_errors"),
             flag_client_cpu_low: get!("flag_client_cpu_low"),
             balancer_cpu_pct: opt(&format!("{BALANCER_PREFIX}_cpu_pct"))?,
@@ -451,6 +459,20 @@ pub(crate) mod tests {
             out.push('\n');
         }
         out
+    }
+
+    #[test]
+    fn an_unchecked_rate_is_not_a_flag() {
+        let text = lab_csv(&[&[
+            ("tls", "resumed"),
+            ("flag_rate_off_target", ""),
+            ("valid", ""),
+        ]]);
+        let f = parse_sweep(text.as_bytes(), Path::new("x.csv")).unwrap();
+        let r = &f.runs[0];
+        assert!(r.valid && !r.flag_rate_off_target);
+        assert_eq!(r.tls, crate::httperf::Tls::Resumed);
+        assert_eq!(r.series(), "haproxy TLS resumed");
     }
 
     #[test]
