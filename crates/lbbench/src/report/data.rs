@@ -98,9 +98,15 @@ impl Run {
     }
 
     /// The balancer's CPU-seconds per 1,000 requests sent (`None` without CPU data or
-    /// requests).
+    /// requests); per 1,000 connections for resumed TLS runs, whose requests include
+    /// httperf's resent ones (see [`crate::httperf::Tls::Resumed`]).
     pub fn cpu_s_per_1k(&self) -> Option<f64> {
-        cpu_s_per_1k(self.balancer_cpu_s?, self.requests)
+        let n = if self.tls == crate::httperf::Tls::Resumed {
+            self.connections
+        } else {
+            self.requests
+        };
+        cpu_s_per_1k(self.balancer_cpu_s?, n)
     }
 
     /// Reply bytes received per second, in MB/s (10^6 bytes): replies × bytes per reply ÷
@@ -471,6 +477,16 @@ pub(crate) mod tests {
         let f = parse_sweep(text.as_bytes(), Path::new("x.csv")).unwrap();
         let r = &f.runs[0];
         assert!(r.valid && !r.flag_rate_off_target);
+        // Per 1,000 connections, not the requests httperf resent.
+        let text = lab_csv(&[&[
+            ("tls", "resumed"),
+            ("total_connections", "1000"),
+            ("total_requests", "1750"),
+            ("balancer_cpu_user_s", "0.2"),
+            ("balancer_cpu_system_s", "0.1"),
+        ]]);
+        let f = parse_sweep(text.as_bytes(), Path::new("x.csv")).unwrap();
+        assert!((f.runs[0].cpu_s_per_1k().unwrap() - 0.3).abs() < 1e-9);
         assert_eq!(r.tls, crate::httperf::Tls::Resumed);
         assert_eq!(r.series(), "haproxy TLS resumed");
     }

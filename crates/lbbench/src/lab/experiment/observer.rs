@@ -71,10 +71,17 @@ impl SweepObserver for LabObserver<'_> {
     fn after_run(&mut self, result: &RunResult) -> Result<Vec<String>, ObserverError> {
         let machine_end = read_machine()?;
         let mut cells = self.lb_cpu.after_run(result)?;
+        // Resumed TLS runs resend requests (see `Tls::Resumed`): per connection for them.
+        let r = &result.output.report;
+        let count = if result.args.tls == crate::httperf::Tls::Resumed {
+            r.total_connections
+        } else {
+            r.total_requests
+        };
         let per_1k = self
             .lb_cpu
             .last_usage()
-            .and_then(|u| cpu_s_per_1k(u.user_s + u.system_s, result.output.report.total_requests));
+            .and_then(|u| cpu_s_per_1k(u.user_s + u.system_s, count));
         cells.push(per_1k.map_or(String::new(), |v| round_cell(v, 4)));
         cells.extend(self.backends_cpu.after_run(result)?);
         let busy = self.machine_start.take().map(|start| {
@@ -82,7 +89,6 @@ impl SweepObserver for LabObserver<'_> {
             (100.0 - m.idle_pct - m.iowait_pct).clamp(0.0, 100.0)
         });
         cells.push(busy.map_or(String::new(), |v| round_cell(v, 2)));
-        let r = &result.output.report;
         let mb_s = reply_mb_s(r.total_replies, r.reply_size_total, r.total_test_duration);
         cells.push(mb_s.map_or(String::new(), |v| round_cell(v, 3)));
         let per_gb = self
