@@ -210,3 +210,67 @@ fn status_without_a_running_instance_says_so() {
                 .and(predicate::str::contains("state")),
         );
 }
+
+#[test]
+fn the_history_and_the_reference_policies_are_checked_before_anything_starts() {
+    let home = tempfile::tempdir().unwrap();
+    let days = testkit::workspace_root().join("benches-data/trace-days.csv");
+    let out = webscaler(home.path())
+        .args(["run", "--check-config", "--history"])
+        .arg(&days)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("history: 5 days"));
+    webscaler(home.path())
+        .args(["run", "--check-config", "--history", "/nonexistent/h.csv"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "cannot read history /nonexistent/h.csv",
+        ));
+    webscaler(home.path())
+        .args(["run", "--check-config", "--policy", "seed", "--history"])
+        .arg(&days)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("default policy only"));
+    webscaler(home.path())
+        .args(["run", "--check-config", "--policy", "oracle"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "only `webscaler simulate` can run it",
+        ));
+    let cfg = home.path().join("w.toml");
+    std::fs::write(&cfg, "[hpa]\nsync_period = \"0s\"\n").unwrap();
+    webscaler(home.path())
+        .args(["run", "--check-config", "--config"])
+        .arg(&cfg)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("hpa.sync_period"));
+    std::fs::write(
+        &cfg,
+        "[target_tracking]\nwarmup = \"2m\"\nscale_in_periods = 5\n",
+    )
+    .unwrap();
+    let s = settings(home.path(), &["--config", cfg.to_str().unwrap()], &[]);
+    assert_eq!(value(&s, "target_tracking.warmup"), "\"2m0s\"");
+    assert_eq!(value(&s, "target_tracking.scale_in_periods"), "5");
+    let s = settings(
+        home.path(),
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--tt-scale-in-periods",
+            "7",
+        ],
+        &[],
+    );
+    assert_eq!(
+        value(&s, "target_tracking.scale_in_periods"),
+        "7",
+        "flags win"
+    );
+}

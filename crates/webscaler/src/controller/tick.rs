@@ -64,7 +64,8 @@ impl<C: Cloud, B: Balancer, K: Clock, P: Policy> Controller<C, B, K, P> {
     /// One tick: observe, rate, decide, plan, act, record (see the module documentation).
     pub fn tick(&mut self) -> TickReport {
         let now = self.clock.now();
-        let date = self.config.time_format.format(self.clock.wall());
+        let wall = self.clock.wall();
+        let date = self.config.time_format.format(wall);
         let index = self.ticks;
         self.ticks += 1;
         let mut events = Vec::new();
@@ -147,6 +148,7 @@ impl<C: Cloud, B: Balancer, K: Clock, P: Policy> Controller<C, B, K, P> {
                 .quota
                 .as_ref()
                 .and_then(|q| q.backends(counts.instances)),
+            wall: Some(wall),
         };
         let decision = self.policy.decide(now, &observation);
 

@@ -25,7 +25,7 @@ use crate::cloud::openstack::config::Env;
 use crate::controller::{self, Controller, HEADER};
 use crate::haproxy::HaproxyError;
 use crate::haproxy::process::{EmbeddedConfig, HaproxyProcess, ProcessError};
-use crate::policy::SeedConfig;
+use crate::policy::{SeedConfig, Zone};
 use crate::settings::{HaproxySettings, Settings, SettingsError};
 
 pub use lock::{LOCK_FILE, LockError, RunLock};
@@ -98,6 +98,16 @@ fn log(line: &str) {
 /// Runs the service with `settings` in `env` until SIGINT or SIGTERM (see the module
 /// documentation).
 pub fn run(settings: &Settings, env: &Env) -> Result<(), ServiceError> {
+    // The policy first: a bad policy or history file is refused before anything starts.
+    let learnt = settings
+        .policy
+        .learn(Zone::of(settings.controller.time_format), Vec::new())?;
+    if let Some(note) = learnt.note() {
+        log(&note);
+    }
+    let policy = settings
+        .policy
+        .build(SeedConfig::default().quota, learnt.floor())?;
     let provider = settings.cloud.provider(env);
     let state_dir = settings.cloud.state_dir(env);
     fs::create_dir_all(&state_dir).map_err(|source| ServiceError::StateDir {
@@ -145,7 +155,6 @@ pub fn run(settings: &Settings, env: &Env) -> Result<(), ServiceError> {
     let mut csv = CsvAppender::open(&csv_path, &HEADER)?;
 
     let pc = settings.policy.config;
-    let policy = settings.policy.build(SeedConfig::default().quota);
     log(&format!(
         "{} provider ({}), {} HAProxy ({}), every {}, policy {} (threshold {}, min {}, max {}, scale-down window {}, predictive {}), warm pool {}; CSV {}",
         cloud.provider(),

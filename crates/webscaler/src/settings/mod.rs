@@ -49,6 +49,9 @@ pub enum SettingsError {
     /// The provider could not be configured or opened.
     #[error(transparent)]
     Cloud(#[from] CloudError),
+    /// A history file could not be read or used.
+    #[error(transparent)]
+    History(#[from] crate::history::HistoryError),
     /// The user data file could not be read.
     #[error("cannot read user data {}", path.display())]
     UserData {
@@ -62,7 +65,7 @@ impl SettingsError {
     /// Whether the error is bad input (exit status 2), rather than a failure.
     pub fn is_bad_input(&self) -> bool {
         match self {
-            SettingsError::Invalid(_) | SettingsError::File(_) => true,
+            SettingsError::Invalid(_) | SettingsError::File(_) | SettingsError::History(_) => true,
             SettingsError::Cloud(e) => matches!(e, CloudError::Config { .. }),
             SettingsError::UserData { .. } => false,
         }
