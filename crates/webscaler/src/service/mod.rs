@@ -121,7 +121,7 @@ pub fn run(settings: &Settings, env: &Env) -> Result<(), ServiceError> {
     // The output: a CSV that cannot be used stops the run before anything exists.
     let start = chrono::Local::now();
     let csv_path = output::csv_path(settings.output.as_deref(), start);
-    let mut csv = CsvOutput::open(&csv_path).map_err(|source| ServiceError::Output {
+    let mut csv = CsvOutput::open(&csv_path, false).map_err(|source| ServiceError::Output {
         path: csv_path.clone(),
         source,
     })?;
@@ -210,6 +210,7 @@ pub fn run(settings: &Settings, env: &Env) -> Result<(), ServiceError> {
             stopped: 0,
             action: "starting".to_owned(),
             rate: None,
+            instances: None,
         },
         target: None,
     };
