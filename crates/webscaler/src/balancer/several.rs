@@ -45,19 +45,23 @@ pub enum SeveralError<E: std::error::Error + 'static> {
 pub enum Repair {
     /// Missing: added in maintenance with its checks on (or its checks turned on).
     Add(ServerName, ServerAddr),
-    /// Ready in the reference, and its check passed here (or failed in the reference too).
+    /// Ready in the reference, and its check passed here (or failed in the reference too,
+    /// or the server was not added here by a repair: a server put in maintenance runs no
+    /// check, so there is none to wait for).
     Ready(ServerName),
     Drain(ServerName),
     Maint(ServerName),
     /// Not in the reference (or at another address).
     Remove(ServerName),
-    /// Ready in the reference, waiting for its check here: nothing to do yet.
+    /// Ready in the reference, added here by a repair and waiting for its first check:
+    /// nothing to do yet.
     WaitCheck(ServerName),
 }
 
 /// What brings an instance whose servers are `other` in step with `reference` (pure; empty
 /// when they agree). Servers are matched by name; health and sessions are not compared.
-pub fn repairs(reference: &[ServerView], other: &[ServerView]) -> Vec<Repair> {
+/// `added` names the servers a repair added to this instance (they wait for their check).
+pub fn repairs(reference: &[ServerView], other: &[ServerView], added: &[String]) -> Vec<Repair> {
     let mut out = Vec::new();
     for r in reference {
         let Ok(name) = ServerName::new(&r.name) else {
@@ -83,7 +87,11 @@ pub fn repairs(reference: &[ServerView], other: &[ServerView]) -> Vec<Repair> {
             continue;
         }
         out.push(match r.admin {
-            Admin::Ready if o.healthy || !r.healthy || !r.checks_enabled => Repair::Ready(name),
+            Admin::Ready
+                if o.healthy || !r.healthy || !r.checks_enabled || !added.contains(&r.name) =>
+            {
+                Repair::Ready(name)
+            }
             Admin::Ready => Repair::WaitCheck(name),
             Admin::Drain => Repair::Drain(name),
             Admin::Maint => Repair::Maint(name),
@@ -112,6 +120,8 @@ struct Seen {
     pid: Option<u32>,
     /// Skipped or repaired since it was last in step (to say when it is again).
     out: bool,
+    /// Servers a repair added, until they are made ready or removed.
+    added: Vec<String>,
 }
 
 #[derive(Debug, Default)]
@@ -222,6 +232,12 @@ impl<B: Balancer + Sync> Several<B> {
         let (name, b) = &self.members[i];
         let mut done = Vec::new();
         for fix in fixes {
+            let added = &mut st.seen[i].added;
+            match fix {
+                Repair::Add(s, _) => added.push(s.to_string()),
+                Repair::Ready(s) | Repair::Remove(s) => added.retain(|a| a != s.as_str()),
+                _ => {}
+            }
             let r = match fix {
                 Repair::Add(s, addr) => b.add(s, *addr).map(|()| format!("added {s}")),
                 Repair::Ready(s) => b.ready(s).map(|()| format!("{s} ready")),
@@ -313,7 +329,7 @@ where
             let (Some(r), Some(o)) = (&views[reference], &views[i]) else {
                 continue;
             };
-            let fixes = repairs(&r.servers, &o.servers);
+            let fixes = repairs(&r.servers, &o.servers, &st.seen[i].added);
             if fixes.is_empty() {
                 if std::mem::take(&mut st.seen[i].out) {
                     let name = &self.members[i].0;
@@ -564,7 +580,7 @@ mod tests {
             view("x9", Admin::Ready, true, 0),
         ];
         assert_eq!(
-            repairs(&reference, &other),
+            repairs(&reference, &other, &["n3".to_owned()]),
             vec![
                 Repair::Drain(n("n2")),
                 Repair::WaitCheck(n("n3")),
@@ -574,12 +590,17 @@ mod tests {
                 Repair::Remove(n("x9")),
             ]
         );
-        let missing = repairs(&reference[..1], &[]);
+        // Put in maintenance by hand (no check runs there): made ready at once.
+        assert_eq!(
+            repairs(&reference[2..3], &other[2..3], &[]),
+            vec![Repair::Ready(n("n3"))]
+        );
+        let missing = repairs(&reference[..1], &[], &[]);
         assert_eq!(
             missing,
             vec![Repair::Add(n("n1"), reference[0].addr.unwrap())]
         );
-        assert!(repairs(&reference, &reference).is_empty());
+        assert!(repairs(&reference, &reference, &[]).is_empty());
     }
 
     #[test]
