@@ -17,8 +17,10 @@ POUND_PREFIX=${POUND_PREFIX:-/opt/pound}
 # (crates/common/tests/debian_package.rs) check it with lintian, install it, read its man
 # pages, rotate its logs, and boot the machine's OS in a container (systemd-nspawn) to run
 # the packaged service under systemd.
+# keepalived: the HAProxy pair behind a virtual IP (etc/keepalived/), tested in network
+# namespaces (crates/webscaler/tests/run_pair.rs).
 APT_PACKAGES=(haproxy httperf socat sysstat curl procps iproute2 valgrind jq python3-openstackclient python3-openstacksdk
-  dpkg-dev lintian man-db adduser logrotate systemd-container)
+  dpkg-dev lintian man-db adduser logrotate systemd-container keepalived)
 
 say() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }

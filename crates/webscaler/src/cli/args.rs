@@ -341,6 +341,11 @@ pub struct ProviderArgs {
     #[arg(long, global = true, value_name = "SECS")]
     pub boot_delay: Option<f64>,
 
+    /// Local: the address the backends listen on and HAProxy reaches them at (give the
+    /// command `--bind {host}`) [default: 127.0.0.1].
+    #[arg(long, global = true, value_name = "IP")]
+    pub backend_host: Option<std::net::IpAddr>,
+
     /// Local: how many backends may exist (running or stopped); 0 = unlimited [default: 20].
     #[arg(long, global = true, value_name = "N")]
     pub max_backends: Option<u64>,
@@ -493,6 +498,7 @@ impl ProviderArgs {
             state_dir: self.state_dir.clone(),
             command: self.command.clone(),
             boot_delay: secs("--boot-delay", self.boot_delay)?,
+            backend_host: self.backend_host,
             max_backends: self.max_backends,
             grace: secs("--grace", self.grace)?,
             os_cloud: self.os_cloud.clone(),

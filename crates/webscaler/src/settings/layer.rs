@@ -185,6 +185,8 @@ pub struct CloudLayer {
     /// Local: the imitated boot time.
     #[serde(default, deserialize_with = "duration")]
     pub boot_delay: Option<Duration>,
+    /// Local: the address the backends listen on and HAProxy reaches them at.
+    pub backend_host: Option<std::net::IpAddr>,
     /// Local: how many backends may exist (0: unlimited).
     pub max_backends: Option<u64>,
     /// Local: from SIGTERM to SIGKILL.
@@ -267,7 +269,7 @@ impl CloudLayer {
     /// ever in the highest layer).
     pub fn over(mut self, lower: CloudLayer) -> CloudLayer {
         let l = lower;
-        fill!(self, l: provider, prefix, state_dir, command, boot_delay, max_backends, grace,
+        fill!(self, l: provider, prefix, state_dir, command, boot_delay, backend_host, max_backends, grace,
             os_cloud, openstack_cfg, os_region_name, image, flavor, network, key_name,
             security_groups, user_data, http_timeout);
         if self.openstack == Overrides::default() {
