@@ -93,6 +93,8 @@ pub struct InstancesSeen {
     pub total: u32,
     /// How many answered.
     pub answering: u32,
+    /// Servers taking traffic in every instance that answered (the CSV's `haactive`).
+    pub taking_traffic: u32,
     /// The counters of the instances in step (`counter` is their sum); one that answered
     /// but was being brought in step is not counted this tick.
     pub counters: Vec<Counter>,
@@ -116,7 +118,10 @@ impl BalancerView {
     /// Servers taking traffic (the CSV's `haactive`; with several instances, in all of
     /// those that answered).
     pub fn taking_traffic(&self) -> u32 {
-        self.servers.iter().filter(|s| s.takes_traffic).count() as u32
+        match &self.instances {
+            Some(i) => i.taking_traffic,
+            None => self.servers.iter().filter(|s| s.takes_traffic).count() as u32,
+        }
     }
 }
 

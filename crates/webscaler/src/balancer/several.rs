@@ -5,7 +5,8 @@
 //! remove) goes to every instance that answered this tick. The controller's meter gets one
 //! counter per instance, so the rate is the sum of each instance's own reset-safe rate (a
 //! reload of one neither spikes nor zeroes the sum). A server takes traffic, and is healthy,
-//! only when it is in every instance counted; its sessions are the sum over every instance
+//! only when it is in every instance counted (the CSV's `haactive` counts those that take
+//! traffic in every instance that answered); its sessions are the sum over every instance
 //! that answered, so a backend is stopped only when it has drained in all of them.
 //!
 //! An instance that does not answer is skipped for the tick (said once per change) and
@@ -13,7 +14,8 @@
 //! deadlines, and one that fails a call is left alone for the rest of the tick. Each
 //! observation compares every other answering instance with the reference (the first
 //! instance that was in step at the previous tick, preferably one whose process did not
-//! change, else the first that answers) and repairs the difference ([`repairs`]): missing
+//! change; at the start, the one with the most servers) and repairs the difference
+//! ([`repairs`]): missing
 //! servers are added (in maintenance, checks on) and made ready once their check has passed
 //! there, extra servers are removed, administrative states copied. An instance with
 //! anything to repair is not counted that tick; it counts again once found in step, from
@@ -312,15 +314,20 @@ where
         if answering.is_empty() {
             return Err(SeveralError::NoneAnswers(errors));
         }
-        // The reference: in step before and the same process, else in step before, else the
-        // first that answers.
+        // The reference: in step before and the same process, else in step before, else (at
+        // the start) the one with the most servers, so that an instance restarted empty
+        // is filled rather than the others emptied.
         let pid_of = |i: usize| views[i].as_ref().and_then(|v| v.pid);
+        let size = |i: usize| views[i].as_ref().map_or(0, |v| v.servers.len());
+        let most = answering.iter().copied().fold(answering[0], |best, i| {
+            if size(i) > size(best) { i } else { best }
+        });
         let reference = answering
             .iter()
             .copied()
             .find(|&i| st.seen[i].in_step && st.seen[i].pid == pid_of(i))
             .or_else(|| answering.iter().copied().find(|&i| st.seen[i].in_step))
-            .unwrap_or(answering[0]);
+            .unwrap_or(most);
         let mut counted = vec![reference];
         for &i in &answering {
             if i == reference {
@@ -353,20 +360,25 @@ where
         let Some(r) = &views[reference] else {
             return Err(SeveralError::NoneAnswers(errors));
         };
-        let in_counted = |name: &str, f: fn(&ServerView) -> bool| {
-            counted.iter().all(|&i| {
+        let in_all = |among: &[usize], name: &str, f: fn(&ServerView) -> bool| {
+            among.iter().all(|&i| {
                 views[i]
                     .as_ref()
                     .and_then(|v| v.servers.iter().find(|s| s.name == name))
                     .is_some_and(f)
             })
         };
+        let taking_traffic = r
+            .servers
+            .iter()
+            .filter(|s| in_all(&answering, &s.name, |s| s.takes_traffic))
+            .count() as u32;
         let servers = r
             .servers
             .iter()
             .map(|s| ServerView {
-                healthy: in_counted(&s.name, |s| s.healthy),
-                takes_traffic: in_counted(&s.name, |s| s.takes_traffic),
+                healthy: in_all(&counted, &s.name, |s| s.healthy),
+                takes_traffic: in_all(&counted, &s.name, |s| s.takes_traffic),
                 sessions: views
                     .iter()
                     .flatten()
@@ -395,6 +407,7 @@ where
             instances: Some(InstancesSeen {
                 total: self.members.len() as u32,
                 answering: answering.len() as u32,
+                taking_traffic,
                 counters,
             }),
         })
@@ -718,6 +731,38 @@ mod tests {
         let e = s.observe(Metric::Sessions).unwrap_err().to_string();
         assert!(e.contains("a: fake") && e.contains("b: fake"), "{e}");
         assert!(s.add(&n("n3"), "127.0.0.1:9004".parse().unwrap()).is_err());
+    }
+
+    #[test]
+    fn at_the_start_an_empty_instance_is_filled_not_the_others_emptied() {
+        let s = two(
+            Vec::new(),
+            vec![
+                view("n1", Admin::Ready, true, 0),
+                view("n2", Admin::Ready, true, 0),
+            ],
+        );
+        let v = s.observe(Metric::Sessions).unwrap();
+        assert_eq!(v.servers.len(), 2);
+        let i = v.instances.unwrap();
+        // b counts; a is being filled; nothing takes traffic in both yet.
+        assert_eq!(
+            (
+                i.answering,
+                i.counters.len(),
+                i.counters[0].source,
+                i.taking_traffic
+            ),
+            (2, 1, 1, 0)
+        );
+        assert_eq!(
+            member(&s, 0).admins(),
+            vec![
+                ("n1".to_owned(), Admin::Maint),
+                ("n2".to_owned(), Admin::Maint)
+            ]
+        );
+        assert_eq!(member(&s, 1).admins().len(), 2);
     }
 
     #[test]
