@@ -22,8 +22,8 @@ pub const MANAGED_OPTIONS: &[&str] = &[
     "hog",
 ];
 
-/// The arguments of one httperf run.
-#[derive(Debug, Clone, PartialEq)]
+/// The arguments of one httperf run (serializable: the lab sends them to its client hosts).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct HttperfArgs {
     /// Host name or address of the server (`--server`).
     pub server: String,

@@ -44,7 +44,7 @@ pub const INSTALL_HINT: &str = "install it with `sudo apt-get install httperf` (
                                 --httperf PATH";
 
 /// What httperf printed, kept with errors so failed runs can be saved and shown.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RawOutput {
     /// Everything on stdout (the report).
     pub stdout: String,

@@ -88,7 +88,7 @@ impl LabSettings {
 }
 
 /// The machine the lab ran on.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MachineInfo {
     /// CPUs available to the lab.
     pub cpus: usize,

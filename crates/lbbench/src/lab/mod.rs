@@ -13,6 +13,8 @@
 //! - [`Fleet`]: N `lbbench backend` processes (the report's `perf.php`).
 //! - [`procs`]: the process tree of a balancer, from `/proc`, for CPU sampling.
 //! - [`experiment`]: `lbbench lab`, the whole comparison; [`info`]: its `lab.json`.
+//! - [`hosts`]: the same lab across several hosts over ssh (`lbbench lab --hosts`), and
+//!   `lbbench agent`, which runs on each of them.
 //!
 //! Everything started here is stopped by PID when its handle is dropped (also on an error or
 //! after Ctrl-C), and the sockets and pid files it leaves behind are removed.
@@ -21,6 +23,7 @@ pub mod balancer;
 pub mod experiment;
 pub mod fleet;
 pub mod haproxy;
+pub mod hosts;
 pub mod info;
 pub mod limits;
 pub mod logs;

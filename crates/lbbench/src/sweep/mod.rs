@@ -593,31 +593,14 @@ pub fn run_sweep(
     Ok(summary)
 }
 
-/// Waits (at most 61 s, the TIME_WAIT period and a second) while the client's ports towards
-/// `target` in TIME_WAIT would leave too few for a run of `connections` (see [`ports`]).
+/// Waits while the client's ports towards `target` are short (see [`ports::wait_for_ports`]).
 fn wait_for_client_ports(
     target: std::net::SocketAddrV4,
     connections: u64,
     progress: &Progress,
     shutdown: &Shutdown,
 ) {
-    let Some((time_wait, range)) = ports::read(target) else {
-        return;
-    };
-    if !ports::should_wait(time_wait, connections, range) {
-        return;
-    }
-    progress.note(&format!(
-        "{time_wait} client ports towards {target} are in TIME_WAIT (the server let the client \
-         close first) and the run needs {connections} of {range}: waiting for them to expire"
-    ));
-    let deadline = std::time::Instant::now() + Duration::from_secs(61);
-    while std::time::Instant::now() < deadline && shutdown.sleep(Duration::from_millis(500)) {
-        match ports::read(target) {
-            Some((t, r)) if ports::should_wait(t, connections, r) => {}
-            _ => break,
-        }
-    }
+    ports::wait_for_ports(target, connections, shutdown, &mut |m| progress.note(m));
 }
 
 #[cfg(test)]

@@ -68,6 +68,39 @@ pub fn read(remote: SocketAddrV4) -> Option<(usize, u64)> {
     Some((time_wait_towards(&tcp, remote), port_range_size(&range)?))
 }
 
+/// Waits (at most 61 s, the TIME_WAIT period and a second) while this machine's ports
+/// towards `target` in TIME_WAIT would leave too few for a run of `connections`, telling
+/// `note` why; returns how long it waited. The sweep calls it before each run, and so does
+/// each client host of a lab across hosts (where the ports counted are that host's own).
+pub fn wait_for_ports(
+    target: SocketAddrV4,
+    connections: u64,
+    shutdown: &common::Shutdown,
+    note: &mut dyn FnMut(&str),
+) -> std::time::Duration {
+    let start = std::time::Instant::now();
+    let Some((time_wait, range)) = read(target) else {
+        return start.elapsed();
+    };
+    if !should_wait(time_wait, connections, range) {
+        return start.elapsed();
+    }
+    note(&format!(
+        "{time_wait} client ports towards {target} are in TIME_WAIT (the server let the client \
+         close first) and the run needs {connections} of {range}: waiting for them to expire"
+    ));
+    let deadline = start + std::time::Duration::from_secs(61);
+    while std::time::Instant::now() < deadline
+        && shutdown.sleep(std::time::Duration::from_millis(500))
+    {
+        match read(target) {
+            Some((t, r)) if should_wait(t, connections, r) => {}
+            _ => break,
+        }
+    }
+    start.elapsed()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
