@@ -246,6 +246,14 @@ impl Httperf {
             })
     }
 
+    /// httperf at `program` on another machine (a client host of the lab): not looked for
+    /// here; the host checks it.
+    pub fn elsewhere(program: &Path) -> Httperf {
+        Httperf {
+            program: program.to_owned(),
+        }
+    }
+
     /// The program's path.
     pub fn program(&self) -> &Path {
         &self.program

@@ -117,12 +117,65 @@ impl RemoteHost {
         log_dir: &Path,
         shutdown: &Shutdown,
     ) -> Result<RemoteHost, HostError> {
-        let cmd = SshCommand::new(host, settings, control_dir);
-        let conn = SshConnection::open(
-            cmd,
-            &log_dir.join(format!("{}.ssh.log", host.name)),
+        RemoteHost::connect_all(
+            std::slice::from_ref(host),
+            settings,
+            control_dir,
+            log_dir,
             shutdown,
-        )?;
+        )
+        .pop()
+        .unwrap_or(Err(HostError::Interrupted))
+    }
+
+    /// [`RemoteHost::connect`] for every host at once: all connect in parallel, so the wait
+    /// is the slowest host's, not the sum. Each host's result, in order. Call it from a thread
+    /// that outlives the connections (their ssh processes get SIGTERM when it ends).
+    pub fn connect_all(
+        hosts: &[Host],
+        settings: &SshSettings,
+        control_dir: &Path,
+        log_dir: &Path,
+        shutdown: &Shutdown,
+    ) -> Vec<Result<RemoteHost, HostError>> {
+        let started: Vec<Result<SshConnection, HostError>> = hosts
+            .iter()
+            .map(|h| {
+                let cmd = SshCommand::new(h, settings, control_dir);
+                Ok(SshConnection::start(
+                    cmd,
+                    &log_dir.join(format!("{}.ssh.log", h.name)),
+                )?)
+            })
+            .collect();
+        let agents: Vec<Result<RemoteHost, HostError>> = started
+            .into_iter()
+            .zip(hosts)
+            .map(|(conn, h)| {
+                let mut conn = conn?;
+                conn.wait_ready(shutdown)?;
+                let mut remote = RemoteHost::start_agent(h, conn, log_dir)?;
+                remote.send(&Request::Hello)?;
+                Ok(remote)
+            })
+            .collect();
+        let wait = settings.connect_timeout + Duration::from_secs(20);
+        agents
+            .into_iter()
+            .map(|r| {
+                let mut remote = r?;
+                remote.greet(wait, shutdown)?;
+                Ok(remote)
+            })
+            .collect()
+    }
+
+    /// `lbbench agent` in a session over `conn`, its replies read by a thread.
+    fn start_agent(
+        host: &Host,
+        conn: SshConnection,
+        log_dir: &Path,
+    ) -> Result<RemoteHost, HostError> {
         let log = log_dir.join(format!("{}.log", host.name));
         let err_file = std::fs::File::create(&log).map_err(|e| HostError::Failed {
             host: host.name.clone(),
@@ -140,9 +193,8 @@ impl RemoteHost {
         let stdout = session.child_mut().stdout.take();
         let (tx, lines) = mpsc::channel();
         if let Some(out) = stdout {
-            let name = host.name.clone();
             let _ = std::thread::Builder::new()
-                .name(format!("from-{name}"))
+                .name(format!("from-{}", host.name))
                 .spawn(move || {
                     for line in BufReader::new(out).lines() {
                         let sent = match line {
@@ -155,7 +207,7 @@ impl RemoteHost {
                     }
                 });
         }
-        let mut remote = RemoteHost {
+        Ok(RemoteHost {
             host: host.clone(),
             facts: HostFacts::default(),
             clock_offset_ms: 0,
@@ -165,38 +217,44 @@ impl RemoteHost {
             log,
             cancelled: false,
             conn,
-        };
-        let sent = Utc::now().timestamp_millis();
-        let hello = remote.call(
-            &Request::Hello,
-            settings.connect_timeout + Duration::from_secs(20),
-            Some(shutdown),
-        );
-        let received = Utc::now().timestamp_millis();
-        match hello {
-            Ok(Reply::Hello(facts)) => {
-                if facts.protocol != PROTOCOL {
-                    return Err(HostError::Protocol {
-                        host: host.name.clone(),
-                        detail: format!(
-                            "{} there speaks the lab protocol {}, this lbbench speaks {PROTOCOL}: \
-                             install the same lbbench on every host",
-                            facts.lbbench, facts.protocol
-                        ),
-                    });
-                }
-                remote.clock_offset_ms = facts.clock_ms - (sent + received) / 2;
-                remote.facts = facts;
-                Ok(remote)
-            }
-            Ok(other) => Err(remote.unexpected(&other)),
-            Err(HostError::Lost { detail, .. }) => Err(HostError::NoAgent {
+        })
+    }
+
+    /// Reads the agent's answer to the first `hello` (sent by `connect_all`), then measures
+    /// the clock with a second one (the first also waits for the agent to start).
+    fn greet(&mut self, wait: Duration, shutdown: &Shutdown) -> Result<(), HostError> {
+        let no_agent = |e: HostError, host: &Host| match e {
+            HostError::Lost { detail, .. } => HostError::NoAgent {
                 host: host.name.clone(),
                 lbbench: host.lbbench.clone(),
                 detail,
-            }),
-            Err(e) => Err(e),
+            },
+            e => e,
+        };
+        let facts = match self.receive("hello", Instant::now() + wait, Some(shutdown)) {
+            Ok(Reply::Hello(f)) => f,
+            Ok(other) => return Err(self.unexpected(&other)),
+            Err(e) => return Err(no_agent(e, &self.host)),
+        };
+        if facts.protocol != PROTOCOL {
+            return Err(HostError::Protocol {
+                host: self.host.name.clone(),
+                detail: format!(
+                    "{} there speaks the lab protocol {}, this lbbench speaks {PROTOCOL}: \
+                     install the same lbbench on every host",
+                    facts.lbbench, facts.protocol
+                ),
+            });
         }
+        let sent = Utc::now().timestamp_millis();
+        let again = self.call(&Request::Hello, wait, Some(shutdown))?;
+        let received = Utc::now().timestamp_millis();
+        let Reply::Hello(again) = again else {
+            return Err(self.unexpected(&again));
+        };
+        self.clock_offset_ms = again.clock_ms - (sent + received) / 2;
+        self.facts = facts;
+        Ok(())
     }
 
     /// The host.

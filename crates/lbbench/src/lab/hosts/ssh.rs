@@ -172,6 +172,15 @@ impl SshConnection {
         log: &Path,
         shutdown: &Shutdown,
     ) -> Result<SshConnection, SshError> {
+        let mut conn = SshConnection::start(cmd, log)?;
+        conn.wait_ready(shutdown)?;
+        Ok(conn)
+    }
+
+    /// Starts the control master without waiting for it (see [`SshConnection::wait_ready`]),
+    /// so that several hosts connect at once. Call it from a thread that outlives the
+    /// connection: the master gets SIGTERM when that thread ends.
+    pub fn start(cmd: SshCommand, log: &Path) -> Result<SshConnection, SshError> {
         let file = File::create(log).map_err(SshError::Spawn)?;
         let mut c = Command::new("ssh");
         c.args(cmd.master_args())
@@ -185,29 +194,34 @@ impl SshConnection {
         )
         .map_err(SshError::Spawn)?
         .with_grace(Duration::from_secs(2));
-        let mut conn = SshConnection {
+        Ok(SshConnection {
             cmd,
             master: Some(master),
             log: log.to_owned(),
-        };
-        let wait = conn.cmd.settings.connect_timeout + Duration::from_secs(10);
+        })
+    }
+
+    /// Waits until the master is connected and authenticated (its control socket appears),
+    /// at most the connect timeout plus 10 s. An error quotes what ssh said.
+    pub fn wait_ready(&mut self, shutdown: &Shutdown) -> Result<(), SshError> {
+        let wait = self.cmd.settings.connect_timeout + Duration::from_secs(10);
         let deadline = Instant::now() + wait;
         loop {
-            if conn.cmd.control_path.exists() {
-                return Ok(conn);
+            if self.cmd.control_path.exists() {
+                return Ok(());
             }
-            if let Some(m) = conn.master.as_mut()
+            if let Some(m) = self.master.as_mut()
                 && let Ok(Some(status)) = m.try_status()
             {
-                return Err(conn.connect_error(format!("ssh exited ({status})")));
+                return Err(self.connect_error(format!("ssh exited ({status})")));
             }
             if shutdown.requested() {
                 return Err(SshError::Interrupted);
             }
             if Instant::now() >= deadline {
                 return Err(SshError::Timeout {
-                    host: conn.cmd.host.name.clone(),
-                    destination: conn.cmd.host.destination(),
+                    host: self.cmd.host.name.clone(),
+                    destination: self.cmd.host.destination(),
                     what: "connecting".into(),
                     after: wait,
                 });
