@@ -258,7 +258,7 @@ mod tests {
         let (text, ready) = render(std::slice::from_ref(&ok));
         assert!(ready);
         assert!(
-            text.contains("client-1   client  10.0.0.1:2201  lbbench 0.1.0  +3 ms  httperf 0.9.0"),
+            text.contains("client-1  client  10.0.0.1:2201  lbbench 0.1.0  +3 ms  httperf 0.9.0"),
             "{text}"
         );
         assert!(text.ends_with("all 1 hosts are ready\n"), "{text}");
@@ -272,7 +272,7 @@ mod tests {
         let (text, ready) = render(&[ok, bad]);
         assert!(!ready);
         assert!(
-            text.contains("balancer   balancer  10.0.0.1:2201  -"),
+            text.contains("balancer  balancer  10.0.0.1:2201  -   "),
             "{text}"
         );
         assert!(
