@@ -59,13 +59,13 @@ pub fn run_agent(
             Ok(i) => i,
             Err(RecvTimeoutError::Timeout) => {
                 if signals.requested() {
-                    eprintln!("agent: signalled; stopping everything");
+                    say("signalled; stopping everything");
                     break;
                 }
                 continue;
             }
             Err(RecvTimeoutError::Disconnected) => {
-                eprintln!("agent: stdin ended (the lab is gone); stopping everything");
+                say("stdin ended (the lab is gone); stopping everything");
                 break;
             }
         };
@@ -95,6 +95,12 @@ pub fn run_agent(
     }
     agent.stop_all();
     Ok(())
+}
+
+/// A line on the agent's log (its stderr, which the lab keeps). Never fails: when the lab is
+/// gone, so is stderr, and stopping everything must go on.
+fn say(msg: &str) {
+    let _ = writeln!(std::io::stderr(), "agent: {msg}");
 }
 
 fn set_current(current: &Current, op: Option<Shutdown>) {
@@ -136,7 +142,7 @@ fn read_requests(input: impl BufRead + Send + 'static, current: Current) -> Rece
             interrupt_current(&current);
         });
     if spawned.is_err() {
-        eprintln!("agent: cannot start the reader thread");
+        say("cannot start the reader thread");
     }
     rx
 }
@@ -235,7 +241,7 @@ impl Agent {
         self.fleet_sampler = Some(
             ProcessSampler::new(ProcessSelector::Pids(fleet.pids())).map_err(|e| e.to_string())?,
         );
-        eprintln!("agent: {count} backends on {bind}");
+        say(&format!("{count} backends on {bind}"));
         self.fleet = Some(fleet);
         Ok(Reply::Backends { backends })
     }
@@ -287,7 +293,7 @@ impl Agent {
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
         };
-        eprintln!("agent: {kind} on {}", lb.addr());
+        say(&format!("{kind} on {}", lb.addr()));
         self.balancer = Some(lb);
         Ok(Reply::Balancer(reply))
     }
@@ -383,7 +389,7 @@ impl Agent {
             let name = lb.kind().name().to_owned();
             let log = lb.log_path().to_owned();
             if let Err(e) = lb.stop() {
-                eprintln!("agent: stopping {name}: {e}");
+                say(&format!("stopping {name}: {e}"));
                 if let crate::lab::LabError::Leftover { pids, .. } = e {
                     out.leftover = pids;
                 }
@@ -392,7 +398,7 @@ impl Agent {
                 format!("{name}.log"),
                 std::fs::read_to_string(&log).unwrap_or_default(),
             ));
-            eprintln!("agent: {name} stopped");
+            say(&format!("{name} stopped"));
         }
         out
     }
@@ -407,13 +413,13 @@ impl Agent {
                 .map(|b| (format!("{}.log", b.name()), b.log_path().to_owned()))
                 .collect();
             if let Err(e) = fleet.stop() {
-                eprintln!("agent: stopping the backends: {e}");
+                say(&format!("stopping the backends: {e}"));
             }
             for (name, path) in logs {
                 out.logs
                     .push((name, std::fs::read_to_string(path).unwrap_or_default()));
             }
-            eprintln!("agent: backends stopped");
+            say("backends stopped");
         }
         out
     }
@@ -509,10 +515,7 @@ fn run_httperf(req: &HttperfRequest, op: &Shutdown) -> HttperfReply {
     {
         let target = SocketAddrV4::new(ip, req.args.port);
         reply.waited_for_ports_s =
-            ports::wait_for_ports(target, req.args.num_conns, op, &mut |m| {
-                eprintln!("agent: {m}")
-            })
-            .as_secs_f64();
+            ports::wait_for_ports(target, req.args.num_conns, op, &mut |m| say(m)).as_secs_f64();
     }
     let result =
         Httperf::locate(Some(&req.program)).and_then(|h| h.start(&req.args)?.wait(Some(op)));
