@@ -13,7 +13,39 @@ use std::path::PathBuf;
 use clap::Args;
 use common::cli::UsageError;
 
-use crate::httperf::{Httperf, HttperfArgs};
+use crate::httperf::{Httperf, HttperfArgs, Tls};
+
+/// TLS: the options `run`, `sweep`, `lab` and `up` share.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct TlsArgs {
+    /// Use TLS: httperf connects with --ssl (in the lab, each balancer terminates TLS with a
+    /// certificate made for the lab).
+    #[arg(long)]
+    pub tls: bool,
+    /// With --tls: `off` makes every connection a full handshake (httperf --ssl-no-reuse),
+    /// `on` resumes TLS sessions (sessions of 4 connections, 3 of them resumed).
+    #[arg(long, value_name = "on|off", default_value = "off", value_parser = on_off, requires = "tls")]
+    pub tls_resumption: bool,
+}
+
+impl TlsArgs {
+    /// What the run's connections do.
+    pub fn mode(&self) -> Tls {
+        match (self.tls, self.tls_resumption) {
+            (false, _) => Tls::Off,
+            (true, false) => Tls::On,
+            (true, true) => Tls::Resumed,
+        }
+    }
+}
+
+fn on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("expected `on` or `off`, got `{s}`")),
+    }
+}
 
 /// Where and what httperf requests: the options `run` and `sweep` share.
 #[derive(Debug, Clone, Args)]
@@ -33,6 +65,8 @@ pub struct Target {
     /// The httperf program (a path, or a name looked up in PATH).
     #[arg(long, value_name = "PATH", default_value = "httperf")]
     pub httperf: PathBuf,
+    #[command(flatten)]
+    pub tls: TlsArgs,
     /// More httperf arguments, after `--` (e.g. `-- --verbose`).
     #[arg(last = true, value_name = "EXTRA_HTTPERF_ARGS")]
     pub extra: Vec<String>,
@@ -55,6 +89,7 @@ impl Target {
             num_calls: self.num_calls,
             timeout: Some(self.timeout),
             hog,
+            tls: self.tls.mode(),
             extra: self.extra.clone(),
         }
     }

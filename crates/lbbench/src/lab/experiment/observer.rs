@@ -10,7 +10,8 @@ use crate::cpu::machine::{CpuTimes, machine_usage, read_machine};
 use crate::cpu::{CpuError, MonitorConfig, ProcessSelector, monitor};
 use crate::lab::{Fleet, RunningBalancer};
 use crate::report::data::{
-    BACKENDS_PREFIX, BALANCER_PREFIX, CPU_PER_1K_COLUMN, MACHINE_BUSY_COLUMN, cpu_s_per_1k,
+    BACKENDS_PREFIX, BALANCER_PREFIX, CPU_PER_1K_COLUMN, CPU_PER_GB_COLUMN, MACHINE_BUSY_COLUMN,
+    REPLY_MB_S_COLUMN, cpu_s_per_1k, cpu_s_per_gb, reply_mb_s,
 };
 use crate::sweep::{CpuObserver, ObserverError, PlannedRun, RunResult, SweepObserver};
 
@@ -54,6 +55,8 @@ impl SweepObserver for LabObserver<'_> {
         c.push(CPU_PER_1K_COLUMN.to_owned());
         c.extend(self.backends_cpu.extra_columns());
         c.push(MACHINE_BUSY_COLUMN.to_owned());
+        c.push(REPLY_MB_S_COLUMN.to_owned());
+        c.push(CPU_PER_GB_COLUMN.to_owned());
         c
     }
 
@@ -79,6 +82,14 @@ impl SweepObserver for LabObserver<'_> {
             (100.0 - m.idle_pct - m.iowait_pct).clamp(0.0, 100.0)
         });
         cells.push(busy.map_or(String::new(), |v| round_cell(v, 2)));
+        let r = &result.output.report;
+        let mb_s = reply_mb_s(r.total_replies, r.reply_size_total, r.total_test_duration);
+        cells.push(mb_s.map_or(String::new(), |v| round_cell(v, 3)));
+        let per_gb = self
+            .lb_cpu
+            .last_usage()
+            .and_then(|u| cpu_s_per_gb(u.user_s + u.system_s, r.total_replies, r.reply_size_total));
+        cells.push(per_gb.map_or(String::new(), |v| round_cell(v, 3)));
         // A balancer that died during the run measured nothing: no row.
         self.check_alive()?;
         Ok(cells)
