@@ -199,37 +199,73 @@ fn the_lab_runs_across_hosts_in_network_namespaces() {
     // --check: every host ready, in a table.
     let out = Command::new(env!("CARGO_BIN_EXE_lbbench"))
         .args(["lab", "--hosts", hosts, "--check", "-b", "haproxy,pound"])
-        .args(["--from", "100", "--to", "200", "--step", "100", "--duration", "2"])
+        .args([
+            "--from",
+            "100",
+            "--to",
+            "200",
+            "--step",
+            "100",
+            "--duration",
+            "2",
+        ])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "--check: {text} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "--check: {text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for h in HOSTS {
         assert!(text.contains(h), "{text}");
     }
     assert!(text.contains("httperf 0.9"), "{text}");
-    assert!(text.contains("haproxy 2.") && text.contains("pound 4."), "{text}");
+    assert!(
+        text.contains("haproxy 2.") && text.contains("pound 4."),
+        "{text}"
+    );
     assert!(text.contains("all 5 hosts are ready"), "{text}");
     lab.assert_only_sshd_left(&HOSTS);
 
     // The lab: HAProxy and Pound, 2 rates × 1 run of 2 s, httperf on both clients at once.
     let dir = tmp.path().join("lab");
     let args = [
-        "--quick", "--hosts", hosts, "-b", "haproxy,pound", "--backends", "2", "--from", "100",
-        "--to", "200", "--step", "100", "--duration", "2", "--pause", "0",
+        "--quick",
+        "--hosts",
+        hosts,
+        "-b",
+        "haproxy,pound",
+        "--backends",
+        "2",
+        "--from",
+        "100",
+        "--to",
+        "200",
+        "--step",
+        "100",
+        "--duration",
+        "2",
+        "--pause",
+        "0",
     ];
     let running = start_lab(&dir, &args);
     // While it runs: the balancer's processes, as lab.json records them, are in the
     // balancer's namespace (the CPU is measured there, of those processes).
     let balancer_ns = lab.netns_inode("balancer");
-    let seen = poll_until("a balancer in lab.json", LAB_DEADLINE, support::POLL, || {
-        let info = LabInfo::load(&dir).ok().flatten()?;
-        let s = info.sessions.last()?;
-        let b = s.started.iter().find(|s| s.what == "haproxy")?;
-        let root = *b.pids.first()?;
-        let ns = std::fs::read_link(format!("/proc/{root}/ns/net")).ok()?;
-        Some((b.pids.clone(), ns))
-    })
+    let seen = poll_until(
+        "a balancer in lab.json",
+        LAB_DEADLINE,
+        support::POLL,
+        || {
+            let info = LabInfo::load(&dir).ok().flatten()?;
+            let s = info.sessions.last()?;
+            let b = s.started.iter().find(|s| s.what == "haproxy")?;
+            let root = *b.pids.first()?;
+            let ns = std::fs::read_link(format!("/proc/{root}/ns/net")).ok()?;
+            Some((b.pids.clone(), ns))
+        },
+    )
     .unwrap();
     assert_eq!(
         seen.1.to_string_lossy(),
@@ -238,7 +274,10 @@ fn the_lab_runs_across_hosts_in_network_namespaces() {
     );
     let (status, stdout, stderr) = running.wait();
     assert!(status.success(), "{stderr}");
-    assert!(stdout.contains("| haproxy |") && stdout.contains("| pound |"), "{stdout}");
+    assert!(
+        stdout.contains("| haproxy |") && stdout.contains("| pound |"),
+        "{stdout}"
+    );
 
     for (b, processes) in [("haproxy", "2"), ("pound", "1")] {
         let (header, rows) = read_rows(&dir.join(format!("perf_{b}_combined.csv")));
@@ -260,8 +299,16 @@ fn the_lab_runs_across_hosts_in_network_namespaces() {
                     parse_report(&text).unwrap()
                 })
                 .collect();
-            assert!(raw[0].command.contains("--client=0/2"), "{}", raw[0].command);
-            assert!(raw[1].command.contains("--client=1/2"), "{}", raw[1].command);
+            assert!(
+                raw[0].command.contains("--client=0/2"),
+                "{}",
+                raw[0].command
+            );
+            assert!(
+                raw[1].command.contains("--client=1/2"),
+                "{}",
+                raw[1].command
+            );
             let merged = merge(&raw);
             assert_eq!(row["total_requests"], merged.total_requests.to_string());
             assert_eq!(
@@ -279,15 +326,33 @@ fn the_lab_runs_across_hosts_in_network_namespaces() {
     let names: BTreeSet<&str> = info.hosts.iter().map(|h| h.name.as_str()).collect();
     assert_eq!(names, HOSTS.iter().copied().collect());
     let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
-    assert!(html.contains("client-2") && html.contains("backend-1"), "hosts table");
+    assert!(
+        html.contains("client-2") && html.contains("backend-1"),
+        "hosts table"
+    );
     lab.assert_only_sshd_left(&HOSTS);
     drop(seen);
 
     // A client lost mid-lab: its run fails, naming it; the rest is stopped on every host.
     let dir = tmp.path().join("lost");
     let args = [
-        "--quick", "--hosts", hosts, "-b", "pound", "--backends", "2", "--from", "50", "--to",
-        "50", "--repeat", "2", "--duration", "4", "--pause", "0",
+        "--quick",
+        "--hosts",
+        hosts,
+        "-b",
+        "pound",
+        "--backends",
+        "2",
+        "--from",
+        "50",
+        "--to",
+        "50",
+        "--repeat",
+        "2",
+        "--duration",
+        "4",
+        "--pause",
+        "0",
     ];
     let running = start_lab(&dir, &args);
     poll_until("httperf on client-2", LAB_DEADLINE, support::POLL, || {
@@ -309,7 +374,8 @@ fn the_lab_runs_across_hosts_in_network_namespaces() {
     assert!(
         dir.join("raw/pound_r50_1.client-1.txt").exists(),
         "{:?}",
-        std::fs::read_dir(dir.join("raw")).map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>())
+        std::fs::read_dir(dir.join("raw"))
+            .map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>())
     );
     lab.assert_only_sshd_left(&["client-1", "balancer", "backend-1", "backend-2"]);
     lab.assert_only_sshd_left(&["client-2"]);

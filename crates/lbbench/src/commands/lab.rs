@@ -13,7 +13,7 @@ use crate::httperf::Httperf;
 use crate::lab::Balancer;
 use crate::lab::experiment::{LabConfig, LabRunError, run_lab};
 use crate::lab::hosts::HostsFile;
-use crate::lab::hosts::check::{CheckSettings, check_hosts, render};
+use crate::lab::hosts::check::{check_hosts, render};
 use crate::sweep::{ProgressMode, rates};
 
 /// Arguments of `lbbench lab`. Without `--quick`, the defaults are the report's sweep
@@ -180,6 +180,10 @@ pub fn config(a: &LabArgs) -> anyhow::Result<LabConfig> {
         },
         time_format: TimeFormat::from_utc_flag(a.utc),
         tune: a.tune,
+        hosts: match &a.hosts {
+            Some(path) => Some(HostsFile::load(path).map_err(|e| usage(e.to_string()))?),
+            None => None,
+        },
         programs: [
             (Balancer::Haproxy, &a.haproxy),
             (Balancer::Pound, &a.pound),
@@ -196,12 +200,8 @@ pub fn config(a: &LabArgs) -> anyhow::Result<LabConfig> {
 pub fn run(a: LabArgs) -> anyhow::Result<()> {
     let cfg = config(&a)?;
     let shutdown = Shutdown::install().context("cannot install the signal handlers")?;
-    let hosts = match &a.hosts {
-        Some(path) => Some(HostsFile::load(path).map_err(|e| usage(e.to_string()))?),
-        None => None,
-    };
     if a.check
-        && let Some(hosts) = &hosts
+        && let Some(hosts) = &cfg.hosts
     {
         return check(&cfg, hosts, &shutdown);
     }
@@ -247,18 +247,7 @@ pub fn run(a: LabArgs) -> anyhow::Result<()> {
 /// `lbbench lab --hosts FILE --check`: the table of hosts on stdout; exit 1 if any is not
 /// ready.
 fn check(cfg: &LabConfig, hosts: &HostsFile, shutdown: &Shutdown) -> anyhow::Result<()> {
-    let clients = hosts.clients().count().max(1) as f64;
-    let top = cfg.rates.iter().copied().fold(0.0, f64::max);
-    // TIME_WAIT lasts a minute: what one client makes within a minute is what must fit.
-    let per_minute = (top * cfg.duration_s.min(60.0) / clients).ceil();
-    let settings = CheckSettings {
-        balancers: cfg.balancers.clone(),
-        programs: cfg.programs.clone(),
-        httperf: cfg.httperf.program().to_owned(),
-        port: None,
-        connections_per_client: per_minute as u64,
-    };
-    let checks = check_hosts(hosts, &settings, shutdown);
+    let checks = check_hosts(hosts, &cfg.host_check(), shutdown);
     let (text, ready) = render(&checks);
     print!("{text}");
     std::io::stdout().flush()?;

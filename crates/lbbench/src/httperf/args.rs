@@ -26,7 +26,17 @@ pub const MANAGED_OPTIONS: &[&str] = &[
 
 /// How a run's connections use TLS (httperf's `--ssl`), as written in the CSV's `tls` column.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, serde::Serialize, serde::Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
 )]
 pub enum Tls {
     /// Plain HTTP.

@@ -44,12 +44,14 @@ pub fn merge(parts: &[Report]) -> Report {
     };
     let wsum: f64 = weights.iter().sum();
     let mean = |f: fn(&Report) -> f64| -> f64 {
-        parts
-            .iter()
-            .zip(&weights)
-            .map(|(p, w)| f(p) * w)
-            .sum::<f64>()
-            / wsum
+        tidy(
+            parts
+                .iter()
+                .zip(&weights)
+                .map(|(p, w)| f(p) * w)
+                .sum::<f64>()
+                / wsum,
+        )
     };
     let mean_opt = |f: fn(&Report) -> Option<f64>| -> Option<f64> {
         let present: Vec<(f64, f64)> = parts
@@ -59,15 +61,15 @@ pub fn merge(parts: &[Report]) -> Report {
             .collect();
         let ws: f64 = present.iter().map(|(_, w)| w).sum();
         (!present.is_empty()).then(|| {
-            if ws > 0.0 {
+            tidy(if ws > 0.0 {
                 present.iter().map(|(v, w)| v * w).sum::<f64>() / ws
             } else {
                 present.iter().map(|(v, _)| v).sum::<f64>() / present.len() as f64
-            }
+            })
         })
     };
     let sum_u = |f: fn(&Report) -> u64| parts.iter().map(f).sum::<u64>();
-    let sum_f = |f: fn(&Report) -> f64| parts.iter().map(f).sum::<f64>();
+    let sum_f = |f: fn(&Report) -> f64| tidy(parts.iter().map(f).sum::<f64>());
     let max_f = |f: fn(&Report) -> f64| parts.iter().map(f).fold(f64::NEG_INFINITY, f64::max);
     let min_f = |f: fn(&Report) -> f64| parts.iter().map(f).fold(f64::INFINITY, f64::min);
     let max_u = |f: fn(&Report) -> u64| parts.iter().map(f).max().unwrap_or(0);
@@ -83,7 +85,7 @@ pub fn merge(parts: &[Report]) -> Report {
             .filter_map(f)
             .fold(None, |acc: Option<f64>, v| Some(acc.unwrap_or(0.0) + v))
     };
-    let per = |rate: f64| if rate > 0.0 { 1000.0 / rate } else { 0.0 };
+    let per = |rate: f64| if rate > 0.0 { tidy(1000.0 / rate) } else { 0.0 };
 
     let conn_avg = mean(|p| p.connection_time_avg);
     let pooled_var = parts
@@ -122,7 +124,7 @@ pub fn merge(parts: &[Report]) -> Report {
         connection_time_avg: conn_avg,
         connection_time_max: max_f(|p| p.connection_time_max),
         connection_time_median: mean(|p| p.connection_time_median),
-        connection_time_stddev: pooled_var.sqrt(),
+        connection_time_stddev: tidy(pooled_var.sqrt()),
         connection_time_connect: mean(|p| p.connection_time_connect),
         connection_length: mean(|p| p.connection_length),
         request_rate_per_sec: request_rate,
@@ -131,7 +133,13 @@ pub fn merge(parts: &[Report]) -> Report {
         reply_rate_min: sum_f(|p| p.reply_rate_min),
         reply_rate_avg: sum_f(|p| p.reply_rate_avg),
         reply_rate_max: sum_f(|p| p.reply_rate_max),
-        reply_rate_stddev: sum_f(|p| p.reply_rate_stddev.powi(2)).sqrt(),
+        reply_rate_stddev: tidy(
+            parts
+                .iter()
+                .map(|p| p.reply_rate_stddev.powi(2))
+                .sum::<f64>()
+                .sqrt(),
+        ),
         reply_rate_samples: parts
             .iter()
             .map(|p| p.reply_rate_samples)
@@ -179,6 +187,16 @@ pub fn merge(parts: &[Report]) -> Report {
             parts.iter().map(|p| p.session_length_histogram.as_slice()),
         ),
         session_rate_series: elementwise(parts.iter().map(|p| p.session_rate_series.as_slice())),
+    }
+}
+
+/// `v` to 6 decimals: sums and means of httperf's 1- to 3-decimal figures, without the
+/// binary noise (`91.30000000000001`) that would otherwise reach the CSV.
+fn tidy(v: f64) -> f64 {
+    if v.is_finite() {
+        (v * 1e6).round() / 1e6
+    } else {
+        v
     }
 }
 
@@ -266,7 +284,12 @@ mod tests {
         assert_eq!(m.reply_status_2xx, a.reply_status_2xx + b.reply_status_2xx);
         assert_eq!(m.errors_fd_unavail, 3);
         assert!((m.request_rate_per_sec - 2.0 * a.request_rate_per_sec).abs() < 1e-9);
-        assert!((m.request_rate_ms_request - 1000.0 / m.request_rate_per_sec).abs() < 1e-9);
+        let mut c = a.clone();
+        c.request_rate_per_sec = 45.6;
+        let mut d = a.clone();
+        d.request_rate_per_sec = 45.7;
+        assert_eq!(merge(&[c, d]).request_rate_per_sec, 91.3, "no binary noise");
+        assert!((m.request_rate_ms_request - 1000.0 / m.request_rate_per_sec).abs() < 1e-6);
         // b made 3 of every 4 requests: its reply time weighs 3/4.
         assert!((m.reply_time_response - (a.reply_time_response + 3.0)).abs() < 1e-9);
         assert_eq!(m.connection_time_min, a.connection_time_min);

@@ -31,7 +31,7 @@ use crate::cpu::{ProcessSample, ProcessSampler, ProcessSelector, process_usage};
 use crate::httperf::{Httperf, HttperfError};
 use crate::lab::info::MachineInfo;
 use crate::lab::{
-    Balancer, BalancerOptions, Fleet, FleetOptions, RunningBalancer, Upstream, fd_limit,
+    Balancer, BalancerOptions, Fleet, FleetOptions, LabTls, RunningBalancer, Upstream, fd_limit,
     spawn_options,
 };
 use crate::sweep::ports;
@@ -255,11 +255,18 @@ impl Agent {
             .parse()
             .map_err(|e: crate::lab::LabError| e.to_string())?;
         let work_dir = self.work.path().join(kind.name());
+        let tls = match &req.tls {
+            Some((ca, server)) => {
+                Some(LabTls::install(self.work.path(), ca, server).map_err(|e| e.to_string())?)
+            }
+            None => None,
+        };
         let opts = BalancerOptions {
             program: req.program.clone(),
             bind: req.bind,
             port: req.port,
             work_dir: Some(work_dir),
+            tls,
             ..BalancerOptions::default()
         };
         let upstreams: Vec<Upstream> = req

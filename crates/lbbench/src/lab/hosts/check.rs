@@ -46,8 +46,13 @@ pub struct HostCheck {
     pub clock_offset_ms: Option<i64>,
     /// What was found there (`httperf 0.9.0`, `haproxy 2.6.12`, `10.0.0.2 is its own`).
     pub found: Vec<String>,
-    /// What is missing or wrong.
+    /// What is missing or wrong: the lab cannot run.
     pub problems: Vec<String>,
+    /// What would make its results doubtful (a clock off, too few client ports): the lab
+    /// runs and warns; `--check` counts them as problems.
+    pub advisories: Vec<String>,
+    /// What the host answered.
+    pub report: Option<CheckReport>,
 }
 
 /// Checks every host of `file` (all at once).
@@ -65,10 +70,11 @@ pub fn check_hosts(
             clock_offset_ms: None,
             found: Vec::new(),
             problems: Vec::new(),
+            advisories: Vec::new(),
+            report: None,
         })
         .collect();
-    let dirs = tempfile::Builder::new().prefix("lbbench-ssh-").tempdir();
-    let dirs = match dirs {
+    let dirs = match tempfile::Builder::new().prefix("lbbench-ssh-").tempdir() {
         Ok(d) => d,
         Err(e) => {
             for c in &mut checks {
@@ -86,39 +92,69 @@ pub fn check_hosts(
             Err(e) => checks[i].problems.push(e.to_string()),
         }
     }
-    for (i, h) in &mut reached {
-        let c = &mut checks[*i];
-        c.lbbench = Some(h.facts().lbbench.clone());
-        c.clock_offset_ms = Some(h.clock_offset_ms());
+    let indices: Vec<usize> = reached.iter().map(|(i, _)| *i).collect();
+    let mut refs: Vec<&mut RemoteHost> = reached.iter_mut().map(|(_, h)| h).collect();
+    for (c, i) in check_connected(&mut refs, settings, shutdown)
+        .into_iter()
+        .zip(indices)
+    {
+        checks[i] = c;
+    }
+    for (_, mut h) in reached {
+        let _ = h.bye(Duration::from_secs(10));
+    }
+    checks
+}
+
+/// Checks hosts already connected (all at once): what `--check` does once it has reached
+/// them, and what the lab does before it starts anything.
+pub fn check_connected(
+    hosts: &mut [&mut RemoteHost],
+    settings: &CheckSettings,
+    shutdown: &Shutdown,
+) -> Vec<HostCheck> {
+    let mut checks: Vec<HostCheck> = hosts
+        .iter()
+        .map(|h| HostCheck {
+            host: h.host().clone(),
+            lbbench: Some(h.facts().lbbench.clone()),
+            clock_offset_ms: Some(h.clock_offset_ms()),
+            found: Vec::new(),
+            problems: Vec::new(),
+            advisories: Vec::new(),
+            report: None,
+        })
+        .collect();
+    for (c, h) in checks.iter_mut().zip(hosts.iter_mut()) {
         if h.clock_offset_ms().abs() > MAX_CLOCK_OFFSET_MS {
-            c.problems.push(format!(
+            c.advisories.push(format!(
                 "its clock is {:+} ms off this machine's (more than 1 s): synchronise the clocks \
                  (NTP), or the times in the CPU files will not line up with the runs",
                 h.clock_offset_ms()
             ));
         }
-        let req = request_for(&c.host, settings);
-        if let Err(e) = h.send(&Request::Check(req)) {
+        if let Err(e) = h.send(&Request::Check(request_for(&c.host, settings))) {
             c.problems.push(e.to_string());
         }
     }
-    let mut refs: Vec<&mut RemoteHost> = reached.iter_mut().map(|(_, h)| h).collect();
     let replies = receive_all(
-        &mut refs,
+        hosts,
         "check",
         Instant::now() + REQUEST_TIMEOUT,
         Some(shutdown),
     );
-    for ((i, h), r) in reached.iter().zip(replies) {
-        let c = &mut checks[*i];
+    for ((c, h), r) in checks.iter_mut().zip(hosts.iter()).zip(replies) {
+        if !c.problems.is_empty() {
+            continue;
+        }
         match r {
-            Ok(Reply::Checked(report)) => judge(c, h, &report, settings),
+            Ok(Reply::Checked(report)) => {
+                judge(c, h, &report, settings);
+                c.report = Some(report);
+            }
             Ok(other) => c.problems.push(h.unexpected(&other).to_string()),
             Err(e) => c.problems.push(e.to_string()),
         }
-    }
-    for (_, mut h) in reached {
-        let _ = h.bye(Duration::from_secs(10));
     }
     checks
 }
@@ -173,7 +209,7 @@ fn judge(c: &mut HostCheck, h: &RemoteHost, report: &CheckReport, settings: &Che
         if settings.balancers.contains(&Balancer::Pound)
             && settings.connections_per_client > range - range / 10
         {
-            c.problems.push(format!(
+            c.advisories.push(format!(
                 "the lab's longest run makes {} connections from each client within a minute, \
                  more than its {range} local ports ({lo}-{hi}) can hold when the server lets \
                  the client close first (Pound): add clients, shorten the runs, or widen \
@@ -218,6 +254,7 @@ pub fn render(checks: &[HostCheck]) -> (String, bool) {
             let prefix = format!("{}: ", c.host.name);
             c.problems
                 .iter()
+                .chain(&c.advisories)
                 .map(move |p| format!("{prefix}{}", p.strip_prefix(&prefix).unwrap_or(p)))
         })
         .collect();
@@ -254,6 +291,8 @@ mod tests {
             clock_offset_ms: Some(3),
             found: vec!["httperf 0.9.0 (/usr/bin/httperf)".into()],
             problems: vec![],
+            advisories: vec![],
+            report: None,
         };
         let (text, ready) = render(std::slice::from_ref(&ok));
         assert!(ready);
@@ -268,6 +307,8 @@ mod tests {
             clock_offset_ms: None,
             found: vec![],
             problems: vec!["cannot connect".into()],
+            advisories: vec![],
+            report: None,
         };
         let (text, ready) = render(&[ok, bad]);
         assert!(!ready);

@@ -98,6 +98,23 @@ impl LabHosts {
             .chain(&self.backends)
     }
 
+    /// Every host, to send to each (in the order of [`LabHosts::all`]).
+    pub fn all_mut(&mut self) -> Vec<&mut RemoteHost> {
+        self.clients
+            .iter_mut()
+            .chain(std::iter::once(&mut self.balancer))
+            .chain(self.backends.iter_mut())
+            .collect()
+    }
+
+    /// Says `bye` to every host still reachable (each agent stops what it started and
+    /// exits) and closes the connections; what dropping it does too.
+    pub fn close(mut self) {
+        for h in self.all_mut() {
+            let _ = h.bye(Duration::from_secs(20));
+        }
+    }
+
     /// The client hosts.
     pub fn clients(&self) -> &[RemoteHost] {
         &self.clients

@@ -102,6 +102,9 @@ pub struct BalancerRequest {
     pub cpu_interval_s: f64,
     /// Timestamps of the CPU file in UTC.
     pub cpu_utc: bool,
+    /// Terminate TLS with the lab's certificate: (the authority's certificate, the
+    /// balancer's certificate and key), PEM.
+    pub tls: Option<(String, String)>,
 }
 
 /// [`Request::Httperf`].
