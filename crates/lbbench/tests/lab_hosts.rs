@@ -105,7 +105,9 @@ impl NetnsLab {
     fn script(&self, verb: &str, host: &str) {
         let out = Command::new("bash")
             .arg(script())
-            .args([verb, &self.name, host])
+            .arg(verb)
+            .arg(&self.dir)
+            .arg(host)
             .output()
             .unwrap();
         assert!(out.status.success(), "netns-lab.sh {verb}: {out:?}");
@@ -133,7 +135,8 @@ impl Drop for NetnsLab {
     fn drop(&mut self) {
         let _ = Command::new("bash")
             .arg(script())
-            .args(["down", &self.name])
+            .arg("down")
+            .arg(&self.dir)
             .output();
     }
 }
@@ -228,27 +231,13 @@ fn the_lab_runs_across_hosts_in_network_namespaces() {
     assert!(text.contains("all 5 hosts are ready"), "{text}");
     lab.assert_only_sshd_left(&HOSTS);
 
-    // The lab: HAProxy and Pound, 2 rates × 1 run of 2 s, httperf on both clients at once.
+    // The lab: HAProxy and Pound, each plain and terminating TLS, one run of 2 s at
+    // 100 conn/s, httperf on both clients at once.
     let dir = tmp.path().join("lab");
-    let args = [
-        "--quick",
-        "--hosts",
-        hosts,
-        "-b",
-        "haproxy,pound",
-        "--backends",
-        "2",
-        "--from",
-        "100",
-        "--to",
-        "200",
-        "--step",
-        "100",
-        "--duration",
-        "2",
-        "--pause",
-        "0",
-    ];
+    let mut args = vec!["--quick", "--tls", "--hosts", hosts];
+    args.extend(
+        "-b haproxy,pound --backends 2 --from 100 --to 100 --duration 2 --pause 0".split(' '),
+    );
     let running = start_lab(&dir, &args);
     // While it runs: the balancer's processes, as lab.json records them, are in the
     // balancer's namespace (the CPU is measured there, of those processes).
@@ -283,8 +272,18 @@ fn the_lab_runs_across_hosts_in_network_namespaces() {
         let (header, rows) = read_rows(&dir.join(format!("perf_{b}_combined.csv")));
         assert!(header.contains(&"balancer_cpu_pct".to_owned()));
         assert_eq!(rows.len(), 2, "{b}: {rows:?}");
+        let tls: BTreeSet<&str> = rows.iter().map(|r| r["tls"].as_str()).collect();
+        assert_eq!(
+            tls,
+            ["off", "on"].into_iter().collect(),
+            "{b}: plain and TLS"
+        );
         for row in &rows {
             let rate = &row["target_rate"];
+            let stem = match row["tls"].as_str() {
+                "on" => format!("{b}_tls"),
+                _ => b.to_owned(),
+            };
             assert_eq!(row["balancer_processes"], processes, "{b} {rate}");
             assert_eq!(row["backends_processes"], "2", "{b} {rate}");
             let cpu: f64 = row["balancer_cpu_pct"].parse().unwrap();
@@ -293,7 +292,7 @@ fn the_lab_runs_across_hosts_in_network_namespaces() {
             let raw: Vec<Report> = ["client-1", "client-2"]
                 .iter()
                 .map(|c| {
-                    let p = dir.join(format!("raw/{b}_r{rate}_1.{c}.txt"));
+                    let p = dir.join(format!("raw/{stem}_r{rate}_1.{c}.txt"));
                     let text = std::fs::read_to_string(&p)
                         .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
                     parse_report(&text).unwrap()
@@ -321,6 +320,9 @@ fn the_lab_runs_across_hosts_in_network_namespaces() {
         // The balancer's CPU file, sampled on its host, follows its processes.
         let (_, cpu_rows) = read_rows(&dir.join(format!("cpu_mon_{b}.csv")));
         assert!(!cpu_rows.is_empty(), "cpu_mon_{b}.csv");
+        for r in &cpu_rows {
+            assert_eq!(r["proc_count"], processes, "cpu_mon_{b}.csv: {r:?}");
+        }
     }
     let info = LabInfo::load(&dir).unwrap().unwrap();
     let names: BTreeSet<&str> = info.hosts.iter().map(|h| h.name.as_str()).collect();
@@ -335,25 +337,10 @@ fn the_lab_runs_across_hosts_in_network_namespaces() {
 
     // A client lost mid-lab: its run fails, naming it; the rest is stopped on every host.
     let dir = tmp.path().join("lost");
-    let args = [
-        "--quick",
-        "--hosts",
-        hosts,
-        "-b",
-        "pound",
-        "--backends",
-        "2",
-        "--from",
-        "50",
-        "--to",
-        "50",
-        "--repeat",
-        "2",
-        "--duration",
-        "4",
-        "--pause",
-        "0",
-    ];
+    let mut args = vec!["--quick", "--hosts", hosts];
+    args.extend(
+        "-b pound --backends 2 --from 50 --to 50 --repeat 2 --duration 4 --pause 0".split(' '),
+    );
     let running = start_lab(&dir, &args);
     poll_until("httperf on client-2", LAB_DEADLINE, support::POLL, || {
         lab.processes("client-2")

@@ -357,14 +357,18 @@ fn keep_balancer_files(
     for (name, text) in &stopped.logs {
         write_file(work, name, text)?;
     }
-    if let Some(text) = &stopped.cpu_csv {
+    // Nothing to add when the balancer stopped before the first sample.
+    if let Some(text) = stopped
+        .cpu_csv
+        .as_ref()
+        .filter(|t| t.lines().nth(1).is_some())
+    {
         let path = cfg.output.join(format!("cpu_mon_{}.csv", leg_dir(leg)));
-        append_cpu_rows(&path, text).map_err(|e| LabRunError::Io {
-            what: format!(
-                "cannot add the balancer host's CPU samples to {}",
+        append_cpu_rows(&path, text).map_err(|e| {
+            LabRunError::Hosts(format!(
+                "cannot add the balancer host's CPU samples to {}: {e}",
                 path.display()
-            ),
-            source: std::io::Error::other(e),
+            ))
         })?;
     }
     Ok(())
