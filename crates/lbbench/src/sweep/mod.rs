@@ -649,7 +649,7 @@ pub fn run_sweep_with(
         let args = cfg.args_for(run);
         let which = || format!("rate {}/s run {}: ", fmt_rate(run.rate), run.run);
         if let Some(target) = target.filter(|_| load.is_local()) {
-            wait_for_client_ports(target, args.num_conns, &progress, shutdown);
+            wait_for_client_ports(target, &args, &progress, shutdown);
             if shutdown.requested() {
                 summary.interrupted = true;
                 break;
@@ -829,11 +829,13 @@ fn migrate_older_layout(path: &Path, header: &[String]) -> Result<Option<String>
 /// Waits while the client's ports towards `target` are short (see [`ports::wait_for_ports`]).
 fn wait_for_client_ports(
     target: std::net::SocketAddrV4,
-    connections: u64,
+    args: &HttperfArgs,
     progress: &Progress,
     shutdown: &Shutdown,
 ) {
-    ports::wait_for_ports(target, connections, shutdown, &mut |m| progress.note(m));
+    ports::wait_for_ports(target, args.rate, args.num_conns, shutdown, &mut |m| {
+        progress.note(m)
+    });
 }
 
 #[cfg(test)]

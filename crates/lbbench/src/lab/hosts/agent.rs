@@ -522,7 +522,10 @@ fn run_httperf(req: &HttperfRequest, op: &Shutdown) -> HttperfReply {
     {
         let target = SocketAddrV4::new(ip, req.args.port);
         reply.waited_for_ports_s =
-            ports::wait_for_ports(target, req.args.num_conns, op, &mut |m| say(m)).as_secs_f64();
+            ports::wait_for_ports(target, req.args.rate, req.args.num_conns, op, &mut |m| {
+                say(m)
+            })
+            .as_secs_f64();
     }
     let result =
         Httperf::locate(Some(&req.program)).and_then(|h| h.start(&req.args)?.wait(Some(op)));
