@@ -9,17 +9,14 @@ mod support;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use common::process::Supervised;
 use common::wait::poll_until;
 use lbbench::httperf::merge::merge;
 use lbbench::httperf::{Report, parse_report};
 use lbbench::lab::info::LabInfo;
-use support::read_rows;
-
-const LAB_DEADLINE: Duration = Duration::from_secs(240);
+use support::{LAB_DEADLINE, read_rows, start_lab};
 
 fn script() -> PathBuf {
     testkit::workspace_root().join("scripts/netns-lab.sh")
@@ -138,55 +135,6 @@ impl Drop for NetnsLab {
             .arg("down")
             .arg(&self.dir)
             .output();
-    }
-}
-
-struct LabProcess {
-    process: Supervised,
-    stdout: PathBuf,
-    stderr: PathBuf,
-}
-
-fn start_lab(dir: &Path, args: &[&str]) -> LabProcess {
-    let logs = dir.parent().unwrap();
-    let name = dir.file_name().unwrap().to_string_lossy();
-    let stdout = logs.join(format!("{name}.stdout"));
-    let stderr = logs.join(format!("{name}.stderr"));
-    let process = Supervised::spawn(
-        "lbbench lab",
-        Command::new(env!("CARGO_BIN_EXE_lbbench"))
-            .arg("lab")
-            .args(args)
-            .arg("-o")
-            .arg(dir)
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&stdout).unwrap())
-            .stderr(std::fs::File::create(&stderr).unwrap()),
-    )
-    .unwrap();
-    LabProcess {
-        process,
-        stdout,
-        stderr,
-    }
-}
-
-impl LabProcess {
-    fn wait(mut self) -> (ExitStatus, String, String) {
-        let status = poll_until("the lab to finish", LAB_DEADLINE, support::POLL, || {
-            self.process.try_status().unwrap()
-        })
-        .unwrap_or_else(|e| {
-            panic!(
-                "{e}; stderr so far:\n{}",
-                std::fs::read_to_string(&self.stderr).unwrap_or_default()
-            )
-        });
-        (
-            status,
-            std::fs::read_to_string(&self.stdout).unwrap(),
-            std::fs::read_to_string(&self.stderr).unwrap(),
-        )
     }
 }
 
