@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{ChildStdin, Stdio};
-use std::sync::mpsc::{self, Receiver, TryRecvError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -297,7 +297,7 @@ impl RemoteHost {
         let mut deadline = deadline;
         let started = Instant::now();
         loop {
-            match self.poll() {
+            match self.poll(Duration::from_millis(20)) {
                 Some(r) => {
                     self.cancelled = false;
                     return r;
@@ -315,13 +315,12 @@ impl RemoteHost {
                 self.send(&Request::Cancel)?;
                 deadline = deadline.min(Instant::now() + Duration::from_secs(15));
             }
-            std::thread::sleep(Duration::from_millis(5));
         }
     }
 
-    /// The next reply if one has come: `None` if none yet.
-    fn poll(&mut self) -> Option<Result<Reply, HostError>> {
-        match self.lines.try_recv() {
+    /// The next reply if one comes within `wait`: `None` if none yet.
+    fn poll(&mut self, wait: Duration) -> Option<Result<Reply, HostError>> {
+        match self.lines.recv_timeout(wait) {
             Ok(Line::Text(l)) => Some(match decode::<Reply>(&l) {
                 Ok(Reply::Error { message }) => Err(HostError::Failed {
                     host: self.host.name.clone(),
@@ -334,8 +333,8 @@ impl RemoteHost {
                 }),
             }),
             Ok(Line::Unreadable(e)) => Some(Err(self.lost(&format!("cannot read from it: {e}")))),
-            Err(TryRecvError::Empty) => None,
-            Err(TryRecvError::Disconnected) => Some(Err(self.lost("its session ended"))),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => Some(Err(self.lost("its session ended"))),
         }
     }
 
@@ -437,7 +436,7 @@ pub fn receive_all(
     while results.iter().any(Option::is_none) {
         for (h, slot) in hosts.iter_mut().zip(results.iter_mut()) {
             if slot.is_none()
-                && let Some(r) = h.poll()
+                && let Some(r) = h.poll(Duration::ZERO)
             {
                 h.cancelled = false;
                 *slot = Some(r);
@@ -469,7 +468,9 @@ pub fn receive_all(
                 }
             }
         }
-        std::thread::sleep(Duration::from_millis(5));
+        if results.iter().any(Option::is_none) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
     results.into_iter().flatten().collect()
 }
