@@ -5,7 +5,10 @@
 //! - [`rate`]: exact request-rate arithmetic (`ceil(rate / threshold)` without floats), and
 //!   [`rate::meter`], the reload-safe meter from a counter's samples to an exact rate.
 //! - [`policy`]: the decision of each tick ([`policy::DefaultPolicy`],
-//!   [`policy::SeedPolicy`]) and the one servers-needed rule ([`policy::Config::needed`]).
+//!   [`policy::SeedPolicy`], the reference policies [`policy::HpaPolicy`],
+//!   [`policy::TargetTrackingPolicy`] and [`policy::OraclePolicy`]), the seasonal baseline
+//!   ([`policy::baseline`]) and the one servers-needed rule ([`policy::Config::needed`]).
+//! - [`history`]: earlier runs' CSV files and traces read back for the baseline.
 //! - [`controller`]: one tick (observe, rate, decide, plan, act, record), generic over the
 //!   cloud, the balancer, the clock and the policy.
 //!
@@ -34,7 +37,9 @@ pub mod cli;
 pub mod clock;
 pub mod cloud;
 pub mod controller;
+pub mod fault;
 pub mod haproxy;
+pub mod history;
 pub mod plot;
 pub mod policy;
 pub mod rate;

@@ -7,15 +7,19 @@
 //! add and to remove, and why. The same code runs live (`webscaler run`) and simulated
 //! (`webscaler simulate`, [`crate::simulation::run`]).
 //!
-//! Two policies:
+//! The policies:
 //!
 //! - [`DefaultPolicy`]: `needed = clamp(ceil(rate / threshold), min, max)` in exact
 //!   arithmetic; backends that are building or starting count as capacity; scale up at once;
 //!   scale down only when the recommendation has stayed lower for a stabilization window
 //!   (acting on the highest recommendation inside it, as Kubernetes' HPA), at most N per tick;
 //!   a tolerance band below capacity (a server is released only when one fewer would keep 10 %
-//!   spare); and a predictive mode that scales up ahead of a sustained rise.
+//!   spare); a predictive mode that scales up ahead of a sustained rise; and, with a history
+//!   of earlier days, a seasonal floor ([`baseline`], [`Floor`]).
 //! - [`SeedPolicy`]: the lab report's algorithm (listing 1.10) exactly, for comparison.
+//! - The references users compare a scaler with: [`HpaPolicy`] (Kubernetes' Horizontal Pod
+//!   Autoscaler), [`TargetTrackingPolicy`] (AWS target tracking), and [`OraclePolicy`] (the
+//!   clairvoyant bound, simulation only).
 //!
 //! docs/webscaler-policy.md explains each rule and how the defaults were chosen.
 
@@ -24,15 +28,26 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use crate::rate::meter::{RateMeter, Sample};
 use crate::rate::{Rate, Threshold, Tolerance};
 
+pub mod baseline;
+pub mod hpa;
+pub mod oracle;
 pub mod predict;
+pub mod rounds;
 pub mod seed;
+pub mod target_tracking;
 
 pub use crate::rate::meter::NoRate;
+pub use baseline::{Baseline, Zone};
+pub use hpa::{HpaConfig, HpaPolicy};
+pub use oracle::OraclePolicy;
 pub use predict::{Predictive, Predictor};
 pub use seed::{SeedConfig, SeedPolicy};
+pub use target_tracking::{TargetTrackingConfig, TargetTrackingPolicy};
 
 /// What the controller saw at one tick.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -52,6 +67,8 @@ pub struct Observation {
     pub stopped: u32,
     /// Backends the cloud allows in all, stopped ones included, when known.
     pub quota: Option<u32>,
+    /// The wall-clock time of the observation (the seasonal floor's time of day), when known.
+    pub wall: Option<DateTime<Utc>>,
 }
 
 impl Observation {
@@ -106,7 +123,8 @@ pub struct Decision {
 pub enum Reason {
     /// The seed policy's baseline rounds (no action before the third round).
     Baseline,
-    /// The seed policy waits for its next round (every 60 s).
+    /// The policy waits for its next round (the seed's 60 s, HPA's 15-s sync, target
+    /// tracking's minute).
     BetweenRounds,
     /// No rate this tick: only the bounds are enforced.
     NoRate(NoRate),
@@ -121,6 +139,22 @@ pub enum Reason {
         /// The rate predicted for now + lead time.
         rate: Rate,
     },
+    /// Scaling up to (or holding) the seasonal floor of the history.
+    History {
+        /// The rate the history expects within the lead.
+        rate: Rate,
+    },
+    /// The oracle provisions for demand it knows is coming.
+    Foresight,
+    /// HPA's scale-up rate limit caps the step.
+    ScaleUpLimit {
+        /// What the HPA would have scaled to.
+        wanted: u32,
+    },
+    /// HPA: no server is ready, so there is no per-server metric.
+    Unready,
+    /// Target tracking: an alarm is breaching, but not yet for enough periods.
+    Alarm,
     /// Raising the capacity to the minimum.
     Minimum,
     /// Lowering the capacity to the maximum (or quota).
@@ -145,13 +179,15 @@ pub enum Reason {
 }
 
 impl Decision {
-    /// A short label for logs and the CSV `action` column: `up`, `up:predicted`, `up:min`,
-    /// `down`, `down:max`, `hold`, `hold:tolerance`, `hold:window`, `hold:pending`,
-    /// `hold:no-rate`, `hold:baseline`, `hold:round`, `hold:quota`, `hold:min`.
+    /// A short label for logs and the CSV `action` column: `up`, `up:predicted`,
+    /// `up:history`, `up:min`, `down`, `down:max`, `hold`, `hold:tolerance`, `hold:window`,
+    /// `hold:pending`, `hold:history`, `hold:no-rate`, `hold:baseline`, `hold:round`,
+    /// `hold:quota`, `hold:min`, `hold:unready`, `hold:alarm`.
     pub fn action(&self) -> &'static str {
         if self.add > 0 {
             return match self.reason {
                 Reason::Predicted { .. } => "up:predicted",
+                Reason::History { .. } => "up:history",
                 Reason::Minimum => "up:min",
                 _ => "up",
             };
@@ -171,6 +207,9 @@ impl Decision {
             Reason::Pending => "hold:pending",
             Reason::QuotaReached => "hold:quota",
             Reason::Floor => "hold:min",
+            Reason::History { .. } => "hold:history",
+            Reason::Unready => "hold:unready",
+            Reason::Alarm => "hold:alarm",
             _ => "hold",
         }
     }
@@ -185,12 +224,19 @@ impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Reason::Baseline => write!(f, "baseline round (the seed waits two rounds)"),
-            Reason::BetweenRounds => write!(f, "between the seed's rounds"),
+            Reason::BetweenRounds => write!(f, "between rounds"),
             Reason::NoRate(why) => write!(f, "{why}"),
             Reason::Steady => write!(f, "capacity matches"),
             Reason::Tolerance => write!(f, "within the tolerance band"),
             Reason::Demand => write!(f, "demand"),
             Reason::Predicted { rate } => write!(f, "predicted rate {rate} req/s"),
+            Reason::History { rate } => write!(f, "the history expects {rate} req/s"),
+            Reason::Foresight => write!(f, "demand within the lead"),
+            Reason::ScaleUpLimit { wanted } => {
+                write!(f, "the scale-up rate limit (wanted {wanted})")
+            }
+            Reason::Unready => write!(f, "no server ready, no metric"),
+            Reason::Alarm => write!(f, "alarm breaching, too few periods yet"),
             Reason::Minimum => write!(f, "minimum"),
             Reason::Maximum => write!(f, "maximum"),
             Reason::ScaleDown { allowed } => {
@@ -229,25 +275,43 @@ impl fmt::Display for Decision {
 
 /// Which policy to run (`--policy`, `policy = ...`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum PolicyKind {
     /// [`DefaultPolicy`].
     #[default]
     Default,
     /// [`SeedPolicy`].
     Seed,
+    /// [`HpaPolicy`].
+    Hpa,
+    /// [`TargetTrackingPolicy`].
+    TargetTracking,
+    /// [`OraclePolicy`] (simulation only).
+    Oracle,
+}
+
+impl PolicyKind {
+    /// Every kind, in the order tables list them.
+    pub const ALL: [PolicyKind; 5] = [
+        PolicyKind::Default,
+        PolicyKind::Seed,
+        PolicyKind::Hpa,
+        PolicyKind::TargetTracking,
+        PolicyKind::Oracle,
+    ];
 }
 
 impl FromStr for PolicyKind {
     type Err = String;
     fn from_str(s: &str) -> Result<PolicyKind, String> {
-        match s {
-            "default" => Ok(PolicyKind::Default),
-            "seed" => Ok(PolicyKind::Seed),
-            other => Err(format!(
-                "unknown policy `{other}` (expected default or seed)"
-            )),
-        }
+        PolicyKind::ALL
+            .into_iter()
+            .find(|k| k.to_string() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown policy `{s}` (expected default, seed, hpa, target-tracking or oracle)"
+                )
+            })
     }
 }
 
@@ -256,6 +320,9 @@ impl fmt::Display for PolicyKind {
         f.write_str(match self {
             PolicyKind::Default => "default",
             PolicyKind::Seed => "seed",
+            PolicyKind::Hpa => "hpa",
+            PolicyKind::TargetTracking => "target-tracking",
+            PolicyKind::Oracle => "oracle",
         })
     }
 }
@@ -287,11 +354,7 @@ impl Config {
     /// The most servers allowed: `max` or `quota` (the backends the cloud allows in all),
     /// whichever is lower; `u32::MAX` with neither.
     pub fn cap(&self, quota: Option<u32>) -> u32 {
-        match (self.max, quota) {
-            (Some(a), Some(b)) => a.min(b),
-            (Some(a), None) | (None, Some(a)) => a,
-            (None, None) => u32::MAX,
-        }
+        cap(self.max, quota)
     }
 
     /// The servers needed at `rate`: `ceil(rate / threshold)`, exactly, at least `min` and
@@ -347,6 +410,15 @@ impl Default for Config {
     }
 }
 
+/// `max` or `quota`, whichever is lower; `u32::MAX` with neither.
+pub(crate) fn cap(max: Option<u32>, quota: Option<u32>) -> u32 {
+    match (max, quota) {
+        (Some(a), Some(b)) => a.min(b),
+        (Some(a), None) | (None, Some(a)) => a,
+        (None, None) => u32::MAX,
+    }
+}
+
 /// `clamp(x, min, max)` where `max` wins over `min` (a quota below the minimum is still a
 /// quota).
 fn bound(x: u32, min: u32, max: u32) -> u32 {
@@ -355,6 +427,34 @@ fn bound(x: u32, min: u32, max: u32) -> u32 {
 
 fn to_u32(x: u128) -> u32 {
     u32::try_from(x).unwrap_or(u32::MAX)
+}
+
+/// The default policy's seasonal floor: what a [`Baseline`] learnt from earlier days expects
+/// over the next `lead`, as a number of servers the policy does not go below. It only raises
+/// the recommendation, so it never scales down by itself (the window and the band do, once
+/// the floor falls).
+#[derive(Debug, Clone)]
+pub struct Floor {
+    /// The expected rate by time of day (or day of week).
+    pub baseline: Baseline,
+    /// How far ahead the floor looks: a server's boot and join, with a margin.
+    pub lead: Duration,
+    /// The time zone of the baseline's slots.
+    pub zone: Zone,
+}
+
+impl Floor {
+    /// The default lead: as the predictive mode's (an 80-s boot, a tick to join, a tick to
+    /// pass the check, and a margin).
+    pub const DEFAULT_LEAD: Duration = Duration::from_secs(120);
+
+    /// The highest rate the history expects over `[wall, wall + lead]`.
+    pub fn rate(&self, wall: DateTime<Utc>) -> Option<Rate> {
+        let lead = chrono::Duration::from_std(self.lead).unwrap_or(chrono::Duration::zero());
+        let from = self.zone.civil(wall);
+        let to = self.zone.civil(wall + lead);
+        self.baseline.peak(from, to).and_then(Rate::from_f64)
+    }
 }
 
 /// The default policy (see the module documentation and docs/webscaler-policy.md).
@@ -367,6 +467,7 @@ pub struct DefaultPolicy {
     /// When the first recommendation was made: scale-down needs a full window of them.
     first_recommendation: Option<Duration>,
     predictor: Option<Predictor>,
+    floor: Option<Floor>,
 }
 
 impl DefaultPolicy {
@@ -378,7 +479,14 @@ impl DefaultPolicy {
             recommendations: VecDeque::new(),
             first_recommendation: None,
             predictor: config.predictive.map(Predictor::new),
+            floor: None,
         }
+    }
+
+    /// The same policy with a seasonal floor.
+    pub fn with_floor(mut self, floor: Floor) -> DefaultPolicy {
+        self.floor = Some(floor);
+        self
     }
 
     fn record(&mut self, now: Duration, rec: u32) -> u32 {
@@ -450,14 +558,27 @@ impl Policy for DefaultPolicy {
         let within = raw <= current
             && current > 0
             && !effective.fits(cfg.threshold, current - 1, cfg.tolerance);
-        let rec = bound(if within { current } else { raw }, min, max);
+        let reactive = bound(if within { current } else { raw }, min, max);
+        // The seasonal floor only raises the recommendation.
+        let history = self
+            .floor
+            .as_ref()
+            .zip(obs.wall)
+            .and_then(|(f, wall)| f.rate(wall));
+        let floor = history.map_or(0, |r| {
+            bound(to_u32(r.servers_needed(cfg.threshold)), min, max)
+        });
+        let rec = reactive.max(floor);
+        let by_history = history.filter(|_| floor > reactive);
         let window_max = self.record(now, rec);
         let seen_full_window = self
             .first_recommendation
             .is_some_and(|first| now.saturating_sub(first) >= cfg.scale_down_window);
 
         let (target, reason) = if rec >= current {
-            let reason = if rec == current {
+            let reason = if let Some(rate) = by_history {
+                Reason::History { rate }
+            } else if rec == current {
                 if within && raw != current {
                     Reason::Tolerance
                 } else {
@@ -840,8 +961,15 @@ mod tests {
     fn policy_kind_parses() {
         assert_eq!("seed".parse::<PolicyKind>(), Ok(PolicyKind::Seed));
         assert_eq!("default".parse::<PolicyKind>(), Ok(PolicyKind::Default));
-        assert!("hpa".parse::<PolicyKind>().unwrap_err().contains("hpa"));
+        assert!("hpa2".parse::<PolicyKind>().unwrap_err().contains("hpa2"));
         assert_eq!(PolicyKind::Seed.to_string(), "seed");
+        for k in PolicyKind::ALL {
+            assert_eq!(k.to_string().parse::<PolicyKind>(), Ok(k));
+        }
+        assert_eq!(
+            "target-tracking".parse::<PolicyKind>(),
+            Ok(PolicyKind::TargetTracking)
+        );
     }
 
     #[test]

@@ -452,3 +452,179 @@ fn bad_input_is_one_line_naming_the_file_and_line_with_status_2() {
         .stderr(predicate::str::contains("cannot be used with"));
     bin().arg("simulate").assert().code(2);
 }
+
+#[test]
+fn the_reference_policies_and_the_oracle_run_in_simulate_and_only_the_oracle_is_refused_by_run() {
+    let step = data("trace-step.csv");
+    let m = |policy: &str, more: &[&str]| {
+        let mut args = vec!["--trace", path(&step), "--policy", policy];
+        args.extend_from_slice(more);
+        json(&args)
+    };
+    // The hand-computed decisions of the library tests, end to end: HPA 2 → 6 → 8 → 2,
+    // target tracking 2 → 8 → 2, the oracle 2 → 8 → 2 and never short.
+    assert_eq!(m("hpa", &[])["actions"], 3);
+    assert_eq!(m("target-tracking", &[])["actions"], 2);
+    let oracle = m("oracle", &[]);
+    assert_eq!(oracle["accuracy_under"], 0.0);
+    assert_eq!(oracle["actions"], 2);
+    // The flags mirror HPA's and AWS's settings: a shorter downscale window releases the
+    // servers sooner; one period above the target scales out sooner.
+    let hpa = m("hpa", &[]);
+    let hpa_short = m("hpa", &["--hpa-downscale-window", "30s"]);
+    assert!(hpa_short["server_seconds"].as_f64() < hpa["server_seconds"].as_f64());
+    let tt = m("target-tracking", &[]);
+    let tt_fast = m("target-tracking", &["--tt-scale-out-periods", "1"]);
+    assert!(tt_fast["accuracy_under"].as_f64() < tt["accuracy_under"].as_f64());
+    // `run` takes hpa and target-tracking, and refuses the oracle before starting anything.
+    let home = tempfile::tempdir().unwrap();
+    for p in ["hpa", "target-tracking"] {
+        bin()
+            .env("HOME", home.path())
+            .current_dir(home.path())
+            .args(["run", "--check-config", "--policy", p])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains(format!("policy = \"{p}\"")));
+    }
+    let out = bin()
+        .env("HOME", home.path())
+        .current_dir(home.path())
+        .args(["run", "--policy", "oracle"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("only `webscaler simulate` can run it"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_dir(home.path()).unwrap().count(),
+        0,
+        "nothing started"
+    );
+}
+
+#[test]
+fn history_is_learnt_from_earlier_days_as_traces_or_runs_csv() {
+    // Minute ticks keep the day-long runs of this debug binary short; the bars at 5-s ticks
+    // are the library's test and scripts/bench-scaler.sh.
+    let dir = tempfile::tempdir().unwrap();
+    let days = data("trace-days.csv");
+    let scored = |more: &[&str]| {
+        let mut args = vec!["--trace", path(&days), "--from", "4d", "--interval", "60s"];
+        args.extend_from_slice(more);
+        json(&args)
+    };
+    let under = |m: &serde_json::Value| m["accuracy_under"].as_f64().unwrap();
+    let without = scored(&[]);
+    let with = scored(&["--learn"]);
+    assert!(under(&with) < 0.5 * under(&without), "{with} vs {without}");
+    // The same four days as a history file are the same history.
+    let trace = Trace::load(&days).unwrap();
+    let cut = |secs: u64, name: &str| {
+        let p = dir.path().join(name);
+        let part = trace.before(Duration::from_secs(secs)).unwrap();
+        std::fs::write(&p, part.to_csv()).unwrap();
+        p
+    };
+    let first4 = cut(4 * 86_400, "first4.csv");
+    assert!(same(&scored(&["--history", path(&first4)]), &with));
+    // A run's CSV is history too: day 0 simulated with minute ticks (rates exact on the
+    // trace's minutes) teaches what day 0 as a trace teaches.
+    let day0 = cut(86_400, "day0.csv");
+    let run = dir.path().join("run.csv");
+    bin()
+        .args([
+            "simulate",
+            "--trace",
+            path(&day0),
+            "--from",
+            "0s",
+            "--interval",
+            "60s",
+        ])
+        .args(["--utc", "-o", path(&run)])
+        .assert()
+        .success();
+    let from_trace = scored(&["--history", path(&day0)]);
+    let from_run = scored(&["--history", path(&run)]);
+    assert!(same(&from_trace, &from_run), "{from_trace} vs {from_run}");
+    assert!(!same(&from_trace, &without));
+    // Less than a day does nothing, and says so.
+    let half = cut(43_200, "half.csv");
+    let out = bin()
+        .args([
+            "simulate",
+            "--trace",
+            path(&days),
+            "--from",
+            "4d",
+            "--interval",
+            "60s",
+        ])
+        .args(["--json", "--history", path(&half)])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("history not used"));
+    assert!(same(
+        &serde_json::from_slice(&out.stdout).unwrap(),
+        &without
+    ));
+}
+
+#[test]
+fn bad_history_and_policy_combinations_exit_2() {
+    let step = data("trace-step.csv");
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, "date,rate\n2024-01-01T00:00:00Z,1\nyesterday,2\n").unwrap();
+    let fails = |args: &[&str], want: &str| {
+        let out = bin().arg("simulate").args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(err.contains(want), "{args:?}: {err}");
+    };
+    fails(
+        &["--trace", path(&step), "--history", "/nonexistent/h.csv"],
+        "cannot read history /nonexistent/h.csv",
+    );
+    fails(
+        &["--trace", path(&step), "--history", path(&bad)],
+        &format!("{}:3: date: cannot read `yesterday`", bad.display()),
+    );
+    fails(
+        &[
+            "--trace",
+            path(&step),
+            "--policy",
+            "hpa",
+            "--history",
+            path(&step),
+        ],
+        "history is used by the default policy only",
+    );
+    fails(&["--trace", path(&step), "--learn"], "--from");
+    fails(
+        &[
+            "--trace",
+            path(&step),
+            "--from",
+            "1h",
+            "--learn",
+            "--policy",
+            "seed",
+        ],
+        "--learn is for the default policy",
+    );
+    fails(
+        &["--trace", path(&step), "--from", "2h"],
+        "is not before the end",
+    );
+    fails(
+        &["--trace", path(&step), "--policy", "hpa2"],
+        "unknown policy `hpa2`",
+    );
+}

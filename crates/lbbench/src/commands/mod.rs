@@ -24,7 +24,14 @@ pub struct TlsArgs {
     pub tls: bool,
     /// With --tls: `off` makes every connection a full handshake (httperf --ssl-no-reuse),
     /// `on` resumes TLS sessions (sessions of 4 connections, 3 of them resumed).
-    #[arg(long, value_name = "on|off", default_value = "off", value_parser = on_off, requires = "tls")]
+    #[arg(
+        long,
+        value_name = "on|off",
+        default_value = "off",
+        value_parser = on_off,
+        action = clap::ArgAction::Set,
+        requires = "tls"
+    )]
     pub tls_resumption: bool,
 }
 
@@ -109,5 +116,43 @@ where
         usage(err.to_string())
     } else {
         anyhow::Error::new(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use crate::cli::{Cli, Command};
+    use crate::httperf::Tls;
+
+    fn lab_tls(args: &[&str]) -> Result<Tls, clap::Error> {
+        let cli = Cli::try_parse_from([&["lbbench", "lab"], args].concat())?;
+        match cli.command {
+            Command::Lab(a) => Ok(a.tls.mode()),
+            _ => unreachable!("parsed as lab"),
+        }
+    }
+
+    #[test]
+    fn tls_flags() {
+        assert_eq!(lab_tls(&[]).unwrap(), Tls::Off);
+        assert_eq!(lab_tls(&["--tls"]).unwrap(), Tls::On);
+        assert_eq!(
+            lab_tls(&["--tls", "--tls-resumption", "off"]).unwrap(),
+            Tls::On
+        );
+        assert_eq!(
+            lab_tls(&["--tls", "--tls-resumption", "on"]).unwrap(),
+            Tls::Resumed
+        );
+        assert_eq!(
+            lab_tls(&["--tls", "--tls-resumption=on"]).unwrap(),
+            Tls::Resumed
+        );
+        // Resumption without TLS, or a value other than on/off, is a usage error.
+        assert!(lab_tls(&["--tls-resumption", "on"]).is_err());
+        let e = lab_tls(&["--tls", "--tls-resumption", "yes"]).unwrap_err();
+        assert!(e.to_string().contains("expected `on` or `off`"), "{e}");
     }
 }

@@ -139,7 +139,7 @@ impl LabLimits {
                 why: format!(
                     "httperf holds at most {FD_SETSIZE} connections (select()) and each is \
                      open about {} s",
-                    crate::httperf::fmt_rate(reply_s)
+                    crate::httperf::fmt_rate((reply_s * 1000.0).round() / 1000.0)
                 ),
             },
             RateBound {
@@ -346,6 +346,8 @@ mod tests {
             "{lines:?}"
         );
         assert!(lines[3].contains("about 5000 conn/s"), "{lines:?}");
+        let odd = l.lines(0.2 + 0.005, 20.0);
+        assert!(odd[3].contains("open about 0.205 s)"), "{odd:?}");
         assert!(
             lines[4].contains("about 423 conn/s for runs of 60 s"),
             "{lines:?}"

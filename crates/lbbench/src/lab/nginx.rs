@@ -279,6 +279,7 @@ mod tests {
             "server 127.0.0.1:18081;  # node-1",
             "listen 127.0.0.1:18380;",
             "proxy_pass http://nodes;",
+            "proxy_max_temp_file_size 0;",
         ] {
             assert!(lines.contains(&line), "missing {line:?} in\n{cfg}");
         }

@@ -72,10 +72,13 @@ impl Balancer {
             .tempdir()
             .map_err(LabError::io("cannot create a temp dir"))?;
         let work_dir = match &opts.work_dir {
+            // Absolute: nginx reads a relative -c (and paths in its config) from its prefix,
+            // the run dir, and Pound relative paths from /etc.
             Some(d) => {
                 fs::create_dir_all(d)
                     .map_err(LabError::io(format!("cannot create {}", d.display())))?;
-                d.clone()
+                std::path::absolute(d)
+                    .map_err(LabError::io(format!("cannot resolve {}", d.display())))?
             }
             None => run_dir.path().to_owned(),
         };

@@ -53,7 +53,9 @@ pub struct LabTls {
 }
 
 impl LabTls {
-    /// The TLS files in `dir/tls/`, made there first if they are missing or unreadable.
+    /// The TLS files in `dir/tls/`, made there first if they are missing or unreadable. The
+    /// paths are absolute: a balancer reads them relative to its own idea of a base
+    /// directory otherwise (Pound takes a relative `Cert` from `/etc`).
     pub fn in_dir(dir: &Path) -> Result<LabTls, LabError> {
         LabTls::in_dir_for(dir, &[])
     }
@@ -63,7 +65,9 @@ impl LabTls {
     /// first if they are missing, unreadable, or made for other addresses (listed in
     /// [`NAMES_FILE`]).
     pub fn in_dir_for(dir: &Path, addresses: &[IpAddr]) -> Result<LabTls, LabError> {
-        let tls_dir = dir.join(TLS_DIR);
+        let tls_dir = std::path::absolute(dir)
+            .map_err(LabError::io(format!("cannot resolve {}", dir.display())))?
+            .join(TLS_DIR);
         let ca_path = tls_dir.join(CA_FILE);
         let pem_path = tls_dir.join(SERVER_FILE);
         let names_path = tls_dir.join(NAMES_FILE);
@@ -243,6 +247,7 @@ mod tests {
                 .unwrap()
                 .contains("PRIVATE")
         );
+        assert!(tls.pem_path().is_absolute());
         let again = LabTls::in_dir(dir.path()).unwrap();
         assert_eq!(
             again.ca, tls.ca,

@@ -105,6 +105,8 @@ pub struct RatePoint {
     pub transfer_ms: Option<Stats>,
     /// httperf's own CPU, %.
     pub client_cpu_pct: Option<Stats>,
+    /// Replies ÷ connections, %, per run.
+    pub replied_pct: Stats,
 }
 
 /// The failed share of a run: (errors + 5xx) / connections, in %.
@@ -180,6 +182,14 @@ pub fn aggregate(runs: &[Run], order: &[String]) -> Vec<RatePoint> {
                 cpu_s_per_gb: opt(Run::cpu_s_per_gb),
                 transfer_ms: Stats::of(rs.iter().filter(|r| r.replies > 0).map(|r| r.transfer_ms)),
                 client_cpu_pct: all(|r| r.client_cpu_pct),
+                replied_pct: all(|r| {
+                    if r.connections == 0 {
+                        0.0
+                    } else {
+                        r.replies as f64 / r.connections as f64 * 100.0
+                    }
+                })
+                .unwrap_or(zero),
             }
         })
         .collect()

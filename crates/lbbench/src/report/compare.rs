@@ -127,7 +127,7 @@ pub fn tls_costs(pairs: &[TlsPair<'_>]) -> Vec<TlsCost> {
 /// What limited a size-sweep point.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Limit {
-    /// It delivered what was demanded (within 5%): nothing limited it.
+    /// It kept up: every connection got its reply, at the demanded rate (within 5%).
     None,
     /// The balancer used nearly all the CPU it can use.
     Balancer,
@@ -158,19 +158,13 @@ impl Limit {
     }
 }
 
-/// Throughput demanded of a size-sweep point: rate × size, MB/s.
-pub fn demanded_mb_s(p: &RatePoint) -> Option<f64> {
-    Some(p.rate * p.reply_size? as f64 / 1e6)
-}
-
 /// What limited a size-sweep point. `cpus` is the machine's CPU count; a balancer is taken
 /// as saturated at 90% of all of them (HAProxy and nginx run a thread or worker per CPU,
-/// Pound a thread per connection), the machine at 95% busy.
+/// Pound a thread per connection), the machine at 95% busy. A point keeps up when every
+/// connection of every run got its reply and the requests went out at the demanded rate
+/// (within 5%), whatever else flagged it.
 pub fn size_limit(p: &RatePoint, cpus: usize) -> Limit {
-    let (Some(got), Some(want)) = (p.reply_mb_s.map(|s| s.mean), demanded_mb_s(p)) else {
-        return Limit::Unknown;
-    };
-    if want > 0.0 && got >= want * 0.95 && p.flagged == 0 {
+    if p.replied_pct.min >= 100.0 && p.achieved.min >= p.rate * 0.95 {
         return Limit::None;
     }
     let (Some(lb), Some(busy)) = (
@@ -224,6 +218,7 @@ mod tests {
             cpu_s_per_gb: None,
             transfer_ms: None,
             client_cpu_pct: None,
+            replied_pct: Stats::of([100.0]).unwrap(),
         }
     }
 
@@ -256,13 +251,14 @@ mod tests {
 
     #[test]
     fn what_limits_a_size_point() {
-        let mut p = point("nginx", Tls::Off, 20.0, 0.1, 0);
+        let mut p = point("nginx", Tls::Off, 20.0, 0.1, 1);
         p.reply_size = Some(16 << 20);
-        assert_eq!(size_limit(&p, 2), Limit::Unknown);
-        // 20/s × 16 MiB = 335.5 MB/s demanded.
-        p.reply_mb_s = s(334.0);
+        p.achieved = Stats::of([19.8]).unwrap();
+        // Every connection replied at the demanded rate: kept up, even if flagged.
         assert_eq!(size_limit(&p, 2), Limit::None);
-        p.reply_mb_s = s(200.0);
+        p.replied_pct = Stats::of([24.0]).unwrap();
+        p.balancer_cpu_pct = None;
+        assert_eq!(size_limit(&p, 2), Limit::Unknown);
         p.balancer_cpu_pct = s(185.0);
         assert_eq!(size_limit(&p, 2), Limit::Balancer);
         p.balancer_cpu_pct = s(60.0);

@@ -98,9 +98,15 @@ impl Run {
     }
 
     /// The balancer's CPU-seconds per 1,000 requests sent (`None` without CPU data or
-    /// requests).
+    /// requests); per 1,000 connections for resumed TLS runs, whose requests include
+    /// httperf's resent ones (see [`crate::httperf::Tls::Resumed`]).
     pub fn cpu_s_per_1k(&self) -> Option<f64> {
-        cpu_s_per_1k(self.balancer_cpu_s?, self.requests)
+        let n = if self.tls == crate::httperf::Tls::Resumed {
+            self.connections
+        } else {
+            self.requests
+        };
+        cpu_s_per_1k(self.balancer_cpu_s?, n)
     }
 
     /// Reply bytes received per second, in MB/s (10^6 bytes): replies × bytes per reply ÷
@@ -358,8 +364,16 @@ pub fn parse_sweep(bytes: &[u8], path: &Path) -> Result<SweepFile, DataError> {
                 + u("errors_addr_unavail")?
                 + u("errors_ftab_full")?,
             status_5xx: u("reply_status_5xx")?,
-            valid: get!("valid"),
-            flag_rate_off_target: get!("flag_rate_off_target"),
+            // Empty when the rate could not be checked (a resumed TLS run, a report pasted
+            // without its command): not flagged for it.
+            valid: match cell("valid").trim() {
+                "" => true,
+                _ => get!("valid"),
+            },
+            flag_rate_off_target: match cell("flag_rate_off_target").trim() {
+                "" => false,
+                _ => get!("flag_rate_off_target"),
+            },
             flag_resource_errors: get!("flag_resource_errors"),
             flag_client_cpu_low: get!("flag_client_cpu_low"),
             balancer_cpu_pct: opt(&format!("{BALANCER_PREFIX}_cpu_pct"))?,
@@ -451,6 +465,30 @@ pub(crate) mod tests {
             out.push('\n');
         }
         out
+    }
+
+    #[test]
+    fn an_unchecked_rate_is_not_a_flag() {
+        let text = lab_csv(&[&[
+            ("tls", "resumed"),
+            ("flag_rate_off_target", ""),
+            ("valid", ""),
+        ]]);
+        let f = parse_sweep(text.as_bytes(), Path::new("x.csv")).unwrap();
+        let r = &f.runs[0];
+        assert!(r.valid && !r.flag_rate_off_target);
+        // Per 1,000 connections, not the requests httperf resent.
+        let text = lab_csv(&[&[
+            ("tls", "resumed"),
+            ("total_connections", "1000"),
+            ("total_requests", "1750"),
+            ("balancer_cpu_user_s", "0.2"),
+            ("balancer_cpu_system_s", "0.1"),
+        ]]);
+        let f = parse_sweep(text.as_bytes(), Path::new("x.csv")).unwrap();
+        assert!((f.runs[0].cpu_s_per_1k().unwrap() - 0.3).abs() < 1e-9);
+        assert_eq!(r.tls, crate::httperf::Tls::Resumed);
+        assert_eq!(r.series(), "haproxy TLS resumed");
     }
 
     #[test]

@@ -548,6 +548,30 @@ pub fn render(
                     fmt_rate(s.pause_s),
                 ),
             ));
+            if !s.sizes.is_empty() {
+                setup.push((
+                    "reply sizes".into(),
+                    format!(
+                        "{} at {} conn/s (size= added to the URI)",
+                        s.sizes
+                            .iter()
+                            .map(|&b| crate::sweep::fmt_size(b))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        s.rates.first().map_or("?".into(), |r| fmt_rate(*r)),
+                    ),
+                ));
+            }
+            if s.tls.iter().any(|t| t != "off") {
+                setup.push((
+                    "TLS".into(),
+                    "each balancer measured plain, then terminating TLS with the lab's \
+                     certificate (ECDSA P-256, DIR/tls/); httperf --ssl --ssl-no-reuse (every \
+                     connection a full handshake), or sessions of 4 connections of which 3 \
+                     resume (rows marked resumed); the backends stay plain HTTP"
+                        .into(),
+                ));
+            }
             setup.push((
                 "httperf".into(),
                 httperf_setup(s.timeout_s, &s.httperf_extra),

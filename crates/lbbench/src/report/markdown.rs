@@ -3,7 +3,7 @@
 //! with the cost of TLS, and the size sweep.
 
 use super::aggregate::{RatePoint, Stats};
-use super::compare::{demanded_mb_s, highest_clean_rate, size_limit, tls_costs, tls_pairs};
+use super::compare::{highest_clean_rate, size_limit, tls_costs, tls_pairs};
 use super::fmt_num;
 use crate::httperf::{Tls, fmt_rate};
 use crate::sweep::fmt_size;
@@ -183,7 +183,8 @@ pub const SIZE_HEAD: &[&str] = &[
     "balancer",
     "reply size",
     "conn/s",
-    "MB/s (of demanded)",
+    "MB/s",
+    "replied %",
     "reply ms",
     "transfer ms",
     "balancer CPU %",
@@ -205,14 +206,8 @@ pub fn size_rows(points: &[RatePoint], cpus: usize) -> Vec<Vec<String>> {
                 p.server.clone(),
                 fmt_size(size),
                 fmt_rate(p.rate),
-                match (p.reply_mb_s, demanded_mb_s(p)) {
-                    (Some(got), Some(want)) if want > 0.0 => format!(
-                        "{} ({}%)",
-                        fmt_num(got.mean, 1),
-                        fmt_num(got.mean / want * 100.0, 0)
-                    ),
-                    (got, _) => mean(got, 1),
-                },
+                mean(p.reply_mb_s, 1),
+                fmt_num(p.replied_pct.mean, 0),
                 mean(p.reply_ms, 1),
                 mean(p.transfer_ms, 1),
                 mean(p.balancer_cpu_pct, 1),

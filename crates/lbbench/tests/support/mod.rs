@@ -130,7 +130,8 @@ pub struct LabProcess {
     stderr: std::path::PathBuf,
 }
 
-/// Starts `lbbench lab ARGS -o DIR`.
+/// Starts `lbbench lab ARGS -o NAME` in the parent of `dir` (named `NAME`): a relative
+/// output directory, as users give it (the configs must still find every file).
 pub fn start_lab(dir: &Path, args: &[&str]) -> LabProcess {
     let logs = dir.parent().unwrap();
     let name = dir.file_name().unwrap().to_string_lossy();
@@ -142,7 +143,8 @@ pub fn start_lab(dir: &Path, args: &[&str]) -> LabProcess {
             .arg("lab")
             .args(args)
             .arg("-o")
-            .arg(dir)
+            .arg(dir.file_name().unwrap())
+            .current_dir(logs)
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&stdout).unwrap())
             .stderr(std::fs::File::create(&stderr).unwrap()),

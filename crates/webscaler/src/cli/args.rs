@@ -13,6 +13,7 @@ use common::time::parse_duration;
 use crate::balancer::Metric;
 use crate::policy::PolicyKind;
 use crate::rate::{Threshold, Tolerance};
+use crate::settings::policy::{HpaLayer, TargetTrackingLayer};
 use crate::settings::{self, CloudLayer, HaproxyLayer, HaproxyMode, Layer, Provider};
 
 fn parse_policy(s: &str) -> Result<PolicyKind, String> {
@@ -34,8 +35,9 @@ pub struct PolicyArgs {
     /// Time between ticks [default: 5s].
     #[arg(long, env = "WEBSCALER_INTERVAL", value_parser = parse_duration)]
     pub interval: Option<Duration>,
-    /// The policy: default, or seed (the lab report's algorithm, a round every 60 s)
-    /// [default: default].
+    /// The policy: default; seed (the lab report's algorithm, a round every 60 s); the
+    /// references hpa (Kubernetes' HPA) and target-tracking (AWS target tracking); oracle
+    /// (clairvoyant, `simulate` only) [default: default].
     #[arg(long, env = "WEBSCALER_POLICY", value_parser = parse_policy)]
     pub policy: Option<PolicyKind>,
     /// Requests per second one server takes [default: 10].
@@ -79,6 +81,66 @@ pub struct PolicyArgs {
     /// Stopped backends kept for a fast start; more are deleted [default: 1].
     #[arg(long, env = "WEBSCALER_WARM_POOL", value_name = "N")]
     pub warm_pool: Option<u32>,
+    /// Earlier runs' CSV files or traces: the default policy learns a seasonal baseline
+    /// (rate by time of day, or day of week) and keeps at least what it expects; less than
+    /// a day of history does nothing.
+    #[arg(long, value_name = "FILE", num_args = 1..)]
+    pub history: Vec<PathBuf>,
+    /// History: how far ahead the floor looks [default: 120s].
+    #[arg(long, value_parser = parse_duration)]
+    pub history_lead: Option<Duration>,
+
+    /// HPA: no change while rate / (serving × threshold) is within 1 ± this [default: 0.1].
+    #[arg(long, value_parser = parse_tolerance, help_heading = "Reference policy hpa")]
+    pub hpa_tolerance: Option<Tolerance>,
+    /// HPA: time between syncs [default: 15s].
+    #[arg(long, value_parser = parse_duration, help_heading = "Reference policy hpa")]
+    pub hpa_sync_period: Option<Duration>,
+    /// HPA: scale down to the highest recommendation of this window [default: 5m].
+    #[arg(long, value_parser = parse_duration, help_heading = "Reference policy hpa")]
+    pub hpa_downscale_window: Option<Duration>,
+    /// HPA: scale up to the lowest recommendation of this window [default: 0s].
+    #[arg(long, value_parser = parse_duration, help_heading = "Reference policy hpa")]
+    pub hpa_upscale_window: Option<Duration>,
+    /// HPA: servers added at most per period (the Pods policy) [default: 4].
+    #[arg(long, value_name = "N", help_heading = "Reference policy hpa")]
+    pub hpa_scale_up_pods: Option<u32>,
+    /// HPA: percent added at most per period (the Percent policy; the larger wins) [default: 100].
+    #[arg(long, value_name = "PERCENT", help_heading = "Reference policy hpa")]
+    pub hpa_scale_up_percent: Option<u32>,
+    /// HPA: the scale-up policies' period [default: 15s].
+    #[arg(long, value_parser = parse_duration, help_heading = "Reference policy hpa")]
+    pub hpa_scale_up_period: Option<Duration>,
+    /// HPA: percent removed at most per period [default: 100].
+    #[arg(long, value_name = "PERCENT", help_heading = "Reference policy hpa")]
+    pub hpa_scale_down_percent: Option<u32>,
+    /// HPA: the scale-down policy's period [default: 15s].
+    #[arg(long, value_parser = parse_duration, help_heading = "Reference policy hpa")]
+    pub hpa_scale_down_period: Option<Duration>,
+
+    /// Target tracking: the metric's period [default: 1m].
+    #[arg(long, value_parser = parse_duration, help_heading = "Reference policy target-tracking")]
+    pub tt_period: Option<Duration>,
+    /// Target tracking: periods above the target before scaling out [default: 3].
+    #[arg(
+        long,
+        value_name = "N",
+        help_heading = "Reference policy target-tracking"
+    )]
+    pub tt_scale_out_periods: Option<u32>,
+    /// Target tracking: periods below the target before scaling in [default: 15].
+    #[arg(
+        long,
+        value_name = "N",
+        help_heading = "Reference policy target-tracking"
+    )]
+    pub tt_scale_in_periods: Option<u32>,
+    /// Target tracking: how far below the target the metric must be to scale in [default: 0.1].
+    #[arg(long, value_parser = parse_tolerance, help_heading = "Reference policy target-tracking")]
+    pub tt_scale_in_margin: Option<Tolerance>,
+    /// Target tracking: instance warm-up, during which a new server does not count [default: 5m].
+    #[arg(long, value_parser = parse_duration, help_heading = "Reference policy target-tracking")]
+    pub tt_warmup: Option<Duration>,
 }
 
 impl PolicyArgs {
@@ -98,6 +160,26 @@ impl PolicyArgs {
             predictive_history: self.predictive_history,
             predictive_lead: self.predictive_lead,
             warm_pool: self.warm_pool,
+            history: (!self.history.is_empty()).then(|| self.history.clone()),
+            history_lead: self.history_lead,
+            hpa: HpaLayer {
+                tolerance: self.hpa_tolerance,
+                sync_period: self.hpa_sync_period,
+                upscale_window: self.hpa_upscale_window,
+                downscale_window: self.hpa_downscale_window,
+                scale_up_pods: self.hpa_scale_up_pods,
+                scale_up_percent: self.hpa_scale_up_percent,
+                scale_up_period: self.hpa_scale_up_period,
+                scale_down_percent: self.hpa_scale_down_percent,
+                scale_down_period: self.hpa_scale_down_period,
+            },
+            target_tracking: TargetTrackingLayer {
+                period: self.tt_period,
+                scale_out_periods: self.tt_scale_out_periods,
+                scale_in_periods: self.tt_scale_in_periods,
+                scale_in_margin: self.tt_scale_in_margin,
+                warmup: self.tt_warmup,
+            },
             ..Layer::default()
         }
     }
@@ -158,6 +240,10 @@ pub struct SettingsArgs {
     /// System: the reload command of the fallback [default: systemctl reload haproxy].
     #[arg(long)]
     pub reload_command: Option<String>,
+    /// System: HAProxy's server-state-file (loaded with load-server-state-from-file
+    /// global), kept current so that a reload or restart keeps every server's state.
+    #[arg(long, value_name = "PATH")]
+    pub server_state_file: Option<PathBuf>,
     /// The backends' port when the cloud gives only an IP [default: 80].
     #[arg(long, value_name = "PORT")]
     pub backend_port: Option<u16>,
@@ -205,6 +291,7 @@ impl SettingsArgs {
                 backend_file: self.backend_file.clone(),
                 config: (!self.haproxy_configs.is_empty()).then(|| self.haproxy_configs.clone()),
                 reload_command: self.reload_command.clone(),
+                server_state_file: self.server_state_file.clone(),
                 backend_port: self.backend_port,
                 program: self.haproxy_bin.clone(),
                 check_inter: self.check_inter,

@@ -9,7 +9,9 @@ use common::cli::UsageError;
 
 use super::args::{ProviderArgs, SettingsArgs};
 use crate::cloud::openstack::config::Env;
+use crate::policy::{PolicyKind, Zone};
 use crate::service;
+use crate::settings::policy::ORACLE_NEEDS_A_TRACE;
 use crate::settings::{Layer, Settings};
 
 /// `webscaler run`.
@@ -22,7 +24,8 @@ pub struct RunArgs {
     /// e.g. 2014-09-28T1549--webscaler.csv, in the current directory).
     #[arg(short = 'o', long, env = "WEBSCALER_OUTPUT", value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// Check the configuration, print the settings in effect and exit (nothing is started).
+    /// Check the configuration (and read the history files), print the settings in effect
+    /// and exit (nothing is started).
     #[arg(long)]
     pub check_config: bool,
     /// The cloud provider.
@@ -40,7 +43,19 @@ pub fn run(args: RunArgs) -> Result<()> {
     };
     let layer = flags.over(args.settings.file()?);
     let settings = Settings::resolve(&layer).map_err(super::settings_error)?;
+    if settings.policy.kind == PolicyKind::Oracle {
+        return Err(UsageError::new(ORACLE_NEEDS_A_TRACE).into());
+    }
     if args.check_config {
+        // The history files are input too: read and learn them, as run would.
+        let zone = Zone::of(settings.controller.time_format);
+        let learnt = settings
+            .policy
+            .learn(zone, Vec::new())
+            .map_err(super::settings_error)?;
+        if let Some(note) = learnt.note() {
+            eprintln!("webscaler: {note}");
+        }
         std::io::stdout()
             .lock()
             .write_all(settings.describe(&env).as_bytes())?;

@@ -16,11 +16,13 @@ use common::time::{format_duration, parse_duration};
 use super::args::PolicyArgs;
 use super::settings_error;
 use crate::controller::{self, HEADER};
+use crate::history;
+use crate::policy::{OraclePolicy, Policy, PolicyKind, Zone};
 use crate::settings::{self, Layer, PolicySettings};
 use crate::simulation::elasticity::Metrics;
 use crate::simulation::run::{SimulateConfig, simulate_each};
 use crate::simulation::trace::Trace;
-use crate::simulation::world::SimConfig;
+use crate::simulation::world::{SEED_START, SimConfig};
 
 /// `webscaler simulate`.
 #[derive(Debug, Clone, Args)]
@@ -53,6 +55,12 @@ pub struct SimulateArgs {
     /// Backends serving at time 0 [default: what the trace needs at 0].
     #[arg(long, value_name = "N")]
     pub initial: Option<u32>,
+    /// Simulate (and score) the trace from this offset on, e.g. `4d` for the fifth day.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub from: Option<Duration>,
+    /// Learn the seasonal baseline from the trace before `--from` too (the default policy).
+    #[arg(long, requires = "from")]
+    pub learn: bool,
     /// Print the metrics as one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -107,7 +115,36 @@ pub fn run(args: SimulateArgs) -> Result<()> {
             args.quota
         )));
     }
-    let (trace, input) = load(&args)?;
+    let kind = policy.kind;
+    if args.learn && kind != PolicyKind::Default {
+        return Err(usage(format!(
+            "--learn is for the default policy, not for policy {kind}"
+        )));
+    }
+    let (whole, input) = load(&args)?;
+    let from = args.from.unwrap_or_default();
+    let trace = whole.after(from).ok_or_else(|| {
+        usage(format!(
+            "--from {} is not before the end of {} ({})",
+            format_duration(from),
+            input.display(),
+            format_duration(whole.end())
+        ))
+    })?;
+    let learn_from = match whole.before(from).filter(|_| args.learn) {
+        Some(before) => history::trace_segments(&before, history::TRACE_EPOCH),
+        None => Vec::new(),
+    };
+    let learnt = policy
+        .learn(Zone::Utc, learn_from)
+        .map_err(settings_error)?;
+    // With a history or an offset, the simulated clock follows the trace's calendar.
+    let calendar = args.from.is_some() || !policy.history.is_empty();
+    let wall_origin = if calendar {
+        history::TRACE_EPOCH.and_utc() + chrono::Duration::from_std(from).unwrap_or_default()
+    } else {
+        SEED_START
+    };
     let pc = policy.config;
     let cfg = SimulateConfig {
         interval,
@@ -115,6 +152,7 @@ pub fn run(args: SimulateArgs) -> Result<()> {
             boot_delay: args.boot_delay,
             start_delay: args.start_delay.unwrap_or(args.boot_delay),
             quota: Some(args.quota),
+            wall_origin,
             ..SimConfig::default()
         },
         initial: args.initial,
@@ -125,14 +163,22 @@ pub fn run(args: SimulateArgs) -> Result<()> {
         },
         demand: pc,
     };
-    let kind = policy.kind;
-    let policy = policy.build(args.quota);
+    let note = learnt.note();
+    let about = describe(&policy, &cfg, note.as_deref());
+    let chosen: Box<dyn Policy> = if kind == PolicyKind::Oracle {
+        let demand = trace.demand(|rate| pc.needed(rate, Some(args.quota)));
+        Box::new(OraclePolicy::new(demand, cfg.serving_lead(), interval))
+    } else {
+        policy
+            .build(args.quota, learnt.floor())
+            .map_err(settings_error)?
+    };
 
     let started = Instant::now();
     let mut records = Vec::new();
     let mut ticks = 0usize;
     let keep = args.output.is_some();
-    let scores = simulate_each(&trace, policy, &cfg, |tick| {
+    let scores = simulate_each(&trace, chosen, &cfg, |tick| {
         ticks += 1;
         if keep {
             records.push(tick.record);
@@ -144,17 +190,12 @@ pub fn run(args: SimulateArgs) -> Result<()> {
         write_csv(out, &records)?;
     }
     eprintln!(
-        "webscaler simulate: {} ({trace}), policy {}{}, {} ticks of {}, boots {}, quota {}: simulated in {:.1} ms{}",
+        "webscaler simulate: {}{} ({trace}), policy {kind}{about}, {} ticks of {}, boots {}, quota {}: simulated in {:.1} ms{}",
         input.display(),
-        kind,
-        match (kind, pc.predictive) {
-            (crate::policy::PolicyKind::Seed, _) => String::new(),
-            (_, p) => format!(
-                " (window {}, tolerance {}, predictive {})",
-                format_duration(pc.scale_down_window),
-                pc.tolerance,
-                if p.is_some() { "on" } else { "off" }
-            ),
+        if from.is_zero() {
+            String::new()
+        } else {
+            format!(" from {}", format_duration(from))
         },
         ticks,
         format_duration(interval),
@@ -169,6 +210,47 @@ pub fn run(args: SimulateArgs) -> Result<()> {
     let mut out = std::io::stdout().lock();
     print_metrics(&mut out, &scores.metrics, args.json)?;
     Ok(())
+}
+
+/// The policy's settings that matter, for the summary line: ` (window 1m, …)`.
+fn describe(policy: &PolicySettings, cfg: &SimulateConfig, history: Option<&str>) -> String {
+    let d = format_duration;
+    let pc = policy.config;
+    let text = match policy.kind {
+        PolicyKind::Default => format!(
+            "window {}, tolerance {}, predictive {}{}",
+            d(pc.scale_down_window),
+            pc.tolerance,
+            if pc.predictive.is_some() { "on" } else { "off" },
+            history.map(|h| format!("; {h}")).unwrap_or_default()
+        ),
+        PolicyKind::Seed => return String::new(),
+        PolicyKind::Hpa => {
+            let h = policy.hpa;
+            format!(
+                "tolerance {}, sync {}, downscale window {}, up max(+{}, +{} %) per {}",
+                h.tolerance,
+                d(h.sync_period),
+                d(h.downscale_window),
+                h.scale_up_pods,
+                h.scale_up_percent,
+                d(h.scale_up_period)
+            )
+        }
+        PolicyKind::TargetTracking => {
+            let t = policy.target_tracking;
+            format!(
+                "out after {} × {} above the target, in after {} below it by {}, warm-up {}",
+                t.scale_out_periods,
+                d(t.period),
+                t.scale_in_periods,
+                t.scale_in_margin,
+                d(t.warmup)
+            )
+        }
+        PolicyKind::Oracle => format!("lead {}", d(cfg.serving_lead())),
+    };
+    format!(" ({text})")
 }
 
 /// The metrics as `name value` lines, or one JSON object with exactly the keys of

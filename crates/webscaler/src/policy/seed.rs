@@ -3,10 +3,9 @@
 //! - **Rounds every 60 s** (`sleeptime`). The seed's loop was `measure; decide; act;
 //!   sleep(60)`. Here the controller may tick more often (5 s by default) so that it reconciles
 //!   promptly, as the seed added a new server to HAProxy as soon as it had an address; the
-//!   policy then runs a round only on the first tick at or after the next 60-s mark (within
-//!   [`ROUND_SLACK`], so that a real clock's jitter does not postpone a round by a tick) and
-//!   holds on the ticks in between without reading the counter (`hold:round`). With ticks of
-//!   60 s or longer every tick is a round.
+//!   policy then runs a round only on the first tick at or after the next 60-s mark (the
+//!   shared [`Rounds`] schedule) and holds on the ticks in between without reading the counter
+//!   (`hold:round`). With ticks of 60 s or longer every tick is a round.
 //! - **Two baseline rounds** (`initiate`): the first tick only records the counter; the second
 //!   computes `diff = int((acu − last_acu) / sleeptime)` (truncated, over the configured
 //!   interval, not the measured time) and `needed`, and does nothing.
@@ -34,13 +33,10 @@
 
 use std::time::Duration;
 
+use super::rounds::Rounds;
 use super::{Decision, NoRate, Observation, Policy, Reason};
 use crate::rate::meter::RateMeter;
 use crate::rate::{Rate, Threshold};
-
-/// How early a tick may come and still be a round: a real ticker's tick lands a little
-/// after its mark, and never by as much as this.
-pub const ROUND_SLACK: Duration = Duration::from_millis(500);
 
 /// The seed's constants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,8 +68,7 @@ pub struct SeedPolicy {
     config: SeedConfig,
     round: u32,
     meter: RateMeter,
-    /// When the next round is due (`None`: at the first tick).
-    next_round: Option<Duration>,
+    rounds: Rounds,
 }
 
 impl SeedPolicy {
@@ -83,27 +78,8 @@ impl SeedPolicy {
             config,
             round: 0,
             meter: RateMeter::new(),
-            next_round: None,
+            rounds: Rounds::every(config.interval),
         }
-    }
-
-    /// Whether a round is due at `now`; if so, schedules the next one on the grid of
-    /// `interval` marks (a late round does not shift the later ones; missed marks are
-    /// skipped).
-    fn round_due(&mut self, now: Duration) -> bool {
-        let interval = self.config.interval;
-        let due = self.next_round.unwrap_or(now);
-        if now + ROUND_SLACK < due {
-            return false;
-        }
-        let mut next = due + interval;
-        if !interval.is_zero() {
-            while next <= now + ROUND_SLACK {
-                next += interval;
-            }
-        }
-        self.next_round = Some(next);
-        true
     }
 
     /// `needed_servers(diff)`: `int(ceil(int(diff) / float(server_threshold)))`.
@@ -158,7 +134,7 @@ impl Policy for SeedPolicy {
         let Some(acu) = obs.requests_total else {
             return hold(Reason::NoRate(NoRate::NoCounter), None, None, None, None);
         };
-        if !self.round_due(now) {
+        if !self.rounds.due(now) {
             return hold(Reason::BetweenRounds, None, None, None, None);
         }
         // The one reload-safe meter: after a reload the increase is the new count, over the
@@ -480,12 +456,12 @@ pub(crate) mod tests {
         // grid does not drift.
         let mut p = SeedPolicy::new(SeedConfig::default());
         let at = |ms: u64| Duration::from_millis(ms);
-        assert!(p.round_due(at(0)));
-        assert!(!p.round_due(at(55_000)));
-        assert!(p.round_due(at(59_800)));
-        assert!(!p.round_due(at(65_000)));
-        assert!(p.round_due(at(190_000))); // 120 000 and 180 000 missed
-        assert!(!p.round_due(at(200_000)));
-        assert!(p.round_due(at(240_000)));
+        assert!(p.rounds.due(at(0)));
+        assert!(!p.rounds.due(at(55_000)));
+        assert!(p.rounds.due(at(59_800)));
+        assert!(!p.rounds.due(at(65_000)));
+        assert!(p.rounds.due(at(190_000))); // 120 000 and 180 000 missed
+        assert!(!p.rounds.due(at(200_000)));
+        assert!(p.rounds.due(at(240_000)));
     }
 }

@@ -149,12 +149,18 @@ impl Rate {
     /// threshold × (1 − headroom)`, exactly. With no headroom this is
     /// `ceil(rate / threshold) ≤ servers`; zero servers take only a zero rate.
     pub fn fits(self, threshold: Threshold, servers: u32, headroom: Tolerance) -> bool {
-        // rn/rd ≤ c·(q−p)/q · tn/td  ⟺  rn·td · q ≤ c·(q−p) · tn·rd
-        let (p, q) = (u128::from(headroom.num), u128::from(headroom.den));
+        let (num, den) = headroom.below_one();
+        self.cmp_capacity(threshold, servers, num, den) != Ordering::Greater
+    }
+
+    /// Compares this rate with `servers × threshold × num / den`, exactly: the rate against
+    /// what `servers` servers take at `num / den` of their threshold (`den` > 0).
+    pub fn cmp_capacity(self, threshold: Threshold, servers: u32, num: u64, den: u64) -> Ordering {
+        // rn/rd vs c·num/den · tn/td  ⟺  rn·td · den vs c·num · tn·rd
         let lhs = self.num * threshold.den; // < 2^96 · 2^30
-        let room = u128::from(servers) * (q - p); // < 2^32 · 2^20
+        let room = u128::from(servers) * u128::from(num); // < 2^32 · 2^64
         let cap = threshold.num * self.den; // < 2^64 · 2^64
-        cmp_products(lhs, q, room, cap) != Ordering::Greater
+        cmp_products(lhs, u128::from(den.max(1)), room, cap)
     }
 }
 
@@ -259,6 +265,16 @@ impl Tolerance {
     pub const NONE: Tolerance = Tolerance { num: 0, den: 1 };
     /// 0.1, the default (the width of Kubernetes HPA's band).
     pub const HPA: Tolerance = Tolerance { num: 1, den: 10 };
+
+    /// `1 − tolerance` as a fraction (numerator, denominator).
+    pub fn below_one(self) -> (u64, u64) {
+        (self.den - self.num, self.den)
+    }
+
+    /// `1 + tolerance` as a fraction (numerator, denominator).
+    pub fn above_one(self) -> (u64, u64) {
+        (self.den + self.num, self.den)
+    }
 
     /// Reads a tolerance (`0.1`).
     pub fn parse(text: &str) -> Result<Tolerance, DecimalError> {

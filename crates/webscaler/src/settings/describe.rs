@@ -13,6 +13,7 @@ impl Settings {
     /// The settings in effect in `env`, one `key = value` line each.
     pub fn describe(&self, env: &Env) -> String {
         let p = &self.policy.config;
+        let (hp, tt) = (&self.policy.hpa, &self.policy.target_tracking);
         let c = &self.controller;
         let h = &self.haproxy;
         let provider = self.cloud.provider(env);
@@ -35,6 +36,16 @@ impl Settings {
             ),
             format!("hold_down_while_pending = {}", p.hold_down_while_pending),
             format!("predictive = {}", p.predictive.is_some()),
+            format!(
+                "history = [{}]",
+                self.policy
+                    .history
+                    .iter()
+                    .map(|h| format!("{:?}", h.display().to_string()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            format!("history_lead = {}", dur(self.policy.history_lead)),
             format!("warm_pool = {}", c.warm_pool),
             format!("metric = \"{}\"", c.metric),
             format!("drain_timeout = {}", dur(c.drain_timeout)),
@@ -60,6 +71,7 @@ impl Settings {
             format!("haproxy.master_socket = {}", path(&h.master_socket)),
             format!("haproxy.backend = \"{}\"", h.backend),
             format!("haproxy.backend_file = {}", path(&h.backend_file)),
+            format!("haproxy.server_state_file = {}", path(&h.server_state_file)),
             format!("haproxy.backend_port = {}", c.backend_port),
             format!("haproxy.program = {:?}", h.program.display().to_string()),
             format!("haproxy.check_inter = {}", dur(h.check.inter)),
@@ -71,6 +83,23 @@ impl Settings {
             ),
             format!("cloud.provider = \"{}\"", provider.as_str()),
             format!("cloud.prefix = \"{}\"", self.cloud.prefix),
+            format!("hpa.tolerance = {}", hp.tolerance),
+            format!("hpa.sync_period = {}", dur(hp.sync_period)),
+            format!("hpa.upscale_window = {}", dur(hp.upscale_window)),
+            format!("hpa.downscale_window = {}", dur(hp.downscale_window)),
+            format!("hpa.scale_up_pods = {}", hp.scale_up_pods),
+            format!("hpa.scale_up_percent = {}", hp.scale_up_percent),
+            format!("hpa.scale_up_period = {}", dur(hp.scale_up_period)),
+            format!("hpa.scale_down_percent = {}", hp.scale_down_percent),
+            format!("hpa.scale_down_period = {}", dur(hp.scale_down_period)),
+            format!("target_tracking.period = {}", dur(tt.period)),
+            format!(
+                "target_tracking.scale_out_periods = {}",
+                tt.scale_out_periods
+            ),
+            format!("target_tracking.scale_in_periods = {}", tt.scale_in_periods),
+            format!("target_tracking.scale_in_margin = {}", tt.scale_in_margin),
+            format!("target_tracking.warmup = {}", dur(tt.warmup)),
         ];
         let mut s = lines.join("\n");
         s.push('\n');

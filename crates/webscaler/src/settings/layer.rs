@@ -11,13 +11,14 @@ use serde::{Deserialize, Deserializer};
 
 use super::cloud::Provider;
 use super::haproxy::HaproxyMode;
+use super::policy::{HpaLayer, TargetTrackingLayer};
 use crate::balancer::Metric;
 use crate::cloud::openstack::config::Overrides;
 use crate::policy::PolicyKind;
 use crate::rate::{Threshold, Tolerance};
 
 /// A duration written as text (`"5s"`, `"1m30s"`, `"500ms"`) or a number of seconds.
-fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+pub(super) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Raw {
@@ -70,6 +71,11 @@ pub struct Layer {
     /// How far ahead it reads the trend.
     #[serde(default, deserialize_with = "duration")]
     pub predictive_lead: Option<Duration>,
+    /// Earlier runs' CSV files or traces the seasonal floor learns from.
+    pub history: Option<Vec<PathBuf>>,
+    /// How far ahead the seasonal floor looks.
+    #[serde(default, deserialize_with = "duration")]
+    pub history_lead: Option<Duration>,
     /// Stopped backends kept for a fast start.
     pub warm_pool: Option<u32>,
     pub metric: Option<Metric>,
@@ -92,6 +98,12 @@ pub struct Layer {
     pub haproxy: HaproxyLayer,
     #[serde(default)]
     pub cloud: CloudLayer,
+    /// The HPA reference policy's settings.
+    #[serde(default)]
+    pub hpa: HpaLayer,
+    /// The target-tracking reference policy's settings.
+    #[serde(default)]
+    pub target_tracking: TargetTrackingLayer,
 }
 
 /// `[haproxy]`.
@@ -115,6 +127,8 @@ pub struct HaproxyLayer {
     pub config: Option<Vec<PathBuf>>,
     /// System: the reload command of the fallback.
     pub reload_command: Option<String>,
+    /// System: HAProxy's `server-state-file`, kept current by webscaler.
+    pub server_state_file: Option<PathBuf>,
     /// The backends' port when the cloud gives only an IP.
     pub backend_port: Option<u16>,
     /// The haproxy binary.
@@ -185,10 +199,12 @@ impl Layer {
         let l = lower;
         fill!(self, l: interval, policy, threshold, min, max, tolerance, scale_down_window,
             max_remove_per_tick, hold_down_while_pending, predictive, predictive_history,
-            predictive_lead, warm_pool, metric, drain_timeout, check_timeout, quota_retry,
-            output, utc, state_dir);
+            predictive_lead, history, history_lead, warm_pool, metric, drain_timeout,
+            check_timeout, quota_retry, output, utc, state_dir);
         self.haproxy = self.haproxy.over(l.haproxy);
         self.cloud = self.cloud.over(l.cloud);
+        self.hpa = self.hpa.over(l.hpa);
+        self.target_tracking = self.target_tracking.over(l.target_tracking);
         self
     }
 }
@@ -198,8 +214,27 @@ impl HaproxyLayer {
     pub fn over(mut self, lower: HaproxyLayer) -> HaproxyLayer {
         let l = lower;
         fill!(self, l: mode, frontend, stats, socket, master_socket, backend, backend_file,
-            config, reload_command, backend_port, program, check_inter, check_rise, check_fall,
+            config, reload_command, server_state_file, backend_port, program, check_inter, check_rise, check_fall,
             pool_purge_delay, socket_timeout);
+        self
+    }
+}
+
+impl HpaLayer {
+    /// `self` over `lower`: each key of `self`, else `lower`'s.
+    pub fn over(mut self, lower: HpaLayer) -> HpaLayer {
+        let l = lower;
+        fill!(self, l: tolerance, sync_period, upscale_window, downscale_window, scale_up_pods,
+            scale_up_percent, scale_up_period, scale_down_percent, scale_down_period);
+        self
+    }
+}
+
+impl TargetTrackingLayer {
+    /// `self` over `lower`: each key of `self`, else `lower`'s.
+    pub fn over(mut self, lower: TargetTrackingLayer) -> TargetTrackingLayer {
+        let l = lower;
+        fill!(self, l: period, scale_out_periods, scale_in_periods, scale_in_margin, warmup);
         self
     }
 }

@@ -57,6 +57,26 @@ impl Default for SimulateConfig {
     }
 }
 
+impl SimulateConfig {
+    /// How long a server asked for at a tick takes to serve in this world: its boot (or
+    /// start), to the next tick, where it joins the balancer, then its check, to the next
+    /// tick, where it is made ready. The oracle's lead ([`crate::policy::OraclePolicy`]).
+    pub fn serving_lead(&self) -> Duration {
+        let i = if self.interval.is_zero() {
+            Duration::from_secs(1)
+        } else {
+            self.interval
+        };
+        let up = |d: Duration| {
+            let n = d.as_nanos().div_ceil(i.as_nanos());
+            i.checked_mul(u32::try_from(n).unwrap_or(u32::MAX))
+                .unwrap_or(Duration::MAX)
+        };
+        let boot = self.world.boot_delay.max(self.world.start_delay);
+        up(boot).saturating_add(up(self.world.check_delay).max(i))
+    }
+}
+
 /// The outcome of a simulation.
 #[derive(Debug, Clone)]
 pub struct Outcome {
@@ -454,6 +474,168 @@ mod tests {
             "{ours:?} vs {seed:?}"
         );
         assert_eq!(ours.jitter, 0.0);
+    }
+
+    /// The ticks whose decision added or removed capacity: (time in s, +added or −removed).
+    fn changes(o: &Outcome) -> Vec<(u64, i64)> {
+        o.ticks
+            .iter()
+            .filter_map(|t| {
+                let d = t.decision.as_ref()?;
+                let n = i64::from(d.add) - i64::from(d.remove);
+                (n != 0).then_some((t.at.as_secs(), n))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn hpa_on_the_step_trace_hand_computed() {
+        // 15 → 75 req/s at 600 s, back to 15 at 1800 s. Syncs every 15 s. At 615 the HPA
+        // measures 75 req/s on 2 servers: 8 needed, limited to max(2 + 4, 2 × 2) = 6. At 630
+        // the 4 new servers still boot (not ready: they count as serving nothing): 75 req/s
+        // over 6 servers is 1.25 of the target, 8 needed, and the period that began at 615
+        // excludes its own start: up to 8. Down: the sync at 1800 still measures 75 (8); 300 s
+        // later it leaves the window (1800, 2100]: down to 2 at 2100.
+        let trace = synthetic::step(15.0, 75.0, 600, 1800, 3000);
+        let o = simulate(
+            &trace,
+            crate::policy::HpaPolicy::new(crate::policy::HpaConfig::default()),
+            &every(5),
+        );
+        assert_eq!(changes(&o), vec![(615, 4), (630, 2), (2100, -6)]);
+        assert!(
+            o.ticks
+                .iter()
+                .filter(|t| t.at > s(1800) && t.at < s(2100))
+                .filter(|t| t.record.action != "hold:round")
+                .all(|t| t.record.action == "hold:window"),
+        );
+        assert_eq!(o.supply.max(), 8);
+    }
+
+    #[test]
+    fn target_tracking_on_the_step_trace_hand_computed() {
+        // Minute datapoints at 660, 720 and 780 are above the target (75 req/s on 2 warm
+        // servers): out at 780 to ceil(75 / 10) = 8. From 1800 the datapoints are below 90 %
+        // of it; the fifteenth is at 2700 (1860 … 2700), the new servers are long warm: in to
+        // 2.
+        let trace = synthetic::step(15.0, 75.0, 600, 1800, 3000);
+        let o = simulate(
+            &trace,
+            crate::policy::TargetTrackingPolicy::new(crate::policy::TargetTrackingConfig::default()),
+            &every(5),
+        );
+        assert_eq!(changes(&o), vec![(780, 6), (2700, -6)]);
+        // A spike shorter than three periods never scales out.
+        let spike = synthetic::spike(20.0, 120.0, 900, 120, 2400);
+        let o = simulate(
+            &spike,
+            crate::policy::TargetTrackingPolicy::new(crate::policy::TargetTrackingConfig::default()),
+            &every(5),
+        );
+        assert_eq!(o.metrics.actions, 0);
+    }
+
+    #[test]
+    fn the_oracle_is_never_short_and_asks_exactly_one_lead_ahead() {
+        let cfg = every(5);
+        // 80-s boot + the join tick + the check's tick.
+        assert_eq!(cfg.serving_lead(), s(85));
+        let trace = synthetic::step(15.0, 75.0, 600, 1800, 3000);
+        let demand = trace.demand(|r| cfg.demand.needed(r, cfg.world.quota));
+        let o = simulate(
+            &trace,
+            crate::policy::OraclePolicy::new(demand, cfg.serving_lead(), cfg.interval),
+            &cfg,
+        );
+        assert_eq!(o.metrics.accuracy_under, 0.0);
+        assert_eq!(changes(&o), vec![(515, 6), (1800, -6)]);
+        // The 6 serve from exactly 600, and leave at exactly 1800.
+        assert_eq!(o.supply.points(), &[(s(0), 2), (s(600), 8), (s(1800), 2)]);
+        // Never short on any shipped trace that starts steady, and never dearer than the
+        // default policy where the default is never short either.
+        for name in [
+            "trace-ramp.csv",
+            "trace-dips.csv",
+            "trace-noisy.csv",
+            "trace-day.csv",
+        ] {
+            let trace = benches(name);
+            let demand = trace.demand(|r| cfg.demand.needed(r, cfg.world.quota));
+            let oracle = crate::policy::OraclePolicy::new(demand, cfg.serving_lead(), cfg.interval);
+            let m = simulate_each(&trace, oracle, &cfg, |_| ()).metrics;
+            assert_eq!(m.accuracy_under, 0.0, "{name}");
+            let d = simulate_each(&trace, default_policy(), &cfg, |_| ()).metrics;
+            assert!(
+                d.accuracy_under > 0.0 || m.server_seconds <= d.server_seconds,
+                "{name}: {m:?} vs {d:?}"
+            );
+        }
+        // Other boot delays and ticks: still exactly on time.
+        for (boot, tick) in [(40, 5), (83, 5), (80, 60), (30, 7)] {
+            let cfg = SimulateConfig {
+                interval: s(tick),
+                world: SimConfig {
+                    boot_delay: s(boot),
+                    start_delay: s(boot),
+                    ..SimConfig::default()
+                },
+                ..SimulateConfig::default()
+            };
+            let demand = trace.demand(|r| cfg.demand.needed(r, cfg.world.quota));
+            let o = simulate(
+                &trace,
+                crate::policy::OraclePolicy::new(demand, cfg.serving_lead(), cfg.interval),
+                &cfg,
+            );
+            assert_eq!(o.metrics.accuracy_under, 0.0, "boot {boot}, tick {tick}");
+        }
+    }
+
+    #[test]
+    fn the_history_floor_on_the_multi_day_trace() {
+        // Learn on days 0–3, score day 4: the floor removes the shortfall of the day.
+        use crate::history::{TRACE_EPOCH, trace_segments};
+        use crate::policy::{Baseline, Floor, Zone};
+        let days = benches("trace-days.csv");
+        let from = s(4 * 86_400);
+        let day = days.after(from).unwrap();
+        let cfg = SimulateConfig {
+            world: SimConfig {
+                wall_origin: TRACE_EPOCH.and_utc() + chrono::Duration::days(4),
+                ..SimConfig::default()
+            },
+            ..every(5)
+        };
+        let floor = |learn: Duration| {
+            Baseline::learn(trace_segments(&days.before(learn).unwrap(), TRACE_EPOCH)).map(
+                |baseline| Floor {
+                    baseline,
+                    lead: Floor::DEFAULT_LEAD,
+                    zone: Zone::Utc,
+                },
+            )
+        };
+        let without = simulate(&day, default_policy(), &cfg);
+        let with = simulate(
+            &day,
+            default_policy().with_floor(floor(from).unwrap()),
+            &cfg,
+        );
+        let (w, o) = (with.metrics, without.metrics);
+        assert!(o.accuracy_under > 0.0);
+        assert!(w.accuracy_under <= 0.3 * o.accuracy_under, "{w:?} vs {o:?}");
+        assert!(w.server_seconds <= 1.1 * o.server_seconds, "{w:?} vs {o:?}");
+        assert!(with.ticks.iter().any(|t| t.record.action == "up:history"));
+        // Less than a day of history learns nothing.
+        assert!(floor(s(86_300)).is_err());
+        assert!(floor(s(86_400)).is_ok());
+        // Never down because of the floor: every removal is a reactive decision.
+        assert!(with.ticks.iter().all(|t| {
+            t.decision
+                .as_ref()
+                .is_none_or(|d| d.remove == 0 || !matches!(d.reason, Reason::History { .. }))
+        }));
     }
 
     fn arb_trace() -> impl Strategy<Value = Trace> {

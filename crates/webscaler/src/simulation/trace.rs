@@ -165,6 +165,33 @@ impl Trace {
         u64::try_from(total / (NANOS * NANOS)).unwrap_or(u64::MAX)
     }
 
+    /// The part from `from` on, its times shifted so that `from` is 0; `None` unless `from`
+    /// is before the end.
+    pub fn after(&self, from: Duration) -> Option<Trace> {
+        if from >= self.end {
+            return None;
+        }
+        let i = self.index_at(from);
+        let mut steps = vec![(Duration::ZERO, self.steps[i].1)];
+        steps.extend(self.steps[i + 1..].iter().map(|&(t, r)| (t - from, r)));
+        Trace::new(steps, self.end - from).ok()
+    }
+
+    /// The part before `until`; `None` unless `until` is after 0 (and at most the end).
+    pub fn before(&self, until: Duration) -> Option<Trace> {
+        let until = until.min(self.end);
+        if until.is_zero() {
+            return None;
+        }
+        let steps: Vec<(Duration, u64)> = self
+            .steps
+            .iter()
+            .copied()
+            .take_while(|&(t, _)| t < until)
+            .collect();
+        Trace::new(steps, until).ok()
+    }
+
     /// The highest rate in the trace.
     pub fn peak(&self) -> Rate {
         Rate::from_nanos_per_sec(self.steps.iter().map(|s| s.1).max().unwrap_or(0))
@@ -484,6 +511,42 @@ pub mod synthetic {
         Trace::new(steps, secs(end)).unwrap_or_else(|e| panic!("synthetic::diurnal: {e}"))
     }
 
+    /// Several days of a daily shape: a night floor of about 8 req/s, a late-morning hump to
+    /// about 70 req/s at 11:00 and an evening peak of about 110 req/s at 20:30 (Gaussian
+    /// bumps in the time of day), each day scaled by `1 ± day_spread`, with uniform noise of
+    /// ± `fraction`, a new value every minute. Day `anomalous` (from 0) has a flash crowd,
+    /// 2.5 × the rate from 13:00 to 16:00, and an outage, a fifth of it from 03:00 to 05:00.
+    /// Second 0 is midnight; the same `seed` gives the same trace.
+    pub fn days(days: u64, day_spread: f64, fraction: f64, anomalous: u64, seed: u64) -> Trace {
+        let bump = |h: f64, at: f64, width: f64| {
+            let d = (h - at).abs();
+            let d = d.min(24.0 - d);
+            (-d * d / (2.0 * width * width)).exp()
+        };
+        let mut rng = SplitMix64(seed);
+        let mut steps = Vec::new();
+        for day in 0..days {
+            let factor = 1.0 + day_spread * (rng.unit() * 2.0 - 1.0);
+            for minute in 0..1440u64 {
+                let h = minute as f64 / 60.0;
+                let mut mean = 6.0 + 64.0 * bump(h, 11.0, 2.5) + 104.0 * bump(h, 20.5, 1.8);
+                if day == anomalous {
+                    if (13.0..16.0).contains(&h) {
+                        mean *= 2.5;
+                    } else if (3.0..5.0).contains(&h) {
+                        mean /= 5.0;
+                    }
+                }
+                let u = rng.unit() * 2.0 - 1.0;
+                steps.push((
+                    secs(day * 86_400 + minute * 60),
+                    nanos(factor * mean * (1.0 + fraction * u)),
+                ));
+            }
+        }
+        Trace::new(steps, secs(days * 86_400)).unwrap_or_else(|e| panic!("synthetic::days: {e}"))
+    }
+
     /// SplitMix64 (Steele, Lea, Flood 2014): a tiny deterministic generator.
     pub struct SplitMix64(pub u64);
 
@@ -522,6 +585,10 @@ pub mod synthetic {
             ),
             // A day: 10 req/s at midnight, 120 at midday, ± 5 %, a new value every minute.
             ("trace-day.csv", diurnal(10.0, 120.0, 0.05, 60, 86_400, 1)),
+            // Five days of two peaks (70 req/s at 11:00, 110 at 20:30), days ± 5 %, minutes
+            // ± 8 %; day 2 has a flash crowd and an outage. `simulate --from 4d` scores the
+            // last day, `--learn` learns the first four.
+            ("trace-days.csv", days(5, 0.05, 0.08, 2, 1)),
         ]
     }
 }
@@ -561,6 +628,26 @@ mod tests {
         let again = Trace::parse_csv(&t.to_csv(), "again").unwrap();
         assert_eq!(t, again);
         assert_eq!(t.to_csv(), "seconds,rate\n0,1.25\n30.5,2\n90,2\n");
+    }
+
+    #[test]
+    fn a_trace_cuts_into_before_and_after() {
+        let t = Trace::parse_csv("0,10\n60,20\n120,30\n180,0\n", "t").unwrap();
+        let a = t.after(s(90)).unwrap();
+        assert_eq!(a.to_csv(), "seconds,rate\n0,20\n30,30\n90,30\n");
+        assert_eq!(
+            t.after(s(120)).unwrap().to_csv(),
+            "seconds,rate\n0,30\n60,30\n"
+        );
+        assert!(t.after(s(180)).is_none());
+        let b = t.before(s(90)).unwrap();
+        assert_eq!(b.to_csv(), "seconds,rate\n0,10\n60,20\n90,20\n");
+        assert_eq!(
+            b.requests_until(s(90)) + a.requests_until(a.end()),
+            t.requests_until(t.end())
+        );
+        assert!(t.before(Duration::ZERO).is_none());
+        assert_eq!(t.before(s(500)).unwrap(), t);
     }
 
     #[test]

@@ -429,7 +429,7 @@ impl SweepObserver for HostsObserver<'_> {
             m.balancer.as_ref(),
             m.backends.as_ref(),
             Some(m.machine_busy_pct),
-            &result.output.report,
+            result,
         ))
     }
 }

@@ -9,7 +9,6 @@ use common::Shutdown;
 use crate::cpu::ProcessUsage;
 use crate::cpu::machine::{CpuTimes, machine_usage, read_machine};
 use crate::cpu::{CpuError, MonitorConfig, ProcessSelector, monitor};
-use crate::httperf::Report;
 use crate::lab::{Fleet, RunningBalancer};
 use crate::report::data::{
     BACKENDS_PREFIX, BALANCER_PREFIX, CPU_PER_1K_COLUMN, CPU_PER_GB_COLUMN, MACHINE_BUSY_COLUMN,
@@ -67,15 +66,22 @@ pub(super) fn lab_columns() -> Vec<String> {
 }
 
 /// The cells of [`lab_columns`] for a run: what was measured over its window (`balancer`,
-/// `backends`, the machine's busy %), and httperf's `report`.
+/// `backends`, the machine's busy %), and the run's `result` (httperf's report).
 pub(super) fn lab_cells(
     balancer: Option<&ProcessUsage>,
     backends: Option<&ProcessUsage>,
     machine_busy_pct: Option<f64>,
-    r: &Report,
+    result: &RunResult,
 ) -> Vec<String> {
+    let r = &result.output.report;
     let mut cells = usage_cells(balancer);
-    let per_1k = balancer.and_then(|u| cpu_s_per_1k(u.user_s + u.system_s, r.total_requests));
+    // Resumed TLS runs resend requests (see `Tls::Resumed`): per connection for them.
+    let count = if result.args.tls == crate::httperf::Tls::Resumed {
+        r.total_connections
+    } else {
+        r.total_requests
+    };
+    let per_1k = balancer.and_then(|u| cpu_s_per_1k(u.user_s + u.system_s, count));
     cells.push(per_1k.map_or(String::new(), |v| round_cell(v, 4)));
     cells.extend(usage_cells(backends));
     cells.push(machine_busy_pct.map_or(String::new(), |v| round_cell(v, 2)));
@@ -112,7 +118,7 @@ impl SweepObserver for LabObserver<'_> {
             self.lb_cpu.last_usage(),
             self.backends_cpu.last_usage(),
             busy,
-            &result.output.report,
+            result,
         );
         // A balancer that died during the run measured nothing: no row.
         self.check_alive()?;

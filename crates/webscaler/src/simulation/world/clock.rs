@@ -2,20 +2,17 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 
 use super::Sim;
 use crate::clock::Clock;
 
-/// The wall-clock time `t` after the start: the lab report's first timestamp.
-pub(super) fn wall(t: Duration) -> DateTime<Utc> {
-    // The seed's first line (listing 1.7): 2014-09-28 15:49:58.
-    let origin = Utc
-        .with_ymd_and_hms(2014, 9, 28, 15, 49, 58)
-        .single()
-        .unwrap_or_default();
-    origin + chrono::Duration::from_std(t).unwrap_or(chrono::Duration::MAX)
-}
+/// The default start of the simulated wall clock: the lab report's first timestamp
+/// (listing 1.7, 2014-09-28 15:49:58 UTC).
+pub const SEED_START: DateTime<Utc> = match DateTime::from_timestamp(1_411_919_398, 0) {
+    Some(t) => t,
+    None => DateTime::<Utc>::MIN_UTC,
+};
 
 /// The simulated clock.
 #[derive(Debug, Clone)]
@@ -28,6 +25,6 @@ impl Clock for SimClock {
         self.sim.now()
     }
     fn wall(&self) -> DateTime<Utc> {
-        wall(self.sim.now())
+        self.sim.wall()
     }
 }

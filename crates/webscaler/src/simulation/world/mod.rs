@@ -37,12 +37,14 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::rc::Rc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use crate::balancer::{Admin, ServerAddr, ServerView};
 use crate::cloud::{Address, Backend, Naming, Status, natural_cmp};
 use crate::simulation::trace::Trace;
 
 pub use balancer::{SimBalancer, SimError};
-pub use clock::SimClock;
+pub use clock::{SEED_START, SimClock};
 pub use cloud::SimCloud;
 pub use faults::{CloudCall, SimCrash};
 
@@ -67,12 +69,16 @@ pub struct SimConfig {
     pub prefix: String,
     /// Backends running and ready in the balancer at time 0.
     pub initial: u32,
+    /// The wall-clock time at time 0 (the CSV dates, and the time of day a seasonal floor
+    /// reads).
+    pub wall_origin: DateTime<Utc>,
 }
 
 impl Default for SimConfig {
     /// 80-s boots and starts, 10-s stops, instant deletes, 2-s checks
     /// (`rise 2`, `inter 1s`), instant drains, the seed's quota of 13, prefix `node-`,
-    /// nothing running at 0.
+    /// nothing running at 0, the wall clock starting at the lab report's first timestamp
+    /// (2014-09-28 15:49:58 UTC).
     fn default() -> SimConfig {
         SimConfig {
             boot_delay: Duration::from_secs(80),
@@ -84,6 +90,7 @@ impl Default for SimConfig {
             quota: Some(13),
             prefix: crate::cloud::DEFAULT_PREFIX.to_owned(),
             initial: 0,
+            wall_origin: clock::SEED_START,
         }
     }
 }
@@ -183,6 +190,11 @@ impl World {
         }
     }
 
+    /// The wall-clock time at `t`.
+    fn wall_at(&self, t: Duration) -> DateTime<Utc> {
+        self.config.wall_origin + chrono::Duration::from_std(t).unwrap_or(chrono::Duration::MAX)
+    }
+
     fn list(&self) -> Vec<Backend> {
         let mut v: Vec<Backend> = self
             .backends
@@ -195,7 +207,7 @@ impl World {
                     ip: b.ip,
                     port: None,
                 }),
-                created: Some(clock::wall(b.created)),
+                created: Some(self.wall_at(b.created)),
                 task: b.task.map(str::to_owned),
             })
             .collect();
@@ -308,6 +320,12 @@ impl Sim {
     /// The time.
     pub fn now(&self) -> Duration {
         self.world.borrow().now
+    }
+
+    /// The wall-clock time now.
+    pub fn wall(&self) -> DateTime<Utc> {
+        let w = self.world.borrow();
+        w.wall_at(w.now)
     }
 
     /// Moves time forward.
