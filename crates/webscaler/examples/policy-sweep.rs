@@ -263,8 +263,8 @@ fn main() -> anyhow::Result<()> {
     println!(
         "\n## The adaptive window's settings (accuracy_U / server-seconds against HPA; ✓: dominates; seed: against the seed's policy)\n"
     );
-    println!("| maximum | regret | on regret | seed | dips | day | days | dominates hpa |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("| maximum | regret | seed | dips | day | days | dominates hpa |");
+    println!("|---|---|---|---|---|---|---|");
     let seed_trace = &all[0].1;
     let seed_policy = run_seed(seed_trace);
     for (max, regret) in [
@@ -281,7 +281,7 @@ fn main() -> anyhow::Result<()> {
             ..defaults
         };
         let mark = if config == defaults { "**" } else { "" };
-        print!("| {mark}{max} s{mark} | {mark}{regret} s{mark} | to the maximum |");
+        print!("| {mark}{max} s{mark} | {mark}{regret} s{mark} |");
         let s = run(seed_trace, config);
         print!(
             " {} / {} |",

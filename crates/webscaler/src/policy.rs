@@ -12,10 +12,12 @@
 //! - [`DefaultPolicy`]: `needed = clamp(ceil(rate / threshold), min, max)` in exact
 //!   arithmetic; backends that are building or starting count as capacity; scale up at once;
 //!   scale down only when the recommendation has stayed lower for a stabilization window
-//!   (acting on the highest recommendation inside it, as Kubernetes' HPA), at most N per tick;
-//!   a tolerance band below capacity (a server is released only when one fewer would keep 10 %
-//!   spare); a predictive mode that scales up ahead of a sustained rise; and, with a history
-//!   of earlier days, a seasonal floor ([`baseline`], [`Floor`]).
+//!   (acting on the highest recommendation inside it, as Kubernetes' HPA) that lengthens
+//!   after a regretted scale-down ([`window`]), at most N per tick; optionally a tolerance
+//!   band below capacity (a server is released only when one fewer would keep that share
+//!   spare); a predictive mode that scales up ahead of a sustained rise while its predictions
+//!   come true ([`predict`]); and, with a history of earlier days, a seasonal floor
+//!   ([`baseline`], [`Floor`]).
 //! - [`SeedPolicy`]: the lab report's algorithm (listing 1.10) exactly, for comparison.
 //! - The references users compare a scaler with: [`HpaPolicy`] (Kubernetes' Horizontal Pod
 //!   Autoscaler), [`TargetTrackingPolicy`] (AWS target tracking), and [`OraclePolicy`] (the

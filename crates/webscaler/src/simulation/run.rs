@@ -462,7 +462,7 @@ mod tests {
     }
 
     #[test]
-    fn the_default_policy_meets_issue_9s_target_on_the_seed_trace() {
+    fn the_default_policy_meets_the_target_on_the_lab_reports_trace() {
         // At least 50 % less under-provisioning than the seed's policy, at most 10 % more
         // server-seconds, no jitter (docs/webscaler-policy.md).
         let trace = benches("seed-trace.csv");
