@@ -17,20 +17,20 @@ die() { printf 'demo: error: %s\n' "$*" >&2; exit 1; }
 
 # What the demo started, stopped by PID on exit, error or Ctrl-C.
 WS_PID=""        # webscaler run
-WS_ARGS=()       # its cloud options, to delete the local backends it leaves
+WS_DOWN=""       # its state directory, for `webscaler down` (its HAProxy and backends outlive it)
 cleanup() {
   local status=$?
   trap - EXIT INT TERM
   if [ -n "$WS_PID" ] && kill -0 "$WS_PID" 2>/dev/null; then
     echo "demo: stopping webscaler run (pid $WS_PID)" >&2
     kill -TERM "$WS_PID" 2>/dev/null || true
-    # It finishes its tick and stops its HAProxy (up to 10 s for connections to close).
+    # It finishes its tick and exits.
     for _ in $(seq 1 300); do kill -0 "$WS_PID" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$WS_PID" 2>/dev/null || true
     wait "$WS_PID" 2>/dev/null || true
   fi
-  if [ "${#WS_ARGS[@]}" -gt 0 ]; then
-    delete_backends || true
+  if [ -n "$WS_DOWN" ]; then
+    "$BIN/webscaler" down --state-dir "$WS_DOWN" >&2 || true
   fi
   exit "$status"
 }
@@ -65,15 +65,6 @@ CSV="$WS/webscaler.csv"
 SPEED=6.67
 mkdir -p "$WS"
 WS_ARGS=(--provider local --state-dir "$WS_STATE" --max-backends 13)
-delete_backends() {
-  local names
-  names=$("$BIN/webscaler" cloud "${WS_ARGS[@]}" list --json | jq -r '.[].name')
-  if [ -n "$names" ]; then
-    # shellcheck disable=SC2086 # one name per word
-    "$BIN/webscaler" cloud "${WS_ARGS[@]}" delete $names >/dev/null
-    echo "demo: deleted the local backends: $(echo $names)" >&2
-  fi
-}
 free_port() {
   local p
   for p in $(seq 18080 18180); do
@@ -83,7 +74,9 @@ free_port() {
 }
 
 step "webscaler run (embedded HAProxy, local backends, every 5 s, scale-down window 20 s)"
-delete_backends   # what an interrupted demo may have left
+# What an interrupted demo may have left: its HAProxy and backends outlive `webscaler run`.
+"$BIN/webscaler" down --state-dir "$WS_STATE"
+WS_DOWN=$WS_STATE
 PORT=$(free_port)
 rm -f "$CSV" "$WS/figure.svg" "$WS/profile.json" "$WS/run.log"
 "$BIN/webscaler" run "${WS_ARGS[@]}" --frontend "127.0.0.1:$PORT" --interval 5s \
@@ -114,9 +107,10 @@ ws_status=0
 wait "$WS_PID" || ws_status=$?
 WS_PID=""
 [ "$ws_status" -eq 0 ] || { tail -n 20 "$WS/run.log" >&2; die "webscaler run exited with status $ws_status"; }
-delete_backends
-WS_ARGS=()
 tail -n 3 "$WS/run.log"
+# The explicit teardown: the embedded HAProxy stopped, the local backends deleted.
+"$BIN/webscaler" down --state-dir "$WS_STATE"
+WS_DOWN=""
 
 step "webscaler plot: the seed's figure 1.4"
 "$BIN/webscaler" plot "$CSV" -o "$WS/figure.svg"

@@ -119,6 +119,9 @@ pub enum XAxis {
     Elapsed,
     /// Unix epoch seconds, labelled as local `HH:MM:SS`.
     Clock,
+    /// log2 of a number of bytes (a log scale of sizes), labelled as the size: `1 KiB`,
+    /// `64 KiB`, `16 MiB`.
+    Log2Bytes,
 }
 
 /// A chart: title, axes, series.
@@ -274,6 +277,20 @@ fn format_x(kind: XAxis, v: f64, span: f64) -> String {
                 format!("{v:.0}")
             } else {
                 format!("{v:.2}")
+            }
+        }
+        XAxis::Log2Bytes => {
+            let bytes = 2f64.powf(v);
+            let (div, unit) = [(30, "GiB"), (20, "MiB"), (10, "KiB"), (0, "B")]
+                .into_iter()
+                .map(|(p, u)| (2f64.powi(p), u))
+                .find(|(d, _)| bytes >= *d)
+                .unwrap_or((1.0, "B"));
+            let n = bytes / div;
+            if (n - n.round()).abs() < 0.05 {
+                format!("{:.0} {unit}", n.round())
+            } else {
+                format!("{n:.1} {unit}")
             }
         }
         XAxis::Elapsed => {
@@ -616,6 +633,10 @@ mod tests {
         assert_eq!(format_x(XAxis::Elapsed, 65.0, 100.0), "1:05");
         assert_eq!(format_x(XAxis::Number, 1500.0, 2000.0), "1500");
         assert_eq!(format_x(XAxis::Number, 0.25, 1.0), "0.25");
+        assert_eq!(format_x(XAxis::Log2Bytes, 10.0, 14.0), "1 KiB");
+        assert_eq!(format_x(XAxis::Log2Bytes, 24.0, 14.0), "16 MiB");
+        assert_eq!(format_x(XAxis::Log2Bytes, 11.5, 14.0), "2.8 KiB");
+        assert_eq!(format_x(XAxis::Log2Bytes, 3.0, 14.0), "8 B");
     }
 
     #[test]

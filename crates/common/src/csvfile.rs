@@ -650,6 +650,83 @@ pub fn whole_len(bytes: &[u8]) -> usize {
     }
 }
 
+/// A CSV file's content (header and rows) under `header`, which must have every column of
+/// the file's own header, in the same order, plus new ones: each row gets `default(column)`
+/// in each new column. Rows whose cell count is not the old header's are kept byte for byte
+/// (they stay as unreadable as they were), and so is what follows the whole rows (a torn
+/// last line, which the appender cuts later as usual). An error says why the header cannot
+/// be migrated (a column of the file missing from `header`, or out of order, or a new
+/// column without a default).
+pub fn with_added_columns(
+    bytes: &[u8],
+    header: &[String],
+    default: impl Fn(&str) -> Option<String>,
+) -> std::result::Result<Vec<u8>, String> {
+    let whole = whole_len(bytes);
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .from_reader(&bytes[..whole]);
+    let old = rdr
+        .byte_headers()
+        .map_err(|e| format!("cannot read the header: {e}"))?
+        .clone();
+    // Where each new column comes from: an old column, or a default.
+    let mut sources = Vec::with_capacity(header.len());
+    let mut next_old = 0;
+    for name in header {
+        match old.iter().position(|h| h == name.as_bytes()) {
+            Some(i) if i == next_old => {
+                sources.push(Ok(i));
+                next_old += 1;
+            }
+            Some(_) => return Err(format!("column `{name}` has moved")),
+            None => sources.push(Err(
+                default(name).ok_or_else(|| format!("no value for the new column `{name}`"))?
+            )),
+        }
+    }
+    if next_old != old.len() {
+        let gone = String::from_utf8_lossy(&old[next_old]).into_owned();
+        return Err(format!("column `{gone}` is not in the new header"));
+    }
+    let encode = |fields: &[&[u8]]| -> std::result::Result<Vec<u8>, String> {
+        let mut w = csv::WriterBuilder::new()
+            .has_headers(false)
+            .from_writer(Vec::new());
+        w.write_record(fields).map_err(|e| e.to_string())?;
+        w.into_inner().map_err(|e| e.to_string())
+    };
+    let mut out = encode(&header.iter().map(|h| h.as_bytes()).collect::<Vec<_>>())?;
+    let mut records: Vec<(usize, csv::ByteRecord)> = Vec::new();
+    let mut record = csv::ByteRecord::new();
+    loop {
+        let start = rdr.position().byte() as usize;
+        match rdr.read_byte_record(&mut record) {
+            Ok(true) => records.push((start, record.clone())),
+            Ok(false) => break,
+            Err(e) => return Err(format!("cannot read a row: {e}")),
+        }
+    }
+    for (k, (start, rec)) in records.iter().enumerate() {
+        if rec.len() == old.len() {
+            let row: Vec<&[u8]> = sources
+                .iter()
+                .map(|s| match s {
+                    Ok(i) => &rec[*i],
+                    Err(d) => d.as_bytes(),
+                })
+                .collect();
+            out.extend(encode(&row)?);
+        } else {
+            let end = records.get(k + 1).map_or(whole, |(s, _)| *s);
+            out.extend_from_slice(&bytes[*start..end]);
+        }
+    }
+    out.extend_from_slice(&bytes[whole..]);
+    Ok(out)
+}
+
 /// Whether a file of `len` bytes ends on a page boundary, where the kernel cuts a write
 /// short (a fatal signal during the write, a full disk).
 fn on_page_boundary(len: u64) -> bool {
@@ -775,6 +852,29 @@ fn identity_of(file: &File, path: &Path) -> Result<(u64, u64)> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn columns_are_added_with_their_defaults_and_odd_rows_kept() {
+        let old = b"a,b,c\n1,2,3\n\"x,y\",5,6\nbad,row\n7,8,9\n7,8";
+        let header: Vec<String> = ["a", "new1", "b", "c", "new2"].map(String::from).to_vec();
+        let d = |c: &str| match c {
+            "new1" => Some("off".to_owned()),
+            "new2" => Some(String::new()),
+            _ => None,
+        };
+        let got = super::with_added_columns(old, &header, d).unwrap();
+        assert_eq!(
+            String::from_utf8(got).unwrap(),
+            "a,new1,b,c,new2\n1,off,2,3,\n\"x,y\",off,5,6,\nbad,row\n7,off,8,9,\n7,8"
+        );
+        let e = |h: &[&str]| {
+            super::with_added_columns(old, &h.iter().map(|s| s.to_string()).collect::<Vec<_>>(), d)
+                .unwrap_err()
+        };
+        assert!(e(&["a", "c", "b"]).contains("moved"));
+        assert!(e(&["a", "b"]).contains("`c` is not in"));
+        assert!(e(&["a", "b", "c", "other"]).contains("`other`"));
+    }
+
     use super::*;
 
     fn read(path: &Path) -> String {

@@ -34,15 +34,33 @@ pub struct HttpReply {
 
 /// `GET path` on `addr` with `Connection: close`, reading to EOF.
 pub fn http_get(addr: SocketAddr, path: &str, timeout: Duration) -> io::Result<HttpReply> {
-    let mut s = TcpStream::connect_timeout(&addr, timeout)?;
+    let mut s = connect(addr, timeout)?;
+    http_exchange(&mut s, &addr.to_string(), path)
+}
+
+/// A TCP connection to `addr` with `timeout` for the connect and for every read and write.
+pub fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+    let s = TcpStream::connect_timeout(&addr, timeout)?;
     s.set_read_timeout(Some(timeout))?;
     s.set_write_timeout(Some(timeout))?;
+    Ok(s)
+}
+
+/// `GET path` with `Host: host` and `Connection: close` over an open stream (plain TCP, or
+/// a TLS stream on top of one), reading the reply to its end. A TLS peer that closes without
+/// its `close_notify` (an unexpected EOF after the reply began) ends the reply too.
+pub fn http_exchange<S: Read + Write>(s: &mut S, host: &str, path: &str) -> io::Result<HttpReply> {
     let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nUser-Agent: webscaler-tools\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nUser-Agent: webscaler-tools\r\n\r\n"
     );
     s.write_all(request.as_bytes())?;
+    s.flush()?;
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
+    if let Err(e) = s.read_to_end(&mut raw)
+        && (e.kind() != io::ErrorKind::UnexpectedEof || raw.is_empty())
+    {
+        return Err(e);
+    }
     parse_reply(&raw)
 }
 

@@ -39,6 +39,9 @@ use rustix::process::{Pid, Signal, kill_process, kill_process_group, test_kill_p
 ///   only the tool, which stops its children in order; and the group can be signalled as a
 ///   whole ([`signal_group`], [`terminate_group`]), which reaches what the child starts too
 ///   (a wrapper script's own children).
+/// - `own_session`: the child leads a new session (`setsid`), and so a new process group
+///   too: no signal of the tool's terminal (Ctrl-C, a hangup) ever reaches it. For children
+///   meant to outlive the tool (an embedded HAProxy, local backends).
 /// - `parent_death`: the signal the child gets when the *thread* that started it ends (Linux
 ///   `PR_SET_PDEATHSIG`), even if the tool is killed with SIGKILL. Start such children from
 ///   a thread that outlives them (the main thread, or a test's own thread). If the tool died
@@ -53,6 +56,8 @@ use rustix::process::{Pid, Signal, kill_process, kill_process_group, test_kill_p
 pub struct SpawnOptions {
     /// Start the child in a new process group of its own.
     pub own_group: bool,
+    /// Start the child in a new session of its own (and so a new process group).
+    pub own_session: bool,
     /// The signal the child gets when the starting thread ends.
     pub parent_death: Option<Signal>,
     /// Raise the child's soft open-file limit to the hard limit.
@@ -71,6 +76,18 @@ impl SpawnOptions {
         SpawnOptions {
             own_group: true,
             parent_death: Some(Signal::TERM),
+            raise_nofile: true,
+            ..SpawnOptions::default()
+        }
+    }
+
+    /// A child meant to outlive the tool (a daemon it starts): a session and process group
+    /// of its own, no parent-death signal, the open-file limit raised. Give it a
+    /// [`marker`](SpawnOptions::marker) to recognise it later ([`find_marked`]).
+    pub fn detached() -> Self {
+        SpawnOptions {
+            own_group: true,
+            own_session: true,
             raise_nofile: true,
             ..SpawnOptions::default()
         }
@@ -99,15 +116,18 @@ impl SpawnOptions {
     /// Sets these options on `cmd` (for a child that is not [`Supervised`]).
     pub fn apply(&self, cmd: &mut Command) {
         use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
-        if self.own_group {
+        // `setsid` fails in a process group leader, so a new session is not combined with
+        // `process_group(0)`: the session's new group is the child's own anyway.
+        if self.own_group && !self.own_session {
             cmd.process_group(0);
         }
         if let Some((name, value)) = &self.marker {
             cmd.env(name, value);
         }
-        if self.parent_death.is_none() && !self.raise_nofile {
+        if self.parent_death.is_none() && !self.raise_nofile && !self.own_session {
             return;
         }
+        let session = self.own_session;
         let death = self.parent_death;
         let parent = rustix::process::getpid();
         let raise = self.raise_nofile.then(|| {
@@ -118,10 +138,13 @@ impl SpawnOptions {
             }
         });
         // SAFETY: the closure runs in the child between fork and exec and only makes
-        // async-signal-safe system calls (prctl, getppid, setrlimit); it allocates nothing
-        // and takes no lock.
+        // async-signal-safe system calls (setsid, prctl, getppid, setrlimit); it allocates
+        // nothing and takes no lock.
         unsafe {
             cmd.pre_exec(move || {
+                if session {
+                    rustix::process::setsid()?;
+                }
                 if let Some(sig) = death {
                     rustix::process::set_parent_process_death_signal(Some(sig))?;
                     // The parent may have died before the prctl: then nobody would stop us.
@@ -176,7 +199,7 @@ impl Supervised {
             child,
             grace: DEFAULT_GRACE,
             status: None,
-            group: opts.own_group && opts.stop_group,
+            group: (opts.own_group || opts.own_session) && opts.stop_group,
         })
     }
 
@@ -302,24 +325,11 @@ pub fn group_has_live_members(pgid: u32) -> bool {
         return false;
     };
     dir.flatten().any(|e| {
-        let name = e.file_name();
-        let Some(pid) = name
+        e.file_name()
             .to_str()
-            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
-        else {
-            return false;
-        };
-        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            return false;
-        };
-        // After the command's closing parenthesis: state, ppid, pgrp, ...
-        let Some((_, rest)) = stat.rsplit_once(')') else {
-            return false;
-        };
-        let mut f = rest.split_whitespace();
-        let state = f.next();
-        let pgrp = f.nth(1).and_then(|g| g.parse::<u32>().ok());
-        pgrp == Some(pgid) && state != Some("Z")
+            .and_then(|n| n.parse::<u32>().ok())
+            .and_then(stat_state_and_group)
+            .is_some_and(|(state, pgrp)| pgrp == pgid && state != 'Z')
     })
 }
 
@@ -371,6 +381,65 @@ pub fn has_marker(pid: u32, name: &str, value: &str) -> bool {
     };
     let want = format!("{name}={value}");
     env.split(|&b| b == 0).any(|v| v == want.as_bytes())
+}
+
+/// A process that carries a marker ([`SpawnOptions::marker`]), as [`find_marked`] finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Marked {
+    /// The process.
+    pub pid: u32,
+    /// Its process group (the pid of the child that was started in a group of its own).
+    pub pgid: u32,
+    /// The marker's value.
+    pub value: String,
+}
+
+/// Every live process (zombies excluded) whose environment has the variable `name`, with
+/// its value and process group: one pass over `/proc`. Children inherit the environment, so
+/// this finds what a marked child started too (a wrapper's backend, HAProxy's workers).
+/// Processes we may not read are skipped.
+pub fn find_marked(name: &str) -> Vec<Marked> {
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let prefix = format!("{name}=");
+    let mut found = Vec::new();
+    for e in dir.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(env) = fs::read(format!("/proc/{pid}/environ")) else {
+            continue;
+        };
+        let Some(value) = env
+            .split(|&b| b == 0)
+            .find_map(|v| v.strip_prefix(prefix.as_bytes()))
+        else {
+            continue;
+        };
+        let Some((state, pgid)) = stat_state_and_group(pid) else {
+            continue;
+        };
+        if state != 'Z' {
+            found.push(Marked {
+                pid,
+                pgid,
+                value: String::from_utf8_lossy(value).into_owned(),
+            });
+        }
+    }
+    found
+}
+
+/// The state letter and the process group of `pid`, from `/proc/PID/stat`.
+fn stat_state_and_group(pid: u32) -> Option<(char, u32)> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the command's closing parenthesis: state, ppid, pgrp, ...
+    let (_, rest) = stat.rsplit_once(')')?;
+    let mut f = rest.split_whitespace();
+    let state = f.next()?.chars().next()?;
+    let pgrp = f.nth(1)?.parse().ok()?;
+    Some((state, pgrp))
 }
 
 /// A command line that cannot be split into words.
@@ -621,6 +690,56 @@ mod tests {
         );
         assert!(!group_has_live_members(pgid));
         assert!(!terminate_group(pgid, Duration::from_secs(1), || {}).unwrap());
+    }
+
+    #[test]
+    fn a_detached_child_leads_its_own_session_and_is_found_by_its_marker() {
+        let value = format!("test-{}", std::process::id());
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "sleep 60 & wait"]);
+        SpawnOptions::detached()
+            .marker("COMMON_FIND_MARKED_TEST", &value)
+            .apply(&mut cmd);
+        let mut child = cmd.spawn().unwrap();
+        let pid = child.id();
+        let ours = || -> Vec<Marked> {
+            find_marked("COMMON_FIND_MARKED_TEST")
+                .into_iter()
+                .filter(|m| m.value == value)
+                .collect()
+        };
+        // The shell and its background sleep, both in the shell's group.
+        let found = crate::wait::poll_until(
+            "sh and sleep",
+            Duration::from_secs(5),
+            Duration::from_millis(5),
+            || {
+                let v = ours();
+                (v.len() == 2).then_some(v)
+            },
+        )
+        .unwrap();
+        assert!(found.iter().all(|m| m.pgid == pid), "{found:?}");
+        assert!(found.iter().any(|m| m.pid == pid));
+        // A session of its own: field 6 of /proc/PID/stat is the session id.
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let session: u32 = stat
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .nth(3)
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(session, pid);
+        assert!(
+            terminate_group(pid, Duration::from_secs(2), || {
+                let _ = child.try_wait();
+            })
+            .unwrap()
+        );
+        assert!(ours().is_empty());
     }
 
     #[test]

@@ -693,13 +693,18 @@ say "haproxy=$(pgrep -u webscaler -c -x haproxy)"
 say "csv=$(head -n 1 /var/log/webscaler/webscaler.csv)"
 say "exposure=$(systemd-analyze security --no-pager webscaler.service | sed -n 's/.*exposure level for webscaler.service: \([0-9.]*\).*/\1/p')"
 before=$(systemctl show -p MainPID --value webscaler)
+master=$(cat /var/lib/webscaler/haproxy/haproxy.pid)
 if dpkg -i /root/webscaler-tools.deb; then say upgrade=ok; else say upgrade=failed; fi
 after=$(systemctl show -p MainPID --value webscaler)
 if [ "$after" != "$before" ] && [ "$after" != 0 ]; then say restarted=yes; else say restarted=no; fi
+if [ "$(cat /var/lib/webscaler/haproxy/haproxy.pid)" = "$master" ] && kill -0 "$master"; then say haproxy_kept=yes; else say haproxy_kept=no; fi
 systemctl stop webscaler
 say "state=$(systemctl show -p ActiveState --value webscaler)"
 say "result=$(systemctl show -p Result --value webscaler)"
 say "status=$(systemctl show -p ExecMainStatus --value webscaler)"
+say "http_after_stop=$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8080/)"
+runuser -u webscaler -- webscaler down --state-dir /var/lib/webscaler
+say "down=$?"
 say "left=$(pgrep -u webscaler -c)"
 systemctl start webscaler
 if dpkg -r webscaler-tools; then say remove=ok; else say remove=failed; fi
@@ -805,15 +810,20 @@ fn the_packaged_service_runs_hardened_under_systemd() {
             "csv",
             "diffpt,haactive,active,epoch,acu,date,diff,needed,pending,stopped,action,rate",
         ),
-        // An upgrade (the same package again) restarts the running service.
+        // An upgrade (the same package again) restarts the running service; its HAProxy
+        // (the same master) keeps serving.
         ("upgrade", "ok"),
         ("restarted", "yes"),
-        // SIGTERM: webscaler finishes its tick, stops its HAProxy, exits 0; nothing is left.
+        ("haproxy_kept", "yes"),
+        // SIGTERM: webscaler finishes its tick and exits 0; the site keeps serving until
+        // `webscaler down`, after which nothing is left.
         ("state", "inactive"),
         ("result", "success"),
         ("status", "0"),
+        ("http_after_stop", "200"),
+        ("down", "0"),
         ("left", "0"),
-        // Removing the package stops a running service.
+        // Removing the package stops a running service and takes its site down.
         ("remove", "ok"),
         ("left_after_remove", "0"),
     ] {

@@ -2,6 +2,9 @@
 //!
 //! - `GET /perf.php?sleep=S&rounds=N` waits `S` seconds (fractions allowed, without holding
 //!   a thread) and answers `Rounds <N × random 1..10>`, as the PHP page did.
+//! - `&size=BYTES` makes that reply exactly `BYTES` long (0 to [`MAX_REPLY_SIZE`]): the
+//!   `Rounds` line, then filler, streamed from one static block, so a reply of 100 MB costs
+//!   the backend no more memory than one of 1 KB.
 //! - `GET /` answers a page containing `It works!`, which HAProxy's
 //!   `http-check expect string It\ works!` looks for.
 //! - `GET /server-status` answers JSON counters (`requests`, `perf_requests`, `in_flight`,
@@ -16,13 +19,14 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
-use hyper::body::Incoming;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -34,6 +38,9 @@ use tokio::net::{TcpListener, TcpSocket};
 /// The longest `sleep` a request may ask for; longer values are capped, so a typo cannot
 /// park a connection for hours.
 pub const MAX_SLEEP: Duration = Duration::from_secs(300);
+
+/// The largest `size` a request may ask for (16 GiB); larger values are capped.
+pub const MAX_REPLY_SIZE: u64 = 16 << 30;
 
 /// How the backend is started.
 #[derive(Debug, Clone)]
@@ -74,6 +81,9 @@ pub struct PerfParams {
     pub sleep: Duration,
     /// The `rounds` multiplier.
     pub rounds: u64,
+    /// The reply's length in bytes, if asked for (`size=`); `None` is the short `Rounds`
+    /// reply of the report's page.
+    pub size: Option<u64>,
 }
 
 /// What a request asks for (pure routing, no I/O).
@@ -106,10 +116,13 @@ pub fn route(method: &Method, path: &str, query: Option<&str>) -> Route {
 
 /// Reads `sleep` and `rounds` from a query string the way PHP would: a missing or malformed
 /// value counts as 0. Negative or non-finite sleeps are 0; sleeps above [`MAX_SLEEP`] are capped.
+/// `size` is a number of bytes; a malformed one is ignored, one above [`MAX_REPLY_SIZE`] is
+/// capped.
 pub fn parse_perf_query(query: &str) -> PerfParams {
     let mut p = PerfParams {
         sleep: Duration::ZERO,
         rounds: 0,
+        size: None,
     };
     for pair in query.split('&') {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
@@ -123,6 +136,18 @@ pub fn parse_perf_query(query: &str) -> PerfParams {
                 };
             }
             "rounds" => p.rounds = v.trim().parse().unwrap_or(0),
+            "size" => {
+                p.size = match v.trim().parse::<u64>() {
+                    Ok(n) => Some(n.min(MAX_REPLY_SIZE)),
+                    // More digits than u64 holds: the most there is.
+                    Err(_)
+                        if !v.trim().is_empty() && v.trim().bytes().all(|b| b.is_ascii_digit()) =>
+                    {
+                        Some(MAX_REPLY_SIZE)
+                    }
+                    Err(_) => None,
+                }
+            }
             _ => {}
         }
     }
@@ -132,6 +157,78 @@ pub fn parse_perf_query(query: &str) -> PerfParams {
 /// The `perf.php` answer for `rounds` and a die roll in 1..=10.
 pub fn perf_body(rounds: u64, roll: u64) -> String {
     format!("Rounds {}", rounds.saturating_mul(roll))
+}
+
+/// One block of filler, repeated to make replies of any size: lines of 63 characters and a
+/// newline, readable in a terminal.
+static FILLER: [u8; 64 * 1024] = filler();
+
+const fn filler() -> [u8; 64 * 1024] {
+    let mut b = [b'.'; 64 * 1024];
+    let mut i = 63;
+    while i < b.len() {
+        b[i] = b'\n';
+        i += 64;
+    }
+    b
+}
+
+/// A reply body: a head (the page's text), then `filler` bytes taken from [`FILLER`] block
+/// by block as the connection can send them. Nothing is built per reply beyond the head, so
+/// the backend's memory does not grow with the reply's size; hyper sends `Content-Length`
+/// from the exact size hint.
+#[derive(Debug)]
+pub struct ReplyBody {
+    head: Option<Bytes>,
+    filler: u64,
+}
+
+impl ReplyBody {
+    /// A body of exactly `text`.
+    pub fn text(text: impl Into<Bytes>) -> Self {
+        ReplyBody {
+            head: Some(text.into()),
+            filler: 0,
+        }
+    }
+
+    /// A body of exactly `size` bytes: `text` (cut to `size` if it is longer), then filler.
+    pub fn sized(text: &str, size: u64) -> Self {
+        let keep = text.len().min(usize::try_from(size).unwrap_or(usize::MAX));
+        ReplyBody {
+            head: Some(Bytes::copy_from_slice(&text.as_bytes()[..keep])),
+            filler: size - keep as u64,
+        }
+    }
+}
+
+impl Body for ReplyBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let this = self.get_mut();
+        if let Some(head) = this.head.take().filter(|h| !h.is_empty()) {
+            return Poll::Ready(Some(Ok(Frame::data(head))));
+        }
+        if this.filler == 0 {
+            return Poll::Ready(None);
+        }
+        let n = this.filler.min(FILLER.len() as u64) as usize;
+        this.filler -= n as u64;
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(&FILLER[..n])))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.head.as_ref().is_none_or(Bytes::is_empty) && self.filler == 0
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.head.as_ref().map_or(0, |h| h.len() as u64) + self.filler)
+    }
 }
 
 /// The home page.
@@ -243,7 +340,7 @@ struct Shared {
 async fn handle(
     req: Request<Incoming>,
     shared: Arc<Shared>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+) -> Result<Response<ReplyBody>, Infallible> {
     let counters = &shared.counters;
     let _guard = InFlight::enter(counters);
     let (status, content_type, body) =
@@ -251,36 +348,37 @@ async fn handle(
             Route::Home => (
                 StatusCode::OK,
                 "text/html; charset=utf-8",
-                home_page(&shared.name),
+                ReplyBody::text(home_page(&shared.name)),
             ),
             Route::Perf(p) => {
                 counters.perf_requests.fetch_add(1, Ordering::Relaxed);
                 if !p.sleep.is_zero() {
                     tokio::time::sleep(p.sleep).await;
                 }
-                (
-                    StatusCode::OK,
-                    "text/html; charset=utf-8",
-                    perf_body(p.rounds, roll()),
-                )
+                let text = perf_body(p.rounds, roll());
+                let body = match p.size {
+                    Some(size) => ReplyBody::sized(&format!("{text}\n"), size),
+                    None => ReplyBody::text(text),
+                };
+                (StatusCode::OK, "text/html; charset=utf-8", body)
             }
             Route::Status => (
                 StatusCode::OK,
                 "application/json",
-                counters.json(&shared.name),
+                ReplyBody::text(counters.json(&shared.name)),
             ),
             Route::NotFound => (
                 StatusCode::NOT_FOUND,
                 "text/plain",
-                "Not Found\n".to_owned(),
+                ReplyBody::text("Not Found\n"),
             ),
             Route::MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,
                 "text/plain",
-                "Method Not Allowed\n".to_owned(),
+                ReplyBody::text("Method Not Allowed\n"),
             ),
         };
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    let mut resp = Response::new(body);
     *resp.status_mut() = status;
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -489,7 +587,8 @@ mod tests {
             route(&Method::GET, "/perf.php", Some("sleep=0.2&rounds=3")),
             Route::Perf(PerfParams {
                 sleep: Duration::from_millis(200),
-                rounds: 3
+                rounds: 3,
+                size: None
             })
         );
     }
@@ -501,14 +600,16 @@ mod tests {
             p(""),
             PerfParams {
                 sleep: Duration::ZERO,
-                rounds: 0
+                rounds: 0,
+                size: None
             }
         );
         assert_eq!(
             p("sleep=abc&rounds=x"),
             PerfParams {
                 sleep: Duration::ZERO,
-                rounds: 0
+                rounds: 0,
+                size: None
             }
         );
         assert_eq!(p("sleep=-3").sleep, Duration::ZERO);
@@ -518,10 +619,16 @@ mod tests {
             p("rounds=7&sleep=1.5"),
             PerfParams {
                 sleep: Duration::from_millis(1500),
-                rounds: 7
+                rounds: 7,
+                size: None
             }
         );
         assert_eq!(p("sleep").sleep, Duration::ZERO);
+        assert_eq!(p("size=65536").size, Some(65536));
+        assert_eq!(p("size=0").size, Some(0));
+        assert_eq!(p("size=-1").size, None);
+        assert_eq!(p("size=1k").size, None);
+        assert_eq!(p("size=99999999999999999999999").size, Some(MAX_REPLY_SIZE));
     }
 
     #[test]
@@ -532,6 +639,32 @@ mod tests {
         let page = home_page("node-<1>");
         assert!(page.contains("It works!"));
         assert!(page.contains("node-&lt;1&gt;"));
+    }
+
+    fn collect(mut body: ReplyBody) -> Vec<u8> {
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        let mut out = Vec::new();
+        let exact = body.size_hint().exact();
+        while let Poll::Ready(Some(Ok(frame))) = Pin::new(&mut body).poll_frame(&mut cx) {
+            out.extend_from_slice(frame.data_ref().unwrap());
+        }
+        assert!(body.is_end_stream());
+        assert_eq!(exact, Some(out.len() as u64));
+        out
+    }
+
+    #[test]
+    fn sized_bodies_are_exactly_their_size() {
+        for size in [0, 1, 9, 10, 64 * 1024, 64 * 1024 + 1, 300_000] {
+            let b = collect(ReplyBody::sized("Rounds 21\n", size));
+            assert_eq!(b.len() as u64, size);
+            assert!(b.starts_with(&b"Rounds 21\n"[..b.len().min(10)]));
+        }
+        let b = collect(ReplyBody::sized("Rounds 21\n", 200));
+        assert!(b[10..].iter().all(|&c| c == b'.' || c == b'\n'));
+        assert_eq!(collect(ReplyBody::text("ok")), b"ok");
+        assert_eq!(collect(ReplyBody::text("")), b"");
     }
 
     #[test]

@@ -10,7 +10,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::backend::{self, BackendConfig};
 use crate::commands;
-use crate::lab::{Balancer, BalancerOptions, Fleet, FleetOptions};
+use crate::lab::{Balancer, BalancerOptions, Fleet, FleetOptions, LabTls};
 
 /// Benchmarks HTTP load balancers with httperf.
 #[derive(Debug, Parser)]
@@ -99,6 +99,10 @@ pub struct UpArgs {
     /// removed at the stop).
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// Terminate TLS at the balancer with a certificate made for the lab (in DIR/tls/ with
+    /// --dir, else in a temp dir removed at the stop); the backends stay plain HTTP.
+    #[arg(long)]
+    pub tls: bool,
 }
 
 fn parse_balancer(s: &str) -> Result<Balancer, String> {
@@ -122,11 +126,28 @@ fn up(a: UpArgs) -> anyhow::Result<()> {
             b.log_path().display()
         )?;
     }
+    // Without --dir the certificate lives in a temp dir for as long as `up` runs.
+    let tls_dir = match (&a.dir, a.tls) {
+        (None, true) => Some(
+            tempfile::Builder::new()
+                .prefix("lbbench-tls-")
+                .tempdir()
+                .context("cannot create a temp dir")?,
+        ),
+        _ => None,
+    };
+    let tls = match (a.tls, &a.dir, &tls_dir) {
+        (false, ..) => None,
+        (true, Some(dir), _) => Some(LabTls::in_dir(dir)?),
+        (true, None, Some(tmp)) => Some(LabTls::in_dir(tmp.path())?),
+        (true, None, None) => None,
+    };
     let opts = BalancerOptions {
         program: a.program,
         port: a.port,
         work_dir: a.dir,
         request_log: a.request_log,
+        tls: tls.clone(),
         ..BalancerOptions::default()
     };
     let mut lb = a
@@ -147,6 +168,15 @@ fn up(a: UpArgs) -> anyhow::Result<()> {
             .map(|d| d.display().to_string())
             .unwrap_or_default(),
     )?;
+    if let Some(tls) = &tls {
+        writeln!(
+            out,
+            "tls: the lab's CA is {} (curl --cacert {} {})",
+            tls.ca_path().display(),
+            tls.ca_path().display(),
+            lb.url()
+        )?;
+    }
     writeln!(out, "ready: Ctrl-C stops everything")?;
     out.flush()?;
     drop(out);

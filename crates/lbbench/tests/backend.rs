@@ -157,3 +157,69 @@ fn holds_two_thousand_sleeping_requests_at_once() {
     assert_eq!(backend.counters().requests(), N as u64);
     backend.stop().unwrap();
 }
+
+/// A process's resident memory, from `/proc/PID/status`, in KiB.
+fn vm_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no VmRSS in /proc/{pid}/status"))
+}
+
+#[test]
+fn a_100_mb_reply_is_streamed_with_bounded_memory() {
+    const SIZE: u64 = 100_000_000;
+    let (mut p, addr) = start_binary("big");
+    let before = vm_rss_kib(p.pid());
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(T)).unwrap();
+    write!(
+        s,
+        "GET /perf.php?sleep=0&rounds=2&size={SIZE} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    // Read the reply in 64 KiB pieces; every 8 MiB, while the backend is still sending (the
+    // socket buffers hold a few MiB at most), read its resident memory.
+    let mut buf = vec![0u8; 64 * 1024];
+    let (mut head, mut total, mut next_sample) = (Vec::new(), 0u64, 8u64 << 20);
+    let mut peak = before;
+    let mut samples = 0;
+    loop {
+        let n = s.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        if head.len() < 4096 {
+            head.extend_from_slice(&buf[..n.min(4096)]);
+        }
+        total += n as u64;
+        if total >= next_sample && total < SIZE - (8 << 20) {
+            peak = peak.max(vm_rss_kib(p.pid()));
+            samples += 1;
+            next_sample += 8 << 20;
+        }
+    }
+    let head = String::from_utf8_lossy(&head);
+    let header_end = head.find("\r\n\r\n").unwrap() + 4;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains(&format!("content-length: {SIZE}")),
+        "{head}"
+    );
+    assert_eq!(
+        total - header_end as u64,
+        SIZE,
+        "the body is exactly the size asked for"
+    );
+    assert!(head[header_end..].starts_with("Rounds "), "{head}");
+    assert!(samples >= 8, "only {samples} samples during the transfer");
+    // Holding the body would add 100 MB; streaming adds the socket's and hyper's buffers.
+    assert!(
+        peak < before + 16 * 1024,
+        "the backend grew from {before} KiB to {peak} KiB while sending 100 MB"
+    );
+    p.stop().unwrap();
+}

@@ -32,6 +32,7 @@ fn spec(dir: &Path, upstreams: Vec<Upstream>, request_log: bool) -> ConfigSpec {
         work_dir: dir.to_owned(),
         request_log,
         max_connections: 4096,
+        tls: None,
     }
 }
 
@@ -46,17 +47,21 @@ fn upstreams(n: u16) -> Vec<Upstream> {
 
 #[test]
 fn every_config_template_is_valid_for_its_program() {
+    let lab = tempfile::tempdir().unwrap();
+    let tls = lbbench::lab::LabTls::in_dir(lab.path()).unwrap();
     for b in Balancer::ALL {
         let program = b.locate(None).unwrap();
-        for request_log in [false, true] {
+        for (request_log, with_tls) in [(false, false), (true, false), (false, true)] {
             let dir = tempfile::tempdir().unwrap();
-            let text = b
-                .render_config(&spec(dir.path(), upstreams(4), request_log))
-                .unwrap();
+            let mut spec = spec(dir.path(), upstreams(4), request_log);
+            spec.tls = with_tls.then(|| tls.pem_path().to_owned());
+            let text = b.render_config(&spec).unwrap();
             let config = dir.path().join("test.cfg");
             fs::write(&config, &text).unwrap();
             b.check_config(&program, &config, dir.path())
-                .unwrap_or_else(|e| panic!("{b} (request_log {request_log}): {e}\n{text}"));
+                .unwrap_or_else(|e| {
+                    panic!("{b} (request_log {request_log}, tls {with_tls}): {e}\n{text}")
+                });
             // The check leaves nothing behind (nginx -t writes its pid file).
             let left: Vec<_> = fs::read_dir(dir.path())
                 .unwrap()

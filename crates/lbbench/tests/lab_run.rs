@@ -29,6 +29,8 @@ struct LabProcess {
     stderr: PathBuf,
 }
 
+/// Starts `lbbench lab ARGS -o NAME` in the parent of `dir` (named `NAME`): a relative
+/// output directory, as users give it (the configs must still find every file).
 fn start_lab(dir: &Path, args: &[&str]) -> LabProcess {
     let logs = dir.parent().unwrap();
     let name = dir.file_name().unwrap().to_string_lossy();
@@ -40,7 +42,8 @@ fn start_lab(dir: &Path, args: &[&str]) -> LabProcess {
             .arg("lab")
             .args(args)
             .arg("-o")
-            .arg(dir)
+            .arg(dir.file_name().unwrap())
+            .current_dir(logs)
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&stdout).unwrap())
             .stderr(std::fs::File::create(&stderr).unwrap()),
@@ -400,4 +403,266 @@ fn a_missing_balancer_program_names_its_package_before_anything_starts() {
     );
     // Nothing ran, nothing was written.
     assert!(!dir.exists());
+}
+
+/// The header of a lab file before the `tls` and `reply_size` key columns and the
+/// `reply_mb_s` and `balancer_cpu_s_per_gb` lab columns, with one row in it.
+fn old_layout_file(path: &Path) -> String {
+    use lbbench::httperf::{Report, Thresholds, Validity};
+    let extra = [
+        "balancer_cpu_user_s",
+        "balancer_cpu_system_s",
+        "balancer_cpu_pct",
+        "balancer_processes",
+        "balancer_cpu_s_per_1k_req",
+        "backends_cpu_user_s",
+        "backends_cpu_system_s",
+        "backends_cpu_pct",
+        "backends_processes",
+        "machine_busy_pct",
+    ];
+    let header: Vec<&str> = ["timestamp", "server", "target_rate", "run"]
+        .iter()
+        .chain(Report::COLUMNS)
+        .chain(Validity::COLUMNS)
+        .chain(&extra)
+        .copied()
+        .collect();
+    let fixture = format!(
+        "{}/tests/fixtures/httperf-add-header.txt",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let report = parse_report(&std::fs::read_to_string(fixture).unwrap()).unwrap();
+    let validity = Validity::assess(&report, Some(2.0), &Thresholds::default());
+    let row: Vec<String> = ["2026-01-01T00:00:00Z", "nginx", "2", "1"]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .chain(report.to_cells())
+        .chain(validity.to_cells())
+        .chain(
+            [
+                "0.01", "0.01", "1.0", "3", "10.0", "0.01", "0.01", "1.0", "2", "50.0",
+            ]
+            .map(String::from),
+        )
+        .collect();
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(&header).unwrap();
+    w.write_record(&row).unwrap();
+    let text = String::from_utf8(w.into_inner().unwrap()).unwrap();
+    std::fs::write(path, &text).unwrap();
+    text
+}
+
+#[test]
+fn a_tls_and_size_lab_extends_an_older_file_and_reports_both() {
+    let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("lab");
+    std::fs::create_dir_all(&dir).unwrap();
+    let csv_path = dir.join("perf_nginx_combined.csv");
+    let original = old_layout_file(&csv_path);
+    let common_args = ["--balancers", "nginx", "--backends", "2", "--repeat", "1"];
+    let common_args = [
+        &common_args[..],
+        &["--duration", "2", "--pause", "0.2", "--tls"],
+    ]
+    .concat();
+
+    // A size lab with TLS: nginx plain, then terminating TLS, at 1 KiB and 64 KiB.
+    let args = [&common_args[..], &["--sizes", "1k,64k", "--rate", "20"]].concat();
+    let sysctls = || {
+        ["net/core/somaxconn", "net/ipv4/ip_local_port_range"]
+            .map(|p| std::fs::read_to_string(format!("/proc/sys/{p}")).unwrap())
+    };
+    let before = sysctls();
+    let (status, stdout, stderr) = start_lab(&dir, &args).wait();
+    assert!(status.success(), "{status:?}\n{stderr}");
+    // The limits are printed before anything starts; without --tune nothing changes.
+    assert!(stderr.contains("lab: limits: open files: soft"), "{stderr}");
+    assert!(
+        stderr.contains("the largest rate these allow: about"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("--tune"), "{stderr}");
+    assert_eq!(sysctls(), before);
+    // The older file got the new columns; its original is kept beside it.
+    let backup =
+        dir.join("perf_nginx_combined.csv.before-tls-reply-size-reply-mb-s-balancer-cpu-s-per-gb");
+    assert!(stderr.contains("written by an older lbbench"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&backup).unwrap(), original);
+    let (header, rows) = read_rows(&csv_path);
+    for c in ["tls", "reply_size", "reply_mb_s", "balancer_cpu_s_per_gb"] {
+        assert!(header.iter().any(|h| h == c), "no {c} in {header:?}");
+    }
+    assert_eq!(rows.len(), 5, "{rows:?}");
+    let old = &rows[0];
+    assert_eq!(
+        (old["tls"].as_str(), old["reply_size"].as_str()),
+        ("off", "")
+    );
+    assert_eq!(old["target_rate"], "2");
+    assert_eq!(old["machine_busy_pct"], "50.0");
+    let mut seen = Vec::new();
+    for r in &rows[1..] {
+        let size: f64 = r["reply_size"].parse().unwrap();
+        seen.push((r["tls"].clone(), r["reply_size"].clone()));
+        assert_eq!(r["target_rate"], "20");
+        assert_eq!(r["total_replies"], "40", "{r:?}");
+        assert_eq!(r["reply_status_2xx"], "40", "{r:?}");
+        // httperf counts the content of each reply: exactly the size asked for.
+        assert_eq!(r["reply_size_content"].parse::<f64>().unwrap(), size);
+        // 20 replies/s of `size` bytes, less the wait for the last replies.
+        let mb_s: f64 = r["reply_mb_s"].parse().unwrap();
+        let want = 20.0 * size / 1e6;
+        assert!(mb_s > want * 0.8 && mb_s < want * 1.1, "{mb_s} vs {want}");
+        // 40 small replies may cost the balancer less than a clock tick (10 ms): 0 then.
+        let per_gb: f64 = r["balancer_cpu_s_per_gb"].parse().unwrap();
+        assert!(per_gb >= 0.0, "{r:?}");
+        let tls = if r["tls"] == "on" { "_tls" } else { "" };
+        let raw = dir.join(format!("raw/nginx{tls}_s{}_r20_1.txt", r["reply_size"]));
+        let text = std::fs::read_to_string(&raw).unwrap();
+        assert_eq!(text.contains(" --ssl "), r["tls"] == "on", "{raw:?}");
+    }
+    let want: Vec<(String, String)> = [
+        ("off", "1024"),
+        ("off", "65536"),
+        ("on", "1024"),
+        ("on", "65536"),
+    ]
+    .map(|(a, b)| (a.to_owned(), b.to_owned()))
+    .to_vec();
+    assert_eq!(seen, want);
+    assert!(stdout.contains("| nginx TLS | 64 KiB | 20 |"), "{stdout}");
+    // The lab's key and certificate, private to their owner.
+    for f in ["tls/lab-ca.pem", "tls/balancer.pem"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.join(f)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{f}");
+    }
+
+    // Then a rate lab with TLS in the same directory: plain and TLS side by side.
+    let args = [&common_args[..], &["--from", "50", "--to", "50"]].concat();
+    let (status, stdout, stderr) = start_lab(&dir, &args).wait();
+    assert!(status.success(), "{status:?}\n{stderr}");
+    assert!(stdout.contains("Plain and TLS side by side"), "{stdout}");
+    assert!(stdout.contains("| nginx | full handshakes |"), "{stdout}");
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    let opts = roxmltree::ParsingOptions {
+        allow_dtd: true,
+        ..Default::default()
+    };
+    let doc = roxmltree::Document::parse_with_options(&html, opts).expect("well-formed HTML");
+    let by_id = |id: &str| {
+        doc.descendants()
+            .find(|n| n.attribute("id") == Some(id))
+            .unwrap_or_else(|| panic!("no #{id}"))
+    };
+    let side = texts(by_id("tls-side-by-side"));
+    assert!(side.contains(&"nginx") && side.contains(&"50"), "{side:?}");
+    assert!(texts(by_id("tls-cost")).contains(&"full handshakes"));
+    let sizes = texts(by_id("size-table"));
+    assert!(
+        sizes.contains(&"nginx TLS") && sizes.contains(&"64 KiB"),
+        "{sizes:?}"
+    );
+    for fig in ["size-throughput", "size-cpu-per-gb", "reply-time"] {
+        let t = texts(by_id(fig));
+        assert!(t.contains(&"nginx TLS"), "#{fig}: {t:?}");
+    }
+    assert_all_gone(&dir);
+}
+
+/// Runs `args` in a network namespace of its own (sysctls such as the local port range are
+/// per namespace), with its loopback up; removes it after.
+struct Netns(String);
+
+impl Netns {
+    fn new() -> Netns {
+        let name = format!("lb-tls-tune-{}", std::process::id());
+        let ip = |args: &[&str]| {
+            let s = Command::new("ip")
+                .args(args)
+                .status()
+                .expect("ip (iproute2)");
+            assert!(s.success(), "ip {args:?}");
+        };
+        ip(&["netns", "add", &name]);
+        let ns = Netns(name);
+        ip(&["netns", "exec", &ns.0, "ip", "link", "set", "lo", "up"]);
+        ns
+    }
+
+    fn read(&self, sysctl: &str) -> String {
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.0,
+                "cat",
+                &format!("/proc/sys/{sysctl}"),
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+#[test]
+fn tune_raises_the_port_range_for_the_lab_and_puts_it_back() {
+    let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let ns = Netns::new();
+    const RANGE: &str = "net/ipv4/ip_local_port_range";
+    let host = std::fs::read_to_string(format!("/proc/sys/{RANGE}")).unwrap();
+    let before = ns.read(RANGE);
+    assert_ne!(before.split_whitespace().next(), Some("1024"), "{before}");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns.0,
+            env!("CARGO_BIN_EXE_lbbench"),
+            "lab",
+            "--tune",
+        ])
+        .args([
+            "--balancers",
+            "nginx",
+            "--backends",
+            "1",
+            "--from",
+            "20",
+            "--to",
+            "20",
+        ])
+        .args(["--repeat", "1", "--duration", "1", "-o"])
+        .arg(tmp.path().join("lab"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("--tune: net.ipv4.ip_local_port_range: ")
+            && stderr.contains(" -> 1024 65535 (system-wide"),
+        "{stderr}"
+    );
+    // The printout after the change shows the tuned range.
+    assert!(
+        stderr.contains("local port range: 1024-65535 (64512 ports)"),
+        "{stderr}"
+    );
+    // Put back at the end, and the host's own range never changed.
+    assert_eq!(ns.read(RANGE), before);
+    assert_eq!(
+        std::fs::read_to_string(format!("/proc/sys/{RANGE}")).unwrap(),
+        host
+    );
 }

@@ -28,6 +28,34 @@ fn an_added_header_is_echoed_in_quotes_and_still_read() {
 }
 
 #[test]
+fn tls_runs_echo_their_options_and_print_the_usual_report() {
+    let r = parse_fixture("httperf-ssl.txt");
+    assert!(r.command.contains(" --ssl "), "{}", r.command);
+    assert_eq!(
+        r.command_option("ssl-ciphers"),
+        Some("ECDHE-ECDSA-AES128-GCM-SHA256")
+    );
+    assert_eq!(r.command_option("add-header"), Some("Connection: close\\n"));
+    assert_eq!(target_from_command(&r), Some(5.0));
+    assert_eq!((r.total_replies, r.reply_status_2xx), (3, 3));
+    assert!(r.reply_size_content > 1000.0);
+    let w = parse_fixture("httperf-ssl-wsess.txt");
+    assert_eq!(w.command_option("wsess"), Some("2,4,0.000"));
+    assert_eq!(target_from_command(&w), None);
+    assert_eq!((w.total_connections, w.errors_conn_reset), (8, 6));
+    assert_eq!(w.sessions_completed, Some(2));
+    // Back to back, as a sweep's raw directory may be concatenated.
+    let both = format!(
+        "{}{}",
+        fixture("httperf-ssl.txt"),
+        fixture("httperf-ssl-wsess.txt")
+    );
+    let found = parse_reports(&both);
+    assert_eq!(found.len(), 2);
+    assert!(found.iter().all(|f| f.result.is_ok()));
+}
+
+#[test]
 fn sample_1_every_field() {
     let r = parse_fixture("httperf-sample-1.txt");
     let expected = Report {

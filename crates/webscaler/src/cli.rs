@@ -2,6 +2,7 @@
 
 pub mod args;
 pub mod cloud;
+pub mod down;
 pub mod haproxy;
 pub mod plot;
 pub mod run;
@@ -30,8 +31,11 @@ pub enum Command {
     /// (see docs/webscaler.md).
     Run(Box<run::RunArgs>),
     /// Show the backends as the cloud and HAProxy report them, with the rate and the number
-    /// of servers needed.
+    /// of servers needed (with or without a running loop).
     Status(Box<status::StatusArgs>),
+    /// Stop what `run` leaves serving in a state directory: its embedded HAProxy, and its
+    /// local backends (deleted). Refused while a `run` uses the directory.
+    Down(down::DownArgs),
     /// Run the controller of `run` on a simulated cloud, balancer and clock over a rate trace
     /// or a load profile, and score it with the SPEC RG elasticity metrics.
     Simulate(Box<simulate::SimulateArgs>),
@@ -55,6 +59,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         None => Ok(()),
         Some(Command::Run(args)) => run::run(*args),
         Some(Command::Status(args)) => status::run(*args),
+        Some(Command::Down(args)) => down::run(args),
         Some(Command::Simulate(args)) => simulate::run(*args),
         Some(Command::Plot(args)) => plot::run(args),
         Some(Command::Cloud(args)) => cloud::run(*args),

@@ -37,6 +37,7 @@ pub mod cli;
 pub mod clock;
 pub mod cloud;
 pub mod controller;
+pub mod fault;
 pub mod haproxy;
 pub mod history;
 pub mod plot;

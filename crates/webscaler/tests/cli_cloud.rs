@@ -87,7 +87,7 @@ fn local_backends_through_the_cli_with_lbbench_found_next_to_webscaler() {
 
     webscaler(home.path())
         .args(base)
-        .args(["stop", "node-1"])
+        .args(["stop", "node-1", "--wait", "--timeout", "60"])
         .assert()
         .success()
         .stdout("stopped node-1\n");
@@ -113,7 +113,7 @@ fn local_backends_through_the_cli_with_lbbench_found_next_to_webscaler() {
         .stderr(predicate::str::contains("no backend named node-3"));
     webscaler(home.path())
         .args(base)
-        .args(["delete", "node-1", "node-2"])
+        .args(["delete", "node-1", "node-2", "--wait", "--timeout", "60"])
         .assert()
         .success();
     assert!(json_list(home.path(), &base).is_empty());

@@ -199,18 +199,142 @@ fn the_shipped_configuration_file_is_valid_and_changes_nothing() {
 }
 
 #[test]
-fn status_without_a_running_instance_says_so() {
+fn status_without_a_running_instance_says_so_and_exits_0() {
     let home = tempfile::tempdir().unwrap();
     let state = home.path().join("state");
     webscaler(home.path())
         .args(["status", "--provider", "local", "--state-dir"])
         .arg(&state)
         .assert()
-        .code(1)
-        .stderr(
-            predicate::str::contains("no webscaler run is using")
-                .and(predicate::str::contains("state")),
+        .success()
+        .stdout(
+            predicate::str::contains("webscaler run: no run active on")
+                .and(predicate::str::contains("HAProxy: the embedded HAProxy of"))
+                .and(predicate::str::contains("does not answer")),
         );
+    let out = webscaler(home.path())
+        .args(["status", "--json", "--provider", "local", "--state-dir"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["running"].is_null());
+    assert_eq!(v["backends"], serde_json::json!([]));
+    assert!(
+        v["haproxy_error"]
+            .as_str()
+            .unwrap()
+            .contains("does not answer")
+    );
+    // Errors are JSON too, with the same exit status.
+    let out = webscaler(home.path())
+        .args(["status", "--json", "--interval", "1ms"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["error"].as_str().unwrap().contains("--interval"), "{v}");
+}
+
+/// `run` refused before anything is created: exit 2, the flag named, no state directory.
+fn refused(home: &Path, args: &[&str], says: &str) {
+    let state = home.join("state");
+    webscaler(home)
+        .args(["run", "--provider", "local", "--state-dir"])
+        .arg(&state)
+        .args(args)
+        .timeout(std::time::Duration::from_secs(30))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(says));
+    assert!(!state.exists(), "{args:?} created {}", state.display());
+}
+
+#[test]
+fn everything_is_checked_before_anything_is_done() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    // The CSV: a device, a directory.
+    refused(
+        h,
+        &["-o", "/dev/full"],
+        "-o /dev/full: /dev/full is not a regular file",
+    );
+    std::fs::create_dir(h.join("dir.csv")).unwrap();
+    refused(h, &["-o", "dir.csv"], "-o dir.csv");
+    // The prefix: HAProxy's name characters, no path.
+    refused(
+        h,
+        &["--prefix", "a;b"],
+        "--prefix (cloud.prefix) \"a;b\": ';' is not allowed",
+    );
+    refused(h, &["--prefix", "../x"], "'/' is not allowed");
+    refused(h, &["--prefix", "a\nb"], "'\\n' is not allowed");
+    refused(
+        h,
+        &["--prefix", ""],
+        "--prefix (cloud.prefix) \"\": it is empty",
+    );
+    // Durations too short to work.
+    refused(
+        h,
+        &["--interval", "1ms"],
+        "--interval (interval) 1ms is too short: at least 100ms",
+    );
+    refused(
+        h,
+        &["--check-timeout", "0s"],
+        "--check-timeout (check_timeout) 0ms is too short: at least 16s (3 × check rise 2 × check interval 1s + 2 × interval 5s)",
+    );
+    refused(
+        h,
+        &["--check-inter", "1ms"],
+        "--check-inter (haproxy.check_inter) 1ms is too short",
+    );
+    refused(
+        h,
+        &["--drain-timeout", "1s"],
+        "--drain-timeout (drain_timeout) 1s is too short: at least 5s",
+    );
+    refused(
+        h,
+        &["--socket-timeout", "0s"],
+        "--socket-timeout (haproxy.socket_timeout)",
+    );
+    // The same bound from the file names its key.
+    std::fs::write(h.join("w.toml"), "check_timeout = \"2s\"\n").unwrap();
+    refused(
+        h,
+        &["--config", "w.toml"],
+        "(check_timeout) 2s is too short",
+    );
+    // The backend command: its words, its program.
+    refused(
+        h,
+        &["--command", "lbbench 'backend"],
+        "--command (cloud.command): cannot split",
+    );
+    refused(
+        h,
+        &["--command", "/nonexistent/prog --port {port}"],
+        "/nonexistent/prog does not exist",
+    );
+    refused(
+        h,
+        &["--reload-command", "  "],
+        "--reload-command (haproxy.reload_command) is empty",
+    );
+}
+
+#[test]
+fn a_relative_state_dir_is_made_absolute() {
+    let home = tempfile::tempdir().unwrap();
+    let s = settings(home.path(), &["--state-dir", "rel/state"], &[]);
+    assert_eq!(
+        value(&s, "state_dir"),
+        format!("{:?}", home.path().join("rel/state").display().to_string())
+    );
 }
 
 #[test]

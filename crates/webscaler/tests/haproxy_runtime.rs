@@ -253,6 +253,11 @@ fn add_then_ready_then_the_server_takes_traffic_and_survives_a_reload() {
             ),
         ]
     );
+    // node-1 drains (the client writes the server state file after the change): the new
+    // worker reads it, and node-1 stays in DRAIN across the reload.
+    webscaler::balancer::Balancer::drain(&ha, &name("node-1")).unwrap();
+    let saved = fs::read_to_string(&lab.state_file).unwrap();
+    assert!(saved.starts_with("1\n# be_id be_name"), "{saved}");
     ReloadMethod::Master(lab.master_socket())
         .reload(deadline())
         .unwrap();
@@ -261,6 +266,11 @@ fn add_then_ready_then_the_server_takes_traffic_and_survives_a_reload() {
         (s.server("node-2")?.status == Status::Up && s.servers.len() == 2).then_some(())
     })
     .unwrap();
+    assert_eq!(
+        ha.stats().unwrap().server("node-1").unwrap().status,
+        Status::Drain
+    );
+    ha.ready(&name("node-1")).unwrap();
 
     // Adding it again is a resumed no-op; another address under the same name is refused.
     let again = ha

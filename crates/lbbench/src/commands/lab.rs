@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::Args;
 use common::{Shutdown, TimeFormat};
 
-use super::{classify, usage};
+use super::{TlsArgs, classify, usage};
 use crate::httperf::Httperf;
 use crate::lab::Balancer;
 use crate::lab::experiment::{LabConfig, LabRunError, run_lab};
@@ -48,9 +48,19 @@ pub struct LabArgs {
     /// Seconds between runs [default: 5; --quick: 2].
     #[arg(long, value_name = "S")]
     pub pause: Option<f64>,
-    /// A reduced sweep that takes under 2 minutes for the three balancers.
+    /// A reduced sweep that takes under 2 minutes for the three balancers (with --tls: 100
+    /// to 900 conn/s by 400, plain and TLS, 1 s apart).
     #[arg(long)]
     pub quick: bool,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+    /// Sweep the reply size instead of the rate, at one rate (--rate): bytes or k, m, g
+    /// (powers of 1,024), e.g. `1k,64k,1m,16m`. The backends stream each reply.
+    #[arg(long, value_name = "LIST")]
+    pub sizes: Option<String>,
+    /// The connection rate of a size sweep [default: 20].
+    #[arg(long, value_name = "R", requires = "sizes")]
+    pub rate: Option<f64>,
     /// The URI requested.
     #[arg(long, default_value = "/perf.php?sleep=0.2")]
     pub uri: String,
@@ -73,6 +83,12 @@ pub struct LabArgs {
     /// The nginx program [default: found in PATH and the sbin directories].
     #[arg(long, value_name = "PATH")]
     pub nginx: Option<PathBuf>,
+    /// Raise what bounds the lab before it starts, and say what changed: the open-file limit
+    /// of lbbench and all it starts, and (as root, system-wide, put back when the lab ends)
+    /// net.core.somaxconn and net.ipv4.ip_local_port_range when they are below what the lab
+    /// can use. Without it, nothing system-wide changes.
+    #[arg(long)]
+    pub tune: bool,
     /// No progress bar or notes (warnings and the summary are still shown).
     #[arg(short, long)]
     pub quiet: bool,
@@ -94,25 +110,48 @@ pub fn config(a: &LabArgs) -> anyhow::Result<LabConfig> {
     } else {
         LabConfig::full(output, httperf, lbbench)
     };
-    let (from, to, step) = if a.quick {
-        (100.0, 1000.0, 300.0)
-    } else {
-        (100.0, 2000.0, 100.0)
+    // --quick --tls measures twice as many legs: 3 rates instead of 4, and shorter pauses,
+    // to stay under 2 minutes.
+    let (from, to, step) = match (a.quick, a.tls.tls) {
+        (true, false) => (100.0, 1000.0, 300.0),
+        (true, true) => (100.0, 900.0, 400.0),
+        (false, _) => (100.0, 2000.0, 100.0),
     };
-    let rates = rates(
-        a.from.unwrap_or(from),
-        a.to.unwrap_or(to),
-        a.step.unwrap_or(step),
-    )
-    .map_err(|e| usage(e.to_string()))?;
+    let sizes = match &a.sizes {
+        Some(list) => super::sweep::parse_sizes(list)?,
+        None => Vec::new(),
+    };
+    let rates = if sizes.is_empty() {
+        rates(
+            a.from.unwrap_or(from),
+            a.to.unwrap_or(to),
+            a.step.unwrap_or(step),
+        )
+        .map_err(|e| usage(e.to_string()))?
+    } else {
+        if a.from.is_some() || a.to.is_some() || a.step.is_some() {
+            return Err(usage(
+                "--sizes sweeps the reply size at one rate: give it with --rate, not --from/--to/--step",
+            ));
+        }
+        let r = a.rate.unwrap_or(LabConfig::SIZE_LAB_RATE);
+        rates(r, r, 1.0).map_err(|e| usage(format!("--rate: {e}")))?
+    };
+    let tls = match a.tls.mode() {
+        crate::httperf::Tls::Off => vec![crate::httperf::Tls::Off],
+        t => vec![crate::httperf::Tls::Off, t],
+    };
     Ok(LabConfig {
         balancers: Balancer::parse_list(&a.balancers).map_err(|e| usage(e.to_string()))?,
         backends: a.backends,
         rates,
+        tls,
+        sizes,
         repeat: a.repeat.unwrap_or(base.repeat),
         duration_s: a.duration.unwrap_or(base.duration_s),
         pause: match a.pause {
             Some(p) => common::time::seconds("--pause", p).map_err(usage)?,
+            None if a.quick && a.tls.tls => std::time::Duration::from_secs(1),
             None => base.pause,
         },
         uri: a.uri.clone(),
@@ -123,6 +162,7 @@ pub fn config(a: &LabArgs) -> anyhow::Result<LabConfig> {
             ProgressMode::Auto
         },
         time_format: TimeFormat::from_utc_flag(a.utc),
+        tune: a.tune,
         programs: [
             (Balancer::Haproxy, &a.haproxy),
             (Balancer::Pound, &a.pound),

@@ -68,7 +68,7 @@ pub fn run(a: ReportArgs) -> anyhow::Result<()> {
     }
     if a.markdown {
         let mut out = std::io::stdout().lock();
-        out.write_all(report::markdown::table(&input.points()).as_bytes())?;
+        out.write_all(input.markdown().as_bytes())?;
         out.flush()?;
     }
     if !a.quiet {

@@ -66,7 +66,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
         })
         .with_context(|| format!("`{args}`"))?;
     let limits = Thresholds::default();
-    let validity = Validity::assess(&out.report, Some(args.target_request_rate()), &limits);
+    let validity = Validity::assess(&out.report, args.checkable_request_rate(), &limits);
     for w in validity.warnings(&out.report, &limits) {
         eprintln!("lbbench: warning: {w}");
     }

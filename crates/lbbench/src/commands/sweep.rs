@@ -27,6 +27,11 @@ pub struct SweepArgs {
     /// The step between rates.
     #[arg(long, value_name = "R", default_value_t = 100.0)]
     pub step: f64,
+    /// Reply sizes to sweep at each rate (`size=` added to the URI, which the benchmark
+    /// backend honours): bytes or k, m, g (powers of 1,024), e.g. `1k,64k,1m,16m`. Give one
+    /// rate with `--from R --to R` for a size sweep.
+    #[arg(long, value_name = "LIST")]
+    pub sizes: Option<String>,
     /// Runs per rate.
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub repeat: u32,
@@ -56,6 +61,19 @@ pub struct SweepArgs {
     pub utc: bool,
 }
 
+/// A comma-separated list of reply sizes (a usage error if one is bad); order kept,
+/// duplicates dropped.
+pub fn parse_sizes(list: &str) -> anyhow::Result<Vec<u64>> {
+    let mut out = Vec::new();
+    for item in list.split(',') {
+        let s = crate::sweep::parse_size(item).map_err(|e| usage(format!("--sizes: {e}")))?;
+        if !out.contains(&s) {
+            out.push(s);
+        }
+    }
+    Ok(out)
+}
+
 /// Runs `lbbench sweep`.
 pub fn run(a: SweepArgs) -> anyhow::Result<()> {
     let rates = rates(a.from, a.to, a.step).map_err(|e| usage(e.to_string()))?;
@@ -70,6 +88,10 @@ pub fn run(a: SweepArgs) -> anyhow::Result<()> {
         base: a.target.args(&a.uri, a.from, 1, !a.no_hog),
         label,
         rates,
+        sizes: match &a.sizes {
+            Some(list) => parse_sizes(list)?,
+            None => Vec::new(),
+        },
         repeat: a.repeat,
         duration_s: a.duration,
         pause,

@@ -20,8 +20,74 @@ pub const MANAGED_OPTIONS: &[&str] = &[
     "num-calls",
     "timeout",
     "hog",
+    "ssl",
+    "ssl-no-reuse",
 ];
 
+/// How a run's connections use TLS (httperf's `--ssl`), as written in the CSV's `tls` column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub enum Tls {
+    /// Plain HTTP.
+    #[default]
+    Off,
+    /// TLS, every connection a full handshake (`--ssl --ssl-no-reuse`): the worst case for
+    /// the server.
+    On,
+    /// TLS with session resumption: httperf resumes TLS sessions only between the
+    /// connections of one of its sessions (`--wsess`), so the run is sessions of
+    /// [`RESUMED_SESSION_CONNECTIONS`] connections one after another (each request on a
+    /// connection of its own, which needs a server that closes after each reply, as with the
+    /// lab's `Connection: close`): the first a full handshake, the others resumed.
+    Resumed,
+}
+
+/// The connections of one session when TLS sessions are resumed: one full handshake and
+/// three resumed ones.
+pub const RESUMED_SESSION_CONNECTIONS: u64 = 4;
+
+impl Tls {
+    /// All of them, in the order reports show them.
+    pub const ALL: [Tls; 3] = [Tls::Off, Tls::On, Tls::Resumed];
+
+    /// The CSV cell: `off`, `on` or `resumed`.
+    pub fn cell(self) -> &'static str {
+        match self {
+            Tls::Off => "off",
+            Tls::On => "on",
+            Tls::Resumed => "resumed",
+        }
+    }
+
+    /// Reads a CSV cell; an empty one (a file from before the column) is `off`.
+    pub fn from_cell(cell: &str) -> Option<Tls> {
+        match cell.trim() {
+            "" | "off" => Some(Tls::Off),
+            "on" => Some(Tls::On),
+            "resumed" => Some(Tls::Resumed),
+            _ => None,
+        }
+    }
+
+    /// Whether the connections use TLS at all.
+    pub fn is_on(self) -> bool {
+        self != Tls::Off
+    }
+
+    /// How reports name it: `plain`, `TLS`, `TLS resumed`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Tls::Off => "plain",
+            Tls::On => "TLS",
+            Tls::Resumed => "TLS resumed",
+        }
+    }
+}
+
+impl fmt::Display for Tls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.cell())
+    }
+}
 /// The arguments of one httperf run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HttperfArgs {
@@ -42,6 +108,8 @@ pub struct HttperfArgs {
     pub timeout: Option<f64>,
     /// Use every local port, not just 1024..5000 (`--hog`); needed for high rates.
     pub hog: bool,
+    /// TLS (`--ssl`, and how sessions are resumed).
+    pub tls: Tls,
     /// More arguments, passed to httperf as they are, after lbbench's own.
     pub extra: Vec<String>,
 }
@@ -75,6 +143,7 @@ impl HttperfArgs {
             num_calls: 1,
             timeout: Some(5.0),
             hog: false,
+            tls: Tls::Off,
             extra: Vec::new(),
         }
     }
@@ -109,6 +178,22 @@ impl HttperfArgs {
         {
             return bad(format!("the timeout must be a positive number (got {t})"));
         }
+        if self.tls == Tls::Resumed {
+            if self.num_calls != 1 {
+                return bad(
+                    "TLS resumption runs one request per connection (--num-calls 1)".into(),
+                );
+            }
+            if let Some(arg) = self
+                .extra
+                .iter()
+                .find(|a| a.starts_with("--wsess") || a.starts_with("--wsesslog"))
+            {
+                return bad(format!(
+                    "`{arg}`: TLS resumption makes its own sessions (--wsess)"
+                ));
+            }
+        }
         for arg in &self.extra {
             if let Some(option) = managed_option(arg) {
                 return Err(ArgsError::Managed {
@@ -132,9 +217,25 @@ impl HttperfArgs {
         a.push(format!("--server={}", self.server));
         a.push(format!("--port={}", self.port));
         a.push(format!("--uri={}", self.uri));
-        a.push(format!("--rate={}", fmt_rate(self.rate)));
-        a.push(format!("--num-conns={}", self.num_conns));
-        a.push(format!("--num-calls={}", self.num_calls));
+        match self.tls {
+            Tls::Resumed => {
+                // Sessions of K connections started at rate / K: the same connections at
+                // the same rate, K at a time.
+                let k = RESUMED_SESSION_CONNECTIONS;
+                a.push(format!("--rate={}", fmt_rate(self.rate / k as f64)));
+                a.push(format!("--wsess={},{k},0", self.num_conns.div_ceil(k)));
+                a.push("--ssl".to_owned());
+            }
+            Tls::Off | Tls::On => {
+                a.push(format!("--rate={}", fmt_rate(self.rate)));
+                a.push(format!("--num-conns={}", self.num_conns));
+                a.push(format!("--num-calls={}", self.num_calls));
+                if self.tls == Tls::On {
+                    a.push("--ssl".to_owned());
+                    a.push("--ssl-no-reuse".to_owned());
+                }
+            }
+        }
         a.extend(self.extra.iter().cloned());
         a
     }
@@ -149,6 +250,14 @@ impl HttperfArgs {
     pub fn target_request_rate(&self) -> f64 {
         self.rate * self.num_calls as f64
     }
+
+    /// The request rate httperf's report can be checked against: `None` for resumed TLS
+    /// sessions, where httperf sends each later request of a session once on the connection
+    /// the server has just closed (a `connreset`) before it sends it again on a new,
+    /// resumed one, so its request count holds those extra attempts.
+    pub fn checkable_request_rate(&self) -> Option<f64> {
+        (self.tls != Tls::Resumed).then(|| self.target_request_rate())
+    }
 }
 
 impl fmt::Display for HttperfArgs {
@@ -159,10 +268,19 @@ impl fmt::Display for HttperfArgs {
 }
 
 /// Which managed option an extra argument sets, if any (`--rate=5`, `--rate`, `--hog`).
+/// For the TLS options, the lbbench option that sets them (`--tls`, `--tls-resumption`).
 fn managed_option(arg: &str) -> Option<&'static str> {
     let name = arg.strip_prefix("--")?;
     let name = name.split_once('=').map_or(name, |(n, _)| n);
-    MANAGED_OPTIONS.iter().copied().find(|m| *m == name)
+    MANAGED_OPTIONS
+        .iter()
+        .copied()
+        .find(|m| *m == name)
+        .map(|m| match m {
+            "ssl" => "tls",
+            "ssl-no-reuse" => "tls-resumption",
+            m => m,
+        })
 }
 
 /// A rate (or another float option) as lbbench writes it: `100`, `0.5`; integers without a
@@ -262,6 +380,39 @@ mod tests {
         let mut a = ok.clone();
         a.extra = vec!["--ratex=1".into(), "--wsess=1,2,3".into(), "5".into()];
         a.validate().unwrap();
+    }
+
+    #[test]
+    fn tls_options() {
+        let mut a = HttperfArgs::new("h", 100.0, 1000);
+        a.tls = Tls::On;
+        let args = a.to_args();
+        assert!(args.ends_with(&[
+            "--num-calls=1".to_owned(),
+            "--ssl".to_owned(),
+            "--ssl-no-reuse".to_owned()
+        ]));
+        a.tls = Tls::Resumed;
+        a.validate().unwrap();
+        let args = a.to_args();
+        assert!(args.contains(&"--rate=25".to_owned()), "{args:?}");
+        assert!(args.contains(&"--wsess=250,4,0".to_owned()), "{args:?}");
+        assert!(args.contains(&"--ssl".to_owned()));
+        assert!(!args.iter().any(|x| x.starts_with("--num-conns")));
+        assert_eq!(a.target_request_rate(), 100.0);
+        a.num_calls = 2;
+        assert!(a.validate().is_err());
+        a.num_calls = 1;
+        a.extra = vec!["--wsess=1,2,3".into()];
+        assert!(a.validate().is_err());
+        let mut plain = HttperfArgs::new("h", 1.0, 1);
+        plain.extra = vec!["--ssl".into()];
+        assert!(plain.validate().unwrap_err().to_string().contains("--ssl"));
+        for t in Tls::ALL {
+            assert_eq!(Tls::from_cell(t.cell()), Some(t));
+        }
+        assert_eq!(Tls::from_cell(""), Some(Tls::Off));
+        assert_eq!(Tls::from_cell("yes"), None);
     }
 
     #[test]

@@ -10,7 +10,7 @@ pub mod report;
 pub mod run;
 pub mod validity;
 
-pub use args::{HttperfArgs, fmt_rate, num_conns_for};
+pub use args::{HttperfArgs, RESUMED_SESSION_CONNECTIONS, Tls, fmt_rate, num_conns_for};
 pub use report::{FoundReport, HistogramBin, Report, ReportError, parse_report, parse_reports};
 pub use run::{
     Httperf, HttperfError, HttperfOutput, RawOutput, RunningHttperf, default_deadline,

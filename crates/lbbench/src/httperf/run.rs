@@ -93,6 +93,13 @@ pub enum HttperfError {
         /// What it printed.
         output: Box<RawOutput>,
     },
+    /// httperf (with `--ssl`) met a TLS handshake that failed, and exited: httperf 0.9
+    /// exits at the first failed handshake, without a report.
+    #[error("httperf stopped at a failed TLS handshake: {}", tls_failure(&.output.stderr).unwrap_or_default())]
+    TlsHandshake {
+        /// What it printed.
+        output: Box<RawOutput>,
+    },
     /// httperf exited 0 but its report is missing or incomplete.
     #[error("httperf printed no usable report: {error}; its stderr: {}", stderr_summary(&.output.stderr))]
     NoReport {
@@ -154,6 +161,7 @@ impl HttperfError {
     pub fn raw_output(&self) -> Option<&RawOutput> {
         match self {
             HttperfError::Failed { output, .. }
+            | HttperfError::TlsHandshake { output }
             | HttperfError::NoReport { output, .. }
             | HttperfError::TimedOut { output, .. }
             | HttperfError::NothingListened { output, .. }
@@ -184,6 +192,50 @@ pub fn parse_version(text: &str) -> Option<String> {
         let v = rest.split_whitespace().next()?.trim_end_matches(['.', ',']);
         (!v.is_empty()).then(|| v.to_owned())
     })
+}
+
+/// What a failed TLS handshake means, from httperf's `failed to connect to SSL server
+/// (err=-1, reason=N)` and OpenSSL's error lines after it (`...:wrong version number:...`);
+/// `None` if stderr has no such line. `reason` is OpenSSL's `SSL_get_error` code.
+pub fn tls_failure(stderr: &str) -> Option<String> {
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("failed to connect to SSL server"))?;
+    let reason: Option<i32> = line
+        .split("reason=")
+        .nth(1)
+        .and_then(|r| r.trim_end_matches(')').trim().parse().ok());
+    let meaning = match reason {
+        Some(1) => "the TLS protocol failed (SSL_ERROR_SSL)",
+        Some(5) => {
+            "the connection was refused, reset or closed during the handshake \
+             (SSL_ERROR_SYSCALL): nothing listened, or the server dropped it"
+        }
+        Some(6) => "the server closed the TLS session during the handshake",
+        _ => "OpenSSL gave no usable reason",
+    };
+    // OpenSSL's own words: `...:error:0A00010B:SSL routines:ssl3_get_record:wrong version
+    // number:...` → `wrong version number`.
+    let openssl = stderr
+        .lines()
+        .filter(|l| l.contains(":error:"))
+        .filter_map(|l| l.split(':').nth(5))
+        .map(str::trim)
+        .collect::<Vec<_>>();
+    let hint = if openssl.contains(&"wrong version number") {
+        " (the server does not speak TLS on that port)"
+    } else {
+        ""
+    };
+    let mut out = format!(
+        "{} ({meaning})",
+        line.trim().trim_start_matches("httperf: ")
+    );
+    if !openssl.is_empty() {
+        out.push_str(&format!(": {}{hint}", openssl.join("; ")));
+    }
+    out.push_str("; httperf 0.9 exits at the first failed handshake, so the run has no report");
+    Some(out)
 }
 
 /// stderr on one line, without httperf 0.9.0's constant FD_SETSIZE warning.
@@ -512,10 +564,18 @@ impl RunningHttperf {
                 expected: self.expected,
                 output: Box::new(raw),
             }),
-            End::Exited(status) if !status.success() => Err(HttperfError::Failed {
-                status,
-                output: Box::new(raw),
-            }),
+            End::Exited(status) if !status.success() => {
+                if tls_failure(&raw.stderr).is_some() {
+                    Err(HttperfError::TlsHandshake {
+                        output: Box::new(raw),
+                    })
+                } else {
+                    Err(HttperfError::Failed {
+                        status,
+                        output: Box::new(raw),
+                    })
+                }
+            }
             End::Exited(_) => match parse_report(&raw.stdout) {
                 Ok(report) => Ok(HttperfOutput {
                     report,
@@ -572,6 +632,30 @@ mod tests {
             "(nothing but the usual FD_SETSIZE warning)"
         );
         assert_eq!(stderr_summary(""), "(empty)");
+    }
+
+    #[test]
+    fn explains_a_failed_tls_handshake() {
+        // What httperf 0.9.0 --ssl printed against a plain HTTP server and a closed port.
+        let plain = "httperf: warning: open file limit > FD_SETSIZE; limiting max. # of open files to FD_SETSIZE\n\
+                     httperf: failed to connect to SSL server (err=-1, reason=1)\n\
+                     4070AF93217F0000:error:0A00010B:SSL routines:ssl3_get_record:wrong version number:../ssl/record/ssl3_record.c:350:\n";
+        let msg = tls_failure(plain).unwrap();
+        assert!(
+            msg.starts_with("failed to connect to SSL server (err=-1, reason=1)"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("wrong version number (the server does not speak TLS"),
+            "{msg}"
+        );
+        let closed = "httperf: failed to connect to SSL server (err=-1, reason=5)\n";
+        assert!(
+            tls_failure(closed)
+                .unwrap()
+                .contains("refused, reset or closed")
+        );
+        assert_eq!(tls_failure("httperf: connection refused\n"), None);
     }
 
     #[test]

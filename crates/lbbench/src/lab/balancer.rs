@@ -227,6 +227,10 @@ pub struct ConfigSpec {
     pub request_log: bool,
     /// The most client connections it should serve at once.
     pub max_connections: u32,
+    /// Terminate TLS with this PEM file (certificate and key): HAProxy `bind ... ssl crt`,
+    /// Pound `ListenHTTPS` with `Cert`, nginx `listen ... ssl`. `None` listens for plain
+    /// HTTP. The backends are plain HTTP either way.
+    pub tls: Option<PathBuf>,
 }
 
 #[cfg(test)]
@@ -246,6 +250,7 @@ impl ConfigSpec {
             work_dir: dir.into(),
             request_log: false,
             max_connections,
+            tls: None,
         }
     }
 }
@@ -254,6 +259,9 @@ impl ConfigSpec {
     fn validate(&self) -> Result<(), LabError> {
         config_path_str(&self.run_dir)?;
         config_path_str(&self.work_dir)?;
+        if let Some(pem) = &self.tls {
+            config_path_str(pem)?;
+        }
         // sun_path holds 108 bytes, with the NUL; leave room for the socket's file name.
         if self.run_dir.as_os_str().len() > 80 {
             return Err(LabError::BadPath(
@@ -375,6 +383,7 @@ mod tests {
             work_dir: "/tmp/lbbench-x".into(),
             request_log: false,
             max_connections: 100,
+            tls: None,
         };
         for b in Balancer::ALL {
             assert!(b.render_config(&spec).unwrap().ends_with('\n'));
@@ -384,6 +393,9 @@ mod tests {
             let mut bad = spec.clone();
             bad.upstreams.clear();
             assert!(matches!(b.render_config(&bad), Err(LabError::NoBackends)));
+            let mut bad = spec.clone();
+            bad.tls = Some("/tmp/x$y.pem".into());
+            assert!(matches!(b.render_config(&bad), Err(LabError::BadPath(..))));
             let mut bad = spec.clone();
             bad.work_dir = "/tmp/x\"y".into();
             assert!(matches!(b.render_config(&bad), Err(LabError::BadPath(..))));

@@ -24,6 +24,7 @@ struct Config<'a> {
     admin_socket: &'a str,
     max_connections: u32,
     request_log: bool,
+    tls: Option<&'a str>,
     servers: &'a [Upstream],
 }
 
@@ -45,13 +46,21 @@ impl Flavor for Haproxy {
     }
 
     fn render(&self, spec: &ConfigSpec) -> askama::Result<String> {
+        let custom = |e: super::LabError| askama::Error::Custom(e.into());
         let socket = spec.run_dir.join(ADMIN_SOCKET);
-        let socket = config_path_str(&socket).map_err(|e| askama::Error::Custom(e.into()))?;
+        let socket = config_path_str(&socket).map_err(custom)?;
+        let tls = spec
+            .tls
+            .as_deref()
+            .map(config_path_str)
+            .transpose()
+            .map_err(custom)?;
         Config {
             listen: spec.listen,
             admin_socket: socket,
             max_connections: spec.max_connections,
             request_log: spec.request_log,
+            tls,
             servers: &spec.upstreams,
         }
         .render()
@@ -156,5 +165,16 @@ mod tests {
             })
             .unwrap();
         assert!(!logged.contains("dontlog-normal"));
+        let tls = Haproxy
+            .render(&ConfigSpec {
+                tls: Some("/lab/tls/balancer.pem".into()),
+                ..ConfigSpec::example(18080, 1, "/tmp/x", 64)
+            })
+            .unwrap();
+        assert!(
+            tls.lines()
+                .any(|l| l.trim() == "bind 127.0.0.1:18080 ssl crt \"/lab/tls/balancer.pem\""),
+            "{tls}"
+        );
     }
 }

@@ -48,6 +48,13 @@ pub struct LabSettings {
     pub timeout_s: f64,
     /// The extra httperf arguments (the `Connection: close` header).
     pub httperf_extra: Vec<String>,
+    /// How clients connected in the last session: `off` (plain HTTP), `on` (TLS, full
+    /// handshakes), `resumed` (TLS, resumed sessions). Absent in older files: plain.
+    #[serde(default)]
+    pub tls: Vec<String>,
+    /// The reply sizes of a size lab, in bytes (empty for a rate lab).
+    #[serde(default)]
+    pub sizes: Vec<u64>,
 }
 
 impl LabSettings {
@@ -269,6 +276,8 @@ mod tests {
             repeat: 3,
             timeout_s: 5.0,
             httperf_extra: vec!["--add-header=Connection: close\\n".into()],
+            tls: vec!["off".into()],
+            sizes: Vec::new(),
         }
     }
 

@@ -12,6 +12,8 @@
 //! - [`logs`]: reading the programs' logs and outputs for error messages.
 //! - [`Fleet`]: N `lbbench backend` processes (the report's `perf.php`).
 //! - [`procs`]: the process tree of a balancer, from `/proc`, for CPU sampling.
+//! - [`tls`]: the lab's certificate authority and the certificate the balancers serve when
+//!   they terminate TLS ([`LabTls`]).
 //! - [`experiment`]: `lbbench lab`, the whole comparison; [`info`]: its `lab.json`.
 //!
 //! Everything started here is stopped by PID when its handle is dropped (also on an error or
@@ -28,6 +30,7 @@ pub mod nginx;
 pub mod pound;
 pub mod procs;
 pub mod running;
+pub mod tls;
 
 use std::io;
 use std::path::PathBuf;
@@ -41,6 +44,7 @@ pub(crate) use limits::spawn_options;
 pub use limits::{connection_budget, fd_limit};
 pub(crate) use logs::log_tail;
 pub use running::{BalancerOptions, RunningBalancer, Stopped};
+pub use tls::LabTls;
 
 /// Errors of the lab. Each names the program, file or address involved.
 #[derive(Debug, thiserror::Error)]

@@ -39,6 +39,7 @@ struct Config<'a> {
     request_log: bool,
     temp_paths: Vec<(&'static str, String)>,
     max_connections: u32,
+    tls: Option<&'a str>,
     servers: &'a [Upstream],
 }
 
@@ -84,6 +85,12 @@ impl Flavor for Nginx {
             request_log: spec.request_log,
             temp_paths,
             max_connections: spec.max_connections,
+            tls: spec
+                .tls
+                .as_deref()
+                .map(config_path_str)
+                .transpose()
+                .map_err(custom)?,
             servers: &spec.upstreams,
         }
         .render()
@@ -258,6 +265,7 @@ mod tests {
             work_dir: "/tmp/lab-out".into(),
             request_log: true,
             max_connections: 1000,
+            tls: None,
         };
         let cfg = Nginx.render(&spec).unwrap();
         let lines: Vec<&str> = cfg.lines().map(str::trim).collect();
@@ -271,6 +279,7 @@ mod tests {
             "server 127.0.0.1:18081;  # node-1",
             "listen 127.0.0.1:18380;",
             "proxy_pass http://nodes;",
+            "proxy_max_temp_file_size 0;",
         ] {
             assert!(lines.contains(&line), "missing {line:?} in\n{cfg}");
         }
@@ -280,5 +289,19 @@ mod tests {
                 .filter(|l| l.contains("_temp_path"))
                 .all(|l| l.contains("/tmp/lbbench-nginx-x/temp/"))
         );
+        let tls = Nginx
+            .render(&ConfigSpec {
+                tls: Some("/lab/tls/balancer.pem".into()),
+                ..spec
+            })
+            .unwrap();
+        let lines: Vec<&str> = tls.lines().map(str::trim).collect();
+        for line in [
+            "listen 127.0.0.1:18380 ssl;",
+            "ssl_certificate \"/lab/tls/balancer.pem\";",
+            "ssl_certificate_key \"/lab/tls/balancer.pem\";",
+        ] {
+            assert!(lines.contains(&line), "missing {line:?} in\n{tls}");
+        }
     }
 }

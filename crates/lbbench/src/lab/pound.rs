@@ -28,6 +28,7 @@ struct Config<'a> {
     control_socket: &'a str,
     max_connections: u32,
     request_log: bool,
+    tls: Option<&'a str>,
     servers: &'a [Upstream],
 }
 
@@ -57,14 +58,22 @@ impl Flavor for Pound {
     }
 
     fn render(&self, spec: &ConfigSpec) -> askama::Result<String> {
+        let custom = |e: super::LabError| askama::Error::Custom(e.into());
         let socket = spec.run_dir.join(CONTROL_SOCKET);
-        let socket = config_path_str(&socket).map_err(|e| askama::Error::Custom(e.into()))?;
+        let socket = config_path_str(&socket).map_err(custom)?;
+        let tls = spec
+            .tls
+            .as_deref()
+            .map(config_path_str)
+            .transpose()
+            .map_err(custom)?;
         Config {
             listen_addr: spec.listen.ip(),
             listen_port: spec.listen.port(),
             control_socket: socket,
             max_connections: spec.max_connections,
             request_log: spec.request_log,
+            tls,
             servers: &spec.upstreams,
         }
         .render()
@@ -161,5 +170,15 @@ mod tests {
             .filter(|l| l.starts_with("ListenHTTP") || **l == "Backend" || l.starts_with("Service"))
             .count();
         assert_eq!(opened, lines.iter().filter(|l| **l == "End").count());
+        let tls = Pound
+            .render(&ConfigSpec {
+                tls: Some("/lab/tls/balancer.pem".into()),
+                ..spec
+            })
+            .unwrap();
+        let lines: Vec<&str> = tls.lines().map(str::trim).collect();
+        assert!(lines.contains(&"ListenHTTPS \"web\""), "{tls}");
+        assert!(lines.contains(&"Cert \"/lab/tls/balancer.pem\""), "{tls}");
+        assert!(!lines.iter().any(|l| l.starts_with("ListenHTTP ")));
     }
 }

@@ -14,7 +14,7 @@ use common::process::Supervised;
 
 use super::limits::{connection_budget, fd_limit, spawn_options};
 use super::logs::log_tail;
-use super::{Balancer, ConfigSpec, LabError, Upstream, procs};
+use super::{Balancer, ConfigSpec, LabError, LabTls, Upstream, procs};
 
 /// How a balancer is started.
 #[derive(Debug, Clone)]
@@ -33,6 +33,8 @@ pub struct BalancerOptions {
     pub max_connections: u32,
     /// How long it may take to answer through to a backend.
     pub ready_timeout: Duration,
+    /// Terminate TLS with the lab's certificate (see [`LabTls`]); `None` serves plain HTTP.
+    pub tls: Option<LabTls>,
 }
 
 impl Default for BalancerOptions {
@@ -44,6 +46,7 @@ impl Default for BalancerOptions {
             request_log: false,
             max_connections: 4096,
             ready_timeout: Duration::from_secs(30),
+            tls: None,
         }
     }
 }
@@ -66,10 +69,13 @@ impl Balancer {
             .tempdir()
             .map_err(LabError::io("cannot create a temp dir"))?;
         let work_dir = match &opts.work_dir {
+            // Absolute: nginx reads a relative -c (and paths in its config) from its prefix,
+            // the run dir, and Pound relative paths from /etc.
             Some(d) => {
                 fs::create_dir_all(d)
                     .map_err(LabError::io(format!("cannot create {}", d.display())))?;
-                d.clone()
+                std::path::absolute(d)
+                    .map_err(LabError::io(format!("cannot resolve {}", d.display())))?
             }
             None => run_dir.path().to_owned(),
         };
@@ -94,6 +100,7 @@ impl Balancer {
                 work_dir: work_dir.clone(),
                 request_log: opts.request_log,
                 max_connections: connection_budget(opts.max_connections, fd_limit()),
+                tls: opts.tls.as_ref().map(|t| t.pem_path().to_owned()),
             };
             let text = self.render_config(&spec)?;
             fs::write(&config_path, text).map_err(LabError::io(format!(
@@ -123,6 +130,7 @@ impl Balancer {
                 log_path: log_path.clone(),
                 runtime_files: f.runtime_files(run_dir.path()),
                 run_dir: None,
+                tls: opts.tls.clone(),
                 process: Some(process),
             };
             match running.wait_ready(opts.ready_timeout, shutdown, log_start) {
@@ -159,6 +167,7 @@ pub struct RunningBalancer {
     log_path: PathBuf,
     runtime_files: Vec<PathBuf>,
     run_dir: Option<tempfile::TempDir>,
+    tls: Option<LabTls>,
     process: Option<Supervised>,
 }
 
@@ -198,9 +207,24 @@ impl RunningBalancer {
         self.addr
     }
 
-    /// Its base URL, `http://127.0.0.1:PORT/`.
+    /// Its base URL, `http://127.0.0.1:PORT/` (`https://` when it terminates TLS).
     pub fn url(&self) -> String {
-        format!("http://{}/", self.addr)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}/", self.addr)
+    }
+
+    /// The lab's TLS material when it terminates TLS.
+    pub fn tls(&self) -> Option<&LabTls> {
+        self.tls.as_ref()
+    }
+
+    /// `GET path` through it (over TLS when it terminates TLS, trusting only the lab's
+    /// authority).
+    pub fn get(&self, path: &str, timeout: Duration) -> io::Result<common::net::HttpReply> {
+        match &self.tls {
+            Some(tls) => tls.https_get(self.addr, path, timeout),
+            None => common::net::http_get(self.addr, path, timeout),
+        }
     }
 
     /// Its config file.
@@ -275,7 +299,7 @@ impl RunningBalancer {
                     e => e,
                 });
             }
-            let last = match common::net::http_get(self.addr, "/", Duration::from_secs(1)) {
+            let last = match self.get("/", Duration::from_secs(1)) {
                 // Up, and all its workers forked (the lab samples the CPU of each of them).
                 Ok(r) if r.status == 200 && r.body.contains("It works!") => {
                     let n = self.pids().len();

@@ -133,6 +133,7 @@ pub fn plan(profile: &Profile, cfg: &PlayConfig) -> Result<Vec<PlannedStage>, Pl
             num_conns,
             num_calls: 1,
             timeout: Some(cfg.timeout_s),
+            tls: crate::httperf::Tls::Off,
             hog: cfg.hog,
             extra: cfg.extra.clone(),
         };

@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 
 use super::data::Run;
+use crate::httperf::Tls;
 
 /// Summary statistics of one value over the repeats.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -52,11 +53,18 @@ impl Stats {
     }
 }
 
-/// One balancer at one demanded rate, over its repeats.
+/// One balancer (plain or TLS) at one demanded rate (and reply size), over its repeats.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RatePoint {
-    /// The balancer (`server` column).
+    /// The series: the balancer (`server` column), with the TLS mode for TLS runs
+    /// (`haproxy TLS`, see [`Run::series`]).
     pub server: String,
+    /// The balancer alone (`server` column).
+    pub balancer: String,
+    /// How its clients connected.
+    pub tls: Tls,
+    /// The reply size a size sweep asked for.
+    pub reply_size: Option<u64>,
     /// The demanded connection rate.
     pub rate: f64,
     /// How many runs.
@@ -89,6 +97,16 @@ pub struct RatePoint {
     pub refused_or_reset_total: u64,
     /// The most connections httperf had open at once, over the runs.
     pub max_open: u64,
+    /// Reply throughput, MB/s (10^6 bytes).
+    pub reply_mb_s: Option<Stats>,
+    /// The balancer's CPU-seconds per GB (10^9 bytes) of replies.
+    pub cpu_s_per_gb: Option<Stats>,
+    /// The time from a reply's first byte to its last, ms.
+    pub transfer_ms: Option<Stats>,
+    /// httperf's own CPU, %.
+    pub client_cpu_pct: Option<Stats>,
+    /// Replies ÷ connections, %, per run.
+    pub replied_pct: Stats,
 }
 
 /// The failed share of a run: (errors + 5xx) / connections, in %.
@@ -100,10 +118,15 @@ pub fn failed_pct(run: &Run) -> f64 {
     }
 }
 
-/// Groups runs by balancer, then by demanded rate, and sums each group up. Balancers come
-/// in the order given by `order` (unknown ones after, by name), rates in increasing order.
+/// What a group of runs shares: the balancer's rank, the balancer, how clients connected,
+/// the reply size and the rate (as its bits).
+type GroupKey = (usize, String, Tls, Option<u64>, u64);
+
+/// Groups runs by balancer (plain before TLS), then by reply size and demanded rate, and
+/// sums each group up. Balancers come in the order given by `order` (unknown ones after, by
+/// name), sizes and rates in increasing order.
 pub fn aggregate(runs: &[Run], order: &[String]) -> Vec<RatePoint> {
-    let mut groups: BTreeMap<(usize, String, u64), Vec<&Run>> = BTreeMap::new();
+    let mut groups: BTreeMap<GroupKey, Vec<&Run>> = BTreeMap::new();
     for r in runs {
         let rank = order
             .iter()
@@ -111,13 +134,19 @@ pub fn aggregate(runs: &[Run], order: &[String]) -> Vec<RatePoint> {
             .unwrap_or(order.len());
         // Rates as their exact bits: non-negative finite floats sort the same way.
         groups
-            .entry((rank, r.server.clone(), r.target_rate.to_bits()))
+            .entry((
+                rank,
+                r.server.clone(),
+                r.tls,
+                r.reply_size,
+                r.target_rate.to_bits(),
+            ))
             .or_default()
             .push(r);
     }
     groups
         .into_iter()
-        .map(|((_, server, rate_bits), rs)| {
+        .map(|((_, balancer, tls, reply_size, rate_bits), rs)| {
             let all = |f: fn(&Run) -> f64| Stats::of(rs.iter().map(|r| f(r)));
             let opt = |f: fn(&Run) -> Option<f64>| Stats::of(rs.iter().filter_map(|r| f(r)));
             // Every group has at least one run, so these are never empty.
@@ -129,7 +158,10 @@ pub fn aggregate(runs: &[Run], order: &[String]) -> Vec<RatePoint> {
                 stddev: None,
             };
             RatePoint {
-                server,
+                server: super::data::series_name(&balancer, tls),
+                balancer,
+                tls,
+                reply_size,
                 rate: f64::from_bits(rate_bits),
                 runs: rs.len(),
                 flagged: rs.iter().filter(|r| !r.valid).count(),
@@ -146,6 +178,18 @@ pub fn aggregate(runs: &[Run], order: &[String]) -> Vec<RatePoint> {
                 client_timeouts_total: rs.iter().map(|r| r.client_timeouts).sum(),
                 refused_or_reset_total: rs.iter().map(|r| r.refused_or_reset).sum(),
                 max_open: rs.iter().map(|r| r.max_open).max().unwrap_or(0),
+                reply_mb_s: opt(Run::reply_mb_s),
+                cpu_s_per_gb: opt(Run::cpu_s_per_gb),
+                transfer_ms: Stats::of(rs.iter().filter(|r| r.replies > 0).map(|r| r.transfer_ms)),
+                client_cpu_pct: all(|r| r.client_cpu_pct),
+                replied_pct: all(|r| {
+                    if r.connections == 0 {
+                        0.0
+                    } else {
+                        r.replies as f64 / r.connections as f64 * 100.0
+                    }
+                })
+                .unwrap_or(zero),
             }
         })
         .collect()
@@ -174,6 +218,8 @@ mod tests {
             line: 2,
             timestamp: String::new(),
             server: server.into(),
+            tls: crate::httperf::Tls::Off,
+            reply_size: None,
             target_rate: rate,
             run: n,
             connections: 1000,
@@ -181,6 +227,10 @@ mod tests {
             replies: 1000,
             request_rate: rate,
             reply_ms,
+            transfer_ms: 0.0,
+            reply_bytes: 200.0,
+            duration_s: 10.0,
+            client_cpu_pct: 99.0,
             connection_ms: reply_ms,
             max_open: 40,
             errors: 0,

@@ -31,6 +31,10 @@ pub struct Run {
     pub timestamp: String,
     /// `server`: the balancer.
     pub server: String,
+    /// `tls` (`off` in files from before the column).
+    pub tls: crate::httperf::Tls,
+    /// `reply_size`: the reply size a size sweep asked for, in bytes.
+    pub reply_size: Option<u64>,
     /// `target_rate`: the demanded connection rate.
     pub target_rate: f64,
     /// `run`.
@@ -45,6 +49,15 @@ pub struct Run {
     pub request_rate: f64,
     /// `reply_time_response`, in ms.
     pub reply_ms: f64,
+    /// `reply_time_transfer`, in ms: from the reply's first byte to its last (NaN when the
+    /// file lacks the column; so for the next three).
+    pub transfer_ms: f64,
+    /// `reply_size_total`: bytes per reply (header, content and footer), on average.
+    pub reply_bytes: f64,
+    /// `total_test_duration`, in s.
+    pub duration_s: f64,
+    /// `cpu_time_total_pct`: httperf's own CPU.
+    pub client_cpu_pct: f64,
     /// `connection_time_avg`, in ms.
     pub connection_ms: f64,
     /// `max_concurrent_connections`: the most open at once on httperf's side.
@@ -78,10 +91,33 @@ pub struct Run {
 }
 
 impl Run {
+    /// The series it belongs to in the report: the balancer for plain runs, with the TLS
+    /// mode for TLS runs (`haproxy TLS`, `nginx TLS resumed`).
+    pub fn series(&self) -> String {
+        series_name(&self.server, self.tls)
+    }
+
     /// The balancer's CPU-seconds per 1,000 requests sent (`None` without CPU data or
-    /// requests).
+    /// requests); per 1,000 connections for resumed TLS runs, whose requests include
+    /// httperf's resent ones (see [`crate::httperf::Tls::Resumed`]).
     pub fn cpu_s_per_1k(&self) -> Option<f64> {
-        cpu_s_per_1k(self.balancer_cpu_s?, self.requests)
+        let n = if self.tls == crate::httperf::Tls::Resumed {
+            self.connections
+        } else {
+            self.requests
+        };
+        cpu_s_per_1k(self.balancer_cpu_s?, n)
+    }
+
+    /// Reply bytes received per second, in MB/s (10^6 bytes): replies × bytes per reply ÷
+    /// the run's duration.
+    pub fn reply_mb_s(&self) -> Option<f64> {
+        reply_mb_s(self.replies, self.reply_bytes, self.duration_s)
+    }
+
+    /// The balancer's CPU-seconds per GB (10^9 bytes) of replies it forwarded.
+    pub fn cpu_s_per_gb(&self) -> Option<f64> {
+        cpu_s_per_gb(self.balancer_cpu_s?, self.replies, self.reply_bytes)
     }
 
     /// The reasons this run is flagged, in words.
@@ -110,10 +146,36 @@ impl Run {
     }
 }
 
+/// A series' name: `server` for plain runs, `server TLS` or `server TLS resumed`.
+pub fn series_name(server: &str, tls: crate::httperf::Tls) -> String {
+    if tls.is_on() {
+        format!("{server} {}", tls.label())
+    } else {
+        server.to_owned()
+    }
+}
+
 /// CPU-seconds per 1,000 requests: `cpu_s / requests × 1000` (`None` for no requests).
 pub fn cpu_s_per_1k(cpu_s: f64, requests: u64) -> Option<f64> {
     (requests > 0 && cpu_s.is_finite()).then(|| cpu_s / requests as f64 * 1000.0)
 }
+
+/// Reply throughput in MB/s (10^6 bytes/s): `replies × bytes_per_reply / duration_s`.
+pub fn reply_mb_s(replies: u64, bytes_per_reply: f64, duration_s: f64) -> Option<f64> {
+    let v = replies as f64 * bytes_per_reply / duration_s / 1e6;
+    (duration_s > 0.0 && v.is_finite()).then_some(v)
+}
+
+/// CPU-seconds per GB (10^9 bytes) of replies: `cpu_s / (replies × bytes_per_reply) × 10^9`.
+pub fn cpu_s_per_gb(cpu_s: f64, replies: u64, bytes_per_reply: f64) -> Option<f64> {
+    let bytes = replies as f64 * bytes_per_reply;
+    (bytes > 0.0 && cpu_s.is_finite()).then(|| cpu_s / bytes * 1e9)
+}
+
+/// The lab's column of [`reply_mb_s`].
+pub const REPLY_MB_S_COLUMN: &str = "reply_mb_s";
+/// The lab's column of [`cpu_s_per_gb`] for the balancer.
+pub const CPU_PER_GB_COLUMN: &str = "balancer_cpu_s_per_gb";
 
 /// Why a file could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -227,7 +289,7 @@ pub fn parse_sweep(bytes: &[u8], path: &Path) -> Result<SweepFile, DataError> {
     }
     let mut runs = Vec::new();
     let mut unreadable_lines = Vec::new();
-    let key_columns = [index["server"], index["target_rate"], index["run"]];
+    let key_columns = crate::sweep::resume::KeyColumns::find(&headers).map_err(format)?;
     let mut record = csv::StringRecord::new();
     loop {
         match rdr.read_record(&mut record) {
@@ -237,10 +299,10 @@ pub fn parse_sweep(bytes: &[u8], path: &Path) -> Result<SweepFile, DataError> {
         }
         let line = record.position().map_or(0, |p| p.line() as usize);
         // As the sweep sees it: a row without a readable key is a run still to do.
-        if crate::sweep::resume::row_key(&record, headers.len(), key_columns).is_none() {
+        let Some(key) = crate::sweep::resume::row_key(&record, headers.len(), &key_columns) else {
             unreadable_lines.push(line);
             continue;
-        }
+        };
         let cell = |c: &str| index.get(c).and_then(|&i| record.get(i)).unwrap_or("");
         let bad = |c: &str| {
             format(format!(
@@ -279,6 +341,8 @@ pub fn parse_sweep(bytes: &[u8], path: &Path) -> Result<SweepFile, DataError> {
                 }
                 s.to_owned()
             },
+            tls: key.tls,
+            reply_size: key.reply_size,
             target_rate: get!("target_rate"),
             run: get!("run"),
             connections: u("total_connections")?,
@@ -286,6 +350,11 @@ pub fn parse_sweep(bytes: &[u8], path: &Path) -> Result<SweepFile, DataError> {
             replies: u("total_replies")?,
             request_rate: get!("request_rate_per_sec"),
             reply_ms: get!("reply_time_response"),
+            // Not needed by the rate report: a hand-made file may lack them (NaN: unknown).
+            transfer_ms: opt("reply_time_transfer")?.unwrap_or(f64::NAN),
+            reply_bytes: opt("reply_size_total")?.unwrap_or(f64::NAN),
+            duration_s: opt("total_test_duration")?.unwrap_or(f64::NAN),
+            client_cpu_pct: opt("cpu_time_total_pct")?.unwrap_or(f64::NAN),
             connection_ms: get!("connection_time_avg"),
             max_open: u("max_concurrent_connections")?,
             errors: u("errors_total")?,
@@ -295,8 +364,16 @@ pub fn parse_sweep(bytes: &[u8], path: &Path) -> Result<SweepFile, DataError> {
                 + u("errors_addr_unavail")?
                 + u("errors_ftab_full")?,
             status_5xx: u("reply_status_5xx")?,
-            valid: get!("valid"),
-            flag_rate_off_target: get!("flag_rate_off_target"),
+            // Empty when the rate could not be checked (a resumed TLS run, a report pasted
+            // without its command): not flagged for it.
+            valid: match cell("valid").trim() {
+                "" => true,
+                _ => get!("valid"),
+            },
+            flag_rate_off_target: match cell("flag_rate_off_target").trim() {
+                "" => false,
+                _ => get!("flag_rate_off_target"),
+            },
             flag_resource_errors: get!("flag_resource_errors"),
             flag_client_cpu_low: get!("flag_client_cpu_low"),
             balancer_cpu_pct: opt(&format!("{BALANCER_PREFIX}_cpu_pct"))?,
@@ -370,6 +447,8 @@ pub(crate) mod tests {
                             c if c.starts_with("flag_") => "false".into(),
                             "command" | "timestamp" => "x".into(),
                             "server" => "haproxy".into(),
+                            "tls" => "off".into(),
+                            "reply_size" => String::new(),
                             "max_open_descriptors" | "reply_rate_series" => String::new(),
                             c if c.starts_with("periodic_")
                                 || c.starts_with("session")
@@ -386,6 +465,30 @@ pub(crate) mod tests {
             out.push('\n');
         }
         out
+    }
+
+    #[test]
+    fn an_unchecked_rate_is_not_a_flag() {
+        let text = lab_csv(&[&[
+            ("tls", "resumed"),
+            ("flag_rate_off_target", ""),
+            ("valid", ""),
+        ]]);
+        let f = parse_sweep(text.as_bytes(), Path::new("x.csv")).unwrap();
+        let r = &f.runs[0];
+        assert!(r.valid && !r.flag_rate_off_target);
+        // Per 1,000 connections, not the requests httperf resent.
+        let text = lab_csv(&[&[
+            ("tls", "resumed"),
+            ("total_connections", "1000"),
+            ("total_requests", "1750"),
+            ("balancer_cpu_user_s", "0.2"),
+            ("balancer_cpu_system_s", "0.1"),
+        ]]);
+        let f = parse_sweep(text.as_bytes(), Path::new("x.csv")).unwrap();
+        assert!((f.runs[0].cpu_s_per_1k().unwrap() - 0.3).abs() < 1e-9);
+        assert_eq!(r.tls, crate::httperf::Tls::Resumed);
+        assert_eq!(r.series(), "haproxy TLS resumed");
     }
 
     #[test]

@@ -3,10 +3,11 @@
 //! closed, no named entities), so tools and tests can read it with an XML parser.
 
 use askama::Template;
-use common::chart::{Chart, ChartError, Series};
+use common::chart::{Chart, ChartError, Series, XAxis};
 
 use super::aggregate::{RatePoint, Stats, servers};
 use super::data::Run;
+use super::markdown::{COST_HEAD, SIZE_HEAD, TLS_HEAD, cost_rows, size_rows, tls_rows};
 use super::{ReportInput, fmt_num};
 use crate::httperf::fmt_rate;
 
@@ -64,6 +65,13 @@ struct Page<'a> {
     missing_figures: Vec<String>,
     table_head: &'a [&'a str],
     table: Vec<TableRow>,
+    tls_head: &'a [&'a str],
+    tls_table: Vec<Vec<String>>,
+    cost_head: &'a [&'a str],
+    cost_table: Vec<Vec<String>>,
+    size_head: &'a [&'a str],
+    size_table: Vec<Vec<String>>,
+    size_figures: Vec<Figure>,
     flagged: Vec<FlaggedRow>,
     sources: Vec<String>,
 }
@@ -115,13 +123,24 @@ fn per_balancer_chart(
     pick: impl Fn(&RatePoint) -> Option<Stats>,
     flagged_runs: Option<FlaggedMarks<'_>>,
 ) -> Option<Chart> {
+    per_series_chart(chart, points, |p| Some(p.rate), pick, flagged_runs)
+}
+
+/// [`per_balancer_chart`] with the x value of each point picked by `x`.
+fn per_series_chart(
+    chart: Chart,
+    points: &[RatePoint],
+    x: impl Fn(&RatePoint) -> Option<f64>,
+    pick: impl Fn(&RatePoint) -> Option<Stats>,
+    flagged_runs: Option<FlaggedMarks<'_>>,
+) -> Option<Chart> {
     let mut chart = chart;
     let mut any = false;
     for (k, server) in servers(points).iter().enumerate() {
         let stats: Vec<(f64, Stats)> = points
             .iter()
             .filter(|p| &p.server == server)
-            .filter_map(|p| pick(p).map(|s| (p.rate, s)))
+            .filter_map(|p| Some((x(p)?, pick(p)?)))
             .collect();
         if stats.is_empty() {
             continue;
@@ -147,7 +166,7 @@ fn per_balancer_chart(
         if let Some((runs, value)) = flagged_runs {
             let marks: Vec<(f64, f64)> = runs
                 .iter()
-                .filter(|r| &r.server == server && !r.valid)
+                .filter(|r| &r.series() == server && r.reply_size.is_none() && !r.valid)
                 .filter_map(|r| value(r).map(|v| (r.target_rate, v)))
                 .collect();
             if !marks.is_empty() {
@@ -305,6 +324,60 @@ fn figures(
     Ok((figs, missing))
 }
 
+/// The size sweep's charts: throughput, CPU per GB and reply time against the reply size (a
+/// log scale).
+fn size_figures(points: &[RatePoint]) -> Result<Vec<Figure>, HtmlError> {
+    const X: &str = "reply size (log scale)";
+    let x = |p: &RatePoint| p.reply_size.filter(|s| *s > 0).map(|s| (s as f64).log2());
+    let charts = [
+        (
+            "size-throughput",
+            Chart::new("Throughput against the reply size", X, "replies [MB/s]"),
+            (|p: &RatePoint| p.reply_mb_s) as fn(&RatePoint) -> Option<Stats>,
+            "Reply bytes received per second (10^6 bytes/s) through each balancer at the \
+             lab's fixed connection rate: while it keeps up, rate × size.",
+        ),
+        (
+            "size-cpu-per-gb",
+            Chart::new(
+                "Balancer CPU per GB against the reply size",
+                X,
+                "CPU-seconds per GB",
+            ),
+            |p: &RatePoint| p.cpu_s_per_gb,
+            "The balancer's CPU-seconds per 10^9 reply bytes it forwarded: per-request costs \
+             dominate small replies, copying costs large ones.",
+        ),
+        (
+            "size-reply-time",
+            Chart::new("Reply time against the reply size", X, "reply time [ms]"),
+            |p: &RatePoint| p.reply_ms,
+            "httperf's response time (request sent to the reply's first byte); the transfer \
+             time to its last byte is in the table.",
+        ),
+    ];
+    let mut out = Vec::new();
+    for (id, chart, pick, caption) in charts {
+        if let Some(c) = per_series_chart(
+            Chart {
+                y_from_zero: false,
+                ..chart.with_x_axis(XAxis::Log2Bytes)
+            },
+            points,
+            x,
+            pick,
+            None,
+        ) {
+            out.push(Figure {
+                id,
+                svg: c.to_svg(WIDTH, HEIGHT)?,
+                caption: caption.into(),
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// httperf's options for the setup table. An added header is shown as the header it sends
 /// (`--add-header=Connection: close\n` is httperf's escape for the line end, which a reader
 /// of the page would take for two stray characters).
@@ -419,6 +492,30 @@ pub fn render(
                     fmt_rate(s.pause_s),
                 ),
             ));
+            if !s.sizes.is_empty() {
+                setup.push((
+                    "reply sizes".into(),
+                    format!(
+                        "{} at {} conn/s (size= added to the URI)",
+                        s.sizes
+                            .iter()
+                            .map(|&b| crate::sweep::fmt_size(b))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        s.rates.first().map_or("?".into(), |r| fmt_rate(*r)),
+                    ),
+                ));
+            }
+            if s.tls.iter().any(|t| t != "off") {
+                setup.push((
+                    "TLS".into(),
+                    "each balancer measured plain, then terminating TLS with the lab's \
+                     certificate (ECDSA P-256, DIR/tls/); httperf --ssl --ssl-no-reuse (every \
+                     connection a full handshake), or sessions of 4 connections of which 3 \
+                     resume (rows marked resumed); the backends stay plain HTTP"
+                        .into(),
+                ));
+            }
             setup.push((
                 "httperf".into(),
                 httperf_setup(s.timeout_s, &s.httperf_extra),
@@ -482,10 +579,24 @@ pub fn render(
                 .into(),
         )),
     }
-    let (figures, missing_figures) = figures(input, points)?;
-    let table = table_rows(points)
+    let rate_points: Vec<RatePoint> = points
+        .iter()
+        .filter(|p| p.reply_size.is_none())
+        .cloned()
+        .collect();
+    let size_points: Vec<RatePoint> = points
+        .iter()
+        .filter(|p| p.reply_size.is_some())
+        .cloned()
+        .collect();
+    let (figures, missing_figures) = if rate_points.is_empty() {
+        (Vec::new(), Vec::new())
+    } else {
+        figures(input, &rate_points)?
+    };
+    let table = table_rows(&rate_points)
         .into_iter()
-        .zip(points)
+        .zip(&rate_points)
         .map(|(cells, p)| TableRow {
             server: p.server.clone(),
             rate: fmt_rate(p.rate),
@@ -496,8 +607,15 @@ pub fn render(
     let flagged = flagged_runs
         .iter()
         .map(|r| FlaggedRow {
-            server: r.server.clone(),
-            rate: fmt_rate(r.target_rate),
+            server: r.series(),
+            rate: match r.reply_size {
+                Some(s) => format!(
+                    "{} ({})",
+                    fmt_rate(r.target_rate),
+                    crate::sweep::fmt_size(s)
+                ),
+                None => fmt_rate(r.target_rate),
+            },
             run: r.run,
             timestamp: r.timestamp.clone(),
             reasons: r.flag_reasons().join(", "),
@@ -519,6 +637,13 @@ pub fn render(
         missing_figures,
         table_head: TABLE_HEAD,
         table,
+        tls_head: TLS_HEAD,
+        tls_table: tls_rows(points),
+        cost_head: COST_HEAD,
+        cost_table: cost_rows(points),
+        size_head: SIZE_HEAD,
+        size_table: size_rows(points, input.cpus()),
+        size_figures: size_figures(&size_points)?,
         flagged,
         sources: input
             .files

@@ -1,8 +1,12 @@
-//! The summary table in Markdown (`lbbench report --markdown`), for a README or an issue.
+//! The summary tables in Markdown (`lbbench report --markdown`, and the end of `lbbench
+//! lab`), for a README or an issue: the rate sweep's numbers, plain and TLS side by side
+//! with the cost of TLS, and the size sweep.
 
 use super::aggregate::{RatePoint, Stats};
+use super::compare::{highest_clean_rate, size_limit, tls_costs, tls_pairs};
 use super::fmt_num;
-use crate::httperf::fmt_rate;
+use crate::httperf::{Tls, fmt_rate};
+use crate::sweep::fmt_size;
 
 /// The summary's columns.
 pub const HEAD: &[&str] = &[
@@ -51,17 +55,196 @@ pub fn row(p: &RatePoint) -> Vec<String> {
     ]
 }
 
-/// The table: a header, the alignment line (numbers to the right), one line per point.
-pub fn table(points: &[RatePoint]) -> String {
+/// A Markdown table: the header, the alignment line (the first `text` columns to the left,
+/// numbers to the right), the rows.
+pub fn markdown_table(head: &[&str], text: usize, rows: &[Vec<String>]) -> String {
     let line = |cells: &[String]| format!("| {} |\n", cells.join(" | "));
-    let head: Vec<String> = HEAD.iter().map(|h| (*h).to_owned()).collect();
+    let head: Vec<String> = head.iter().map(|h| (*h).to_owned()).collect();
     let mut out = line(&head);
-    let align: Vec<String> = (0..HEAD.len())
-        .map(|i| if i == 0 { "---".into() } else { "---:".into() })
+    let align: Vec<String> = (0..head.len())
+        .map(|i| {
+            if i < text {
+                "---".into()
+            } else {
+                "---:".into()
+            }
+        })
         .collect();
     out.push_str(&line(&align));
-    for p in points {
-        out.push_str(&line(&row(p)));
+    for r in rows {
+        out.push_str(&line(r));
+    }
+    out
+}
+
+/// The table of a rate sweep: one line per point (size-sweep points are left out).
+pub fn table(points: &[RatePoint]) -> String {
+    let rows: Vec<Vec<String>> = points
+        .iter()
+        .filter(|p| p.reply_size.is_none())
+        .map(row)
+        .collect();
+    markdown_table(HEAD, 1, &rows)
+}
+
+/// Plain and TLS side by side: the columns.
+pub const TLS_HEAD: &[&str] = &[
+    "balancer",
+    "conn/s",
+    "reply ms plain",
+    "reply ms TLS",
+    "CPU-s / 1k req plain",
+    "CPU-s / 1k req TLS",
+    "TLS CPU-ms / handshake",
+    "flagged plain",
+    "flagged TLS",
+];
+
+/// Plain and TLS side by side, per balancer and rate.
+pub fn tls_rows(points: &[RatePoint]) -> Vec<Vec<String>> {
+    let flagged = |p: &RatePoint| {
+        if p.flagged == 0 {
+            "0".to_owned()
+        } else {
+            format!("{} of {}", p.flagged, p.runs)
+        }
+    };
+    tls_pairs(points)
+        .iter()
+        .map(|pair| {
+            vec![
+                match pair.tls.tls {
+                    Tls::Resumed => format!("{} (resumed)", pair.balancer),
+                    _ => pair.balancer.to_owned(),
+                },
+                fmt_rate(pair.rate),
+                pair.plain
+                    .reply_ms
+                    .map_or("–".into(), |s| fmt_num(s.mean, 1)),
+                pair.tls.reply_ms.map_or("–".into(), |s| fmt_num(s.mean, 1)),
+                pair.plain
+                    .cpu_s_per_1k
+                    .map_or("–".into(), |s| fmt_num(s.mean, 3)),
+                pair.tls
+                    .cpu_s_per_1k
+                    .map_or("–".into(), |s| fmt_num(s.mean, 3)),
+                pair.cost_per_1k().map_or("–".into(), |c| fmt_num(c, 3)),
+                flagged(pair.plain),
+                flagged(pair.tls),
+            ]
+        })
+        .collect()
+}
+
+/// The TLS cost table: the columns.
+pub const COST_HEAD: &[&str] = &[
+    "balancer",
+    "TLS",
+    "highest conn/s without flags, plain",
+    "highest conn/s without flags, TLS",
+    "TLS cost: CPU-s / 1,000 handshakes (min–max)",
+    "TLS ÷ plain CPU per request",
+];
+
+/// The TLS cost per balancer.
+pub fn cost_rows(points: &[RatePoint]) -> Vec<Vec<String>> {
+    let pairs = tls_pairs(points);
+    tls_costs(&pairs)
+        .iter()
+        .map(|c| {
+            let clean =
+                |tls| highest_clean_rate(points, &c.balancer, tls).map_or("none".into(), fmt_rate);
+            vec![
+                c.balancer.clone(),
+                match c.tls {
+                    Tls::Resumed => "resumed (3 in 4)".into(),
+                    _ => "full handshakes".into(),
+                },
+                clean(Tls::Off),
+                clean(c.tls),
+                if c.rates > 1 {
+                    format!(
+                        "{} ({}–{})",
+                        fmt_num(c.mean, 3),
+                        fmt_num(c.min, 3),
+                        fmt_num(c.max, 3)
+                    )
+                } else {
+                    fmt_num(c.mean, 3)
+                },
+                format!("{}×", fmt_num(c.ratio, 1)),
+            ]
+        })
+        .collect()
+}
+
+/// The size sweep's columns.
+pub const SIZE_HEAD: &[&str] = &[
+    "balancer",
+    "reply size",
+    "conn/s",
+    "MB/s",
+    "replied %",
+    "reply ms",
+    "transfer ms",
+    "balancer CPU %",
+    "CPU-s / GB",
+    "backends CPU %",
+    "machine busy %",
+    "flagged",
+    "limit",
+];
+
+/// The size sweep: one row per balancer and size. `cpus` is the machine's CPU count.
+pub fn size_rows(points: &[RatePoint], cpus: usize) -> Vec<Vec<String>> {
+    let mean = |s: Option<Stats>, d| s.map_or("–".into(), |s| fmt_num(s.mean, d));
+    points
+        .iter()
+        .filter_map(|p| {
+            let size = p.reply_size?;
+            Some(vec![
+                p.server.clone(),
+                fmt_size(size),
+                fmt_rate(p.rate),
+                mean(p.reply_mb_s, 1),
+                fmt_num(p.replied_pct.mean, 0),
+                mean(p.reply_ms, 1),
+                mean(p.transfer_ms, 1),
+                mean(p.balancer_cpu_pct, 1),
+                mean(p.cpu_s_per_gb, 2),
+                mean(p.backends_cpu_pct, 1),
+                mean(p.machine_busy_pct, 1),
+                if p.flagged == 0 {
+                    "0".into()
+                } else {
+                    format!("{} of {}", p.flagged, p.runs)
+                },
+                size_limit(p, cpus).describe().to_owned(),
+            ])
+        })
+        .collect()
+}
+
+/// Everything in Markdown: the rate sweep's table, then (when there are such runs) plain and
+/// TLS side by side with the TLS cost, and the size sweep.
+pub fn summary(points: &[RatePoint], cpus: usize) -> String {
+    let mut out = String::new();
+    if points.iter().any(|p| p.reply_size.is_none()) {
+        out.push_str(&table(points));
+    }
+    let tls = tls_rows(points);
+    if !tls.is_empty() {
+        out.push_str("\nPlain and TLS side by side:\n\n");
+        out.push_str(&markdown_table(TLS_HEAD, 1, &tls));
+        out.push_str("\nThe cost of TLS:\n\n");
+        out.push_str(&markdown_table(COST_HEAD, 2, &cost_rows(points)));
+    }
+    let sizes = size_rows(points, cpus);
+    if !sizes.is_empty() {
+        if !out.is_empty() {
+            out.push_str("\nReply sizes:\n\n");
+        }
+        out.push_str(&markdown_table(SIZE_HEAD, 2, &sizes));
     }
     out
 }

@@ -15,6 +15,7 @@
 //! ```
 
 pub mod aggregate;
+pub mod compare;
 pub mod data;
 pub mod html;
 pub mod markdown;
@@ -117,7 +118,13 @@ pub fn load(inputs: &[PathBuf]) -> Result<ReportInput, ReportError> {
             ));
         }
         for r in sweep.runs {
-            let key = (r.server.clone(), r.target_rate.to_bits(), r.run);
+            let key = (
+                r.server.clone(),
+                r.tls,
+                r.reply_size,
+                r.target_rate.to_bits(),
+                r.run,
+            );
             if keys.insert(key) {
                 runs.push(r);
             } else {
@@ -125,7 +132,7 @@ pub fn load(inputs: &[PathBuf]) -> Result<ReportInput, ReportError> {
                     "{}:{}: {} at {}/s run {} is already in the report; this copy was left out",
                     r.file.display(),
                     r.line,
-                    r.server,
+                    r.series(),
                     crate::httperf::fmt_rate(r.target_rate),
                     r.run
                 ));
@@ -164,9 +171,22 @@ impl ReportInput {
         order
     }
 
-    /// One point per balancer and rate.
+    /// One point per balancer (plain or TLS), reply size and rate.
     pub fn points(&self) -> Vec<RatePoint> {
         aggregate(&self.runs, &self.order())
+    }
+
+    /// The CPUs of the machine the runs were measured on (`lab.json`), else this one's.
+    pub fn cpus(&self) -> usize {
+        self.info.as_ref().map_or_else(
+            || std::thread::available_parallelism().map_or(1, |n| n.get()),
+            |i| i.machine.cpus,
+        )
+    }
+
+    /// The Markdown summary (see [`markdown::summary`]).
+    pub fn markdown(&self) -> String {
+        markdown::summary(&self.points(), self.cpus())
     }
 }
 

@@ -5,7 +5,8 @@
 //! One sweep at a time writes to a file: a second one on the same file stops before its first
 //! run and names the first one's pid (a lock file `.NAME.lock` beside it).
 //!
-//! Resuming: the runs already in the output file, identified by (server, target_rate, run),
+//! Resuming: the runs already in the output file, identified by (server, tls, reply_size,
+//! target_rate, run),
 //! are skipped, so a sweep stopped by Ctrl-C, `kill` or a reboot continues where it stopped
 //! when started again with the same arguments, and no run is done twice. Each row is written
 //! by [`common::CsvAppender`] in one `write(2)` after its run, so a killed sweep never leaves
@@ -40,11 +41,11 @@ use std::time::Duration;
 use common::{CsvAppender, CsvFileError, Shutdown, TimeFormat};
 
 use crate::httperf::{
-    Httperf, HttperfArgs, HttperfError, HttperfOutput, RawOutput, Report, Thresholds, Validity,
-    fmt_rate, num_conns_for, resolve_server,
+    Httperf, HttperfArgs, HttperfError, HttperfOutput, RawOutput, Report, Thresholds, Tls,
+    Validity, fmt_rate, num_conns_for, resolve_server,
 };
 pub use observers::CpuObserver;
-pub use plan::{PlanError, PlannedRun, RunKey, plan, rates};
+pub use plan::{PlanError, PlannedRun, RunKey, fmt_size, parse_size, plan, rates};
 use progress::Progress;
 pub use progress::ProgressMode;
 pub use resume::{Completed, ResumeError, completed_runs};
@@ -54,8 +55,35 @@ pub const MAX_REPEAT: u32 = 1000;
 /// The most runs in one sweep (rates × repeats); a plan holds one small entry per run.
 pub const MAX_RUNS: usize = 100_000;
 
-/// lbbench's own columns before the report's: `timestamp, server, target_rate, run`.
-pub const KEY_COLUMNS: &[&str] = &["timestamp", "server", "target_rate", "run"];
+/// lbbench's own columns before the report's: `timestamp, server, tls, reply_size,
+/// target_rate, run`. `tls` is `off`, `on` or `resumed` ([`Tls`]); `reply_size` is the reply
+/// size a size sweep asked for, in bytes, and empty otherwise.
+pub const KEY_COLUMNS: &[&str] = &[
+    "timestamp",
+    "server",
+    "tls",
+    "reply_size",
+    "target_rate",
+    "run",
+];
+
+/// The most reply sizes in one sweep.
+pub const MAX_SIZES: usize = 100;
+
+/// The value of each column that lbbench has added since its first sweep files, for the
+/// rows of a file written before it: a file of an older layout gets them (see
+/// [`common::csvfile::with_added_columns`]) before a sweep appends to it. Their runs were
+/// plain HTTP of the URI's own reply, and the lab's derived columns are left empty.
+pub fn added_column_default(column: &str) -> Option<String> {
+    match column {
+        "tls" => Some(Tls::Off.cell().to_owned()),
+        "reply_size" => Some(String::new()),
+        crate::report::data::REPLY_MB_S_COLUMN | crate::report::data::CPU_PER_GB_COLUMN => {
+            Some(String::new())
+        }
+        _ => None,
+    }
+}
 
 /// Everything a sweep needs.
 #[derive(Debug, Clone, PartialEq)]
@@ -63,10 +91,14 @@ pub struct SweepConfig {
     /// The `server` column: which balancer the rows are about. The CLI uses the host name;
     /// the lab uses the balancer's name, since all its balancers are on 127.0.0.1.
     pub label: String,
-    /// httperf's arguments except `rate` and `num_conns`, which each run sets.
+    /// httperf's arguments except `rate` and `num_conns`, which each run sets (and the URI's
+    /// `size=`, in a size sweep). Its `tls` is the rows' `tls` column.
     pub base: HttperfArgs,
     /// Connection rates, in order.
     pub rates: Vec<f64>,
+    /// Reply sizes in bytes, each asked of the backend with `size=` added to the URI; empty
+    /// leaves the URI as it is (a rate sweep).
+    pub sizes: Vec<u64>,
     /// Runs per rate.
     pub repeat: u32,
     /// Seconds per run: each run makes `rate × duration` connections.
@@ -97,6 +129,7 @@ impl SweepConfig {
             label: server.to_owned(),
             base,
             rates: rates(100.0, 2000.0, 100.0).unwrap_or_default(),
+            sizes: Vec::new(),
             repeat: 3,
             duration_s: 60.0,
             pause: Duration::from_secs(30),
@@ -110,16 +143,27 @@ impl SweepConfig {
 
     /// The httperf arguments of one run.
     pub fn args_for(&self, run: &PlannedRun) -> HttperfArgs {
+        let mut uri = self.base.uri.clone();
+        if let Some(size) = run.reply_size {
+            uri.push(if uri.contains('?') { '&' } else { '?' });
+            uri.push_str(&format!("size={size}"));
+        }
         HttperfArgs {
             rate: run.rate,
             num_conns: num_conns_for(run.rate, self.duration_s),
+            uri,
             ..self.base.clone()
         }
     }
 
     /// Every run of the sweep, done or not.
     pub fn plan(&self) -> Vec<PlannedRun> {
-        plan(&self.rates, self.repeat)
+        plan(&self.rates, &self.sizes, self.repeat)
+    }
+
+    /// A run's key in this sweep's file.
+    pub fn key(&self, run: &PlannedRun) -> RunKey {
+        run.key(&self.label, self.base.tls)
     }
 }
 
@@ -335,11 +379,26 @@ pub fn check_config(cfg: &SweepConfig) -> Result<(), SweepError> {
         )));
     }
     // Both factors are bounded now; their product bounds the plan (one entry per run).
-    let runs = cfg.rates.len().saturating_mul(cfg.repeat as usize);
+    if cfg.sizes.len() > MAX_SIZES {
+        return Err(SweepError::Config(format!(
+            "{} reply sizes is more than {MAX_SIZES}",
+            cfg.sizes.len()
+        )));
+    }
+    let runs = cfg
+        .rates
+        .len()
+        .saturating_mul(cfg.sizes.len().max(1))
+        .saturating_mul(cfg.repeat as usize);
     if runs > MAX_RUNS {
         return Err(SweepError::Config(format!(
-            "{} rates × {} runs each is {runs} runs, more than {MAX_RUNS}",
+            "{} rates{} × {} runs each is {runs} runs, more than {MAX_RUNS}",
             cfg.rates.len(),
+            if cfg.sizes.is_empty() {
+                String::new()
+            } else {
+                format!(" × {} sizes", cfg.sizes.len())
+            },
             cfg.repeat
         )));
     }
@@ -356,6 +415,24 @@ pub fn check_config(cfg: &SweepConfig) -> Result<(), SweepError> {
     ] {
         common::time::seconds(what, secs).map_err(SweepError::Config)?;
     }
+    if !cfg.sizes.is_empty()
+        && cfg
+            .base
+            .uri
+            .split(['?', '&'])
+            .any(|p| p.starts_with("size="))
+    {
+        return Err(SweepError::Config(format!(
+            "the URI `{}` sets size= already; a size sweep sets it for each run",
+            cfg.base.uri
+        )));
+    }
+    if let Some(&s) = cfg.sizes.iter().find(|&&s| s > plan::MAX_REPLY_SIZE) {
+        return Err(SweepError::Config(format!(
+            "reply size {s} is above the backend's limit of {}",
+            fmt_size(plan::MAX_REPLY_SIZE)
+        )));
+    }
     if cfg.label.is_empty() || cfg.label.contains(['\n', '\r']) {
         return Err(SweepError::Config(
             "the server label must be one non-empty line".into(),
@@ -366,6 +443,7 @@ pub fn check_config(cfg: &SweepConfig) -> Result<(), SweepError> {
         cfg.args_for(&PlannedRun {
             index: 0,
             rate,
+            reply_size: cfg.sizes.first().copied(),
             run: 1,
         })
         .validate()
@@ -378,17 +456,32 @@ pub fn check_config(cfg: &SweepConfig) -> Result<(), SweepError> {
 }
 
 /// The file a run's raw output is saved to: `<dir>/<label>_r<rate>_<run>.txt` (stdout) and
-/// `.stderr` next to it.
-pub fn raw_path(dir: &Path, label: &str, run: &PlannedRun) -> PathBuf {
+/// `.stderr` next to it; `_tls` (or `_tls-resumed`) and `_s<bytes>` after the label for TLS
+/// runs and reply sizes.
+pub fn raw_path(dir: &Path, label: &str, tls: Tls, run: &PlannedRun) -> PathBuf {
     let safe = default_output(label);
-    let safe = safe
+    let mut name = safe
         .trim_start_matches("perf_")
-        .trim_end_matches("_combined.csv");
-    dir.join(format!("{safe}_r{}_{}.txt", fmt_rate(run.rate), run.run))
+        .trim_end_matches("_combined.csv")
+        .to_owned();
+    match tls {
+        Tls::Off => {}
+        Tls::On => name.push_str("_tls"),
+        Tls::Resumed => name.push_str("_tls-resumed"),
+    }
+    if let Some(size) = run.reply_size {
+        name.push_str(&format!("_s{size}"));
+    }
+    dir.join(format!("{name}_r{}_{}.txt", fmt_rate(run.rate), run.run))
 }
 
-fn save_raw(dir: &Path, label: &str, run: &PlannedRun, raw: &RawOutput) -> Result<(), SweepError> {
-    let out = raw_path(dir, label, run);
+fn save_raw(
+    dir: &Path,
+    cfg: &SweepConfig,
+    run: &PlannedRun,
+    raw: &RawOutput,
+) -> Result<(), SweepError> {
+    let out = raw_path(dir, &cfg.label, cfg.base.tls, run);
     let write = |p: PathBuf, text: &str| {
         std::fs::write(&p, text).map_err(|error| SweepError::SaveRaw { path: p, error })
     };
@@ -435,12 +528,13 @@ pub fn run_sweep(
         })?;
     let extra = observer.extra_columns();
     let header = header(&extra);
+    let migrated = migrate_older_layout(&cfg.output, &header)?;
     let mut csv = CsvAppender::open(&cfg.output, &header)?;
     let completed = completed_runs(&cfg.output)?;
     let all = cfg.plan();
     let todo: Vec<&PlannedRun> = all
         .iter()
-        .filter(|r| !completed.runs.contains(&r.key(&cfg.label)))
+        .filter(|r| !completed.runs.contains(&cfg.key(r)))
         .collect();
     let mut summary = SweepSummary {
         planned: all.len(),
@@ -461,6 +555,9 @@ pub fn run_sweep(
         planned_run,
         cfg.pause,
     );
+    if let Some(m) = migrated {
+        progress.warn(&m);
+    }
     if !completed.unreadable_lines.is_empty() {
         progress.warn(&format!(
             "{}: lines {:?} are unreadable; their runs will be done again",
@@ -521,7 +618,7 @@ pub fn run_sweep(
                     break;
                 }
                 if let (Some(dir), Some(raw)) = (&cfg.save_raw, e.raw_output()) {
-                    save_raw(dir, &cfg.label, run, raw)?;
+                    save_raw(dir, cfg, run, raw)?;
                 }
                 if summary.written == 0 || last_failed || e.is_usage() {
                     return Err(SweepError::Httperf {
@@ -544,11 +641,11 @@ pub fn run_sweep(
         };
         last_failed = false;
         if let Some(dir) = &cfg.save_raw {
-            save_raw(dir, &cfg.label, run, &output.raw)?;
+            save_raw(dir, cfg, run, &output.raw)?;
         }
         let validity = Validity::assess(
             &output.report,
-            Some(args.target_request_rate()),
+            args.checkable_request_rate(),
             &cfg.thresholds,
         );
         let result = RunResult {
@@ -567,6 +664,8 @@ pub fn run_sweep(
         let mut row = vec![
             cfg.time_format.format(result.output.started_at),
             cfg.label.clone(),
+            cfg.base.tls.cell().to_owned(),
+            run.reply_size.map(|s| s.to_string()).unwrap_or_default(),
             fmt_rate(run.rate),
             run.run.to_string(),
         ];
@@ -591,6 +690,78 @@ pub fn run_sweep(
     }
     progress.finish();
     Ok(summary)
+}
+
+/// Brings a sweep file of an older layout (one that lacks only columns lbbench has added
+/// since, [`added_column_default`]) to `header` before a sweep appends to it: its rows get
+/// the added columns, the original is kept beside it as `<file>.before-<columns>`, and the
+/// file is replaced atomically. Returns what was done, for the user. A file of any other
+/// layout is left for the appender, which refuses it and names both headers.
+fn migrate_older_layout(path: &Path, header: &[String]) -> Result<Option<String>, SweepError> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(_) => return Ok(None),
+    };
+    let first_line = bytes.split(|&b| b == b'\n').next().unwrap_or(&[]);
+    let found: Vec<String> = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(first_line)
+        .records()
+        .next()
+        .and_then(Result::ok)
+        .map(|r| r.iter().map(str::to_owned).collect())
+        .unwrap_or_default();
+    if found.is_empty() || found == header {
+        return Ok(None);
+    }
+    let added: Vec<&str> = header
+        .iter()
+        .filter(|h| !found.contains(h))
+        .map(String::as_str)
+        .collect();
+    if added.is_empty() || added.iter().any(|c| added_column_default(c).is_none()) {
+        return Ok(None);
+    }
+    let Ok(text) = common::csvfile::with_added_columns(&bytes, header, added_column_default) else {
+        return Ok(None);
+    };
+    let io = |what: String| {
+        move |error: std::io::Error| {
+            SweepError::Csv(CsvFileError::Io {
+                op: "cannot migrate",
+                path: PathBuf::from(what),
+                error,
+            })
+        }
+    };
+    let backup = PathBuf::from(format!(
+        "{}.before-{}",
+        path.display(),
+        added.join("-").replace('_', "-")
+    ));
+    // The original is kept, never overwritten.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&backup)
+        .and_then(|mut f| {
+            use std::io::Write;
+            f.write_all(&bytes)?;
+            f.sync_all()
+        })
+        .map_err(io(backup.display().to_string()))?;
+    common::atomic::write(path, &text).map_err(io(path.display().to_string()))?;
+    Ok(Some(format!(
+        "{}: written by an older lbbench, without the columns {}; added them to its rows \
+         ({} = {} for every run in it) and kept the original as {}",
+        path.display(),
+        added.join(", "),
+        added[0],
+        added_column_default(added[0])
+            .filter(|d| !d.is_empty())
+            .unwrap_or_else(|| "empty".into()),
+        backup.display()
+    )))
 }
 
 /// Waits (at most 61 s, the TIME_WAIT period and a second) while the client's ports towards
@@ -650,12 +821,22 @@ mod tests {
     #[test]
     fn header_layout() {
         let h = header(&["lb_cpu_pct".to_owned()]);
-        assert_eq!(h[..4], ["timestamp", "server", "target_rate", "run"]);
-        assert_eq!(h[4], "command");
+        assert_eq!(
+            h[..6],
+            [
+                "timestamp",
+                "server",
+                "tls",
+                "reply_size",
+                "target_rate",
+                "run"
+            ]
+        );
+        assert_eq!(h[6], "command");
         assert_eq!(h.last().unwrap(), "lb_cpu_pct");
         assert_eq!(
             h.len(),
-            4 + Report::COLUMNS.len() + Validity::COLUMNS.len() + 1
+            6 + Report::COLUMNS.len() + Validity::COLUMNS.len() + 1
         );
         let mut sorted = h.clone();
         sorted.sort();
@@ -712,14 +893,20 @@ mod tests {
     fn file_names_are_safe() {
         assert_eq!(default_output("10.0.0.1"), "perf_10.0.0.1_combined.csv");
         assert_eq!(default_output("a/b c"), "perf_a_b_c_combined.csv");
-        let run = PlannedRun {
+        let mut run = PlannedRun {
             index: 0,
             rate: 2.5,
+            reply_size: None,
             run: 3,
         };
         assert_eq!(
-            raw_path(Path::new("/d"), "haproxy", &run),
+            raw_path(Path::new("/d"), "haproxy", Tls::Off, &run),
             PathBuf::from("/d/haproxy_r2.5_3.txt")
+        );
+        run.reply_size = Some(1024);
+        assert_eq!(
+            raw_path(Path::new("/d"), "haproxy", Tls::On, &run),
+            PathBuf::from("/d/haproxy_tls_s1024_r2.5_3.txt")
         );
     }
 }

@@ -1,7 +1,8 @@
-//! The runs of a sweep: every rate from `from` to `to` by `step`, each repeated, in the
-//! report's order (all repeats of a rate, then the next rate).
+//! The runs of a sweep: every rate from `from` to `to` by `step` (or every reply size at one
+//! rate), each repeated, in the report's order (all repeats of a rate, then the next rate;
+//! sizes in the outer loop).
 
-use crate::httperf::fmt_rate;
+use crate::httperf::{Tls, fmt_rate};
 
 /// One run of a sweep.
 #[derive(Debug, Clone, PartialEq)]
@@ -10,24 +11,32 @@ pub struct PlannedRun {
     pub index: usize,
     /// Connections per second (httperf's `--rate`).
     pub rate: f64,
+    /// The reply size asked of the backend (`size=` in the URI), in bytes; `None` leaves the
+    /// URI as it is.
+    pub reply_size: Option<u64>,
     /// Which repeat of this rate, from 1.
     pub run: u32,
 }
 
 impl PlannedRun {
     /// The run's identity in the CSV file, for resuming.
-    pub fn key(&self, server: &str) -> RunKey {
-        RunKey::new(server, self.rate, self.run)
+    pub fn key(&self, server: &str, tls: Tls) -> RunKey {
+        RunKey::new(server, tls, self.reply_size, self.rate, self.run)
     }
 }
 
-/// What identifies a run in a sweep's CSV file: (server, target rate, run index). Rates are
-/// compared to the millionth, in their written form, so `100`, `100.0` and
-/// `100.00000000001` are the same rate.
+/// What identifies a run in a sweep's CSV file: (server, tls, reply size, target rate, run
+/// index). Rates are compared to the millionth, in their written form, so `100`, `100.0` and
+/// `100.00000000001` are the same rate. Rows written before the `tls` and `reply_size`
+/// columns existed are plain runs of the URI's own reply.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RunKey {
     /// The `server` column.
     pub server: String,
+    /// The `tls` column.
+    pub tls: Tls,
+    /// The `reply_size` column (empty: `None`).
+    pub reply_size: Option<u64>,
     /// The `target_rate` column, as [`fmt_rate`] writes it.
     pub rate: String,
     /// The `run` column.
@@ -36,9 +45,11 @@ pub struct RunKey {
 
 impl RunKey {
     /// The key of a run.
-    pub fn new(server: &str, rate: f64, run: u32) -> Self {
+    pub fn new(server: &str, tls: Tls, reply_size: Option<u64>, rate: f64, run: u32) -> Self {
         RunKey {
             server: server.to_owned(),
+            tls,
+            reply_size,
             rate: fmt_rate((rate * 1e6).round() / 1e6),
             run,
         }
@@ -94,14 +105,79 @@ pub fn rates(from: f64, to: f64, step: f64) -> Result<Vec<f64>, PlanError> {
         .collect())
 }
 
-/// Every run: each rate `repeat` times.
-pub fn plan(rates: &[f64], repeat: u32) -> Vec<PlannedRun> {
-    rates
+/// Every run: for each reply size (none if `sizes` is empty), each rate `repeat` times.
+pub fn plan(rates: &[f64], sizes: &[u64], repeat: u32) -> Vec<PlannedRun> {
+    let sizes: Vec<Option<u64>> = if sizes.is_empty() {
+        vec![None]
+    } else {
+        sizes.iter().copied().map(Some).collect()
+    };
+    sizes
         .iter()
-        .flat_map(|&rate| (1..=repeat).map(move |run| (rate, run)))
+        .flat_map(|&size| {
+            rates
+                .iter()
+                .flat_map(move |&rate| (1..=repeat).map(move |run| (size, rate, run)))
+        })
         .enumerate()
-        .map(|(index, (rate, run))| PlannedRun { index, rate, run })
+        .map(|(index, (reply_size, rate, run))| PlannedRun {
+            index,
+            rate,
+            reply_size,
+            run,
+        })
         .collect()
+}
+
+/// Reads a reply size: bytes, or a number with `k`, `m` or `g` (powers of 1,024: `64k` is
+/// 65,536 bytes), as in `--sizes 1k,64k,1m,16m`.
+pub fn parse_size(s: &str) -> Result<u64, PlanError> {
+    let t = s.trim();
+    let (digits, unit) = match t
+        .char_indices()
+        .find(|(_, c)| !c.is_ascii_digit() && *c != '.')
+    {
+        Some((i, _)) => t.split_at(i),
+        None => (t, ""),
+    };
+    let mult: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => {
+            return Err(PlanError::Invalid(format!(
+                "bad reply size `{s}`: use bytes or a number with k, m or g (64k, 1m)"
+            )));
+        }
+    };
+    let n: f64 = digits.parse().map_err(|_| {
+        PlanError::Invalid(format!(
+            "bad reply size `{s}`: use bytes or a number with k, m or g (64k, 1m)"
+        ))
+    })?;
+    let bytes = (n * mult as f64).round();
+    if !(bytes.is_finite() && bytes >= 0.0 && bytes <= MAX_REPLY_SIZE as f64) {
+        return Err(PlanError::Invalid(format!(
+            "reply size `{s}` is out of range (0 to {})",
+            fmt_size(MAX_REPLY_SIZE)
+        )));
+    }
+    Ok(bytes as u64)
+}
+
+/// The largest reply size a sweep asks for (the backend's own limit).
+pub const MAX_REPLY_SIZE: u64 = crate::backend::MAX_REPLY_SIZE;
+
+/// A size in bytes as people read it: `512 B`, `64 KiB`, `1 MiB`, `1.5 GiB`.
+pub fn fmt_size(bytes: u64) -> String {
+    let units = [(1u64 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
+    for (div, unit) in units {
+        if bytes >= div {
+            return format!("{} {unit}", fmt_rate(bytes as f64 / div as f64));
+        }
+    }
+    format!("{bytes} B")
 }
 
 #[cfg(test)]
@@ -115,7 +191,7 @@ mod tests {
         assert_eq!(r.len(), 20);
         assert_eq!(r[0], 100.0);
         assert_eq!(r[19], 2000.0);
-        let p = plan(&r, 3);
+        let p = plan(&r, &[], 3);
         assert_eq!(p.len(), 60);
         assert_eq!(
             p[..4],
@@ -123,21 +199,25 @@ mod tests {
                 PlannedRun {
                     index: 0,
                     rate: 100.0,
+                    reply_size: None,
                     run: 1
                 },
                 PlannedRun {
                     index: 1,
                     rate: 100.0,
+                    reply_size: None,
                     run: 2
                 },
                 PlannedRun {
                     index: 2,
                     rate: 100.0,
+                    reply_size: None,
                     run: 3
                 },
                 PlannedRun {
                     index: 3,
                     rate: 200.0,
+                    reply_size: None,
                     run: 1
                 },
             ]
@@ -174,11 +254,38 @@ mod tests {
 
     #[test]
     fn keys_compare_rates_as_written() {
+        let k = |rate, run| RunKey::new("a", Tls::Off, None, rate, run);
+        assert_eq!(k(100.0, 1), k(100.000_000_000_01, 1));
+        assert_ne!(k(100.0, 1), k(100.0, 2));
+        assert_ne!(k(100.0, 1), RunKey::new("a", Tls::On, None, 100.0, 1));
+        assert_ne!(k(100.0, 1), RunKey::new("a", Tls::Off, Some(0), 100.0, 1));
+    }
+
+    #[test]
+    fn size_sweeps_and_sizes() {
+        let p = plan(&[20.0], &[1024, 65536], 2);
+        let got: Vec<(Option<u64>, u32)> = p.iter().map(|r| (r.reply_size, r.run)).collect();
         assert_eq!(
-            RunKey::new("a", 100.0, 1),
-            RunKey::new("a", 100.000_000_000_01, 1)
+            got,
+            [
+                (Some(1024), 1),
+                (Some(1024), 2),
+                (Some(65536), 1),
+                (Some(65536), 2)
+            ]
         );
-        assert_ne!(RunKey::new("a", 100.0, 1), RunKey::new("a", 100.0, 2));
+        assert_eq!(parse_size("1k").unwrap(), 1024);
+        assert_eq!(parse_size("64K").unwrap(), 65536);
+        assert_eq!(parse_size("16m").unwrap(), 16 << 20);
+        assert_eq!(parse_size("1.5m").unwrap(), 3 << 19);
+        assert_eq!(parse_size("100").unwrap(), 100);
+        assert_eq!(parse_size("0").unwrap(), 0);
+        for bad in ["", "k", "1x", "-1", "1e3", "999999g"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+        assert_eq!(fmt_size(16 << 20), "16 MiB");
+        assert_eq!(fmt_size(1536), "1.5 KiB");
+        assert_eq!(fmt_size(100), "100 B");
     }
 
     proptest! {

@@ -295,6 +295,7 @@ mod tests {
         let run = PlannedRun {
             index: 1,
             rate: 10.0,
+            reply_size: None,
             run: 2,
         };
         p.run_started(&run, 3);

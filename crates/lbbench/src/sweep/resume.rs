@@ -10,6 +10,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::plan::RunKey;
+use crate::httperf::Tls;
 
 /// Why the runs in a file could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -76,20 +77,14 @@ pub fn completed_in(bytes: &[u8]) -> Result<Completed, String> {
         .headers()
         .map_err(|e| format!("cannot read the header: {e}"))?
         .clone();
-    let col = |name: &str| {
-        headers
-            .iter()
-            .position(|h| h == name)
-            .ok_or_else(|| format!("the header has no `{name}` column"))
-    };
-    let (server_i, rate_i, run_i) = (col("server")?, col("target_rate")?, col("run")?);
+    let columns = KeyColumns::find(&headers)?;
     let mut out = Completed::default();
     let mut record = csv::StringRecord::new();
     loop {
         match rdr.read_record(&mut record) {
             Ok(false) => break,
             Ok(true) => {
-                let key = row_key(&record, headers.len(), [server_i, rate_i, run_i]);
+                let key = row_key(&record, headers.len(), &columns);
                 match key {
                     Some(k) => {
                         out.runs.insert(k);
@@ -105,21 +100,59 @@ pub fn completed_in(bytes: &[u8]) -> Result<Completed, String> {
     Ok(out)
 }
 
+/// Where a file's key columns are. `tls` and `reply_size` are absent from files written
+/// before they existed, whose rows are plain runs of the URI's own reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyColumns {
+    /// `server`.
+    pub server: usize,
+    /// `tls`, if the file has it.
+    pub tls: Option<usize>,
+    /// `reply_size`, if the file has it.
+    pub reply_size: Option<usize>,
+    /// `target_rate`.
+    pub rate: usize,
+    /// `run`.
+    pub run: usize,
+}
+
+impl KeyColumns {
+    /// The key columns in `headers`; an error names a missing required one.
+    pub fn find(headers: &csv::StringRecord) -> Result<KeyColumns, String> {
+        let pos = |name: &str| headers.iter().position(|h| h == name);
+        let col =
+            |name: &str| pos(name).ok_or_else(|| format!("the header has no `{name}` column"));
+        Ok(KeyColumns {
+            server: col("server")?,
+            tls: pos("tls"),
+            reply_size: pos("reply_size"),
+            rate: col("target_rate")?,
+            run: col("run")?,
+        })
+    }
+}
+
 /// A row's run key, or `None` if the row is unreadable: a cell count that is not the
-/// header's, an empty server, or a rate or run that is not a number. The sweep does such a
-/// run again and the report leaves the row out; both decide with this function.
-pub fn row_key(
-    record: &csv::StringRecord,
-    columns: usize,
-    [server_i, rate_i, run_i]: [usize; 3],
-) -> Option<RunKey> {
+/// header's, an empty server, a rate or run that is not a number, a `tls` cell other than
+/// `off`, `on` or `resumed`, or a `reply_size` that is not a number of bytes. The sweep does
+/// such a run again and the report leaves the row out; both decide with this function.
+pub fn row_key(record: &csv::StringRecord, columns: usize, k: &KeyColumns) -> Option<RunKey> {
     if record.len() != columns {
         return None;
     }
-    let server = record.get(server_i).filter(|s| !s.is_empty())?;
-    let rate: f64 = record.get(rate_i)?.trim().parse().ok()?;
-    let run = record.get(run_i)?.trim().parse().ok()?;
-    Some(RunKey::new(server, rate, run))
+    let server = record.get(k.server).filter(|s| !s.is_empty())?;
+    let rate: f64 = record.get(k.rate)?.trim().parse().ok()?;
+    let run = record.get(k.run)?.trim().parse().ok()?;
+    let tls = match k.tls {
+        Some(i) => Tls::from_cell(record.get(i)?)?,
+        None => Tls::Off,
+    };
+    let reply_size = match k.reply_size.map(|i| record.get(i).map(str::trim)) {
+        None | Some(Some("")) => None,
+        Some(Some(cell)) => Some(cell.parse().ok()?),
+        Some(None) => return None,
+    };
+    Some(RunKey::new(server, tls, reply_size, rate, run))
 }
 
 #[cfg(test)]
@@ -136,18 +169,37 @@ mod tests {
         let c = completed_in(text).unwrap();
         let mut keys: Vec<RunKey> = c.runs.into_iter().collect();
         keys.sort();
+        let k = |s, rate, run| RunKey::new(s, Tls::Off, None, rate, run);
         assert_eq!(
             keys,
-            [
-                RunKey::new("b1", 100.0, 1),
-                RunKey::new("b1", 100.0, 2),
-                RunKey::new("b2", 200.0, 1)
-            ]
+            [k("b1", 100.0, 1), k("b1", 100.0, 2), k("b2", 200.0, 1)]
         );
         assert!(c.unreadable_lines.is_empty());
         // A whole last row without its newline counts: the appender keeps it.
         let c = completed_in(b"server,target_rate,run\nb1,100,1\nb1,200,1").unwrap();
         assert_eq!(c.runs.len(), 2);
+    }
+
+    #[test]
+    fn tls_and_reply_size_are_part_of_the_key() {
+        let text = b"server,tls,reply_size,target_rate,run\n\
+            b1,off,,100,1\n\
+            b1,on,,100,1\n\
+            b1,resumed,1024,20,1\n\
+            b1,maybe,,100,1\n\
+            b1,on,1k,100,1\n";
+        let c = completed_in(text).unwrap();
+        assert!(
+            c.runs
+                .contains(&RunKey::new("b1", Tls::Off, None, 100.0, 1))
+        );
+        assert!(c.runs.contains(&RunKey::new("b1", Tls::On, None, 100.0, 1)));
+        assert!(
+            c.runs
+                .contains(&RunKey::new("b1", Tls::Resumed, Some(1024), 20.0, 1))
+        );
+        assert_eq!(c.runs.len(), 3);
+        assert_eq!(c.unreadable_lines, [5, 6]);
     }
 
     #[test]

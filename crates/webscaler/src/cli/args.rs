@@ -251,6 +251,10 @@ pub struct SettingsArgs {
     /// System: the reload command of the fallback [default: systemctl reload haproxy].
     #[arg(long)]
     pub reload_command: Option<String>,
+    /// System: HAProxy's server-state-file (loaded with load-server-state-from-file
+    /// global), kept current so that a reload or restart keeps every server's state.
+    #[arg(long, value_name = "PATH")]
+    pub server_state_file: Option<PathBuf>,
     /// The backends' port when the cloud gives only an IP [default: 80].
     #[arg(long, value_name = "PORT")]
     pub backend_port: Option<u16>,
@@ -298,6 +302,7 @@ impl SettingsArgs {
                 backend_file: self.backend_file.clone(),
                 config: (!self.haproxy_configs.is_empty()).then(|| self.haproxy_configs.clone()),
                 reload_command: self.reload_command.clone(),
+                server_state_file: self.server_state_file.clone(),
                 backend_port: self.backend_port,
                 program: self.haproxy_bin.clone(),
                 check_inter: self.check_inter,

@@ -55,17 +55,31 @@ pub enum CloudCommand {
         #[arg(required = true)]
         names: Vec<String>,
     },
-    /// Stop backends (they stay, and start again quickly).
+    /// Stop backends (they stay, and start again quickly). Returns once the cloud has
+    /// accepted; the backends read `ACTIVE (powering-off)` until they are stopped.
     Stop {
         /// Backend names.
         #[arg(required = true)]
         names: Vec<String>,
+        /// Wait until they are SHUTOFF.
+        #[arg(long)]
+        wait: bool,
+        /// With --wait: give up after this many seconds.
+        #[arg(long, default_value_t = 600.0, value_name = "SECS")]
+        timeout: f64,
     },
-    /// Delete backends.
+    /// Delete backends. Returns once the cloud has accepted; they are listed (`deleting`)
+    /// until they are gone.
     Delete {
         /// Backend names.
         #[arg(required = true)]
         names: Vec<String>,
+        /// Wait until they are gone.
+        #[arg(long)]
+        wait: bool,
+        /// With --wait: give up after this many seconds.
+        #[arg(long, default_value_t = 600.0, value_name = "SECS")]
+        timeout: f64,
     },
     /// Show the resolved configuration of the provider (secrets redacted), without
     /// contacting the cloud: for OpenStack, what clouds.yaml, secure.yaml, the OS_*
@@ -99,7 +113,7 @@ fn status_text(b: &Backend) -> String {
 
 /// Runs `webscaler cloud` in `env`, writing the results to `out`.
 pub fn run_with(args: CloudArgs, env: &Env, out: &mut dyn std::io::Write) -> Result<()> {
-    let settings = CloudSettings::resolve(&args.provider.layer()?);
+    let settings = CloudSettings::resolve(&args.provider.layer()?).map_err(settings_error)?;
     let provider = settings.provider(env);
     if let CloudCommand::Config { json } = args.command {
         return show_config(&settings, env, json, out);
@@ -148,16 +162,9 @@ pub fn run_with(args: CloudArgs, env: &Env, out: &mut dyn std::io::Write) -> Res
                 }
             }
             if wait && !ok.is_empty() {
-                let every = poll_interval.unwrap_or(match provider {
-                    Provider::Local => 0.2,
-                    Provider::Openstack => 2.0,
-                });
-                wait_active(
-                    cloud.as_ref(),
-                    &ok,
-                    secs("--timeout", timeout)?,
-                    secs("--poll-interval", every)?,
-                )?;
+                let every = poll_interval
+                    .map_or(Ok(poll_every(provider)), |p| secs("--poll-interval", p))?;
+                wait_active(cloud.as_ref(), &ok, secs("--timeout", timeout)?, every)?;
                 writeln!(out, "active: {}", ok.join(" "))?;
             }
             if !failed.is_empty() {
@@ -171,11 +178,39 @@ pub fn run_with(args: CloudArgs, env: &Env, out: &mut dyn std::io::Write) -> Res
         CloudCommand::Start { names } => {
             act(cloud.as_ref(), &names, out, "started", |c, b| c.start(b))?
         }
-        CloudCommand::Stop { names } => {
-            act(cloud.as_ref(), &names, out, "stopped", |c, b| c.stop(b))?
+        CloudCommand::Stop {
+            names,
+            wait,
+            timeout,
+        } => {
+            act(cloud.as_ref(), &names, out, "stopped", |c, b| c.stop(b))?;
+            if wait {
+                wait_for(
+                    cloud.as_ref(),
+                    &names,
+                    "stopped",
+                    secs("--timeout", timeout)?,
+                    poll_every(provider),
+                    |b| b.is_some_and(|b| b.status == Status::Shutoff && b.task.is_none()),
+                )?;
+            }
         }
-        CloudCommand::Delete { names } => {
-            act(cloud.as_ref(), &names, out, "deleted", |c, b| c.delete(b))?
+        CloudCommand::Delete {
+            names,
+            wait,
+            timeout,
+        } => {
+            act(cloud.as_ref(), &names, out, "deleted", |c, b| c.delete(b))?;
+            if wait {
+                wait_for(
+                    cloud.as_ref(),
+                    &names,
+                    "gone",
+                    secs("--timeout", timeout)?,
+                    poll_every(provider),
+                    |b| b.is_none(),
+                )?;
+            }
         }
         CloudCommand::Config { .. } => unreachable!("handled before the provider is opened"),
         CloudCommand::Quota { json } => {
@@ -270,6 +305,53 @@ fn act(
         bail!("{}", failed.join("; "));
     }
     Ok(())
+}
+
+/// How often `--wait` looks: 0.2 s for local processes, 2 s for OpenStack.
+fn poll_every(provider: Provider) -> Duration {
+    match provider {
+        Provider::Local => Duration::from_millis(200),
+        Provider::Openstack => Duration::from_secs(2),
+    }
+}
+
+/// Polls the listing until every backend named satisfies `done` (given `None` when it is
+/// no longer listed).
+fn wait_for(
+    cloud: &(dyn Cloud + Send + Sync),
+    names: &[String],
+    what: &str,
+    timeout: Duration,
+    every: Duration,
+    done: impl Fn(Option<&Backend>) -> bool,
+) -> Result<()> {
+    let mut last = String::new();
+    let r = common::wait::poll_until(
+        &format!("the backends to be {what}"),
+        timeout,
+        every,
+        || {
+            let list = match cloud.list() {
+                Ok(l) => l,
+                Err(e) => {
+                    last = e.to_string();
+                    return None;
+                }
+            };
+            let pending: Vec<String> = names
+                .iter()
+                .filter_map(|n| {
+                    let b = list.iter().find(|b| &b.name == n);
+                    (!done(b)).then(|| {
+                        b.map_or_else(|| n.clone(), |b| format!("{} {}", n, status_text(b)))
+                    })
+                })
+                .collect();
+            last = pending.join(", ");
+            pending.is_empty().then_some(())
+        },
+    );
+    r.map_err(|e| anyhow::anyhow!("{e} (last seen: {last})"))
 }
 
 fn wait_active(

@@ -88,6 +88,8 @@ fn row(m: &Member) -> Row<'_> {
 #[derive(Debug, Serialize)]
 struct Report<'a> {
     running: Option<&'a StatusFile>,
+    /// Why HAProxy's side is missing (`null`: it answered).
+    haproxy_error: Option<&'a str>,
     rate: Option<f64>,
     needed: Option<u32>,
     rate_source: &'static str,
@@ -96,8 +98,21 @@ struct Report<'a> {
     backends: Vec<Row<'a>>,
 }
 
-/// Runs `webscaler status`.
+/// Runs `webscaler status`. With `--json`, an error is printed as JSON too
+/// (`{"error": "..."}` on stdout), with the same exit status.
 pub fn run(args: StatusArgs) -> Result<()> {
+    let json = args.json;
+    let r = report(args);
+    if json && let Err(e) = &r {
+        let v = serde_json::json!({ "error": common::cli::one_line(e) });
+        let mut out = std::io::stdout().lock();
+        serde_json::to_writer_pretty(&mut out, &v)?;
+        writeln!(out)?;
+    }
+    r
+}
+
+fn report(args: StatusArgs) -> Result<()> {
     let env = Env::from_process();
     let flags = Layer {
         cloud: args.provider.layer()?,
@@ -114,6 +129,7 @@ pub fn run(args: StatusArgs) -> Result<()> {
         counts,
         quota,
         members,
+        haproxy_error,
     } = Snapshot::take(&settings, &env, args.window).map_err(|e| {
         if e.is_bad_input() {
             UsageError::new(e.to_string()).into()
@@ -126,6 +142,7 @@ pub fn run(args: StatusArgs) -> Result<()> {
     if args.json {
         let report = Report {
             running: running.as_ref(),
+            haproxy_error: haproxy_error.as_deref(),
             rate,
             needed,
             rate_source: if measured { "measured" } else { "tick" },
@@ -147,13 +164,21 @@ pub fn run(args: StatusArgs) -> Result<()> {
             s.frontend.map(|f| format!(" on {f}")).unwrap_or_default(),
             s.csv.display()
         )?,
-        None => writeln!(out, "webscaler run: not running on {}", state_dir.display())?,
+        None => writeln!(
+            out,
+            "webscaler run: no run active on {}",
+            state_dir.display()
+        )?,
+    }
+    if let Some(e) = &haproxy_error {
+        writeln!(out, "HAProxy: {e}")?;
     }
     let fmt_rate = rate.map_or_else(|| "-".to_owned(), |r| format!("{r:.2} req/s"));
     let fmt_needed = needed.map_or_else(|| "-".to_owned(), |n| n.to_string());
-    let when = match &running {
-        Some(s) => format!("last tick at {}, action {}", s.last.date, s.last.action),
-        None => format!(
+    let when = match (&running, &haproxy_error) {
+        (Some(s), _) => format!("last tick at {}, action {}", s.last.date, s.last.action),
+        (None, Some(_)) => "HAProxy does not answer".to_owned(),
+        (None, None) => format!(
             "measured over {}",
             common::time::format_duration(args.window)
         ),

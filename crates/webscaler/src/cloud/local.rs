@@ -3,29 +3,43 @@
 //!
 //! The slots live in a state file (`local-cloud.json` in the state directory), so a
 //! restarted webscaler (or `webscaler cloud list` from another shell) finds its backends
-//! again. A slot's process counts as running only if its pid is alive *and* still runs the
-//! command we started (`/proc/PID/cmdline`), so a reused pid is never mistaken for a backend
-//! and never signalled. Every change to the state file is made under an exclusive `flock`
-//! and written atomically (temporary file + rename).
+//! again. Every change to the state file is made under an exclusive `flock` and written
+//! atomically (temporary file + rename).
 //!
-//! Stop sends SIGTERM to the backend's process group, then SIGKILL after a grace period,
-//! and keeps the slot (name, id, port) as `SHUTOFF`: a warm instance that starts again
-//! quickly. Delete stops it and forgets the slot. An optional boot delay imitates a cloud:
-//! the command is started through `sh -c 'sleep D && exec ...'`, and the backend reads
-//! `BUILD` until the delay has passed and its port accepts connections.
+//! **No backend is ever untracked.** A new backend's slot is written to the state file
+//! *before* its process is started, and every process is started with a marker in its
+//! environment, `WEBSCALER_LOCAL_BACKEND=<state dir>:<slot id>` ([`MARKER`]), in a session
+//! and process group of its own. A slot's backend runs while some live process carries its
+//! marker (`/proc/PID/environ`, inherited by whatever the command starts), not while its
+//! command line looks right: a wrapper script, an interpreter shim or a boot delay's `sh`
+//! count as the backend, and a reused pid never does. So a webscaler killed in the middle of
+//! a create leaves a slot whose process the next listing adopts, and any process of this
+//! state directory without a slot (which nothing can create, but an edited state file can)
+//! is stopped when the provider is opened.
+//!
+//! **Stopping never waits.** Stop and delete send SIGTERM to the backend's process group
+//! and return; the backend reads `ACTIVE` with the task `powering-off` (or `deleting`)
+//! until its processes are gone, and a listing once the grace has passed sends SIGKILL to
+//! what is left. Then a stopped backend keeps its slot (name, id, port) as `SHUTOFF`, a warm
+//! instance that starts again quickly, and a deleted one's slot is forgotten. An optional
+//! boot delay imitates a cloud: the command is started through `sh -c 'sleep D && exec
+//! ...'`, and the backend reads `BUILD` until the delay has passed and its port accepts
+//! connections.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use common::process::{cmdline, is_alive};
+use common::process::{
+    Marked, SpawnOptions, cmdline, find_marked, is_alive, signal_group, split_words,
+};
+use rustix::process::Signal;
 use serde::{Deserialize, Serialize};
 
 use super::{
@@ -38,8 +52,12 @@ pub const DEFAULT_COMMAND: &str = "lbbench backend --port {port} --name {name}";
 pub const DEFAULT_MAX_BACKENDS: u64 = 20;
 /// The state file's name in the state directory.
 pub const STATE_FILE: &str = "local-cloud.json";
+/// The environment variable that marks a backend's processes: `<state dir>:<slot id>`.
+pub const MARKER: &str = "WEBSCALER_LOCAL_BACKEND";
 const LOCK_FILE: &str = "local-cloud.lock";
 const HOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+/// How long processes may take to go after SIGKILL before a teardown gives up on them.
+const KILL_WAIT: Duration = Duration::from_secs(10);
 
 /// Settings of the local provider.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +111,8 @@ pub struct LocalCloud {
     naming: Naming,
     /// Processes started by this very process, kept to reap them (no zombies).
     children: Mutex<HashMap<u32, Child>>,
+    /// What the provider did on its own (adoptions, kills), for the caller's log.
+    notes: Mutex<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -108,7 +128,8 @@ struct Slot {
     id: String,
     port: u16,
     created: DateTime<Utc>,
-    /// The process, while it was last known to run.
+    /// The process group of its processes while it runs (its first process's pid); `None`
+    /// while it is stopped, and between the slot's creation and its process's start.
     pid: Option<u32>,
     /// The command line as spawned (with the boot-delay wrapper, if any).
     spawned: Vec<String>,
@@ -116,23 +137,70 @@ struct Slot {
     command: Vec<String>,
     /// When the boot delay ends.
     ready_at: Option<DateTime<Utc>>,
+    /// A stop or delete in progress: SIGTERM was sent.
+    #[serde(default)]
+    leaving: Option<Leaving>,
+    /// Whether its process was started with the marker (false in slots of older versions).
+    #[serde(default)]
+    marked: bool,
+}
+
+/// A stop or delete that has sent SIGTERM and waits for the processes to go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct Leaving {
+    /// When SIGTERM was sent.
+    since: DateTime<Utc>,
+    /// Forget the slot once its processes are gone (else keep it, stopped).
+    delete: bool,
+    /// Whether SIGKILL was sent (the grace had passed).
+    killed: bool,
+}
+
+/// The processes of this state directory, by slot id (one pass over `/proc`).
+type Scan = HashMap<String, Vec<Marked>>;
+
+/// What a teardown stopped.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Teardown {
+    /// The backends deleted (running or not).
+    pub deleted: Vec<String>,
+    /// Process groups of this state directory that had no slot.
+    pub strays: usize,
 }
 
 impl LocalCloud {
-    /// A local provider with these options. Creates the state directory. The command
-    /// template is checked when a backend is started (listing needs no program).
-    pub fn new(opts: LocalOptions) -> Result<LocalCloud, CloudError> {
-        fs::create_dir_all(&opts.state_dir).map_err(|e| {
+    /// A local provider with these options. Creates the state directory (the options'
+    /// directory is made absolute: the marker names it). Adopts processes of its slots that
+    /// a killed run started without recording, and stops processes of this state directory
+    /// that have no slot (both said by [`Cloud::take_notes`]). The command template is
+    /// checked when a backend is started (listing needs no program).
+    pub fn new(mut opts: LocalOptions) -> Result<LocalCloud, CloudError> {
+        let dir = &opts.state_dir;
+        fs::create_dir_all(dir).map_err(|e| {
             CloudError::io(
-                format!("cannot create state directory {}", opts.state_dir.display()),
+                format!("cannot create state directory {}", dir.display()),
                 e,
             )
         })?;
-        Ok(LocalCloud {
+        opts.state_dir = fs::canonicalize(dir).map_err(|e| {
+            CloudError::io(
+                format!("cannot resolve state directory {}", dir.display()),
+                e,
+            )
+        })?;
+        let cloud = LocalCloud {
             naming: Naming::new(&opts.prefix),
             opts,
             children: Mutex::new(HashMap::new()),
-        })
+            notes: Mutex::new(Vec::new()),
+        };
+        cloud.recover()?;
+        Ok(cloud)
+    }
+
+    /// The state directory (absolute).
+    pub fn state_dir(&self) -> &Path {
+        &self.opts.state_dir
     }
 
     /// The path of the state file.
@@ -140,16 +208,87 @@ impl LocalCloud {
         self.opts.state_dir.join(STATE_FILE)
     }
 
-    /// The pid of a backend's process while it runs (for tests and diagnostics).
+    /// The marker value of a slot's processes.
+    fn marker_value(&self, id: &str) -> String {
+        format!("{}:{id}", self.opts.state_dir.display())
+    }
+
+    /// The pid (process group) of a backend's processes while it runs (for tests and
+    /// diagnostics).
     pub fn pid_of(&self, backend: &Backend) -> Result<Option<u32>, CloudError> {
         let _lock = self.lock(false)?;
         let state = self.read_state()?;
+        let scan = self.scan();
         Ok(state
             .slots
             .iter()
             .find(|s| s.id == backend.id)
-            .filter(|s| running(s))
-            .and_then(|s| s.pid))
+            .and_then(|s| groups(s, &scan).first().copied()))
+    }
+
+    /// Stops every backend of this state directory and forgets every slot, waiting for the
+    /// processes to go: SIGTERM to all, up to the grace, then SIGKILL (`webscaler down`).
+    /// Processes of the state directory without a slot are stopped too.
+    pub fn teardown(&self) -> Result<Teardown, CloudError> {
+        let _lock = self.lock(true)?;
+        self.reap();
+        let mut state = self.read_state()?;
+        let scan = self.scan();
+        let slot_ids: BTreeSet<&str> = state.slots.iter().map(|s| s.id.as_str()).collect();
+        let strays = scan
+            .keys()
+            .filter(|id| !slot_ids.contains(id.as_str()))
+            .count();
+        let all: BTreeSet<u32> = state
+            .slots
+            .iter()
+            .flat_map(|s| groups(s, &scan))
+            .chain(scan.values().flatten().map(|m| m.pgid))
+            .collect();
+        let left = |me: &Self| -> BTreeSet<u32> {
+            me.reap();
+            let scan = me.scan();
+            all.iter()
+                .copied()
+                .filter(|g| {
+                    scan.values().flatten().any(|m| m.pgid == *g)
+                        || (is_alive(*g) && state.slots.iter().any(|s| s.pid == Some(*g)))
+                })
+                .collect()
+        };
+        for g in &all {
+            let _ = signal_group(*g, Signal::TERM);
+        }
+        let gone = |timeout: Duration| {
+            common::wait::poll_until("exit", timeout, Duration::from_millis(20), || {
+                left(self).is_empty().then_some(())
+            })
+            .is_ok()
+        };
+        if !gone(self.opts.grace) {
+            for g in left(self) {
+                let _ = signal_group(g, Signal::KILL);
+            }
+            if !gone(KILL_WAIT) {
+                return Err(CloudError::io(
+                    format!(
+                        "cannot stop the backends of {}",
+                        self.opts.state_dir.display()
+                    ),
+                    io::Error::other(format!(
+                        "process groups {:?} are still alive after SIGKILL",
+                        left(self)
+                    )),
+                ));
+            }
+        }
+        let deleted = state.slots.iter().map(|s| s.name.clone()).collect();
+        for s in &state.slots {
+            let _ = fs::remove_file(self.log_path(&s.name));
+        }
+        state.slots.clear();
+        self.write_state(&state)?;
+        Ok(Teardown { deleted, strays })
     }
 
     fn lock(&self, exclusive: bool) -> Result<File, CloudError> {
@@ -172,7 +311,7 @@ impl LocalCloud {
                 CloudError::config(format!("{}: not a valid state file: {e}", path.display()))
             }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(State {
-                version: 1,
+                version: 2,
                 next_id: 1,
                 slots: Vec::new(),
             }),
@@ -182,12 +321,35 @@ impl LocalCloud {
 
     fn write_state(&self, state: &State) -> Result<(), CloudError> {
         let path = self.state_path();
-        let mut text = serde_json::to_string_pretty(state).map_err(io::Error::other);
+        let state = State {
+            version: 2,
+            ..state.clone()
+        };
+        let mut text = serde_json::to_string_pretty(&state).map_err(io::Error::other);
         if let Ok(t) = &mut text {
             t.push('\n');
         }
         text.and_then(|t| common::atomic::write_with_mode(&path, t.as_bytes(), 0o600))
             .map_err(|e| CloudError::io(format!("cannot write {}", path.display()), e))
+    }
+
+    /// The processes of this state directory, by slot id.
+    fn scan(&self) -> Scan {
+        let prefix = format!("{}:", self.opts.state_dir.display());
+        let mut scan = Scan::new();
+        for m in find_marked(MARKER) {
+            if let Some(id) = m.value.strip_prefix(&prefix) {
+                scan.entry(id.to_owned()).or_default().push(m);
+            }
+        }
+        scan
+    }
+
+    fn note(&self, message: String) {
+        self.notes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(message);
     }
 
     /// Reaps our own children that have exited, so they do not linger as zombies.
@@ -196,16 +358,106 @@ impl LocalCloud {
         children.retain(|_, c| matches!(c.try_wait(), Ok(None)));
     }
 
-    fn backend(&self, slot: &Slot, now: DateTime<Utc>) -> Backend {
-        let status = if running(slot) {
-            let booted = slot.ready_at.is_none_or(|t| now >= t);
-            if booted && port_answers(slot.port) {
-                Status::Active
-            } else {
-                Status::Build
+    /// On opening: stops the processes of this state directory that have no slot, then
+    /// tidies the slots ([`LocalCloud::tidy`]).
+    fn recover(&self) -> Result<(), CloudError> {
+        let _lock = self.lock(true)?;
+        let mut state = self.read_state()?;
+        let scan = self.scan();
+        for (id, procs) in &scan {
+            if state.slots.iter().any(|s| &s.id == id) {
+                continue;
             }
-        } else {
-            Status::Shutoff
+            let pgids: BTreeSet<u32> = procs.iter().map(|m| m.pgid).collect();
+            for g in pgids {
+                self.note(format!(
+                    "stopping process group {g} of {}: it carries the marker of slot {id}, which the state file does not have",
+                    self.opts.state_dir.display()
+                ));
+                let _ = common::process::terminate_group(g, self.opts.grace, || self.reap());
+            }
+        }
+        if self.tidy(&mut state, &self.scan()) {
+            self.write_state(&state)?;
+        }
+        Ok(())
+    }
+
+    /// Brings the slots up to date with their processes (under the exclusive lock): adopts
+    /// the processes of a slot that has no pid (a run killed between the spawn and the
+    /// record), forgets the pid of a backend whose processes are gone, ends stops and
+    /// deletes whose processes are gone, and sends SIGKILL to those that outlived the grace.
+    /// Returns whether a slot changed.
+    fn tidy(&self, state: &mut State, scan: &Scan) -> bool {
+        self.reap();
+        let now = Utc::now();
+        let grace = chrono::Duration::from_std(self.opts.grace).unwrap_or(chrono::Duration::MAX);
+        let mut changed = false;
+        let mut keep = Vec::with_capacity(state.slots.len());
+        for mut slot in std::mem::take(&mut state.slots) {
+            let running = groups(&slot, scan);
+            if slot.pid.is_none()
+                && let Some(&g) = running.first()
+            {
+                self.note(format!(
+                    "adopted {} (process group {g}): started by a run that was killed before recording it",
+                    slot.name
+                ));
+                slot.pid = Some(g);
+                changed = true;
+            }
+            if running.is_empty() {
+                if let Some(l) = slot.leaving.take() {
+                    changed = true;
+                    if l.delete {
+                        let _ = fs::remove_file(self.log_path(&slot.name));
+                        continue;
+                    }
+                }
+                if slot.pid.take().is_some() {
+                    changed = true;
+                }
+            } else if let Some(l) = &mut slot.leaving
+                && !l.killed
+                && now.signed_duration_since(l.since) >= grace
+            {
+                self.note(format!(
+                    "{} did not exit within {} of SIGTERM: SIGKILL",
+                    slot.name,
+                    common::time::format_duration(self.opts.grace)
+                ));
+                for g in &running {
+                    let _ = signal_group(*g, Signal::KILL);
+                }
+                l.killed = true;
+                changed = true;
+            }
+            keep.push(slot);
+        }
+        state.slots = keep;
+        changed
+    }
+
+    fn log_path(&self, name: &str) -> PathBuf {
+        self.opts.state_dir.join(format!("{name}.log"))
+    }
+
+    fn backend(&self, slot: &Slot, scan: &Scan, now: DateTime<Utc>) -> Backend {
+        let running = !groups(slot, scan).is_empty();
+        let (status, task) = match (running, &slot.leaving) {
+            (true, Some(l)) => (
+                Status::Active,
+                Some(if l.delete { "deleting" } else { "powering-off" }.to_owned()),
+            ),
+            (true, None) => {
+                let booted = slot.ready_at.is_none_or(|t| now >= t);
+                if booted && port_answers(slot.port) {
+                    (Status::Active, None)
+                } else {
+                    (Status::Build, None)
+                }
+            }
+            (false, _) => (Status::Shutoff, None),
         };
         Backend {
             name: slot.name.clone(),
@@ -216,11 +468,14 @@ impl LocalCloud {
                 port: Some(slot.port),
             }),
             created: Some(slot.created),
-            task: None,
+            task,
         }
     }
 
-    fn spawn(&self, slot: &mut Slot) -> Result<(), CloudError> {
+    /// Starts the slot's command, marked as the slot's, in a session and process group of
+    /// its own (a Ctrl-C or a hangup on webscaler's terminal does not reach it: backends
+    /// outlive webscaler, like instances). Returns its pid.
+    fn spawn(&self, slot: &mut Slot) -> Result<u32, CloudError> {
         let command = render_command(&self.opts.command, &slot.name, &slot.id, slot.port)?;
         let spawned = if self.opts.boot_delay.is_zero() {
             command.clone()
@@ -234,7 +489,7 @@ impl LocalCloud {
             v.extend(command.iter().cloned());
             v
         };
-        let log_path = self.opts.state_dir.join(format!("{}.log", slot.name));
+        let log_path = self.log_path(&slot.name);
         let log = OpenOptions::new()
             .create(true)
             .append(true)
@@ -243,14 +498,17 @@ impl LocalCloud {
         let log2 = log
             .try_clone()
             .map_err(|e| CloudError::io(format!("cannot open {}", log_path.display()), e))?;
-        let child = Command::new(&spawned[0])
-            .args(&spawned[1..])
+        let mut cmd = Command::new(&spawned[0]);
+        cmd.args(&spawned[1..])
             .stdin(Stdio::null())
             .stdout(log)
-            .stderr(log2)
-            // Its own process group: a Ctrl-C on webscaler does not reach the backends
-            // (they outlive it, like instances), and stop reaches the whole group.
-            .process_group(0)
+            .stderr(log2);
+        SpawnOptions::detached()
+            .marker(MARKER, self.marker_value(&slot.id))
+            .apply(&mut cmd);
+        // `spawn` returns once the program is exec'd: from then on its environment (and so
+        // its marker) is in /proc.
+        let child = cmd
             .spawn()
             .map_err(|e| CloudError::io(format!("cannot start {}", spawned.join(" ")), e))?;
         let pid = child.id();
@@ -258,50 +516,40 @@ impl LocalCloud {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(pid, child);
-        slot.pid = Some(pid);
         slot.spawned = spawned;
         slot.command = command;
+        slot.marked = true;
         slot.ready_at = Some(
             Utc::now()
                 + chrono::Duration::from_std(self.opts.boot_delay).unwrap_or(chrono::Duration::MAX),
         );
-        // Between fork and exec the child still shows our own command line; wait for the
-        // exec so that a listing right now sees the backend as ours.
-        let _ = common::wait::poll_until(
-            "the backend to exec",
-            Duration::from_secs(5),
-            Duration::from_millis(2),
-            || (running(slot) || !is_alive(pid)).then_some(()),
-        );
-        Ok(())
+        Ok(pid)
     }
 
-    fn kill(&self, slot: &mut Slot) -> Result<(), CloudError> {
-        let Some(pid) = slot.pid else { return Ok(()) };
-        if running(slot) {
-            terminate_group(pid, self.opts.grace, || self.reap())
-                .map_err(|e| CloudError::io(format!("cannot stop {} (pid {pid})", slot.name), e))?;
+    /// SIGTERM to the slot's processes; the stop (or delete) ends when they are gone.
+    fn begin_leaving(&self, slot: &mut Slot, running: &[u32], delete: bool) {
+        for g in running {
+            let _ = signal_group(*g, Signal::TERM);
         }
-        if let Some(mut c) = self
-            .children
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&pid)
-        {
-            let _ = c.wait();
-        }
-        slot.pid = None;
-        Ok(())
+        let since = slot.leaving.map_or_else(Utc::now, |l| l.since);
+        let killed = slot.leaving.is_some_and(|l| l.killed);
+        slot.leaving = Some(Leaving {
+            since,
+            delete,
+            killed,
+        });
+        crate::fault::point("local-stop");
     }
 
     fn with_slot<T>(
         &self,
         backend: &Backend,
-        f: impl FnOnce(&Self, &mut State, usize) -> Result<T, CloudError>,
+        f: impl FnOnce(&Self, &mut State, usize, &[u32]) -> Result<T, CloudError>,
     ) -> Result<T, CloudError> {
         let _lock = self.lock(true)?;
-        self.reap();
         let mut state = self.read_state()?;
+        let scan = self.scan();
+        self.tidy(&mut state, &scan);
         let i = state
             .slots
             .iter()
@@ -309,9 +557,10 @@ impl LocalCloud {
             .ok_or_else(|| CloudError::NotFound {
                 what: format!("backend {} ({})", backend.name, backend.id),
             })?;
-        let r = f(self, &mut state, i)?;
+        let running = groups(&state.slots[i], &scan);
+        let r = f(self, &mut state, i, &running);
         self.write_state(&state)?;
-        Ok(r)
+        r
     }
 }
 
@@ -321,15 +570,19 @@ impl Cloud for LocalCloud {
     }
 
     fn list(&self) -> Result<Vec<Backend>, CloudError> {
-        let _lock = self.lock(false)?;
-        self.reap();
-        let state = self.read_state()?;
+        let _lock = self.lock(true)?;
+        let mut state = self.read_state()?;
+        let mut scan = self.scan();
+        if self.tidy(&mut state, &scan) {
+            self.write_state(&state)?;
+            scan = self.scan();
+        }
         let now = Utc::now();
         let mut v: Vec<Backend> = state
             .slots
             .iter()
             .filter(|s| self.naming.is_backend(&s.name))
-            .map(|s| self.backend(s, now))
+            .map(|s| self.backend(s, &scan, now))
             .collect();
         sort_backends(&mut v);
         Ok(v)
@@ -337,8 +590,8 @@ impl Cloud for LocalCloud {
 
     fn create(&self, count: usize) -> Result<Vec<Creation>, CloudError> {
         let _lock = self.lock(true)?;
-        self.reap();
         let mut state = self.read_state()?;
+        self.tidy(&mut state, &self.scan());
         let names = self
             .naming
             .next_names(state.slots.iter().map(|s| s.name.as_str()), count);
@@ -367,7 +620,9 @@ impl Cloud for LocalCloud {
                     continue;
                 }
             };
-            let mut slot = Slot {
+            // The slot is on disk before its process exists: whatever happens next, the
+            // process is found again by its marker.
+            state.slots.push(Slot {
                 name: name.clone(),
                 id: format!("local-{}", state.next_id),
                 port,
@@ -376,27 +631,41 @@ impl Cloud for LocalCloud {
                 spawned: Vec::new(),
                 command: Vec::new(),
                 ready_at: None,
-            };
-            state.next_id += 1;
-            let result = self.spawn(&mut slot).map(|()| {
-                let b = self.backend(&slot, Utc::now());
-                state.slots.push(slot);
-                b
+                leaving: None,
+                marked: true,
             });
+            state.next_id += 1;
+            self.write_state(&state)?;
+            let i = state.slots.len() - 1;
+            let result = match self.spawn(&mut state.slots[i]) {
+                Ok(pid) => {
+                    crate::fault::point("local-create");
+                    state.slots[i].pid = Some(pid);
+                    Ok(self.backend(&state.slots[i], &self.scan(), Utc::now()))
+                }
+                Err(e) => {
+                    state.slots.remove(i);
+                    Err(e)
+                }
+            };
+            self.write_state(&state)?;
             out.push(Creation { name, result });
         }
-        self.write_state(&state)?;
         Ok(out)
     }
 
     fn start(&self, backend: &Backend) -> Result<(), CloudError> {
-        self.with_slot(backend, |me, state, i| {
-            if running(&state.slots[i]) {
-                return Err(CloudError::Transitional {
-                    name: backend.name.clone(),
-                    action: "started",
-                    message: "it is already running".into(),
-                });
+        self.with_slot(backend, |me, state, i, running| {
+            let busy = |message: &str| CloudError::Transitional {
+                name: backend.name.clone(),
+                action: "started",
+                message: message.into(),
+            };
+            if state.slots[i].leaving.is_some() {
+                return Err(busy("it is being stopped"));
+            }
+            if !running.is_empty() {
+                return Err(busy("it is already running"));
             }
             // Keep the port if it is still free: the balancer knows it.
             let port = state.slots[i].port;
@@ -405,28 +674,39 @@ impl Cloud for LocalCloud {
                 state.slots[i].port = free_port_except(&taken)
                     .map_err(|e| CloudError::io("cannot find a free port", e))?;
             }
-            me.spawn(&mut state.slots[i])
+            let pid = me.spawn(&mut state.slots[i])?;
+            state.slots[i].pid = Some(pid);
+            Ok(())
         })
     }
 
     fn stop(&self, backend: &Backend) -> Result<(), CloudError> {
-        self.with_slot(backend, |me, state, i| {
-            if !running(&state.slots[i]) {
+        self.with_slot(backend, |me, state, i, running| {
+            let slot = &mut state.slots[i];
+            if slot.leaving.is_some() || running.is_empty() {
                 return Err(CloudError::Transitional {
                     name: backend.name.clone(),
                     action: "stopped",
-                    message: "it is not running (SHUTOFF)".into(),
+                    message: if slot.leaving.is_some() {
+                        "it is being stopped".into()
+                    } else {
+                        "it is not running (SHUTOFF)".into()
+                    },
                 });
             }
-            me.kill(&mut state.slots[i])
+            me.begin_leaving(slot, running, false);
+            Ok(())
         })
     }
 
     fn delete(&self, backend: &Backend) -> Result<(), CloudError> {
-        self.with_slot(backend, |me, state, i| {
-            me.kill(&mut state.slots[i])?;
-            let slot = state.slots.remove(i);
-            let _ = fs::remove_file(me.opts.state_dir.join(format!("{}.log", slot.name)));
+        self.with_slot(backend, |me, state, i, running| {
+            if running.is_empty() {
+                let slot = state.slots.remove(i);
+                let _ = fs::remove_file(me.log_path(&slot.name));
+            } else {
+                me.begin_leaving(&mut state.slots[i], running, true);
+            }
             Ok(())
         })
     }
@@ -445,17 +725,29 @@ impl Cloud for LocalCloud {
             left: instances.left(),
         })
     }
+
+    fn take_notes(&self) -> Vec<String> {
+        std::mem::take(&mut *self.notes.lock().unwrap_or_else(|e| e.into_inner()))
+    }
 }
 
-/// Whether the slot's pid is alive and still runs the command we started.
-fn running(slot: &Slot) -> bool {
-    let Some(pid) = slot.pid else { return false };
-    if !is_alive(pid) {
-        return false;
+/// The process groups running a slot's backend: those of the live processes that carry
+/// its marker. A slot written by an older version (its processes have no marker) counts
+/// its recorded pid while that pid still runs the command it was given.
+fn groups(slot: &Slot, scan: &Scan) -> Vec<u32> {
+    if let Some(procs) = scan.get(&slot.id) {
+        let g: BTreeSet<u32> = procs.iter().map(|m| m.pgid).collect();
+        return g.into_iter().collect();
     }
-    match cmdline(pid) {
-        Some(c) => c == slot.spawned || c == slot.command,
-        None => false,
+    match slot.pid {
+        Some(pid)
+            if !slot.marked
+                && is_alive(pid)
+                && cmdline(pid).is_some_and(|c| c == slot.spawned || c == slot.command) =>
+        {
+            vec![pid]
+        }
+        _ => Vec::new(),
     }
 }
 
@@ -473,94 +765,16 @@ fn free_port_except(taken: &[u16]) -> io::Result<u16> {
     Err(io::Error::other("no free port found in 100 tries"))
 }
 
-/// SIGTERM to the process group of `pid`, up to `grace` for it to go, then SIGKILL.
-/// `reap` is called while waiting, so that our own children do not stay zombies.
-fn terminate_group(pid: u32, grace: Duration, reap: impl Fn()) -> io::Result<()> {
-    use rustix::process::{Pid, Signal, kill_process, kill_process_group};
-    let p = i32::try_from(pid)
-        .ok()
-        .and_then(Pid::from_raw)
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("bad pid {pid}")))?;
-    let signal = |sig: Signal| {
-        // The group is ours (process_group(0) at spawn); fall back to the process alone if
-        // it somehow left it.
-        if kill_process_group(p, sig).is_err() {
-            let _ = kill_process(p, sig);
-        }
-    };
-    let gone = |timeout: Duration| {
-        common::wait::poll_until("exit", timeout, Duration::from_millis(10), || {
-            reap();
-            (!is_alive(pid)).then_some(())
-        })
-        .is_ok()
-    };
-    let group_gone = |timeout: Duration| {
-        common::wait::poll_until("group exit", timeout, Duration::from_millis(10), || {
-            reap();
-            (!group_has_live_members(pid)).then_some(())
-        })
-        .is_ok()
-    };
-    signal(Signal::TERM);
-    if gone(grace) {
-        // The rest of the group (e.g. the boot delay's `sleep`) goes too.
-        if group_has_live_members(pid) {
-            signal(Signal::KILL);
-        }
-        if group_gone(Duration::from_secs(10)) {
-            return Ok(());
-        }
-        return Err(io::Error::other(
-            "its process group is still alive after SIGKILL",
-        ));
-    }
-    signal(Signal::KILL);
-    if gone(Duration::from_secs(10)) && group_gone(Duration::from_secs(10)) {
-        Ok(())
-    } else {
-        Err(io::Error::other("still alive after SIGKILL"))
-    }
-}
-
-/// Whether any live (non-zombie) process is in process group `pgid` (from /proc).
-pub fn group_has_live_members(pgid: u32) -> bool {
-    let Ok(dir) = fs::read_dir("/proc") else {
-        return false;
-    };
-    dir.flatten().any(|e| {
-        let name = e.file_name();
-        let Some(pid) = name
-            .to_str()
-            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
-        else {
-            return false;
-        };
-        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            return false;
-        };
-        // After the command's closing parenthesis: state, ppid, pgrp, ...
-        let Some((_, rest)) = stat.rsplit_once(')') else {
-            return false;
-        };
-        let mut f = rest.split_whitespace();
-        let state = f.next();
-        let pgrp = f.nth(1).and_then(|g| g.parse::<u32>().ok());
-        pgrp == Some(pgid) && state != Some("Z")
-    })
-}
-
-/// Splits the template into words (single and double quotes group words), replaces the
-/// placeholders, and resolves a bare program name.
+/// Splits the template into words as `sh` does, replaces the placeholders, and resolves a
+/// bare program name.
 fn render_command(
     template: &str,
     name: &str,
     id: &str,
     port: u16,
 ) -> Result<Vec<String>, CloudError> {
-    let words = split_words(template).ok_or_else(|| {
-        CloudError::config(format!("command template {template:?}: unbalanced quote"))
-    })?;
+    let words = split_words(template)
+        .map_err(|e| CloudError::config(format!("the backend command template: {e}")))?;
     if words.is_empty() {
         return Err(CloudError::config("the backend command template is empty"));
     }
@@ -577,38 +791,10 @@ fn render_command(
     Ok(argv)
 }
 
-fn split_words(s: &str) -> Option<Vec<String>> {
-    let mut words = Vec::new();
-    let mut cur = String::new();
-    let mut in_word = false;
-    let mut quote: Option<char> = None;
-    for c in s.chars() {
-        match (quote, c) {
-            (Some(q), c) if c == q => quote = None,
-            (Some(_), c) => cur.push(c),
-            (None, '\'' | '"') => {
-                quote = Some(c);
-                in_word = true;
-            }
-            (None, c) if c.is_whitespace() => {
-                if in_word {
-                    words.push(std::mem::take(&mut cur));
-                    in_word = false;
-                }
-            }
-            (None, c) => {
-                cur.push(c);
-                in_word = true;
-            }
-        }
-    }
-    if quote.is_some() {
-        return None;
-    }
-    if in_word {
-        words.push(cur);
-    }
-    Some(words)
+/// Checks a command template as a backend start would (its words, its program), without
+/// starting anything.
+pub fn check_command(template: &str) -> Result<(), CloudError> {
+    render_command(template, "node-1", "local-1", 1).map(|_| ())
 }
 
 /// A program path as given, or a bare name looked up next to the running executable, then
@@ -650,17 +836,6 @@ pub fn resolve_program(program: &str) -> Result<PathBuf, CloudError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn words_split_with_quotes() {
-        assert_eq!(
-            split_words(r#"a  'b c' "d'e" f"#).unwrap(),
-            ["a", "b c", "d'e", "f"]
-        );
-        assert_eq!(split_words("x ''").unwrap(), ["x", ""]);
-        assert!(split_words("a 'b").is_none());
-        assert!(split_words("   ").unwrap().is_empty());
-    }
 
     #[test]
     fn placeholders_are_replaced_per_word() {

@@ -50,6 +50,13 @@ pub trait Cloud {
 
     /// The quota: instances used, the limit, and how many more backends fit.
     fn quota(&self) -> Result<Quota, CloudError>;
+
+    /// What the provider did on its own since the last call, one line each, for the log
+    /// (the local provider: a backend adopted after a killed run, a process killed after
+    /// the grace). None by default.
+    fn take_notes(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 impl<C: Cloud + ?Sized> Cloud for Box<C> {
@@ -73,6 +80,9 @@ impl<C: Cloud + ?Sized> Cloud for Box<C> {
     }
     fn quota(&self) -> Result<Quota, CloudError> {
         (**self).quota()
+    }
+    fn take_notes(&self) -> Vec<String> {
+        (**self).take_notes()
     }
 }
 

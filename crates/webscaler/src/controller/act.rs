@@ -51,7 +51,13 @@ impl<C: Cloud, B: Balancer, K: Clock, P: Policy> Controller<C, B, K, P> {
                     server,
                     why,
                 } => {
-                    if *server && !self.remove_server(&backend.name, &mut done, events) {
+                    // A server that still holds connections stays in maintenance (no
+                    // traffic) and is removed by a later tick: a failed backend (a hung
+                    // one holds its connections until it is gone) is deleted anyway.
+                    if *server
+                        && self.remove_server_step(&backend.name, &mut done, events)
+                            == ServerStep::Failed
+                    {
                         continue;
                     }
                     if self.cloud_call(Verb::Delete, backend, events) {
@@ -67,6 +73,7 @@ impl<C: Cloud, B: Balancer, K: Clock, P: Policy> Controller<C, B, K, P> {
                     let addr = *addr;
                     if self.balancer_call(name, "add", events, |b, n| b.add(n, addr)) {
                         done.push(format!("added {name} ({addr}) to the balancer"));
+                        crate::fault::point("added");
                     }
                 }
                 Action::Undrain { name } => {
@@ -89,6 +96,7 @@ impl<C: Cloud, B: Balancer, K: Clock, P: Policy> Controller<C, B, K, P> {
                         done.push(format!("draining {name}"));
                         // The drain timeout counts from now, not from when it is seen.
                         self.memory.draining_since.insert(name.clone(), now);
+                        crate::fault::point("drained");
                     }
                 }
                 Action::Retire {
@@ -231,15 +239,25 @@ impl<C: Cloud, B: Balancer, K: Clock, P: Policy> Controller<C, B, K, P> {
         done: &mut Vec<String>,
         events: &mut Vec<Event>,
     ) -> bool {
+        self.remove_server_step(name, done, events) == ServerStep::Gone
+    }
+
+    /// One removal attempt, and how far it got.
+    fn remove_server_step(
+        &mut self,
+        name: &str,
+        done: &mut Vec<String>,
+        events: &mut Vec<Event>,
+    ) -> ServerStep {
         let Some(server) = server_name(name, events, || format!("remove {name:?} from")) else {
-            return false;
+            return ServerStep::Failed;
         };
         match self.balancer.remove(&server) {
             Ok(Removal::Removed) => {
                 done.push(format!("removed {name} from the balancer"));
-                true
+                ServerStep::Gone
             }
-            Ok(Removal::AlreadyGone) => true,
+            Ok(Removal::AlreadyGone) => ServerStep::Gone,
             Ok(Removal::Busy(reply)) => {
                 events.push(Event {
                     level: Level::Info,
@@ -247,14 +265,14 @@ impl<C: Cloud, B: Balancer, K: Clock, P: Policy> Controller<C, B, K, P> {
                         "{name} stays in maintenance until the balancer lets go of its connections ({reply})"
                     ),
                 });
-                false
+                ServerStep::Maintenance
             }
             Err(e) => {
                 events.push(Event {
                     level: Level::Error,
                     message: format!("cannot remove {name} from the balancer: {e}"),
                 });
-                false
+                ServerStep::Failed
             }
         }
     }
@@ -275,6 +293,17 @@ fn server_name(
             });
         })
         .ok()
+}
+
+/// How far a removal attempt got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ServerStep {
+    /// The server is gone.
+    Gone,
+    /// It is in maintenance (no traffic) but still holds connections.
+    Maintenance,
+    /// The balancer refused or failed.
+    Failed,
 }
 
 /// What [`Controller::cloud_call`] asks of the cloud.

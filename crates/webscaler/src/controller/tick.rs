@@ -73,6 +73,10 @@ impl<C: Cloud, B: Balancer, K: Clock, P: Policy> Controller<C, B, K, P> {
         // Observe.
         let balancer = self.balancer.observe(self.config.metric);
         let backends = self.cloud.list();
+        events.extend(self.cloud.take_notes().into_iter().map(|message| Event {
+            level: Level::Info,
+            message,
+        }));
         match self.cloud.quota() {
             Ok(q) => {
                 self.quota = Some(q);
@@ -118,7 +122,7 @@ impl<C: Cloud, B: Balancer, K: Clock, P: Policy> Controller<C, B, K, P> {
                     });
                 }
                 self.failing = Some(msg);
-                return self.error_report(index, now, date, b.ok(), events);
+                return self.error_report(index, now, date, b.ok(), c.ok(), events);
             }
         };
         let members = view::classify(
@@ -225,37 +229,45 @@ impl<C: Cloud, B: Balancer, K: Clock, P: Policy> Controller<C, B, K, P> {
         }
     }
 
+    /// The row of a tick that could not observe both sides: what the side that answered
+    /// says (the servers taking traffic; the backends running, booting and stopped), the
+    /// rest empty or 0.
     fn error_report(
         &self,
         index: u64,
         now: Duration,
         date: String,
         balancer: Option<BalancerView>,
+        backends: Option<Vec<crate::cloud::Backend>>,
         events: Vec<Event>,
     ) -> TickReport {
         let haactive = balancer.as_ref().map_or(0, |b| {
             b.servers.iter().filter(|s| s.takes_traffic).count() as u32
         });
+        let counts = backends
+            .as_deref()
+            .map(Counts::of_cloud)
+            .unwrap_or_default();
         TickReport {
             index,
             at: now,
             record: Record {
                 diffpt: None,
                 haactive,
-                active: 0,
+                active: counts.active,
                 epoch: now.as_secs(),
                 acu: balancer.as_ref().map(|b| b.counter),
                 date,
                 diff: None,
                 needed: None,
-                pending: 0,
-                stopped: 0,
+                pending: counts.pending,
+                stopped: counts.stopped,
                 action: "error".to_owned(),
                 rate: None,
             },
             observation: None,
             decision: None,
-            counts: Counts::default(),
+            counts,
             members: Vec::new(),
             plan: Plan::default(),
             done: Vec::new(),

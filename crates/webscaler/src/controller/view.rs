@@ -68,8 +68,15 @@ pub fn cloud_state(b: &Backend) -> CloudState {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase", tag = "role")]
 pub enum Role {
-    /// Running and ready in the balancer: capacity.
+    /// Running, ready in the balancer and passing its checks: capacity.
     Serving,
+    /// Running and ready in the balancer, but its health check fails (HAProxy: `DOWN`):
+    /// not capacity. Counted as failed; replaced once it has failed for `check_timeout`,
+    /// serving again if it recovers before.
+    Unhealthy {
+        /// Since when (this controller's memory; restarts at a restart).
+        since: Duration,
+    },
     /// Running, not yet ready in the balancer (absent, or in MAINT waiting for its check):
     /// capacity on its way.
     Joining {
@@ -108,6 +115,7 @@ impl Role {
     pub fn label(&self) -> &'static str {
         match self {
             Role::Serving => "serving",
+            Role::Unhealthy { .. } => "unhealthy",
             Role::Joining { .. } => "joining",
             Role::Booting => "booting",
             Role::Draining { .. } => "draining",
@@ -154,6 +162,8 @@ pub struct Memory {
     pub joining_since: HashMap<String, Duration>,
     /// When each draining server was first seen draining.
     pub draining_since: HashMap<String, Duration>,
+    /// When each ready server was first seen failing its check.
+    pub unhealthy_since: HashMap<String, Duration>,
 }
 
 impl Memory {
@@ -161,6 +171,7 @@ impl Memory {
     pub fn update(&mut self, members: &[Member]) {
         let mut joining = HashMap::new();
         let mut draining = HashMap::new();
+        let mut unhealthy = HashMap::new();
         for m in members {
             match m.role {
                 Role::Joining { since } => {
@@ -169,11 +180,15 @@ impl Memory {
                 Role::Draining { since, .. } => {
                     draining.insert(m.name.clone(), since);
                 }
+                Role::Unhealthy { since } => {
+                    unhealthy.insert(m.name.clone(), since);
+                }
                 _ => {}
             }
         }
         self.joining_since = joining;
         self.draining_since = draining;
+        self.unhealthy_since = unhealthy;
     }
 }
 
@@ -184,7 +199,8 @@ pub struct ClassifyConfig {
     pub naming: Naming,
     /// The port of backends whose cloud address has none (OpenStack: the web server's).
     pub backend_port: u16,
-    /// A running backend that has not passed its check for this long is failed.
+    /// A running backend that has not passed its check for this long (joining), or has
+    /// failed it for this long (ready), is failed.
     pub check_timeout: Duration,
 }
 
@@ -252,6 +268,19 @@ fn role(
         // No address yet: nothing to give the balancer.
         CloudState::Running if addr.is_none() => Role::Booting,
         CloudState::Running => match server.map(|s| s.admin) {
+            Some(Admin::Ready) if server.is_some_and(|s| s.checks_enabled && !s.takes_traffic) => {
+                let since = *memory.unhealthy_since.get(name).unwrap_or(&now);
+                if now.saturating_sub(since) >= cfg.check_timeout {
+                    Role::Failed {
+                        why: format!(
+                            "its health check has failed for {}",
+                            common::time::format_duration(cfg.check_timeout)
+                        ),
+                    }
+                } else {
+                    Role::Unhealthy { since }
+                }
+            }
             Some(Admin::Ready) => Role::Serving,
             Some(Admin::Drain) => Role::Draining {
                 sessions: server.map_or(0, |s| s.sessions),
@@ -287,6 +316,7 @@ pub struct Counts {
     pub leaving: u32,
     /// Stopped (the warm pool).
     pub stopped: u32,
+    /// Failed (to be replaced), or failing their health check while ready: not capacity.
     pub failed: u32,
     /// Every backend the cloud lists (all states: they all count against the quota).
     pub instances: u32,
@@ -295,6 +325,25 @@ pub struct Counts {
 }
 
 impl Counts {
+    /// What the cloud's listing alone tells, when the balancer could not be read: the
+    /// backends running (`active`), booting (`pending`), stopped, failed, leaving, and all
+    /// of them (`instances`). Nothing is known to serve.
+    pub fn of_cloud(backends: &[Backend]) -> Counts {
+        let mut c = Counts::default();
+        for b in backends {
+            c.instances += 1;
+            match cloud_state(b) {
+                CloudState::Running => c.active += 1,
+                CloudState::Booting => c.pending += 1,
+                CloudState::Stopped => c.stopped += 1,
+                CloudState::Failed => c.failed += 1,
+                CloudState::Stopping | CloudState::Deleting => c.leaving += 1,
+                CloudState::Other => {}
+            }
+        }
+        c
+    }
+
     /// Counts the roles of `members`.
     pub fn of(members: &[Member]) -> Counts {
         let mut c = Counts::default();
@@ -311,7 +360,7 @@ impl Counts {
                 Role::Draining { .. } => c.draining += 1,
                 Role::Stopping | Role::Deleting => c.leaving += 1,
                 Role::Stopped => c.stopped += 1,
-                Role::Failed { .. } => c.failed += 1,
+                Role::Failed { .. } | Role::Unhealthy { .. } => c.failed += 1,
                 Role::Other { .. } | Role::Orphan => {}
             }
         }
@@ -487,6 +536,88 @@ mod tests {
             at(610, &Memory::default())[0].role,
             Role::Joining { .. }
         ));
+    }
+
+    #[test]
+    fn a_ready_server_failing_its_check_is_not_capacity_and_fails_after_the_timeout() {
+        let backends = vec![
+            backend("node-1", "ACTIVE", None, Some(1)),
+            backend("node-2", "ACTIVE", None, Some(2)),
+        ];
+        let mut down = server("node-2", Admin::Ready, 2, 0);
+        down.takes_traffic = false;
+        down.healthy = false;
+        let view = BalancerView {
+            servers: vec![server("node-1", Admin::Ready, 1, 0), down.clone()],
+            ..BalancerView::default()
+        };
+        let mut memory = Memory::default();
+        let at = |t: u64, memory: &Memory, view: &BalancerView| {
+            classify(&backends, view, memory, Duration::from_secs(t), &cfg())
+        };
+        let m = at(10, &memory, &view);
+        assert_eq!(m[0].role, Role::Serving);
+        assert_eq!(
+            m[1].role,
+            Role::Unhealthy {
+                since: Duration::from_secs(10)
+            }
+        );
+        let c = Counts::of(&m);
+        assert_eq!((c.serving, c.failed, c.pending), (1, 1, 0));
+        memory.update(&m);
+        assert!(matches!(
+            at(609, &memory, &view)[1].role,
+            Role::Unhealthy { .. }
+        ));
+        let failed = at(610, &memory, &view);
+        assert!(
+            matches!(&failed[1].role, Role::Failed { why } if why.contains("health check has failed")),
+            "{:?}",
+            failed[1].role
+        );
+        // Recovered before the timeout: serving again, and the timeout starts afresh.
+        let up = BalancerView {
+            servers: vec![
+                server("node-1", Admin::Ready, 1, 0),
+                server("node-2", Admin::Ready, 2, 0),
+            ],
+            ..BalancerView::default()
+        };
+        let m = at(300, &memory, &up);
+        assert_eq!(m[1].role, Role::Serving);
+        memory.update(&m);
+        assert!(memory.unhealthy_since.is_empty());
+        // Without checks, a server is what it is: serving.
+        let mut unchecked = down;
+        unchecked.checks_enabled = false;
+        let v = BalancerView {
+            servers: vec![unchecked],
+            ..BalancerView::default()
+        };
+        assert_eq!(at(700, &Memory::default(), &v)[1].role, Role::Serving);
+    }
+
+    #[test]
+    fn counts_from_the_cloud_alone() {
+        let c = Counts::of_cloud(&[
+            backend("node-1", "ACTIVE", None, Some(1)),
+            backend("node-2", "ACTIVE", None, Some(2)),
+            backend("node-3", "BUILD", None, None),
+            backend("node-4", "SHUTOFF", None, Some(4)),
+            backend("node-5", "ACTIVE", Some("powering-off"), Some(5)),
+        ]);
+        assert_eq!(
+            (
+                c.active,
+                c.pending,
+                c.stopped,
+                c.leaving,
+                c.serving,
+                c.instances
+            ),
+            (2, 1, 1, 1, 0, 5)
+        );
     }
 
     #[test]

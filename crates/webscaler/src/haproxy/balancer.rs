@@ -68,25 +68,38 @@ impl Balancer for Haproxy {
     }
 
     fn add(&self, name: &ServerName, addr: ServerAddr) -> Result<(), HaproxyError> {
-        self.begin_add(name, addr, Instant::now() + RELOAD_DEADLINE)
-            .map(|_| ())
+        self.begin_add(name, addr, Instant::now() + RELOAD_DEADLINE)?;
+        self.changed();
+        Ok(())
     }
 
     fn ready(&self, name: &ServerName) -> Result<(), HaproxyError> {
-        Haproxy::ready(self, name)
+        Haproxy::ready(self, name)?;
+        self.changed();
+        Ok(())
     }
 
     fn drain(&self, name: &ServerName) -> Result<(), HaproxyError> {
-        self.set_drain(name)
+        self.set_drain(name)?;
+        self.changed();
+        Ok(())
     }
 
     fn remove(&self, name: &ServerName) -> Result<Removal, HaproxyError> {
-        Ok(
-            match self.try_remove(name, Instant::now() + RELOAD_DEADLINE)? {
-                RemoveStep::Removed(_) => Removal::Removed,
-                RemoveStep::Busy(reply) => Removal::Busy(reply),
-                RemoveStep::AlreadyGone => Removal::AlreadyGone,
-            },
-        )
+        let r = match self.try_remove(name, Instant::now() + RELOAD_DEADLINE)? {
+            RemoveStep::Removed(_) => Removal::Removed,
+            RemoveStep::Busy(reply) => Removal::Busy(reply),
+            RemoveStep::AlreadyGone => Removal::AlreadyGone,
+        };
+        self.changed();
+        Ok(r)
+    }
+}
+
+impl Haproxy {
+    /// After a change: the backend file and the server state file are brought up to date
+    /// (best effort: the loop does it again after every tick, and says so when that fails).
+    fn changed(&self) {
+        let _ = self.persist();
     }
 }

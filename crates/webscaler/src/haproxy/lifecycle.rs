@@ -374,7 +374,7 @@ impl Haproxy {
             });
         }
         let installed = file.install(&render_backend(&self.backend, &servers, &self.check))?;
-        self.reload_method().reload(deadline)?;
+        self.reload(deadline)?;
         Ok(installed)
     }
 
@@ -590,7 +590,7 @@ impl Haproxy {
             .filter(|s| &s.name != name)
             .collect();
         let installed = file.install(&render_backend(&self.backend, &servers, &self.check))?;
-        self.reload_method().reload(deadline)?;
+        self.reload(deadline)?;
         Ok(installed)
     }
 }

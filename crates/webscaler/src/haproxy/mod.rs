@@ -131,6 +131,13 @@ pub enum HaproxyError {
     /// The fallback reload failed.
     #[error(transparent)]
     Reload(#[from] ReloadError),
+    /// The server state file could not be written.
+    #[error("cannot write the server state file {}: {source}", path.display())]
+    StateFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl HaproxyError {
@@ -231,6 +238,7 @@ pub struct Haproxy {
     poll_every: Duration,
     file: Option<BackendFile>,
     reload: Option<ReloadMethod>,
+    state_file: Option<PathBuf>,
 }
 
 impl Haproxy {
@@ -246,6 +254,7 @@ impl Haproxy {
             poll_every: DEFAULT_POLL_INTERVAL,
             file: None,
             reload: None,
+            state_file: None,
         }
     }
 
@@ -273,6 +282,44 @@ impl Haproxy {
     pub fn with_backend_file(mut self, file: BackendFile) -> Haproxy {
         self.file = Some(file);
         self
+    }
+
+    /// Keeps HAProxy's server state file (its `server-state-file`, loaded with
+    /// `load-server-state-from-file global`) current: [`Haproxy::save_state`] after every
+    /// change made through the [`crate::balancer::Balancer`] calls and before every reload,
+    /// so a restarted or reloaded HAProxy starts with the servers' states.
+    pub fn with_state_file(mut self, path: impl Into<PathBuf>) -> Haproxy {
+        self.state_file = Some(path.into());
+        self
+    }
+
+    /// The server state file, if one is kept.
+    pub fn state_file(&self) -> Option<&std::path::Path> {
+        self.state_file.as_deref()
+    }
+
+    /// Writes `show servers state` (every backend: the file is HAProxy's global one) to the
+    /// server state file, atomically, if one is kept. Returns whether it wrote.
+    pub fn save_state(&self) -> Result<bool, HaproxyError> {
+        let Some(path) = &self.state_file else {
+            return Ok(false);
+        };
+        let reply = self.command("show servers state")?;
+        state::parse_servers_state(&reply).map_err(|e| self.parse_err(e))?;
+        common::atomic::write(path, reply.as_bytes()).map_err(|source| {
+            HaproxyError::StateFile {
+                path: path.clone(),
+                source,
+            }
+        })?;
+        Ok(true)
+    }
+
+    /// Saves the servers' states, then reloads (the fallback of a refused change).
+    fn reload(&self, deadline: Instant) -> Result<(), HaproxyError> {
+        self.save_state()?;
+        self.reload_method().reload(deadline)?;
+        Ok(())
     }
 
     /// How to reload for the fallback (default: [`ReloadMethod::default_for`] the master
@@ -406,10 +453,19 @@ impl Haproxy {
         })
     }
 
-    /// The servers HAProxy has now, as backend-file entries.
+    /// The servers HAProxy has now, as backend-file entries: all but those in maintenance.
+    /// A restarted HAProxy would restore a server in maintenance with its checks paused, so
+    /// one that joins (or is being removed) is left out of the file, and is added again at
+    /// run time.
     pub fn backend_servers(&self) -> Result<Vec<BackendServer>, HaproxyError> {
-        self.servers_state()?
+        self.file_servers(&self.servers_state()?)
+    }
+
+    /// The backend-file entries of `states` (this backend's servers not in maintenance).
+    fn file_servers(&self, states: &[ServerState]) -> Result<Vec<BackendServer>, HaproxyError> {
+        states
             .iter()
+            .filter(|s| s.backend == self.backend.as_str() && !s.admin_state.maint())
             .map(|s| {
                 // HAProxy allows names (`:`) and addresses (FQDNs, none) the file does not.
                 let unusable = |e: InvalidValue| {
@@ -433,6 +489,31 @@ impl Haproxy {
             &self.backend_servers()?,
             &self.check,
         ))
+    }
+
+    /// Brings the files a restarted HAProxy starts from up to date with what it has now,
+    /// from one `show servers state`: the backend file (if kept; installed only when it
+    /// changes) and the server state file (if kept). The loop calls it after every change
+    /// and every tick.
+    pub fn persist(&self) -> Result<(), HaproxyError> {
+        if self.file.is_none() && self.state_file.is_none() {
+            return Ok(());
+        }
+        let reply = self.command("show servers state")?;
+        let states = state::parse_servers_state(&reply).map_err(|e| self.parse_err(e))?;
+        if let Some(file) = &self.file {
+            let text = render_backend(&self.backend, &self.file_servers(&states)?, &self.check);
+            file.install(&text)?;
+        }
+        if let Some(path) = &self.state_file {
+            common::atomic::write(path, reply.as_bytes()).map_err(|source| {
+                HaproxyError::StateFile {
+                    path: path.clone(),
+                    source,
+                }
+            })?;
+        }
+        Ok(())
     }
 
     /// Rewrites the backend file (if one is kept) to hold exactly the servers HAProxy has

@@ -1,39 +1,57 @@
 //! `webscaler run`: the scaling loop as a service: the [`Controller`] on the drift-free
-//! ticker, one CSV row and one log line per tick, until SIGINT or SIGTERM.
+//! ticker, one CSV row and one log line per tick, until SIGINT or SIGTERM; and `webscaler
+//! down` ([`down`]), the explicit teardown.
 //!
-//! With the local provider and no admin socket, webscaler starts and owns its own HAProxy
-//! (the embedded mode: one command gives an auto-scaled web service on a fresh machine);
+//! With the local provider and no admin socket, webscaler runs its own HAProxy (the
+//! embedded mode: one command gives an auto-scaled web service on a fresh machine);
 //! otherwise it attaches to the system's HAProxy through its admin socket. One instance per
 //! state directory ([`lock`]); after every tick it writes `status.json` there for
 //! `webscaler status` ([`status`]), which shows a [`snapshot`] of the backends and the rate.
+//!
+//! The loop is never in the data path: the embedded HAProxy and the local backends outlive
+//! `run` (exit, crash, `kill -9`), and the next `run` adopts them as they are. A dead
+//! embedded HAProxy is started again before the next tick; a system HAProxy that does not
+//! answer, a cloud that fails, a CSV that cannot be written are logged once per change and
+//! retried every tick: nothing but SIGINT or SIGTERM ends the loop.
 
 pub mod lock;
+pub mod output;
 pub mod snapshot;
 pub mod status;
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use chrono::Utc;
-use common::csvfile::{CsvAppender, CsvFileError};
+use common::csvfile::CsvFileError;
 use common::shutdown::Shutdown;
 use common::ticker::Ticker;
 use common::time::{TimeFormat, format_duration};
 
 use crate::clock::SystemClock;
+use crate::cloud::local::{LocalCloud, LocalOptions};
 use crate::cloud::openstack::config::Env;
-use crate::controller::{self, Controller, HEADER};
-use crate::haproxy::HaproxyError;
-use crate::haproxy::process::{EmbeddedConfig, HaproxyProcess, ProcessError};
+use crate::controller::{self, Controller};
+use crate::haproxy::process::{self, EmbeddedConfig, HaproxyProcess, ProcessError, Start};
 use crate::policy::{SeedConfig, Zone};
 use crate::settings::{HaproxySettings, Settings, SettingsError};
 
 pub use lock::{LOCK_FILE, LockError, RunLock};
+pub use output::CsvOutput;
 pub use status::{STATUS_FILE, StatusFile};
 
 /// Why the service stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
+    /// The CSV file cannot be used (checked before anything is started).
+    #[error("-o {}: {source}", path.display())]
+    Output {
+        path: PathBuf,
+        #[source]
+        source: CsvFileError,
+    },
     /// The state directory could not be created.
     #[error("cannot create the state directory {}", path.display())]
     StateDir {
@@ -53,34 +71,19 @@ pub enum ServiceError {
     /// The embedded HAProxy could not be started.
     #[error(transparent)]
     Embedded(#[from] ProcessError),
-    /// The system's HAProxy does not answer for the backend.
-    #[error(
-        "cannot use HAProxy's backend {backend} (is HAProxy running, and is --socket its admin socket at level admin?)"
-    )]
-    System {
-        backend: String,
-        #[source]
-        source: Box<HaproxyError>,
-    },
-    /// The CSV file could not be opened.
+    /// `down` could not stop everything.
     #[error(transparent)]
-    Csv(#[from] CsvFileError),
-    /// A tick's row could not be appended.
-    #[error("cannot append to {}", path.display())]
-    Append {
-        path: PathBuf,
-        #[source]
-        source: CsvFileError,
-    },
-    /// The embedded HAProxy died under us.
-    #[error("the embedded HAProxy exited ({status}); its log says: {log}")]
-    HaproxyExited { status: String, log: String },
+    Teardown(#[from] crate::cloud::CloudError),
 }
 
 impl ServiceError {
     /// Whether the error is bad input (exit status 2), rather than a failure.
     pub fn is_bad_input(&self) -> bool {
-        matches!(self, ServiceError::Settings(e) if e.is_bad_input())
+        match self {
+            ServiceError::Settings(e) => e.is_bad_input(),
+            ServiceError::Output { .. } => true,
+            _ => false,
+        }
     }
 }
 
@@ -110,49 +113,45 @@ pub fn run(settings: &Settings, env: &Env) -> Result<(), ServiceError> {
         .build(SeedConfig::default().quota, learnt.floor())?;
     let provider = settings.cloud.provider(env);
     let state_dir = settings.cloud.state_dir(env);
+    if provider == crate::settings::Provider::Local {
+        // The backends' program is looked up now, not at the first create.
+        crate::cloud::local::check_command(&settings.cloud.command)
+            .map_err(|e| ServiceError::Settings(SettingsError::Cloud(e)))?;
+    }
+    // The output: a CSV that cannot be used stops the run before anything exists.
+    let start = chrono::Local::now();
+    let csv_path = output::csv_path(settings.output.as_deref(), start);
+    let mut csv = CsvOutput::open(&csv_path).map_err(|source| ServiceError::Output {
+        path: csv_path.clone(),
+        source,
+    })?;
     fs::create_dir_all(&state_dir).map_err(|source| ServiceError::StateDir {
         path: state_dir.clone(),
         source,
     })?;
     let _lock = RunLock::acquire(&state_dir)?;
     let cloud = settings.cloud.open(env)?;
+    // What the provider repaired on opening (a backend adopted after a killed create).
+    for note in cloud.take_notes() {
+        log(&format!("note: {note}"));
+    }
     let shutdown = Shutdown::install().map_err(ServiceError::Signals)?;
 
-    // HAProxy: our own, or the system's.
+    // HAProxy: our own (adopted if it runs), or the system's.
     let h = &settings.haproxy;
     let embedded = h.embedded(provider);
     let mut process = None;
     let haproxy = if embedded {
-        let mut cfg = EmbeddedConfig::new(HaproxySettings::embedded_dir(&state_dir), h.frontend);
-        cfg.stats = h.stats;
-        cfg.backend = h.backend.clone();
-        cfg.check = h.check;
-        cfg.haproxy = h.program.clone();
-        let p = HaproxyProcess::start(cfg)?;
-        if let Some(old) = p.replaced() {
-            log(&format!(
-                "stopped the HAProxy (pid {old}) a previous run left behind"
-            ));
-        }
+        let p = start_embedded(h, &state_dir)?;
         let client = p.haproxy();
         process = Some(p);
         client
     } else {
-        let ha = h.system_client()?;
-        ha.stats().map_err(|e| ServiceError::System {
-            backend: h.backend.to_string(),
-            source: Box::new(e),
-        })?;
-        ha
+        // Not checked here: a socket that does not answer is logged by the first tick and
+        // retried every tick.
+        h.system_client()?
     };
     let admin_socket = haproxy.socket().path().to_path_buf();
-
-    let start = chrono::Local::now();
-    let csv_path = settings
-        .output
-        .clone()
-        .unwrap_or_else(|| default_csv_name(start));
-    let mut csv = CsvAppender::open(&csv_path, &HEADER)?;
 
     let pc = settings.policy.config;
     log(&format!(
@@ -194,6 +193,10 @@ pub fn run(settings: &Settings, env: &Env) -> Result<(), ServiceError> {
         threshold: pc.threshold.to_string(),
         min: pc.min,
         max: pc.max,
+        tick: 0,
+        haproxy_pid: process.as_ref().map(HaproxyProcess::pid),
+        csv_pending: 0,
+        csv_dropped: 0,
         last: controller::Record {
             diffpt: None,
             haactive: 0,
@@ -210,56 +213,256 @@ pub fn run(settings: &Settings, env: &Env) -> Result<(), ServiceError> {
         },
         target: None,
     };
-    let result = (|| -> Result<(), ServiceError> {
-        while let Some(tick) = ticker.wait(&shutdown) {
-            if tick.skipped > 0 {
-                log(&format!(
-                    "warning: {} tick(s) skipped: the last tick took longer than the interval",
-                    tick.skipped
-                ));
+    // The embedded HAProxy is watched between ticks too: a dead one is started again within
+    // a tenth of a second, whatever the interval.
+    let embedded_guard = process
+        .take()
+        .map(|p| Arc::new(Mutex::new(Embedded::new(p))));
+    let watchdog = embedded_guard.as_ref().map(|e| {
+        let e = Arc::clone(e);
+        let shutdown = shutdown.clone();
+        std::thread::spawn(move || {
+            while shutdown.sleep(WATCHDOG_EVERY) {
+                e.lock().unwrap_or_else(|e| e.into_inner()).check();
             }
-            let report = c.tick();
-            csv.append_records(std::slice::from_ref(&report.record))
-                .map_err(|source| ServiceError::Append {
-                    path: csv_path.clone(),
-                    source,
-                })?;
-            log(&report.log_line());
-            for e in &report.events {
-                log(&e.to_string());
-            }
-            status.last = report.record.clone();
-            status.target = report.decision.as_ref().map(|d| d.target);
-            if let Err(e) = status.write(&state_dir) {
-                log(&format!(
-                    "warning: cannot write {}: {e}",
-                    state_dir.join(STATUS_FILE).display()
-                ));
-            }
-            if let Some(p) = process.as_mut()
-                && let Some(st) = p.exited()
-            {
-                return Err(ServiceError::HaproxyExited {
-                    status: st.to_string(),
-                    log: p.log_tail(),
-                });
-            }
+        })
+    });
+    let mut state_failing: Option<String> = None;
+    while let Some(tick) = ticker.wait(&shutdown) {
+        if tick.skipped > 0 {
+            log(&format!(
+                "warning: {} tick(s) skipped: the last tick took longer than the interval",
+                tick.skipped
+            ));
         }
-        Ok(())
-    })();
-    let _ = fs::remove_file(state_dir.join(STATUS_FILE));
-    if let Some(p) = process.take() {
-        log("stopping the embedded HAProxy");
-        if let Err(e) = p.stop() {
-            log(&format!("warning: cannot stop HAProxy: {e}"));
+        // A dead embedded HAProxy is started again before the tick observes it (the
+        // watchdog usually has done it already).
+        if let Some(e) = &embedded_guard {
+            e.lock().unwrap_or_else(|e| e.into_inner()).check();
         }
+        let report = c.tick();
+        for line in csv.push(report.record.clone()) {
+            log(&line);
+        }
+        log(&report.log_line());
+        for e in &report.events {
+            log(&e.to_string());
+        }
+        // The servers and their states for the next HAProxy start (a failed observation has
+        // nothing new to save).
+        if report.observation.is_some() {
+            persist(c.balancer(), &mut state_failing);
+        }
+        if let Some(e) = &embedded_guard {
+            status.haproxy_pid = Some(e.lock().unwrap_or_else(|e| e.into_inner()).process.pid());
+        }
+        status.tick = report.index;
+        status.last = report.record.clone();
+        status.target = report.decision.as_ref().map(|d| d.target);
+        status.csv_pending = csv.pending();
+        status.csv_dropped = csv.dropped();
+        if let Err(e) = status.write(&state_dir) {
+            log(&format!(
+                "warning: cannot write {}: {e}",
+                state_dir.join(STATUS_FILE).display()
+            ));
+        }
+        crate::fault::point("tick-end");
     }
-    if result.is_ok() {
+    if let Some(w) = watchdog {
+        let _ = w.join();
+    }
+    let _ = fs::remove_file(state_dir.join(STATUS_FILE));
+    for line in csv.flush() {
+        log(&line);
+    }
+    if csv.pending() > 0 {
         log(&format!(
-            "stopped after {} tick(s); CSV {}",
-            c.ticks(),
+            "error: {} CSV row(s) could not be written to {}",
+            csv.pending(),
             csv_path.display()
         ));
     }
-    result
+    log(&format!(
+        "stopped after {} tick(s); CSV {}{}",
+        c.ticks(),
+        csv_path.display(),
+        match &embedded_guard {
+            Some(e) => format!(
+                "; HAProxy (pid {}) and the backends keep serving (`webscaler down` stops them)",
+                e.lock().unwrap_or_else(|e| e.into_inner()).process.pid()
+            ),
+            None => String::new(),
+        }
+    ));
+    Ok(())
+}
+
+/// The embedded HAProxy of `state_dir`: the running one adopted, or a new one; says which.
+fn start_embedded(h: &HaproxySettings, state_dir: &Path) -> Result<HaproxyProcess, ServiceError> {
+    let mut cfg = EmbeddedConfig::new(HaproxySettings::embedded_dir(state_dir), h.frontend);
+    cfg.stats = h.stats;
+    cfg.backend = h.backend.clone();
+    cfg.check = h.check;
+    cfg.haproxy = h.program.clone();
+    let p = HaproxyProcess::start(cfg)?;
+    let (pid, dir) = (p.pid(), p.paths().dir.display());
+    log(&match p.how_started() {
+        Start::Started => format!("started HAProxy (pid {pid}) in {dir}"),
+        Start::Adopted => format!("adopted the running HAProxy (pid {pid}) of {dir}: no restart"),
+        Start::Reloaded => format!(
+            "adopted the running HAProxy (pid {pid}) of {dir}, reloaded for its new main.cfg"
+        ),
+        Start::Replaced { old } => format!(
+            "the HAProxy (pid {old}) of {dir} did not answer: stopped it and started pid {pid}"
+        ),
+    });
+    Ok(p)
+}
+
+/// Brings HAProxy's backend file and server state file up to date; a failure is logged
+/// once per change (`failing` keeps the last one).
+fn persist(haproxy: &crate::haproxy::Haproxy, failing: &mut Option<String>) {
+    match haproxy.persist() {
+        Ok(()) => {
+            if failing.take().is_some() {
+                log("HAProxy's backend file and server state file are written again");
+            }
+        }
+        Err(e) => {
+            let msg = e.to_string();
+            if failing.as_deref() != Some(msg.as_str()) {
+                log(&format!("warning: {msg}; retried every tick"));
+            }
+            *failing = Some(msg);
+        }
+    }
+}
+
+/// How often the embedded HAProxy is looked at between ticks.
+const WATCHDOG_EVERY: Duration = Duration::from_millis(100);
+
+/// After a failed start, how long before the next attempt.
+const RESTART_BACKOFF: Duration = Duration::from_secs(1);
+
+/// The embedded HAProxy of a run, started again when it dies.
+struct Embedded {
+    process: HaproxyProcess,
+    /// The last failure to start it again, to log it once per change, and when.
+    failing: Option<(String, std::time::Instant)>,
+}
+
+impl Embedded {
+    fn new(process: HaproxyProcess) -> Embedded {
+        Embedded {
+            process,
+            failing: None,
+        }
+    }
+
+    /// Starts HAProxy again if it died, and says so once; after a failed start, tries again
+    /// once a second at most.
+    fn check(&mut self) {
+        if self
+            .failing
+            .as_ref()
+            .is_some_and(|(_, at)| at.elapsed() < RESTART_BACKOFF)
+        {
+            return;
+        }
+        let p = &mut self.process;
+        match p.ensure_running() {
+            Ok(None) => {
+                if self.failing.take().is_some() {
+                    log("the embedded HAProxy runs again");
+                }
+            }
+            Ok(Some(r)) => {
+                self.failing = None;
+                log(&format!(
+                    "error: the embedded HAProxy (pid {}) {}; started it again (pid {}) from {} with the servers' states of {}; its log: {}",
+                    r.old,
+                    r.how,
+                    r.new,
+                    p.paths().backends_cfg.display(),
+                    p.paths().state_file.display(),
+                    p.log_tail()
+                ));
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                if self.failing.as_ref().map(|f| f.0.as_str()) != Some(msg.as_str()) {
+                    log(&format!(
+                        "error: the embedded HAProxy is down and cannot be started again: {msg}; retried every second"
+                    ));
+                }
+                self.failing = Some((msg, std::time::Instant::now()));
+            }
+        }
+    }
+}
+
+/// What [`down`] stopped.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Down {
+    /// The embedded HAProxy masters stopped, with their directories.
+    pub haproxy: Vec<(u32, PathBuf)>,
+    /// The local backends deleted.
+    pub backends: Vec<String>,
+    /// Processes of the state directory that had no slot, stopped.
+    pub strays: usize,
+}
+
+/// `webscaler down`: stops the embedded HAProxy of `state_dir` (every instance) with a
+/// soft stop of up to `haproxy_grace`, and deletes its local backends (SIGTERM, up to
+/// `backend_grace`, SIGKILL), waiting until nothing of the state directory runs. Refused
+/// while a `webscaler run` uses the directory (it would start them again): its lock is
+/// held for the whole teardown.
+pub fn down(
+    state_dir: &Path,
+    haproxy_grace: Duration,
+    backend_grace: Duration,
+) -> Result<Down, ServiceError> {
+    let mut done = Down::default();
+    if !state_dir.exists() {
+        return Ok(done);
+    }
+    let state_dir = fs::canonicalize(state_dir).map_err(|source| ServiceError::StateDir {
+        path: state_dir.to_path_buf(),
+        source,
+    })?;
+    let _lock = RunLock::acquire(&state_dir)?;
+    let mut dirs: Vec<PathBuf> = vec![HaproxySettings::embedded_dir(&state_dir)];
+    for (_, dir) in process::find_masters_under(&state_dir) {
+        if !dirs.contains(&dir) {
+            dirs.push(dir);
+        }
+    }
+    for dir in dirs {
+        if let Some(pid) = process::shut_down(&dir, haproxy_grace)? {
+            done.haproxy.push((pid, dir));
+        }
+    }
+    if state_dir.join(crate::cloud::local::STATE_FILE).exists()
+        || !local_processes(&state_dir).is_empty()
+    {
+        let cloud = LocalCloud::new(LocalOptions {
+            grace: backend_grace,
+            ..LocalOptions::new(&state_dir)
+        })?;
+        let t = cloud.teardown()?;
+        done.backends = t.deleted;
+        done.strays = t.strays;
+    }
+    let _ = fs::remove_file(state_dir.join(STATUS_FILE));
+    Ok(done)
+}
+
+/// The live processes of the local backends of `state_dir`, by their marker.
+pub fn local_processes(state_dir: &Path) -> Vec<common::process::Marked> {
+    let prefix = format!("{}:", state_dir.display());
+    common::process::find_marked(crate::cloud::local::MARKER)
+        .into_iter()
+        .filter(|m| m.value.starts_with(&prefix))
+        .collect()
 }

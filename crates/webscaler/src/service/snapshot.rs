@@ -5,7 +5,8 @@
 //! Against a running `webscaler run` (found through its [`StatusFile`]) it uses that
 //! instance's HAProxy socket, backend and naming, and its last tick's rate and `needed`.
 //! Without one, it reads HAProxy itself (the embedded one of the state directory, or the
-//! system's) and measures the rate over a window.
+//! system's) and measures the rate over a window. An HAProxy that does not answer is not an
+//! error: the snapshot then has the cloud's side alone, and says why HAProxy's is missing.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -15,7 +16,7 @@ use crate::balancer::{BackendName, Balancer, BalancerView};
 use crate::cloud::openstack::config::Env;
 use crate::cloud::{CloudError, Naming, Quota};
 use crate::controller::view::{ClassifyConfig, Counts, Member, Memory, classify};
-use crate::haproxy::{Haproxy, HaproxyError, Socket};
+use crate::haproxy::{Haproxy, Socket};
 use crate::rate::meter::{RateMeter, Sample};
 use crate::settings::{Settings, SettingsError};
 
@@ -37,6 +38,8 @@ pub struct Snapshot {
     pub quota: Option<Quota>,
     /// Every backend: the cloud's and HAProxy's view side by side, with its role.
     pub members: Vec<Member>,
+    /// Why HAProxy's side is missing, if it is (`None`: HAProxy answered).
+    pub haproxy_error: Option<String>,
 }
 
 /// Why no snapshot could be taken.
@@ -48,23 +51,6 @@ pub enum SnapshotError {
     /// The cloud could not list its backends.
     #[error(transparent)]
     Cloud(#[from] CloudError),
-    /// The embedded HAProxy of the state directory does not answer: nothing runs there.
-    #[error("no webscaler run is using {} (its HAProxy does not answer)", state_dir.display())]
-    NotRunning {
-        state_dir: PathBuf,
-        #[source]
-        source: Box<HaproxyError>,
-    },
-    /// HAProxy could not be read.
-    #[error("cannot read HAProxy's backend {backend}")]
-    Haproxy {
-        backend: String,
-        #[source]
-        source: Box<HaproxyError>,
-    },
-    /// HAProxy could not be read a second time, to measure the rate.
-    #[error(transparent)]
-    Measure(Box<HaproxyError>),
 }
 
 impl SnapshotError {
@@ -73,7 +59,6 @@ impl SnapshotError {
         match self {
             SnapshotError::Settings(e) => e.is_bad_input(),
             SnapshotError::Cloud(e) => matches!(e, CloudError::Config { .. }),
-            _ => false,
         }
     }
 }
@@ -111,31 +96,33 @@ impl Snapshot {
         let backends = cloud.list()?;
         let quota = cloud.quota().ok();
         let metric = settings.controller.metric;
-        let view = ha.observe(metric).map_err(|e| {
-            if running.is_none() && h.embedded(provider) {
-                SnapshotError::NotRunning {
-                    state_dir: state_dir.clone(),
-                    source: Box::new(e),
-                }
-            } else {
-                SnapshotError::Haproxy {
-                    backend: h.backend.to_string(),
-                    source: Box::new(e),
-                }
-            }
-        })?;
+        let (view, haproxy_error) = match ha.observe(metric) {
+            Ok(v) => (Some(v), None),
+            Err(e) => (
+                None,
+                Some(if running.is_none() && h.embedded(provider) {
+                    format!(
+                        "the embedded HAProxy of {} does not answer ({e})",
+                        state_dir.display()
+                    )
+                } else {
+                    format!("cannot read HAProxy's backend {}: {e}", ha.backend())
+                }),
+            ),
+        };
         let members = classify(
             &backends,
-            &view,
+            view.as_ref().unwrap_or(&BalancerView::default()),
             &Memory::default(),
             Duration::ZERO,
             &classify_cfg,
         );
         let counts = Counts::of(&members);
 
-        let (rate, needed, measured) = match &running {
-            Some(s) => (s.last.rate, s.last.needed, false),
-            None => {
+        let (rate, needed, measured) = match (&running, &view) {
+            (Some(s), _) => (s.last.rate, s.last.needed, false),
+            (None, None) => (None, None, false),
+            (None, Some(view)) => {
                 let origin = Instant::now();
                 let sample = |v: &BalancerView| Sample {
                     counter: v.counter,
@@ -144,13 +131,10 @@ impl Snapshot {
                     pid: v.pid,
                 };
                 let mut meter = RateMeter::new();
-                let _ = meter.update(sample(&view));
+                let _ = meter.update(sample(view));
                 std::thread::sleep(window);
-                let second = ha
-                    .observe(metric)
-                    .map_err(|e| SnapshotError::Measure(Box::new(e)))?;
-                match meter.update(sample(&second)) {
-                    Ok(r) => {
+                match ha.observe(metric).ok().map(|v| meter.update(sample(&v))) {
+                    Some(Ok(r)) => {
                         let cap = quota.as_ref().and_then(|q| q.backends(counts.instances));
                         (
                             Some(r.rate.to_f64()),
@@ -158,7 +142,7 @@ impl Snapshot {
                             true,
                         )
                     }
-                    Err(_) => (None, None, true),
+                    _ => (None, None, true),
                 }
             }
         };
@@ -171,6 +155,7 @@ impl Snapshot {
             counts,
             quota,
             members,
+            haproxy_error,
         })
     }
 }

@@ -42,6 +42,18 @@ pub struct StatusFile {
     pub min: u32,
     /// The maximum, if set (else the quota).
     pub max: Option<u32>,
+    /// The last tick's number (0 first).
+    #[serde(default)]
+    pub tick: u64,
+    /// The embedded HAProxy's master, if embedded.
+    #[serde(default)]
+    pub haproxy_pid: Option<u32>,
+    /// CSV rows kept in memory because the file could not be written.
+    #[serde(default)]
+    pub csv_pending: usize,
+    /// CSV rows lost because too many were waiting.
+    #[serde(default)]
+    pub csv_dropped: u64,
     /// The last tick's CSV row.
     pub last: controller::Record,
     /// The capacity the last decision aimed for.

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use common::process::split_words;
 use serde_json::Value;
 
 use super::{CloudLayer, SettingsError};
@@ -65,25 +66,53 @@ pub struct CloudSettings {
 }
 
 impl CloudSettings {
-    /// The layer's `[cloud]` keys over the defaults.
-    pub fn resolve(c: &CloudLayer) -> CloudSettings {
+    /// The layer's `[cloud]` keys over the defaults, checked: the prefix (HAProxy's name
+    /// characters: backend names become server names and log file names), the command
+    /// template's words, a relative state directory made absolute, the HTTP timeout.
+    pub fn resolve(c: &CloudLayer) -> Result<CloudSettings, SettingsError> {
+        let invalid = |m: String| SettingsError::Invalid(m);
+        let prefix = c
+            .prefix
+            .clone()
+            .unwrap_or_else(|| DEFAULT_PREFIX.to_owned());
+        check_prefix(&prefix)?;
+        let command = c
+            .command
+            .clone()
+            .unwrap_or_else(|| local::DEFAULT_COMMAND.to_owned());
+        match split_words(&command) {
+            Ok(w) if w.is_empty() => {
+                return Err(invalid("--command (cloud.command) is empty".into()));
+            }
+            Ok(_) => {}
+            Err(e) => return Err(invalid(format!("--command (cloud.command): {e}"))),
+        }
+        let state_dir = match &c.state_dir {
+            Some(d) if d.as_os_str().is_empty() => {
+                return Err(invalid("--state-dir (state_dir) is empty".into()));
+            }
+            Some(d) => Some(absolute(d)?),
+            None => None,
+        };
+        let http_timeout = c.http_timeout.unwrap_or(Duration::from_secs(30));
+        super::at_least(
+            "http-timeout",
+            "cloud.http_timeout",
+            http_timeout,
+            Duration::from_secs(1),
+            "",
+        )?;
         let mut openstack = Overrides {
             cloud: c.os_cloud.clone(),
             openstack_cfg: c.openstack_cfg.clone(),
             ..c.openstack.clone()
         };
         openstack.set("region_name", c.os_region_name.clone());
-        CloudSettings {
+        Ok(CloudSettings {
             provider: c.provider,
-            prefix: c
-                .prefix
-                .clone()
-                .unwrap_or_else(|| DEFAULT_PREFIX.to_owned()),
-            state_dir: c.state_dir.clone(),
-            command: c
-                .command
-                .clone()
-                .unwrap_or_else(|| local::DEFAULT_COMMAND.to_owned()),
+            prefix,
+            state_dir,
+            command,
             boot_delay: c.boot_delay.unwrap_or(Duration::ZERO),
             max_backends: match c.max_backends.unwrap_or(local::DEFAULT_MAX_BACKENDS) {
                 0 => None,
@@ -100,8 +129,8 @@ impl CloudSettings {
                 user_data: None,
             },
             user_data: c.user_data.clone(),
-            http_timeout: c.http_timeout.unwrap_or(Duration::from_secs(30)),
-        }
+            http_timeout,
+        })
     }
 
     /// The provider in this environment: the one asked for, else OpenStack if a cloud is
@@ -116,18 +145,18 @@ impl CloudSettings {
         })
     }
 
-    /// The state directory of the local provider and of `webscaler run`.
+    /// The state directory of the local provider and of `webscaler run`, absolute (the
+    /// embedded HAProxy runs in it, and the markers of its processes name it).
     pub fn state_dir(&self, env: &Env) -> PathBuf {
-        self.state_dir
+        let dir = self
+            .state_dir
             .clone()
-            .unwrap_or_else(|| local::default_state_dir(|k| env.vars.get(k).cloned()))
+            .unwrap_or_else(|| local::default_state_dir(|k| env.vars.get(k).cloned()));
+        std::path::absolute(&dir).unwrap_or(dir)
     }
 
     /// Opens the provider.
     pub fn open(&self, env: &Env) -> Result<Box<dyn Cloud + Send + Sync>, SettingsError> {
-        if self.prefix.is_empty() {
-            return Err(SettingsError::Invalid("--prefix must not be empty".into()));
-        }
         match self.provider(env) {
             Provider::Local => {
                 let opts = LocalOptions {
@@ -183,5 +212,89 @@ impl CloudSettings {
                 v
             }
         })
+    }
+}
+
+/// A relative path made absolute against the current directory.
+fn absolute(p: &std::path::Path) -> Result<PathBuf, SettingsError> {
+    std::path::absolute(p).map_err(|e| {
+        SettingsError::Invalid(format!(
+            "--state-dir (state_dir) {}: cannot make it absolute: {e}",
+            p.display()
+        ))
+    })
+}
+
+/// A backend name prefix: not empty, and only HAProxy's name characters (letters, digits,
+/// `.`, `_`, `-`), so that `<prefix><n>` is a server name and a log file name, never a path.
+pub fn check_prefix(prefix: &str) -> Result<(), SettingsError> {
+    let bad =
+        |why: String| SettingsError::Invalid(format!("--prefix (cloud.prefix) {prefix:?}: {why}"));
+    if prefix.is_empty() {
+        return Err(bad("it is empty".into()));
+    }
+    if let Some(c) = prefix
+        .chars()
+        .find(|c| !crate::balancer::names::is_name_char(*c))
+    {
+        return Err(bad(format!(
+            "{c:?} is not allowed (only letters, digits, '.', '_' and '-')"
+        )));
+    }
+    // Room for the number in a server name.
+    let max = crate::balancer::names::MAX_NAME_LEN - 20;
+    if prefix.len() > max {
+        return Err(bad(format!("longer than {max} characters")));
+    }
+    if prefix.chars().all(|c| c == '.') {
+        return Err(bad("only dots".into()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_are_haproxy_names_and_never_paths() {
+        for ok in ["node-", "web_", "a", "n.1-"] {
+            check_prefix(ok).unwrap();
+        }
+        for (bad, why) in [
+            ("", "empty"),
+            ("a;b", "';' is not allowed"),
+            ("a\nb", "'\\n' is not allowed"),
+            ("../x", "'/' is not allowed"),
+            ("a b", "' ' is not allowed"),
+            ("..", "only dots"),
+        ] {
+            let e = check_prefix(bad).unwrap_err().to_string();
+            assert!(e.starts_with("--prefix (cloud.prefix) "), "{e}");
+            assert!(e.contains(why), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_relative_state_dir_is_made_absolute() {
+        let s = CloudSettings::resolve(&CloudLayer {
+            state_dir: Some("rel/state".into()),
+            ..CloudLayer::default()
+        })
+        .unwrap();
+        let dir = s.state_dir.unwrap();
+        assert!(dir.is_absolute());
+        assert_eq!(dir, std::env::current_dir().unwrap().join("rel/state"));
+    }
+
+    #[test]
+    fn a_command_that_cannot_be_split_is_refused() {
+        let e = CloudSettings::resolve(&CloudLayer {
+            command: Some("lbbench 'backend".into()),
+            ..CloudLayer::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("--command (cloud.command): "), "{e}");
     }
 }

@@ -73,6 +73,7 @@ impl Settings {
             format!("haproxy.master_socket = {}", path(&h.master_socket)),
             format!("haproxy.backend = \"{}\"", h.backend),
             format!("haproxy.backend_file = {}", path(&h.backend_file)),
+            format!("haproxy.server_state_file = {}", path(&h.server_state_file)),
             format!("haproxy.backend_port = {}", c.backend_port),
             format!("haproxy.program = {:?}", h.program.display().to_string()),
             format!("haproxy.check_inter = {}", dur(h.check.inter)),

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use common::process::split_words;
 use serde::Deserialize;
 
 use super::HaproxyLayer;
@@ -23,6 +24,10 @@ pub const DEFAULT_FRONTEND: &str = "127.0.0.1:8080";
 
 /// The reload command of the fallback when there is no master socket.
 pub const DEFAULT_RELOAD_COMMAND: &str = "systemctl reload haproxy";
+/// The shortest health-check interval (HAProxy takes 1 ms, which only churns).
+pub const MIN_CHECK_INTER: Duration = Duration::from_millis(100);
+/// The shortest socket timeout.
+pub const MIN_SOCKET_TIMEOUT: Duration = Duration::from_millis(100);
 
 /// Where HAProxy comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -65,8 +70,13 @@ pub struct HaproxySettings {
     /// System: every config file HAProxy loads, in order (the backend file is checked in
     /// its place among them).
     pub configs: Vec<PathBuf>,
-    /// System: the reload command of the fallback (`None`: [`DEFAULT_RELOAD_COMMAND`]).
-    pub reload_command: Option<String>,
+    /// System: the reload command of the fallback, split into words as `sh` does (`None`:
+    /// [`DEFAULT_RELOAD_COMMAND`]).
+    pub reload_command: Option<Vec<String>>,
+    /// System: HAProxy's `server-state-file` (loaded with `load-server-state-from-file
+    /// global`), which webscaler keeps current so a reload or restart keeps every server's
+    /// state. (The embedded HAProxy has its own in its directory.)
+    pub server_state_file: Option<PathBuf>,
     /// The haproxy binary (embedded: the one started; system: the one of `haproxy -c`).
     pub program: PathBuf,
     /// Health checks and idle connections of the servers.
@@ -89,6 +99,35 @@ impl HaproxySettings {
             pool_purge_delay: h.pool_purge_delay.unwrap_or(d.pool_purge_delay),
         };
         check.validate().map_err(|e| invalid(e.to_string()))?;
+        super::at_least(
+            "check-inter",
+            "haproxy.check_inter",
+            check.inter,
+            MIN_CHECK_INTER,
+            "",
+        )?;
+        let socket_timeout = h.socket_timeout.unwrap_or(Duration::from_secs(10));
+        super::at_least(
+            "socket-timeout",
+            "haproxy.socket_timeout",
+            socket_timeout,
+            MIN_SOCKET_TIMEOUT,
+            "",
+        )?;
+        let reload_command = match &h.reload_command {
+            Some(c) => {
+                let argv = split_words(c).map_err(|e| {
+                    invalid(format!("--reload-command (haproxy.reload_command): {e}"))
+                })?;
+                if argv.is_empty() {
+                    return Err(invalid(
+                        "--reload-command (haproxy.reload_command) is empty".into(),
+                    ));
+                }
+                Some(argv)
+            }
+            None => None,
+        };
         let frontend = match h.frontend {
             Some(f) => f,
             None => DEFAULT_FRONTEND
@@ -104,13 +143,14 @@ impl HaproxySettings {
             backend,
             backend_file: h.backend_file.clone(),
             configs: h.config.clone().unwrap_or_default(),
-            reload_command: h.reload_command.clone(),
+            reload_command,
+            server_state_file: h.server_state_file.clone(),
             program: h
                 .program
                 .clone()
                 .unwrap_or_else(|| PathBuf::from("haproxy")),
             check,
-            socket_timeout: h.socket_timeout.unwrap_or(Duration::from_secs(10)),
+            socket_timeout,
         })
     }
 
@@ -171,17 +211,16 @@ impl HaproxySettings {
                     .with_haproxy(&self.program),
             );
         }
+        if let Some(f) = &self.server_state_file {
+            ha = ha.with_state_file(f);
+        }
         if ha.master().is_none() {
-            let argv: Vec<String> = self
-                .reload_command
-                .as_deref()
-                .unwrap_or(DEFAULT_RELOAD_COMMAND)
-                .split_whitespace()
-                .map(str::to_owned)
-                .collect();
-            if argv.is_empty() {
-                return Err(SettingsError::Invalid("the reload command is empty".into()));
-            }
+            let argv = self.reload_command.clone().unwrap_or_else(|| {
+                DEFAULT_RELOAD_COMMAND
+                    .split(' ')
+                    .map(str::to_owned)
+                    .collect()
+            });
             ha = ha.with_reload(ReloadMethod::Command(argv));
         }
         Ok(ha)

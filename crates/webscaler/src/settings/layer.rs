@@ -133,6 +133,8 @@ pub struct HaproxyLayer {
     pub config: Option<Vec<PathBuf>>,
     /// System: the reload command of the fallback.
     pub reload_command: Option<String>,
+    /// System: HAProxy's `server-state-file`, kept current by webscaler.
+    pub server_state_file: Option<PathBuf>,
     /// The backends' port when the cloud gives only an IP.
     pub backend_port: Option<u16>,
     /// The haproxy binary.
@@ -218,7 +220,7 @@ impl HaproxyLayer {
     pub fn over(mut self, lower: HaproxyLayer) -> HaproxyLayer {
         let l = lower;
         fill!(self, l: mode, frontend, stats, socket, master_socket, backend, backend_file,
-            config, reload_command, backend_port, program, check_inter, check_rise, check_fall,
+            config, reload_command, server_state_file, backend_port, program, check_inter, check_rise, check_fall,
             pool_purge_delay, socket_timeout);
         self
     }

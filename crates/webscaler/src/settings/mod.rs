@@ -36,6 +36,37 @@ pub use policy::PolicySettings;
 
 /// The default tick interval.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
+/// The shortest tick interval: a tick reads HAProxy three times, lists the cloud and writes
+/// a CSV row and a status file; faster than this it only churns.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
+/// How many health checks at `rise` a new server gets, at least, before `check_timeout`
+/// declares it failed.
+pub const CHECK_TIMEOUT_CHECKS: u32 = 3;
+
+/// `value` of the setting (`--flag`, `key` in the file) must be at least `min`; `why` says
+/// where the bound comes from.
+pub(crate) fn at_least(
+    flag: &str,
+    key: &str,
+    value: Duration,
+    min: Duration,
+    why: &str,
+) -> Result<(), SettingsError> {
+    if value >= min {
+        return Ok(());
+    }
+    let fmt = common::time::format_duration;
+    Err(SettingsError::Invalid(format!(
+        "--{flag} ({key}) {} is too short: at least {}{}",
+        fmt(value),
+        fmt(min),
+        if why.is_empty() {
+            String::new()
+        } else {
+            format!(" ({why})")
+        }
+    )))
+}
 
 /// Settings that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -81,14 +112,10 @@ pub fn load_file(path: Option<&Path>) -> Result<Layer, SettingsError> {
 }
 
 impl Layer {
-    /// Time between ticks (not zero).
+    /// Time between ticks (at least [`MIN_INTERVAL`]).
     pub fn interval(&self) -> Result<Duration, SettingsError> {
         let interval = self.interval.unwrap_or(DEFAULT_INTERVAL);
-        if interval.is_zero() {
-            return Err(SettingsError::Invalid(
-                "the interval must be longer than 0".into(),
-            ));
-        }
+        at_least("interval", "interval", interval, MIN_INTERVAL, "")?;
         Ok(interval)
     }
 
@@ -118,21 +145,53 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// The layer (all sources already merged) over the defaults, checked.
+    /// The layer (all sources already merged) over the defaults, checked: every value,
+    /// and the durations against their lower bounds (errors name the flag and the key).
     pub fn resolve(layer: &Layer) -> Result<Settings, SettingsError> {
         let interval = layer.interval()?;
         let policy = PolicySettings::resolve(layer)?;
         let haproxy = HaproxySettings::resolve(&layer.haproxy)?;
-        let cloud = CloudSettings::resolve(&layer.cloud);
+        let cloud = CloudSettings::resolve(&layer.cloud)?;
         let d = controller::Config::default();
+        let drain_timeout = layer.drain_timeout.unwrap_or(d.drain_timeout);
+        at_least(
+            "drain-timeout",
+            "drain_timeout",
+            drain_timeout,
+            interval,
+            "one interval: a drain is looked at once a tick",
+        )?;
+        let quota_retry = layer.quota_retry.unwrap_or(d.quota_retry);
+        at_least(
+            "quota-retry",
+            "quota_retry",
+            quota_retry,
+            interval,
+            "one interval",
+        )?;
+        // A new server is added on one tick, checked `rise` times, and readied on another.
+        let check = haproxy.check;
+        let check_timeout = layer.check_timeout.unwrap_or(d.check_timeout);
+        at_least(
+            "check-timeout",
+            "check_timeout",
+            check_timeout,
+            check.inter * check.rise.saturating_mul(CHECK_TIMEOUT_CHECKS) + interval * 2,
+            &format!(
+                "{CHECK_TIMEOUT_CHECKS} × check rise {} × check interval {} + 2 × interval {}",
+                check.rise,
+                common::time::format_duration(check.inter),
+                common::time::format_duration(interval)
+            ),
+        )?;
         let controller = controller::Config {
             metric: layer.metric.unwrap_or(d.metric),
             naming: Naming::new(&cloud.prefix),
             backend_port: layer.haproxy.backend_port.unwrap_or(d.backend_port),
             warm_pool: layer.warm_pool(),
-            drain_timeout: layer.drain_timeout.unwrap_or(d.drain_timeout),
-            check_timeout: layer.check_timeout.unwrap_or(d.check_timeout),
-            quota_retry: layer.quota_retry.unwrap_or(d.quota_retry),
+            drain_timeout,
+            check_timeout,
+            quota_retry,
             time_format: layer.time_format(),
         };
         Ok(Settings {

@@ -143,6 +143,8 @@ pub struct HaproxyLab {
     pub admin: PathBuf,
     /// The master socket.
     pub master: PathBuf,
+    /// The server state file HAProxy starts from.
+    pub state_file: PathBuf,
     /// Options it was started with.
     pub options: LabOptions,
     proc: Option<HaproxyProcess>,
@@ -188,6 +190,7 @@ impl HaproxyLab {
                         backends_cfg: paths.backends_cfg,
                         admin: paths.admin,
                         master: paths.master,
+                        state_file: paths.state_file,
                         options,
                         proc: Some(p),
                         dir,
@@ -241,6 +244,7 @@ impl HaproxyLab {
         .with_check(self.options.check)
         .unwrap()
         .with_backend_file(self.backend_file())
+        .with_state_file(&self.state_file)
         .with_poll_interval(Duration::from_millis(50))
     }
 
@@ -341,6 +345,19 @@ pub fn httperf(target: SocketAddr, uri: &str, rate: u32, conns: u32) -> Httperf 
 }
 
 impl Httperf {
+    /// Stops the run now with SIGINT (httperf then prints its report; connections still in
+    /// flight are not counted as errors) and parses the report.
+    pub fn interrupt(mut self) -> HttperfReport {
+        self.proc
+            .signal(rustix::process::Signal::INT)
+            .expect("SIGINT to httperf");
+        self.proc
+            .wait_timeout(T)
+            .unwrap()
+            .expect("httperf to exit after SIGINT");
+        parse_httperf(&fs::read_to_string(&self.out).unwrap())
+    }
+
     /// Waits for the run to end (bounded) and parses its report.
     pub fn finish(mut self, timeout: Duration) -> HttperfReport {
         let status = self
@@ -352,4 +369,104 @@ impl Httperf {
         assert!(status.success(), "httperf failed: {status}\n{text}");
         parse_httperf(&text)
     }
+}
+
+/// One `webscaler run` in its embedded mode (its own HAProxy, local `lbbench backend`s), with
+/// an empty environment but for `HOME`, `PATH` and what the test adds, its stderr in a file.
+pub struct WebscalerRun {
+    pub proc: Supervised,
+    pub log: PathBuf,
+}
+
+impl WebscalerRun {
+    /// Starts `webscaler run --provider local --state-dir STATE --frontend FRONTEND
+    /// --interval 1s --check-inter 200ms --command 'lbbench backend ...' EXTRA...` in `home`.
+    pub fn start(
+        home: &Path,
+        state: &Path,
+        frontend: SocketAddr,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> WebscalerRun {
+        workspace_bin("lbbench");
+        let log = home.join(format!("run-{}.log", common::net::free_port().unwrap()));
+        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("webscaler"));
+        cmd.env_clear()
+            .env("HOME", home)
+            .env("PATH", "/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin")
+            .current_dir(home)
+            .args(["run", "--provider", "local", "--state-dir"])
+            .arg(state)
+            .arg("--frontend")
+            .arg(frontend.to_string())
+            .args([
+                "--interval",
+                "1s",
+                "--check-inter",
+                "200ms",
+                "--command",
+                "lbbench backend --port {port} --name {name} --threads 8 --grace 2s",
+            ])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log).unwrap());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let proc = Supervised::spawn("webscaler run", &mut cmd)
+            .unwrap()
+            .with_grace(Duration::from_secs(20));
+        WebscalerRun { proc, log }
+    }
+
+    /// Its stderr so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits (bounded) for it to exit on its own, and returns how.
+    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        self.proc
+            .wait_timeout(timeout)
+            .unwrap()
+            .unwrap_or_else(|| panic!("still running after {timeout:?}:\n{}", self.log()))
+    }
+
+    /// SIGTERM: the current tick finishes and it exits 0; returns its log.
+    pub fn terminate(mut self) -> String {
+        self.proc.signal(rustix::process::Signal::TERM).unwrap();
+        let status = self.wait_exit(Duration::from_secs(40));
+        assert!(status.success(), "exit {status}:\n{}", self.log());
+        self.log()
+    }
+}
+
+/// `webscaler down --state-dir STATE` when dropped: whatever a test leaves running in its
+/// state directory is stopped, even when it fails half-way.
+pub struct Teardown(pub PathBuf);
+
+impl Drop for Teardown {
+    fn drop(&mut self) {
+        let _ = webscaler::service::down(&self.0, Duration::from_secs(1), Duration::from_secs(1));
+    }
+}
+
+/// The processes that carry a marker of the state directory `state` (its local backends
+/// and its embedded HAProxy), as (pid, pgid, kind, marker value).
+pub fn processes_of(state: &Path) -> Vec<(u32, u32, &'static str, String)> {
+    let dir = fs::canonicalize(state).unwrap_or_else(|_| state.to_path_buf());
+    let prefix = dir.display().to_string();
+    let mut v = Vec::new();
+    for (name, marker) in [
+        ("backend", webscaler::cloud::local::MARKER),
+        ("haproxy", webscaler::haproxy::process::MARKER),
+    ] {
+        for m in common::process::find_marked(marker) {
+            if m.value.starts_with(&prefix) {
+                v.push((m.pid, m.pgid, name, m.value));
+            }
+        }
+    }
+    v
 }

@@ -8,10 +8,29 @@ use std::time::Duration;
 use common::TimeFormat;
 
 use super::LabRunError;
-use crate::httperf::{Httperf, HttperfArgs};
+use crate::httperf::{Httperf, HttperfArgs, Tls};
 use crate::lab::Balancer;
 use crate::lab::info::LabSettings;
 use crate::sweep::{ProgressMode, SweepConfig, default_output, rates};
+
+/// One sweep of the lab: a balancer, and how clients connect to it. The lab starts the
+/// balancer for each leg (terminating TLS for a TLS leg) and runs the leg's sweep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Leg {
+    /// The balancer.
+    pub balancer: Balancer,
+    /// Plain HTTP or TLS.
+    pub tls: Tls,
+}
+
+impl std::fmt::Display for Leg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.tls {
+            Tls::Off => write!(f, "{}", self.balancer),
+            t => write!(f, "{} ({})", self.balancer, t.label()),
+        }
+    }
+}
 
 /// The header every lab request carries. httperf closes each connection first after its
 /// reply, which leaves a TIME_WAIT entry on the client side for 60 s; on loopback, runs of
@@ -27,8 +46,15 @@ pub struct LabConfig {
     pub balancers: Vec<Balancer>,
     /// How many backends.
     pub backends: usize,
-    /// The demanded connection rates.
+    /// The demanded connection rates (one rate for a size lab).
     pub rates: Vec<f64>,
+    /// How clients connect, each a sweep of its own per balancer: `[Off]`, or with `--tls`
+    /// `[Off, On]` (`[Off, Resumed]` with `--tls-resumption on`), plain first so the two
+    /// are measured side by side.
+    pub tls: Vec<Tls>,
+    /// Reply sizes in bytes: a size lab sweeps them at `rates[0]` (`size=` added to the
+    /// URI); empty for a rate lab.
+    pub sizes: Vec<u64>,
     /// Runs per rate.
     pub repeat: u32,
     /// Seconds per run.
@@ -54,9 +80,17 @@ pub struct LabConfig {
     pub time_format: TimeFormat,
     /// The CPU file's interval (the report's `sar -u 2`).
     pub cpu_interval: Duration,
+    /// Raise the limits that bound the lab before it starts (`--tune`, see
+    /// [`crate::lab::limits::Tuning`]); without it nothing system-wide changes.
+    pub tune: bool,
 }
 
 impl LabConfig {
+    /// The connection rate of a size lab unless `--rate` says otherwise: 20 conn/s, which
+    /// every balancer holds with small replies, so that what changes along the sweep is the
+    /// size (at 16 MiB that is 335 MB/s).
+    pub const SIZE_LAB_RATE: f64 = 20.0;
+
     /// The report's sweep (100 to 2,000 conn/s by 100, 3 runs of 60 s each) against every
     /// balancer, with 4 backends, a 5 s pause and `/perf.php?sleep=0.2`.
     pub fn full(output: PathBuf, httperf: Httperf, lbbench: PathBuf) -> LabConfig {
@@ -64,6 +98,8 @@ impl LabConfig {
             balancers: Balancer::ALL.to_vec(),
             backends: 4,
             rates: rates(100.0, 2000.0, 100.0).unwrap_or_default(),
+            tls: vec![Tls::Off],
+            sizes: Vec::new(),
             repeat: 3,
             duration_s: 60.0,
             pause: Duration::from_secs(5),
@@ -76,6 +112,7 @@ impl LabConfig {
             progress: ProgressMode::Auto,
             time_format: TimeFormat::Local,
             cpu_interval: Duration::from_secs(2),
+            tune: false,
         }
     }
 
@@ -102,21 +139,35 @@ impl LabConfig {
             repeat: self.repeat,
             timeout_s: self.timeout_s,
             httperf_extra: vec![CONNECTION_CLOSE.to_owned()],
+            tls: self.tls.iter().map(|t| t.cell().to_owned()).collect(),
+            sizes: self.sizes.clone(),
         }
     }
 
-    /// The sweep against one running balancer.
-    pub fn sweep_for(&self, b: Balancer, port: u16) -> SweepConfig {
+    /// Every sweep of the lab, in order: each balancer, plain then TLS.
+    pub fn legs(&self) -> Vec<Leg> {
+        self.balancers
+            .iter()
+            .flat_map(|&balancer| self.tls.iter().map(move |&tls| Leg { balancer, tls }))
+            .collect()
+    }
+
+    /// The sweep of one leg against its running balancer. Its rows go to the balancer's
+    /// file, told apart by their `tls` and `reply_size` columns.
+    pub fn sweep_for(&self, leg: Leg, port: u16) -> SweepConfig {
+        let b = leg.balancer;
         let mut base = HttperfArgs::new("127.0.0.1", self.rates[0], 1);
         base.port = port;
         base.uri = self.uri.clone();
         base.hog = true;
         base.timeout = Some(self.timeout_s);
+        base.tls = leg.tls;
         base.extra = vec![CONNECTION_CLOSE.to_owned()];
         SweepConfig {
             label: b.name().to_owned(),
             base,
             rates: self.rates.clone(),
+            sizes: self.sizes.clone(),
             repeat: self.repeat,
             duration_s: self.duration_s,
             pause: self.pause,
@@ -128,12 +179,23 @@ impl LabConfig {
         }
     }
 
+    /// About how long a reply takes: the URI's `sleep=` (the backend's wait) and 5 ms.
+    pub fn reply_estimate_s(&self) -> f64 {
+        let query = self.uri.split_once('?').map_or("", |(_, q)| q);
+        crate::backend::parse_perf_query(query).sleep.as_secs_f64() + 0.005
+    }
+
+    /// Runs per leg.
+    pub fn runs_per_leg(&self) -> usize {
+        self.rates.len() * self.sizes.len().max(1) * self.repeat as usize
+    }
+
     /// About how long the lab takes: each run's duration plus a second, and the pauses.
     pub fn estimate(&self) -> Duration {
-        let runs = self.rates.len() as f64 * f64::from(self.repeat);
-        let per_balancer =
+        let runs = self.runs_per_leg() as f64;
+        let per_leg =
             runs * (self.duration_s + 1.0) + (runs - 1.0).max(0.0) * self.pause.as_secs_f64();
-        Duration::from_secs_f64(per_balancer * self.balancers.len() as f64)
+        Duration::from_secs_f64(per_leg * self.legs().len() as f64)
     }
 
     pub(super) fn check(&self) -> Result<(), LabRunError> {
@@ -147,10 +209,19 @@ impl LabConfig {
         if self.output.as_os_str().is_empty() {
             return bad("the output directory is empty".into());
         }
+        if self.tls.is_empty() {
+            return bad("no way to connect (tls)".into());
+        }
+        if !self.sizes.is_empty() && self.rates.len() != 1 {
+            return bad("a size lab runs at one rate (--rate)".into());
+        }
         // The sweep checks the rest (rates, repeat, duration, httperf's arguments) before its
         // first run; check it here too, before anything starts.
-        let cfg = self.sweep_for(self.balancers[0], 80);
-        crate::sweep::check_config(&cfg).map_err(|e| LabRunError::Config(e.to_string()))
+        for leg in self.legs().into_iter().take(self.tls.len()) {
+            let cfg = self.sweep_for(leg, 80);
+            crate::sweep::check_config(&cfg).map_err(|e| LabRunError::Config(e.to_string()))?;
+        }
+        Ok(())
     }
 }
 
@@ -184,7 +255,13 @@ mod tests {
     #[test]
     fn each_sweep_has_the_header_and_its_own_files() {
         let c = cfg();
-        let s = c.sweep_for(Balancer::Pound, 4242);
+        let s = c.sweep_for(
+            Leg {
+                balancer: Balancer::Pound,
+                tls: Tls::Off,
+            },
+            4242,
+        );
         assert_eq!(s.label, "pound");
         assert_eq!(s.output, PathBuf::from("out/perf_pound_combined.csv"));
         assert_eq!(s.save_raw, Some(PathBuf::from("out/raw")));

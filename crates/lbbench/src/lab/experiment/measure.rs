@@ -1,6 +1,6 @@
-//! The measuring part of the lab: the backends started once, then each balancer in turn
-//! started, swept while its CPU is sampled, and stopped, so none is measured while another
-//! one works.
+//! The measuring part of the lab: the backends started once, then each leg in turn (a
+//! balancer, plain or terminating TLS) started, swept while its CPU is sampled, and stopped,
+//! so none is measured while another one works.
 
 use std::path::Path;
 
@@ -8,39 +8,53 @@ use common::Shutdown;
 
 use super::journal::Journal;
 use super::observer::{CpuFile, LabObserver};
-use super::{LabConfig, LabRunError, LabSummary};
+use super::{LabConfig, LabRunError, LabSummary, Leg};
 use crate::cpu::{CpuError, MonitorConfig, ProcessSelector};
+use crate::httperf::Tls;
 use crate::lab::info::{BalancerInfo, ProgramInfo, Started};
-use crate::lab::{Balancer, BalancerOptions, Fleet, FleetOptions, LabError, RunningBalancer};
+use crate::lab::{BalancerOptions, Fleet, FleetOptions, LabError, LabTls, RunningBalancer};
 use crate::sweep::{SweepSummary, run_sweep};
 
-/// Starts the backends, then measures each balancer of `pending` in turn; stops everything.
+/// Starts the backends, then measures each leg of `pending` in turn; stops everything.
 /// Returns whether Ctrl-C stopped it.
 pub(super) fn run_balancers(
     cfg: &LabConfig,
-    pending: &[Balancer],
+    pending: &[Leg],
     shutdown: &Shutdown,
     note: &mut dyn FnMut(&str),
     journal: &mut Journal,
     summary: &mut LabSummary,
 ) -> Result<bool, LabRunError> {
+    // The lab's certificate, made before anything starts (kept for later sessions).
+    let tls = if pending.iter().any(|l| l.tls.is_on()) {
+        let t = LabTls::in_dir(&cfg.output)?;
+        note(&format!(
+            "TLS: the balancers serve {} (CA {})",
+            t.pem_path().display(),
+            t.ca_path().display()
+        ));
+        Some(t)
+    } else {
+        None
+    };
     let Some(mut fleet) = start_backends(cfg, shutdown, note, journal)? else {
         return Ok(true);
     };
     let mut interrupted = false;
-    for &b in pending {
-        let Some(lb) = start_balancer(cfg, b, &fleet, shutdown, note, journal)? else {
+    for &leg in pending {
+        let leg_tls = tls.as_ref().filter(|_| leg.tls.is_on());
+        let Some(lb) = start_balancer(cfg, leg, leg_tls, &fleet, shutdown, note, journal)? else {
             interrupted = true;
             break;
         };
-        let s = sweep_balancer(cfg, b, lb, &mut fleet, shutdown)?;
-        note(&format!("{b} stopped"));
+        let s = sweep_balancer(cfg, leg, lb, &mut fleet, shutdown)?;
+        note(&format!("{leg} stopped"));
         summary.written += s.written;
         summary.skipped += s.skipped;
         summary.flagged += s.flagged;
         summary
             .failed
-            .extend(s.failed.into_iter().map(|f| (b.name().to_owned(), f)));
+            .extend(s.failed.into_iter().map(|f| (leg.to_string(), f)));
         if s.interrupted {
             interrupted = true;
             break;
@@ -83,19 +97,23 @@ fn start_backends(
     Ok(Some(fleet))
 }
 
-/// Balancer `b` in front of the fleet, its config and log in `<output>/<b>/`, recorded in
+/// The balancer of `leg` in front of the fleet (terminating TLS with `tls` for a TLS leg),
+/// its config and log in `<output>/<b>/` (`<output>/<b>-tls/` for TLS), recorded in
 /// `lab.json` (what it runs, its processes and connection limit); `None` on Ctrl-C.
 fn start_balancer(
     cfg: &LabConfig,
-    b: Balancer,
+    leg: Leg,
+    tls: Option<&LabTls>,
     fleet: &Fleet,
     shutdown: &Shutdown,
     note: &mut dyn FnMut(&str),
     journal: &mut Journal,
 ) -> Result<Option<RunningBalancer>, LabRunError> {
+    let b = leg.balancer;
     let opts = BalancerOptions {
         program: cfg.programs.get(&b).cloned(),
-        work_dir: Some(cfg.output.join(b.name())),
+        work_dir: Some(cfg.output.join(leg_dir(leg))),
+        tls: tls.cloned(),
         ..BalancerOptions::default()
     };
     let lb = match b.start(&fleet.upstreams(), &opts, shutdown) {
@@ -105,7 +123,7 @@ fn start_balancer(
     };
     let pids = lb.pids();
     note(&format!(
-        "{b} {} on {} (pids {}), run dir {}",
+        "{leg} {} on {} (pids {}), run dir {}",
         lb.version(),
         lb.url(),
         pids.iter()
@@ -117,7 +135,7 @@ fn start_balancer(
             .unwrap_or_default()
     ));
     journal.started(Started {
-        what: b.name().to_owned(),
+        what: leg.to_string(),
         pids: pids.clone(),
         addrs: vec![lb.addr().to_string()],
         run_dir: lb.run_dir().map(Path::to_owned),
@@ -133,27 +151,39 @@ fn start_balancer(
     Ok(Some(lb))
 }
 
-/// The sweep against running balancer `b`, with its CPU measured over every run and sampled
-/// into `cpu_mon_<b>.csv` all along; then `b` is stopped (also when the sweep failed).
+/// A leg's name in file and directory names: `haproxy`, `haproxy-tls`,
+/// `haproxy-tls-resumed`.
+pub(super) fn leg_dir(leg: Leg) -> String {
+    match leg.tls {
+        Tls::Off => leg.balancer.name().to_owned(),
+        Tls::On => format!("{}-tls", leg.balancer),
+        Tls::Resumed => format!("{}-tls-resumed", leg.balancer),
+    }
+}
+
+/// The sweep of `leg` against its running balancer, with its CPU measured over every run and
+/// sampled into `cpu_mon_<leg>.csv` all along; then the balancer is stopped (also when the
+/// sweep failed).
 fn sweep_balancer(
     cfg: &LabConfig,
-    b: Balancer,
+    leg: Leg,
     mut lb: RunningBalancer,
     fleet: &mut Fleet,
     shutdown: &Shutdown,
 ) -> Result<SweepSummary, LabRunError> {
+    let b = leg.balancer;
     let root = lb.pid().ok_or_else(|| LabError::Io {
         what: format!("{b} has no process"),
         source: std::io::Error::from(std::io::ErrorKind::NotFound),
     })?;
     let cpu_err = |error: CpuError| LabRunError::Cpu {
-        balancer: b.name().to_owned(),
+        balancer: leg.to_string(),
         error,
     };
     let cpu_file = CpuFile::start(MonitorConfig {
         interval: cfg.cpu_interval,
         count: None,
-        output: cfg.output.join(format!("cpu_mon_{}.csv", b.name())),
+        output: cfg.output.join(format!("cpu_mon_{}.csv", leg_dir(leg))),
         selector: Some(ProcessSelector::Pids(vec![root])),
         time_format: cfg.time_format,
     })
@@ -161,7 +191,7 @@ fn sweep_balancer(
         what: "cannot start the CPU sampler".into(),
         source,
     })?;
-    let sweep = cfg.sweep_for(b, lb.addr().port());
+    let sweep = cfg.sweep_for(leg, lb.addr().port());
     let result = {
         let mut observer = LabObserver::new(&mut lb, fleet, root).map_err(cpu_err)?;
         run_sweep(&cfg.httperf, &sweep, &mut observer, shutdown)
@@ -169,7 +199,7 @@ fn sweep_balancer(
     let cpu_result = cpu_file.finish();
     let stopped = lb.stop();
     let s = result.map_err(|error| LabRunError::Sweep {
-        balancer: b.name().to_owned(),
+        balancer: leg.to_string(),
         error,
     })?;
     cpu_result.map_err(cpu_err)?;

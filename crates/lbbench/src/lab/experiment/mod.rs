@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 
 use common::Shutdown;
 
-pub use config::{CONNECTION_CLOSE, LabConfig};
+pub use config::{CONNECTION_CLOSE, LabConfig, Leg};
 use journal::{Journal, now_rfc3339, tool};
 
 use super::info::{BalancerInfo, InfoError, LabInfo, MachineInfo, ProgramInfo, Session};
@@ -167,7 +167,18 @@ pub fn run_lab(
     // Checked before anything is made, then again under the lock (one lab per directory;
     // each sweep also locks its own file), which a lab that is not refused takes.
     previous_lab(cfg)?;
+    // Put back (system-wide settings) when the lab returns, whatever happens.
+    let _tuning = cfg.tune.then(|| {
+        let t = super::limits::Tuning::apply(&super::limits::LabLimits::read());
+        for c in &t.changes {
+            note(&format!("--tune: {c}"));
+        }
+        t
+    });
     super::limits::raise_fd_limit();
+    for line in super::limits::LabLimits::read().lines(cfg.reply_estimate_s(), cfg.duration_s) {
+        note(&format!("limits: {line}"));
+    }
     let (httperf_version, programs) = find_programs(cfg)?;
     std::fs::create_dir_all(dir).map_err(|source| LabRunError::Io {
         what: format!("cannot create {}", dir.display()),
@@ -184,11 +195,36 @@ pub fn run_lab(
             .join("; ")
     ));
     let mut journal = open_journal(cfg, previous, httperf_version, &programs, note)?;
+    let swept = if cfg.sizes.is_empty() {
+        format!("{} rates", cfg.rates.len())
+    } else {
+        format!(
+            "{} reply sizes ({}) at {} conn/s",
+            cfg.sizes.len(),
+            cfg.sizes
+                .iter()
+                .map(|&s| crate::sweep::fmt_size(s))
+                .collect::<Vec<_>>()
+                .join(", "),
+            fmt_rate(cfg.rates[0])
+        )
+    };
     note(&format!(
-        "{} balancers × {} rates × {} runs of {} s, {} backends; about {} if nothing is done yet; \
-         results in {}",
+        "{} balancers{} × {swept} × {} runs of {} s, {} backends; about {} if nothing is done \
+         yet; results in {}",
         cfg.balancers.len(),
-        cfg.rates.len(),
+        if cfg.tls.len() > 1 {
+            format!(
+                " × ({})",
+                cfg.tls
+                    .iter()
+                    .map(|t| t.label())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        } else {
+            String::new()
+        },
         cfg.repeat,
         fmt_rate(cfg.duration_s),
         cfg.backends,
@@ -196,7 +232,7 @@ pub fn run_lab(
         dir.display()
     ));
     let mut summary = LabSummary {
-        planned: cfg.rates.len() * cfg.repeat as usize * cfg.balancers.len(),
+        planned: cfg.runs_per_leg() * cfg.legs().len(),
         written: 0,
         skipped: 0,
         flagged: 0,
@@ -204,7 +240,7 @@ pub fn run_lab(
         report: None,
         markdown: String::new(),
     };
-    let pending = pending_balancers(cfg, note, &mut summary)?;
+    let pending = pending_legs(cfg, note, &mut summary)?;
     let interrupted = !pending.is_empty()
         && measure::run_balancers(cfg, &pending, shutdown, note, &mut journal, &mut summary)?;
     if interrupted {
@@ -325,26 +361,26 @@ fn open_journal(
     Ok(journal)
 }
 
-/// The balancers with runs still to do. One whose runs are all in its file already (a
-/// resumed lab) is not started; its runs count as skipped.
-fn pending_balancers(
+/// The legs with runs still to do. One whose runs are all in its file already (a resumed
+/// lab) is not started; its runs count as skipped.
+fn pending_legs(
     cfg: &LabConfig,
     note: &mut dyn FnMut(&str),
     summary: &mut LabSummary,
-) -> Result<Vec<Balancer>, LabRunError> {
+) -> Result<Vec<Leg>, LabRunError> {
     let mut pending = Vec::new();
-    for &b in &cfg.balancers {
-        let sweep = cfg.sweep_for(b, 80);
+    for leg in cfg.legs() {
+        let sweep = cfg.sweep_for(leg, 80);
         let done = completed_runs(&sweep.output).map_err(|e| LabRunError::Sweep {
-            balancer: b.name().to_owned(),
+            balancer: leg.to_string(),
             error: e.into(),
         })?;
         let plan = sweep.plan();
-        if plan.iter().all(|r| done.runs.contains(&r.key(b.name()))) {
-            note(&format!("{b}: all {} runs are already done", plan.len()));
+        if plan.iter().all(|r| done.runs.contains(&sweep.key(r))) {
+            note(&format!("{leg}: all {} runs are already done", plan.len()));
             summary.skipped += plan.len();
         } else {
-            pending.push(b);
+            pending.push(leg);
         }
     }
     Ok(pending)
@@ -362,7 +398,7 @@ fn write_report(dir: &Path, summary: &mut LabSummary) -> Result<(), LabRunError>
         what: format!("cannot write {}", path.display()),
         source,
     })?;
-    summary.markdown = report::markdown::table(&input.points());
+    summary.markdown = input.markdown();
     summary.report = Some(path);
     Ok(())
 }

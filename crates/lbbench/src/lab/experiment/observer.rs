@@ -10,7 +10,8 @@ use crate::cpu::machine::{CpuTimes, machine_usage, read_machine};
 use crate::cpu::{CpuError, MonitorConfig, ProcessSelector, monitor};
 use crate::lab::{Fleet, RunningBalancer};
 use crate::report::data::{
-    BACKENDS_PREFIX, BALANCER_PREFIX, CPU_PER_1K_COLUMN, MACHINE_BUSY_COLUMN, cpu_s_per_1k,
+    BACKENDS_PREFIX, BALANCER_PREFIX, CPU_PER_1K_COLUMN, CPU_PER_GB_COLUMN, MACHINE_BUSY_COLUMN,
+    REPLY_MB_S_COLUMN, cpu_s_per_1k, cpu_s_per_gb, reply_mb_s,
 };
 use crate::sweep::{CpuObserver, ObserverError, PlannedRun, RunResult, SweepObserver};
 
@@ -54,6 +55,8 @@ impl SweepObserver for LabObserver<'_> {
         c.push(CPU_PER_1K_COLUMN.to_owned());
         c.extend(self.backends_cpu.extra_columns());
         c.push(MACHINE_BUSY_COLUMN.to_owned());
+        c.push(REPLY_MB_S_COLUMN.to_owned());
+        c.push(CPU_PER_GB_COLUMN.to_owned());
         c
     }
 
@@ -68,10 +71,17 @@ impl SweepObserver for LabObserver<'_> {
     fn after_run(&mut self, result: &RunResult) -> Result<Vec<String>, ObserverError> {
         let machine_end = read_machine()?;
         let mut cells = self.lb_cpu.after_run(result)?;
+        // Resumed TLS runs resend requests (see `Tls::Resumed`): per connection for them.
+        let r = &result.output.report;
+        let count = if result.args.tls == crate::httperf::Tls::Resumed {
+            r.total_connections
+        } else {
+            r.total_requests
+        };
         let per_1k = self
             .lb_cpu
             .last_usage()
-            .and_then(|u| cpu_s_per_1k(u.user_s + u.system_s, result.output.report.total_requests));
+            .and_then(|u| cpu_s_per_1k(u.user_s + u.system_s, count));
         cells.push(per_1k.map_or(String::new(), |v| round_cell(v, 4)));
         cells.extend(self.backends_cpu.after_run(result)?);
         let busy = self.machine_start.take().map(|start| {
@@ -79,6 +89,13 @@ impl SweepObserver for LabObserver<'_> {
             (100.0 - m.idle_pct - m.iowait_pct).clamp(0.0, 100.0)
         });
         cells.push(busy.map_or(String::new(), |v| round_cell(v, 2)));
+        let mb_s = reply_mb_s(r.total_replies, r.reply_size_total, r.total_test_duration);
+        cells.push(mb_s.map_or(String::new(), |v| round_cell(v, 3)));
+        let per_gb = self
+            .lb_cpu
+            .last_usage()
+            .and_then(|u| cpu_s_per_gb(u.user_s + u.system_s, r.total_replies, r.reply_size_total));
+        cells.push(per_gb.map_or(String::new(), |v| round_cell(v, 3)));
         // A balancer that died during the run measured nothing: no row.
         self.check_alive()?;
         Ok(cells)
