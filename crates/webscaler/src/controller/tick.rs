@@ -39,6 +39,9 @@ pub struct TickReport {
     pub tally: Tally,
     /// The balancer instances that answered this tick's observation.
     pub balancers_answering: u32,
+    /// How many more backends the cloud's quota has room for, as last reported (`None`:
+    /// unlimited, or never read).
+    pub quota_left: Option<u64>,
 }
 
 impl TickReport {
@@ -242,6 +245,7 @@ impl<C: Cloud, B: Balancer, K: Clock, P: Policy> Controller<C, B, K, P> {
             events,
             tally: std::mem::take(&mut self.tally),
             balancers_answering: 1,
+            quota_left: left,
         }
     }
 
@@ -291,6 +295,7 @@ impl<C: Cloud, B: Balancer, K: Clock, P: Policy> Controller<C, B, K, P> {
             events,
             tally: std::mem::take(&mut self.tally),
             balancers_answering,
+            quota_left: self.quota.as_ref().and_then(|q| q.left),
         }
     }
 
