@@ -17,8 +17,10 @@ POUND_PREFIX=${POUND_PREFIX:-/opt/pound}
 # (crates/common/tests/debian_package.rs) check it with lintian, install it, read its man
 # pages, rotate its logs, and boot the machine's OS in a container (systemd-nspawn) to run
 # the packaged service under systemd.
+# prometheus: promtool checks webscaler's /metrics and diskstats' textfile, and a Prometheus
+# server started by a test (on its own port and data directory) scrapes both.
 APT_PACKAGES=(haproxy httperf socat sysstat curl procps iproute2 valgrind jq python3-openstackclient python3-openstacksdk
-  dpkg-dev lintian man-db adduser logrotate systemd-container)
+  dpkg-dev lintian man-db adduser logrotate systemd-container prometheus)
 
 say() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
