@@ -181,7 +181,7 @@ fn sample(args: &SampleArgs) -> anyhow::Result<()> {
         e => anyhow::Error::new(e),
     })?;
     if let Some(prom) = &args.prometheus {
-        check_textfile(prom, &path)?;
+        check_textfile(prom, &path, &outdir)?;
     }
     let mut rec = Recorder::open(sampler, &path).map_err(|e| output_error(e, &path))?;
     if let Some(prom) = &args.prometheus {
@@ -265,9 +265,10 @@ fn sample(args: &SampleArgs) -> anyhow::Result<()> {
 }
 
 /// Refuses a textfile that cannot work before anything is written: a directory, a missing
-/// directory, the CSV file itself. A name not ending in `.prom` is only a warning
-/// (node_exporter reads only those, but the file may be renamed by something else).
-fn check_textfile(prom: &Path, csv: &Path) -> anyhow::Result<()> {
+/// directory (but the CSV's, which is created), the CSV file itself. A name not ending in
+/// `.prom` is only a warning (node_exporter reads only those, but the file may be renamed
+/// by something else).
+fn check_textfile(prom: &Path, csv: &Path, outdir: &Path) -> anyhow::Result<()> {
     let bad = |why: &str| -> anyhow::Error {
         UsageError::new(format!("--prometheus {}: {why}", prom.display())).into()
     };
@@ -276,13 +277,14 @@ fn check_textfile(prom: &Path, csv: &Path) -> anyhow::Result<()> {
             "is a directory; give a file name in it, like diskstats.prom",
         ));
     }
+    let absolute = |p: &Path| std::path::absolute(p).ok();
     match prom.parent().filter(|d| !d.as_os_str().is_empty()) {
-        Some(dir) if !dir.is_dir() => {
+        Some(dir) if !dir.is_dir() && absolute(dir) != absolute(outdir) => {
             return Err(bad(&format!("{} is not a directory", dir.display())));
         }
         _ => {}
     }
-    let same_name = std::path::absolute(prom).ok() == std::path::absolute(csv).ok();
+    let same_name = absolute(prom) == absolute(csv);
     if same_name || common::atomic::refuse_overwriting_inputs(prom, &[csv]).is_err() {
         return Err(bad("is the CSV file; choose another name"));
     }

@@ -685,7 +685,9 @@ impl Recorder {
 }
 
 /// Replaces the textfile atomically. A new file is 0644 whatever the umask (node_exporter
-/// runs as another user); an existing one keeps its mode.
+/// runs as another user); an existing one keeps its mode. Not synced: the next sample
+/// rewrites it anyway, and a sync per sample would be a disk write per sample, on the very
+/// disks being measured.
 fn write_textfile(path: &Path, bytes: &[u8]) -> io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::PermissionsExt;
@@ -696,5 +698,5 @@ fn write_textfile(path: &Path, bytes: &[u8]) -> io::Result<()> {
             .set_permissions(std::fs::Permissions::from_mode(0o644))?;
     }
     f.file().write_all(bytes)?;
-    f.commit()
+    f.commit_unsynced()
 }

@@ -236,4 +236,13 @@ fn a_textfile_that_cannot_work_is_refused_before_anything_is_written() {
         .success()
         .stderr(predicate::str::contains("reads only *.prom files"));
     assert!(d.join("x.txt").exists());
+    // In the CSV's directory, which diskstats creates.
+    bin()
+        .args(["-d", &dev, "-o"])
+        .arg(d.join("new/"))
+        .arg("--prometheus")
+        .arg(d.join("new/x.prom"))
+        .assert()
+        .success();
+    assert!(d.join("new/x.prom").exists());
 }
