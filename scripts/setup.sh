@@ -17,10 +17,11 @@ POUND_PREFIX=${POUND_PREFIX:-/opt/pound}
 # (crates/common/tests/debian_package.rs) check it with lintian, install it, read its man
 # pages, rotate its logs, and boot the machine's OS in a container (systemd-nspawn) to run
 # the packaged service under systemd.
-# prometheus: promtool checks webscaler's /metrics and diskstats' textfile, and a Prometheus
-# server started by a test (on its own port and data directory) scrapes both.
+# prometheus, prometheus-node-exporter: promtool checks webscaler's /metrics and diskstats'
+# textfile, and a test starts a Prometheus server (on its own port and data directory) that
+# scrapes webscaler and a node_exporter reading the textfile.
 APT_PACKAGES=(haproxy httperf socat sysstat curl procps iproute2 valgrind jq python3-openstackclient python3-openstacksdk
-  dpkg-dev lintian man-db adduser logrotate systemd-container prometheus)
+  dpkg-dev lintian man-db adduser logrotate systemd-container prometheus prometheus-node-exporter)
 
 say() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }

@@ -1,13 +1,13 @@
 //! Monitoring end to end: a real Prometheus server (the Debian package, on 127.0.0.1 with its
-//! own port, configuration and data directory) scrapes `webscaler run --metrics` and a
-//! `diskstats --prometheus` textfile (behind a minimal file server standing in for
-//! node_exporter's textfile collector), and its HTTP API answers with the values that
-//! webscaler's CSV and diskstats' CSV hold. Both expositions pass `promtool check metrics`.
+//! own port, configuration and data directory) scrapes `webscaler run --metrics` and a real
+//! node_exporter whose textfile collector reads a `diskstats --prometheus` file, and its
+//! HTTP API answers with the values that webscaler's CSV and diskstats' CSV hold. Both
+//! expositions pass `promtool check metrics`.
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::io::Write;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -52,25 +52,19 @@ fn sample(text: &str, key: &str) -> Option<f64> {
         .and_then(|(_, v)| v.parse().ok())
 }
 
-/// Serves `file` as it is at each request (what node_exporter's textfile collector would
-/// expose), on a thread that lives as long as the test.
-fn serve_file(file: PathBuf) -> SocketAddr {
-    let listener = TcpListener::bind(local(0)).unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for mut s in listener.incoming().flatten() {
-            let mut head = [0u8; 4096];
-            let _ = s.read(&mut head);
-            let body = std::fs::read(&file).unwrap_or_default();
-            let _ = write!(
-                s,
-                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = s.write_all(&body);
-        }
-    });
-    addr
+/// A node_exporter with only its textfile collector, reading `dir`; killed when dropped.
+fn node_exporter(dir: &Path, log: &Path) -> (SocketAddr, Supervised) {
+    let addr = local(free_port().unwrap());
+    let mut cmd = Command::new("prometheus-node-exporter");
+    cmd.args(["--collector.disable-defaults", "--collector.textfile"])
+        .arg(format!("--collector.textfile.directory={}", dir.display()))
+        .arg(format!("--web.listen-address={addr}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap());
+    let proc = Supervised::spawn("node_exporter", &mut cmd)
+        .expect("prometheus-node-exporter (the Debian package; scripts/setup.sh installs it)");
+    (addr, proc)
 }
 
 /// A Prometheus server scraping `targets` (job name, address) every second; killed when
@@ -220,12 +214,12 @@ fn prometheus_scrapes_webscaler_and_diskstats_and_finds_their_values() {
     assert_promtool_accepts(&body);
     assert_eq!(http_get(metrics, "/nope", T).unwrap().status, 404);
 
-    let prom = Prometheus::start(
-        h,
-        &[("webscaler", metrics), ("diskstats", serve_file(textfile))],
-    );
+    let (node, _node_exporter) = node_exporter(&h.join("textfile"), &h.join("node.log"));
+    let prom = Prometheus::start(h, &[("webscaler", metrics), ("node", node)]);
     prom.wait_for("up{job=\"webscaler\"}", 1.0);
-    prom.wait_for("up{job=\"diskstats\"}", 1.0);
+    prom.wait_for("up{job=\"node\"}", 1.0);
+    // node_exporter read the file without complaint.
+    prom.wait_for("node_textfile_scrape_error", 0.0);
 
     // webscaler: what the CSV says (steady: one server, no traffic).
     prom.wait_for("webscaler_servers{role=\"serving\"}", 1.0);
@@ -249,7 +243,7 @@ fn prometheus_scrapes_webscaler_and_diskstats_and_finds_their_values() {
     );
 
     // diskstats: what its CSV row says, in bytes and seconds.
-    let sel = |name: &str| format!("diskstats_{name}{{job=\"diskstats\",device=\"{dev}\"}}");
+    let sel = |name: &str| format!("diskstats_{name}{{job=\"node\",device=\"{dev}\"}}");
     prom.wait_for(&sel("read_bytes_total"), row["sectors_read"] * 512.0);
     prom.wait_for(&sel("written_bytes_total"), row["sectors_written"] * 512.0);
     prom.wait_for(
