@@ -236,6 +236,11 @@ fn prometheus_scrapes_webscaler_and_diskstats_and_finds_their_values() {
     prom.wait_for("webscaler_actions_total{kind=\"create\"}", 1.0);
     prom.wait_for("webscaler_actions_total{kind=\"ready\"}", 1.0);
     prom.wait_for("webscaler_haproxy_instances_answering", 1.0);
+    // docs/monitoring.md's first query: nothing missing.
+    prom.wait_for(
+        "webscaler_servers_needed - ignoring(role) webscaler_servers{role=\"serving\"}",
+        0.0,
+    );
     assert!(
         prom.query("webscaler_tick_duration_seconds_count").unwrap()
             >= f64::from(records.len() as u32 - 1),
@@ -254,6 +259,8 @@ fn prometheus_scrapes_webscaler_and_diskstats_and_finds_their_values() {
         &sel("io_time_seconds_total"),
         row["time_spent_doing_IO(ms)"] / 1000.0,
     );
+    // The second query: one sample, scraped again and again, so no I/O between them.
+    prom.wait_for(&format!("rate({}[5s])", sel("io_time_seconds_total")), 0.0);
 
     run.terminate();
 }
