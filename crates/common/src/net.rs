@@ -12,6 +12,11 @@ pub fn free_port() -> io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// A TCP port on `ip` (an address of this machine) that was free a moment ago.
+pub fn free_port_on(ip: std::net::IpAddr) -> io::Result<u16> {
+    Ok(TcpListener::bind((ip, 0))?.local_addr()?.port())
+}
+
 /// `n` distinct free ports on 127.0.0.1 (all held open until all are chosen).
 pub fn free_ports(n: usize) -> io::Result<Vec<u16>> {
     let listeners: Vec<TcpListener> = (0..n)

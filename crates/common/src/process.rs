@@ -10,7 +10,8 @@
 //! - [`terminate`] and [`terminate_group`]: the same for a process (or a group) that is not
 //!   our child (a daemon found through its pid file, a backend started by an earlier run).
 //! - [`split_words`]: a command line given as one string (`--command 'lbbench backend
-//!   --port {port}'`) split into words the way `sh` does.
+//!   --port {port}'`) split into words the way `sh` does; [`join_words`] the other way round
+//!   (a command for a remote shell, through `ssh`).
 //!
 //! ```no_run
 //! use std::process::Command;
@@ -459,6 +460,30 @@ pub fn split_words(line: &str) -> Result<Vec<String>, SplitError> {
     })
 }
 
+/// A word that cannot be passed through a shell: it holds a NUL byte (which no command
+/// line can carry).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot pass {word:?} through a shell: it holds a NUL byte")]
+pub struct QuoteError {
+    /// The word.
+    pub word: String,
+}
+
+/// Joins words into one command line that a POSIX shell (`sh -c`, and so the remote shell
+/// `ssh` hands a command to) splits back into exactly these words, whatever they hold:
+/// spaces, quotes, `$`, `;`, globs, newlines (the inverse of [`split_words`]). Only a NUL
+/// byte cannot be carried.
+pub fn join_words<S: AsRef<str>>(words: &[S]) -> Result<String, QuoteError> {
+    shlex::try_join(words.iter().map(AsRef::as_ref)).map_err(|_| QuoteError {
+        word: words
+            .iter()
+            .map(AsRef::as_ref)
+            .find(|w| w.contains('\0'))
+            .unwrap_or_default()
+            .to_owned(),
+    })
+}
+
 /// Whether `pid` names a live process (a zombie counts as gone).
 pub fn is_alive(pid: u32) -> bool {
     let Ok(p) = pid_of(pid) else { return false };
@@ -752,6 +777,51 @@ mod tests {
         assert!(split_words("   ").unwrap().is_empty());
         let e = split_words("a 'b").unwrap_err();
         assert!(e.to_string().contains("unclosed quote"), "{e}");
+    }
+
+    #[test]
+    fn joined_words_split_back() {
+        let words = [
+            "it's",
+            "a b",
+            "$HOME",
+            "; rm -rf /",
+            "*",
+            "",
+            "x\ny",
+            "--x='1'",
+        ];
+        let line = join_words(&words).unwrap();
+        assert_eq!(split_words(&line).unwrap(), words);
+        let e = join_words(&["a", "b\0c"]).unwrap_err();
+        assert_eq!(e.word, "b\0c");
+    }
+
+    /// The words as `sh -c LINE` sees them (`printf '%s\0'` of its arguments).
+    fn through_the_shell(shell: &str, line: &str) -> Vec<String> {
+        let out = Command::new(shell)
+            .args(["-c", &format!("printf '%s\\0' {line}")])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{shell} -c {line:?}: {out:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        let mut words: Vec<String> = text.split('\0').map(str::to_owned).collect();
+        words.pop();
+        words
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+        /// Any words but NUL reach a real shell (dash and bash) exactly as they were.
+        #[test]
+        fn any_words_pass_through_a_real_shell(
+            words in proptest::collection::vec("[^\\x00]{0,12}", 1..5)
+        ) {
+            let line = join_words(&words).unwrap();
+            for shell in ["sh", "bash"] {
+                proptest::prop_assert_eq!(&through_the_shell(shell, &line), &words, "{} {:?}", shell, line);
+            }
+        }
     }
 
     #[test]

@@ -46,6 +46,10 @@ pub enum Command {
     /// Play a staged load profile (the lab report's listing 1.2): httperf runs that start at
     /// their own offsets and run at the same time; --speed compresses time.
     Profile(commands::profile::ProfileArgs),
+    /// What runs on each host of `lbbench lab --hosts`, started there over ssh: requests on
+    /// stdin, replies on stdout, one JSON object per line. Not for typing.
+    #[command(hide = true)]
+    Agent,
     /// Print the completion script for a shell (bash, zsh, fish, elvish, powershell).
     Completions(common::clidoc::CompletionsArgs),
     /// Print the manual page (of a subcommand if named), or write them all with --dir.
@@ -221,6 +225,17 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Lab(a) => commands::lab::run(a),
         Command::Report(a) => commands::report::run(a),
         Command::Profile(a) => commands::profile::run(a),
+        Command::Agent => {
+            let signals =
+                common::Shutdown::install().context("cannot install the signal handlers")?;
+            crate::lab::limits::raise_fd_limit();
+            crate::lab::hosts::agent::run_agent(
+                std::io::BufReader::new(std::io::stdin()),
+                std::io::stdout(),
+                &signals,
+            )
+            .context("agent")
+        }
         Command::Completions(a) => a.run(Cli::command()),
         Command::Man(a) => a.run(Cli::command()),
     }

@@ -606,3 +606,47 @@ fn runs_refused_by_a_closed_port_are_failed_and_done_again() {
     assert_eq!(rows(&out), ["100/1", "200/1", "200/2", "100/2"]);
     assert_eq!(support::read_rows(&out).1[3]["total_replies"], "200");
 }
+
+#[test]
+fn bad_hosts_files_and_options_across_hosts_are_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = dir.path().join("hosts.toml");
+    let out = dir.path().join("lab");
+    let lab = |extra: &[&str]| {
+        let mut c = bin();
+        c.arg("lab").args(extra).arg("-o").arg(&out);
+        c
+    };
+    // A missing file, a file with an unknown key, a file without a balancer.
+    let a = lab(&["--hosts", "/no/such/hosts.toml"]).assert().code(2);
+    assert!(one_line(&a.get_output().stderr).contains("/no/such/hosts.toml"));
+    std::fs::write(&hosts, "[[client]]\nssh = \"10.0.0.1\"\nprot = 22\n").unwrap();
+    let a = lab(&["--hosts", hosts.to_str().unwrap()]).assert().code(2);
+    let msg = one_line(&a.get_output().stderr);
+    assert!(
+        msg.contains("hosts.toml: line 3: unknown field `prot`"),
+        "{msg}"
+    );
+    std::fs::write(
+        &hosts,
+        "[[client]]\nssh = \"10.0.0.1\"\n[[backend]]\nssh = \"10.0.0.3\"\n",
+    )
+    .unwrap();
+    let a = lab(&["--hosts", hosts.to_str().unwrap(), "--check"])
+        .assert()
+        .code(2);
+    assert!(one_line(&a.get_output().stderr).contains("no balancer"));
+    // A good file, but --tune (this machine's limits) across hosts; nothing is reached.
+    std::fs::write(
+        &hosts,
+        "[[client]]\nssh = \"10.0.0.1\"\n[balancer]\nssh = \"10.0.0.2\"\n[[backend]]\nssh = \"10.0.0.3\"\n",
+    )
+    .unwrap();
+    let a = lab(&["--hosts", hosts.to_str().unwrap(), "--tune"])
+        .assert()
+        .code(2);
+    assert!(one_line(&a.get_output().stderr).contains("--tune"));
+    // --check needs --hosts.
+    lab(&["--check"]).assert().code(2);
+    assert!(!out.exists(), "nothing written");
+}

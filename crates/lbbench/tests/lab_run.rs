@@ -6,74 +6,18 @@ mod support;
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use common::process::Supervised;
 use common::wait::poll_until;
 use lbbench::httperf::parse_report;
 use lbbench::lab::info::LabInfo;
-use support::read_rows;
+use support::{LAB_DEADLINE, read_rows, start_lab};
 
 /// The lab tests load the machine; one at a time.
 static ONE_LAB_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-const LAB_DEADLINE: Duration = Duration::from_secs(300);
-
-/// A lab run in the background, its stdout and stderr in files.
-struct LabProcess {
-    process: Supervised,
-    stdout: PathBuf,
-    stderr: PathBuf,
-}
-
-/// Starts `lbbench lab ARGS -o NAME` in the parent of `dir` (named `NAME`): a relative
-/// output directory, as users give it (the configs must still find every file).
-fn start_lab(dir: &Path, args: &[&str]) -> LabProcess {
-    let logs = dir.parent().unwrap();
-    let name = dir.file_name().unwrap().to_string_lossy();
-    let stdout = logs.join(format!("{name}.stdout"));
-    let stderr = logs.join(format!("{name}.stderr"));
-    let process = Supervised::spawn(
-        "lbbench lab",
-        Command::new(env!("CARGO_BIN_EXE_lbbench"))
-            .arg("lab")
-            .args(args)
-            .arg("-o")
-            .arg(dir.file_name().unwrap())
-            .current_dir(logs)
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&stdout).unwrap())
-            .stderr(std::fs::File::create(&stderr).unwrap()),
-    )
-    .unwrap();
-    LabProcess {
-        process,
-        stdout,
-        stderr,
-    }
-}
-
-impl LabProcess {
-    fn wait(mut self) -> (ExitStatus, String, String) {
-        let status = poll_until("the lab to finish", LAB_DEADLINE, support::POLL, || {
-            self.process.try_status().unwrap()
-        })
-        .unwrap_or_else(|e| {
-            panic!(
-                "{e}; stderr so far:\n{}",
-                std::fs::read_to_string(&self.stderr).unwrap_or_default()
-            )
-        });
-        (
-            status,
-            std::fs::read_to_string(&self.stdout).unwrap(),
-            std::fs::read_to_string(&self.stderr).unwrap(),
-        )
-    }
-}
 
 /// Everything the lab recorded as started (lab.json) is gone: no process, nobody listening
 /// on its addresses, no run dir.

@@ -12,10 +12,12 @@
 //! - [`DefaultPolicy`]: `needed = clamp(ceil(rate / threshold), min, max)` in exact
 //!   arithmetic; backends that are building or starting count as capacity; scale up at once;
 //!   scale down only when the recommendation has stayed lower for a stabilization window
-//!   (acting on the highest recommendation inside it, as Kubernetes' HPA), at most N per tick;
-//!   a tolerance band below capacity (a server is released only when one fewer would keep 10 %
-//!   spare); a predictive mode that scales up ahead of a sustained rise; and, with a history
-//!   of earlier days, a seasonal floor ([`baseline`], [`Floor`]).
+//!   (acting on the highest recommendation inside it, as Kubernetes' HPA) that lengthens
+//!   after a regretted scale-down ([`window`]), at most N per tick; optionally a tolerance
+//!   band below capacity (a server is released only when one fewer would keep that share
+//!   spare); a predictive mode that scales up ahead of a sustained rise while its predictions
+//!   come true ([`predict`]); and, with a history of earlier days, a seasonal floor
+//!   ([`baseline`], [`Floor`]).
 //! - [`SeedPolicy`]: the lab report's algorithm (listing 1.10) exactly, for comparison.
 //! - The references users compare a scaler with: [`HpaPolicy`] (Kubernetes' Horizontal Pod
 //!   Autoscaler), [`TargetTrackingPolicy`] (AWS target tracking), and [`OraclePolicy`] (the
@@ -23,7 +25,6 @@
 //!
 //! docs/webscaler-policy.md explains each rule and how the defaults were chosen.
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
@@ -40,14 +41,16 @@ pub mod predict;
 pub mod rounds;
 pub mod seed;
 pub mod target_tracking;
+pub mod window;
 
 pub use crate::rate::meter::NoRate;
 pub use baseline::{Baseline, Zone};
 pub use hpa::{HpaConfig, HpaPolicy};
 pub use oracle::OraclePolicy;
-pub use predict::{Predictive, Predictor};
+pub use predict::{Predictive, Predictor, TrackRecord};
 pub use seed::{SeedConfig, SeedPolicy};
 pub use target_tracking::{TargetTrackingConfig, TargetTrackingPolicy};
+pub use window::Stabilizer;
 
 /// What the controller saw at one tick.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -336,12 +339,18 @@ pub struct Config {
     pub min: u32,
     /// Servers at most, besides the cloud's quota (`None`: the quota alone).
     pub max: Option<u32>,
-    /// The band (0.1): a server is released only when one fewer would take the rate with this
-    /// share of the threshold spare (`rate ≤ (capacity − 1) × threshold × (1 − tol)`); scaling
-    /// up has no band.
+    /// The band (0 by default: none): a server is released only when one fewer would take the
+    /// rate with this share of the threshold spare (`rate ≤ (capacity − 1) × threshold ×
+    /// (1 − tol)`); scaling up has no band.
     pub tolerance: Tolerance,
-    /// Scale down only to the highest recommendation of this window.
+    /// Scale down only to the highest recommendation of this window (the base window).
     pub scale_down_window: Duration,
+    /// The longest the window grows to after a regretted scale-down (no longer than the
+    /// base: a fixed window).
+    pub scale_down_window_max: Duration,
+    /// A scale-down is regretted when more capacity than it kept is asked for within this
+    /// long after it.
+    pub scale_down_regret: Duration,
     /// Backends removed at most per tick (`None`: no limit).
     pub max_remove_per_tick: Option<u32>,
     /// Hold scale-down while a backend is still booting (AWS: no scale-in during warm-up).
@@ -368,9 +377,18 @@ impl Config {
         )
     }
 
-    /// The default stabilization window; docs/webscaler-policy.md shows the simulations it was
-    /// chosen from.
+    /// The default stabilization window (the base of the adaptive window);
+    /// docs/webscaler-policy.md shows the simulations it was chosen from.
     pub const DEFAULT_WINDOW: Duration = Duration::from_secs(60);
+    /// The default longest window after a regretted scale-down: HPA's fixed window.
+    pub const DEFAULT_WINDOW_MAX: Duration = Duration::from_secs(300);
+    /// The default regret horizon: about the time a released server takes to come back (an
+    /// 80-s boot, a tick to join, a tick to pass the check, and a margin), as the predictive
+    /// mode's lead.
+    pub const DEFAULT_REGRET: Duration = Duration::from_secs(120);
+    /// The default band: none. The adaptive window damps noise that comes back within it,
+    /// and a band pays for its spare at every level on every load (docs/webscaler-policy.md).
+    pub const DEFAULT_TOLERANCE: Tolerance = Tolerance::NONE;
     /// The default per-tick removal limit: none (the window does the damping; a limit only
     /// kept servers longer in every simulation).
     pub const DEFAULT_MAX_REMOVE: Option<u32> = None;
@@ -384,6 +402,13 @@ impl Config {
             if self.min > max {
                 return Err(format!("min ({}) is above max ({max})", self.min));
             }
+        }
+        if self.scale_down_window_max < self.scale_down_window {
+            return Err(format!(
+                "scale_down_window_max ({}) is shorter than scale_down_window ({})",
+                common::time::format_duration(self.scale_down_window_max),
+                common::time::format_duration(self.scale_down_window)
+            ));
         }
         if self.max_remove_per_tick == Some(0) {
             return Err("max_remove_per_tick must be at least 1 (or unset for no limit)".into());
@@ -401,8 +426,10 @@ impl Default for Config {
             threshold: Threshold::SEED,
             min: 2,
             max: None,
-            tolerance: Tolerance::HPA,
+            tolerance: Config::DEFAULT_TOLERANCE,
             scale_down_window: Config::DEFAULT_WINDOW,
+            scale_down_window_max: Config::DEFAULT_WINDOW_MAX,
+            scale_down_regret: Config::DEFAULT_REGRET,
             max_remove_per_tick: Config::DEFAULT_MAX_REMOVE,
             hold_down_while_pending: true,
             predictive: Some(Predictive::default()),
@@ -462,12 +489,12 @@ impl Floor {
 pub struct DefaultPolicy {
     config: Config,
     meter: RateMeter,
-    /// Recommendations of the last window: (time, servers).
-    recommendations: VecDeque<(Duration, u32)>,
-    /// When the first recommendation was made: scale-down needs a full window of them.
-    first_recommendation: Option<Duration>,
+    /// The recommendations of the stabilization window.
+    stabilizer: Stabilizer,
     predictor: Option<Predictor>,
     floor: Option<Floor>,
+    /// Whether the predictions have been coming true (when the predictive mode keeps one).
+    track: Option<TrackRecord>,
 }
 
 impl DefaultPolicy {
@@ -476,10 +503,17 @@ impl DefaultPolicy {
         DefaultPolicy {
             config,
             meter: RateMeter::new(),
-            recommendations: VecDeque::new(),
-            first_recommendation: None,
+            stabilizer: Stabilizer::new(
+                config.scale_down_window,
+                config.scale_down_window_max,
+                config.scale_down_regret,
+            ),
             predictor: config.predictive.map(Predictor::new),
             floor: None,
+            track: config
+                .predictive
+                .filter(|p| p.track_record)
+                .map(|p| TrackRecord::new(p.lead * 2)),
         }
     }
 
@@ -487,26 +521,6 @@ impl DefaultPolicy {
     pub fn with_floor(mut self, floor: Floor) -> DefaultPolicy {
         self.floor = Some(floor);
         self
-    }
-
-    fn record(&mut self, now: Duration, rec: u32) -> u32 {
-        let window = self.config.scale_down_window;
-        self.first_recommendation.get_or_insert(now);
-        self.recommendations.push_back((now, rec));
-        // Keep those strictly inside (now − window, now]; the newest always stays.
-        while self.recommendations.len() > 1
-            && self
-                .recommendations
-                .front()
-                .is_some_and(|&(t, _)| t + window <= now)
-        {
-            self.recommendations.pop_front();
-        }
-        self.recommendations
-            .iter()
-            .map(|r| r.1)
-            .max()
-            .unwrap_or(rec)
     }
 }
 
@@ -550,8 +564,23 @@ impl Policy for DefaultPolicy {
             }
             None => None,
         };
-        let effective = predicted.unwrap_or(rate);
         let needed = cfg.needed(rate, obs.quota);
+        // A prediction is acted on only while the last one judged came true; one that would
+        // buy servers is judged later whether acted on or not.
+        let predicted = match self.track.as_mut() {
+            Some(track) => {
+                track.judge(now, needed);
+                predicted.filter(|p| {
+                    let wants = bound(to_u32(p.servers_needed(cfg.threshold)), min, max);
+                    if wants > needed.max(current) {
+                        track.predicted(now, wants);
+                    }
+                    track.trusted()
+                })
+            }
+            None => predicted,
+        };
+        let effective = predicted.unwrap_or(rate);
         let raw = to_u32(effective.servers_needed(cfg.threshold));
         // The band: up as soon as the current servers do not take the rate; down only when one
         // fewer would take it with `tolerance` spare, and then to what the rate needs.
@@ -570,10 +599,7 @@ impl Policy for DefaultPolicy {
         });
         let rec = reactive.max(floor);
         let by_history = history.filter(|_| floor > reactive);
-        let window_max = self.record(now, rec);
-        let seen_full_window = self
-            .first_recommendation
-            .is_some_and(|first| now.saturating_sub(first) >= cfg.scale_down_window);
+        let window_max = self.stabilizer.record(now, rec);
 
         let (target, reason) = if rec >= current {
             let reason = if let Some(rate) = by_history {
@@ -595,23 +621,16 @@ impl Policy for DefaultPolicy {
         } else if current > max {
             (max, Reason::Maximum)
         } else {
-            let allowed = if seen_full_window {
-                window_max.min(current)
-            } else {
-                current
-            };
+            let allowed = window_max.map_or(current, |m| m.min(current));
             if allowed >= current {
-                let held = if seen_full_window {
-                    window_max
-                } else {
-                    current
-                };
+                let held = window_max.unwrap_or(current);
                 (current, Reason::Window { held })
             } else if cfg.hold_down_while_pending && obs.pending > 0 {
                 (current, Reason::Pending)
             } else {
                 let limit = cfg.max_remove_per_tick.unwrap_or(u32::MAX);
                 let remove = (current - allowed).min(limit);
+                self.stabilizer.scaled_down(now, current - remove);
                 (current - remove, Reason::ScaleDown { allowed })
             }
         };
@@ -711,8 +730,14 @@ mod tests {
             (200, 15, 0, Some(13), 13, 0, 2, "down:max"), // above the quota: down at once
             (10, 5, 0, None, 5, 0, 0, "hold:window"),     // lower: held by the window
         ];
+        // With a band of 0.1 (the default has none: then 19 req/s on 3 servers is
+        // `hold:window`, as 18 is).
+        let band = Config {
+            tolerance: Tolerance::HPA,
+            ..cfg()
+        };
         for &(rate, serving, pending, quota, target, add, remove, action) in table {
-            let mut p = DefaultPolicy::new(cfg());
+            let mut p = DefaultPolicy::new(band);
             let obs = |total| Observation {
                 requests_total: Some(total),
                 serving,
@@ -970,6 +995,132 @@ mod tests {
             "target-tracking".parse::<PolicyKind>(),
             Ok(PolicyKind::TargetTracking)
         );
+    }
+
+    #[test]
+    fn a_regretted_scale_down_lengthens_the_window_and_sticking_ones_shorten_it() {
+        let mut d = Drive::new(
+            Config {
+                predictive: None,
+                ..cfg()
+            },
+            2,
+            5,
+        );
+        assert_eq!(d.tick(80).target, 8); // t = 5
+        // A dip to 30 req/s (3 servers): released after the 60-s base window, at t = 65.
+        let downs: Vec<u64> = (0..12)
+            .filter_map(|_| (d.tick(30).remove > 0).then_some(d.now))
+            .collect();
+        assert_eq!(downs, vec![65]);
+        // The load is back 5 s later: regretted (within 120 s), the window becomes 300 s.
+        let up = d.tick(80);
+        assert_eq!((up.target, up.action()), (8, "up"));
+        // The next dip is held for 300 s after the last 8 (t = 70): released at t = 370.
+        let mut first_down = None;
+        while d.now < 490 {
+            let dec = d.tick(30);
+            if dec.remove > 0 {
+                first_down.get_or_insert(d.now);
+            } else if first_down.is_none() {
+                assert_eq!(dec.action(), "hold:window", "t = {}", d.now);
+            }
+        }
+        assert_eq!(first_down, Some(370));
+        // No regret within 120 s (judged at t = 495): the window halves its excess, to 180 s.
+        d.tick(30);
+        assert_eq!(d.tick(80).action(), "up"); // t = 500: a rise long after is no regret
+        let downs: Vec<u64> = (0..40)
+            .filter_map(|_| (d.tick(30).remove > 0).then_some(d.now))
+            .collect();
+        assert_eq!(downs, vec![680], "180 s after the 8 at t = 500");
+    }
+
+    #[test]
+    fn a_fixed_window_does_not_adapt() {
+        let mut d = Drive::new(
+            Config {
+                predictive: None,
+                scale_down_window_max: Config::DEFAULT_WINDOW,
+                ..cfg()
+            },
+            2,
+            5,
+        );
+        d.tick(80);
+        for _ in 0..12 {
+            d.tick(30);
+        }
+        assert_eq!(d.tick(80).add, 5, "back at t = 70");
+        let downs: Vec<u64> = (0..20)
+            .filter_map(|_| (d.tick(30).remove > 0).then_some(d.now))
+            .collect();
+        assert_eq!(downs, vec![130], "60 s after the 8 at t = 70");
+    }
+
+    #[test]
+    fn predictions_that_do_not_come_true_are_not_acted_on_until_one_does() {
+        /// A staircase of three minutes from `from` req/s, `step` more each minute: the
+        /// ticks that acted, (t, action, target).
+        fn stairs(d: &mut Drive, from: u64, step: u64) -> Vec<(u64, &'static str, u32)> {
+            let mut actions = Vec::new();
+            for minute in 0..3 {
+                for _ in 0..12 {
+                    let dec = d.tick(from + minute * step);
+                    if dec.is_action() {
+                        actions.push((d.now, dec.action(), dec.target));
+                    }
+                }
+            }
+            actions
+        }
+        for track_record in [true, false] {
+            let predictive = Predictive {
+                track_record,
+                ..Predictive::default()
+            };
+            let mut d = Drive::new(
+                Config {
+                    predictive: Some(predictive),
+                    ..cfg()
+                },
+                2,
+                5,
+            );
+            // 15 → 25 → 35 req/s, then flat: at t = 125 and 135 the trend asks for 5 and 6
+            // servers, where 35 req/s needs 4.
+            let first = stairs(&mut d, 15, 10);
+            assert_eq!(
+                first,
+                vec![
+                    (65, "up", 3),
+                    (125, "up:predicted", 5),
+                    (135, "up:predicted", 6)
+                ]
+            );
+            // Not reached within 240 s (twice the lead): judged failed at t = 370. The
+            // servers it bought are released.
+            for _ in 0..80 {
+                d.tick(35);
+            }
+            assert_eq!(d.serving, 4);
+            // The same staircase again, from 35 req/s: the policy follows the measured rate.
+            let second = stairs(&mut d, 35, 10);
+            if track_record {
+                assert_eq!(second, vec![(645, "up", 5), (705, "up", 6)]);
+            } else {
+                assert!(second.iter().any(|a| a.1 == "up:predicted"), "{second:?}");
+            }
+            // The rise goes on: 55, then 65 req/s (7 servers) at t = 785 reach what the
+            // unheeded prediction of t = 705 asked for, so predictions are acted on again.
+            for _ in 0..4 {
+                d.tick(55);
+            }
+            let third = stairs(&mut d, 65, 15);
+            if track_record {
+                assert_eq!(third[0], (785, "up:predicted", 8), "{third:?}");
+            }
+        }
     }
 
     #[test]

@@ -48,7 +48,9 @@ fn defaults_are_the_seeds_and_the_policys() {
     assert_eq!(value(&s, "min"), "2");
     assert_eq!(value(&s, "max"), "none", "the quota decides");
     assert_eq!(value(&s, "scale_down_window"), "\"1m0s\"");
-    assert_eq!(value(&s, "tolerance"), "0.1");
+    assert_eq!(value(&s, "scale_down_window_max"), "\"5m0s\"");
+    assert_eq!(value(&s, "scale_down_regret"), "\"2m0s\"");
+    assert_eq!(value(&s, "tolerance"), "0");
     assert_eq!(value(&s, "predictive"), "true");
     assert_eq!(value(&s, "warm_pool"), "1");
     assert_eq!(value(&s, "metric"), "\"sessions\"");

@@ -274,24 +274,26 @@ fn the_policy_flags_and_the_configuration_file_are_runs() {
         scale_down_window: Duration::from_secs(s),
         ..policy::Config::default()
     };
+    // 10 minutes hold every dip (a window longer than the default maximum raises the
+    // maximum with it); 60 s, the default, releases in two.
     assert!(
-        !same(&lib(window(120)), &lib(window(60))),
+        !same(&lib(window(600)), &lib(window(60))),
         "the window matters here"
     );
     assert!(same(
-        &json(&["--trace", path(&trace), "--scale-down-window", "2m"]),
-        &lib(window(120))
+        &json(&["--trace", path(&trace), "--scale-down-window", "10m"]),
+        &lib(window(600))
     ));
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("webscaler.toml");
     std::fs::write(
         &cfg,
-        "scale_down_window = \"120s\"\n[haproxy]\nfrontend = \"127.0.0.1:9\"\n",
+        "scale_down_window = \"10m\"\n[haproxy]\nfrontend = \"127.0.0.1:9\"\n",
     )
     .unwrap();
     assert!(same(
         &json(&["--trace", path(&trace), "--config", path(&cfg)]),
-        &lib(window(120))
+        &lib(window(600))
     ));
     // A flag wins over the file.
     assert!(same(
@@ -319,6 +321,29 @@ fn the_policy_flags_and_the_configuration_file_are_runs() {
     let off = json(&["--trace", path(&ramp), "--predictive", "false"]);
     assert!(same(&off, &serde_json::to_value(reactive).unwrap()));
     assert!(!same(&off, &json(&["--trace", path(&ramp)])));
+    // The adaptive window: a maximum as long as the window fixes it (the dips trace regrets
+    // its first release, so the adaptation matters there), from a flag or the file.
+    let with = |max: u64, regret: u64| policy::Config {
+        scale_down_window_max: Duration::from_secs(max),
+        scale_down_regret: Duration::from_secs(regret),
+        ..policy::Config::default()
+    };
+    let fixed = json(&["--trace", path(&trace), "--scale-down-window-max", "1m"]);
+    assert!(same(&fixed, &lib(with(60, 120))));
+    assert!(!same(&fixed, &lib(policy::Config::default())));
+    assert!(same(
+        &json(&["--trace", path(&trace), "--scale-down-regret", "0s"]),
+        &lib(with(300, 0))
+    ));
+    std::fs::write(
+        &cfg,
+        "scale_down_window_max = \"1m\"\n[haproxy]\nfrontend = \"127.0.0.1:9\"\n",
+    )
+    .unwrap();
+    assert!(same(
+        &json(&["--trace", path(&trace), "--config", path(&cfg)]),
+        &fixed
+    ));
 }
 
 #[test]
@@ -422,6 +447,16 @@ fn bad_input_is_one_line_naming_the_file_and_line_with_status_2() {
             "3",
         ],
         "min (5) is above max (3)",
+    );
+    one_line(
+        &[
+            "simulate",
+            "--trace",
+            path(&data("trace-step.csv")),
+            "--scale-down-window-max",
+            "30s",
+        ],
+        "scale_down_window_max (30s) is shorter than scale_down_window (1m0s)",
     );
     one_line(
         &["plot", path(&garbage)],

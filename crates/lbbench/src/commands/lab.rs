@@ -12,6 +12,8 @@ use super::{TlsArgs, classify, usage};
 use crate::httperf::Httperf;
 use crate::lab::Balancer;
 use crate::lab::experiment::{LabConfig, LabRunError, run_lab};
+use crate::lab::hosts::HostsFile;
+use crate::lab::hosts::check::{check_hosts, render};
 use crate::sweep::{ProgressMode, rates};
 
 /// Arguments of `lbbench lab`. Without `--quick`, the defaults are the report's sweep
@@ -83,6 +85,16 @@ pub struct LabArgs {
     /// The nginx program [default: found in PATH and the sbin directories].
     #[arg(long, value_name = "PATH")]
     pub nginx: Option<PathBuf>,
+    /// Run the lab across hosts over ssh instead of on 127.0.0.1: a TOML file naming the
+    /// client hosts (httperf), the balancer's host and the backend hosts
+    /// (docs/lbbench-lab.md; scripts/netns-lab.sh makes such a lab on one machine).
+    /// --httperf, --haproxy, --pound and --nginx are then paths on those hosts.
+    #[arg(long, value_name = "FILE")]
+    pub hosts: Option<PathBuf>,
+    /// With --hosts: check every host (ssh, lbbench, httperf and the balancers with their
+    /// versions, addresses, ports, clocks), print what is missing, and start nothing.
+    #[arg(long, requires = "hosts")]
+    pub check: bool,
     /// Raise what bounds the lab before it starts, and say what changed: the open-file limit
     /// of lbbench and all it starts, and (as root, system-wide, put back when the lab ends)
     /// net.core.somaxconn and net.ipv4.ip_local_port_range when they are below what the lab
@@ -99,7 +111,12 @@ pub struct LabArgs {
 
 /// The lab's settings from the arguments.
 pub fn config(a: &LabArgs) -> anyhow::Result<LabConfig> {
-    let httperf = Httperf::locate(Some(&a.httperf)).map_err(|e| usage(e.to_string()))?;
+    // Across hosts, httperf runs on the clients, which check it themselves.
+    let httperf = if a.hosts.is_some() {
+        Httperf::elsewhere(&a.httperf)
+    } else {
+        Httperf::locate(Some(&a.httperf)).map_err(|e| usage(e.to_string()))?
+    };
     let lbbench = std::env::current_exe().context("cannot find the lbbench binary")?;
     let output = a
         .output
@@ -163,6 +180,10 @@ pub fn config(a: &LabArgs) -> anyhow::Result<LabConfig> {
         },
         time_format: TimeFormat::from_utc_flag(a.utc),
         tune: a.tune,
+        hosts: match &a.hosts {
+            Some(path) => Some(HostsFile::load(path).map_err(|e| usage(e.to_string()))?),
+            None => None,
+        },
         programs: [
             (Balancer::Haproxy, &a.haproxy),
             (Balancer::Pound, &a.pound),
@@ -179,6 +200,11 @@ pub fn config(a: &LabArgs) -> anyhow::Result<LabConfig> {
 pub fn run(a: LabArgs) -> anyhow::Result<()> {
     let cfg = config(&a)?;
     let shutdown = Shutdown::install().context("cannot install the signal handlers")?;
+    if a.check
+        && let Some(hosts) = &cfg.hosts
+    {
+        return check(&cfg, hosts, &shutdown);
+    }
     let quiet = a.quiet;
     let mut note = |line: &str| {
         if !quiet || line.starts_with("warning") {
@@ -214,6 +240,22 @@ pub fn run(a: LabArgs) -> anyhow::Result<()> {
             summary.planned,
             list.join("; ")
         );
+    }
+    Ok(())
+}
+
+/// `lbbench lab --hosts FILE --check`: the table of hosts on stdout; exit 1 if any is not
+/// ready.
+fn check(cfg: &LabConfig, hosts: &HostsFile, shutdown: &Shutdown) -> anyhow::Result<()> {
+    let checks = check_hosts(hosts, &cfg.host_check(), shutdown);
+    let (text, ready) = render(&checks);
+    print!("{text}");
+    std::io::stdout().flush()?;
+    if shutdown.requested() {
+        anyhow::bail!("interrupted");
+    }
+    if !ready {
+        anyhow::bail!("not every host is ready (see above)");
     }
     Ok(())
 }

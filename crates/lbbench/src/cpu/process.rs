@@ -139,7 +139,7 @@ impl ProcessSample {
 }
 
 /// CPU use of a set of processes over an interval.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, serde::Deserialize)]
 pub struct ProcessUsage {
     /// Length of the interval, in s.
     pub interval_s: f64,

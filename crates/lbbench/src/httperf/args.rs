@@ -25,7 +25,19 @@ pub const MANAGED_OPTIONS: &[&str] = &[
 ];
 
 /// How a run's connections use TLS (httperf's `--ssl`), as written in the CSV's `tls` column.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub enum Tls {
     /// Plain HTTP.
     #[default]
@@ -88,8 +100,9 @@ impl fmt::Display for Tls {
         f.write_str(self.cell())
     }
 }
-/// The arguments of one httperf run.
-#[derive(Debug, Clone, PartialEq)]
+
+/// The arguments of one httperf run (serializable: the lab sends them to its client hosts).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct HttperfArgs {
     /// Host name or address of the server (`--server`).
     pub server: String,

@@ -44,7 +44,7 @@ pub const INSTALL_HINT: &str = "install it with `sudo apt-get install httperf` (
                                 --httperf PATH";
 
 /// What httperf printed, kept with errors so failed runs can be saved and shown.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RawOutput {
     /// Everything on stdout (the report).
     pub stdout: String,
@@ -143,6 +143,17 @@ pub enum HttperfError {
         /// What it printed before it stopped.
         output: Box<RawOutput>,
     },
+    /// A run made by several client hosts failed on one or more of them (each named in the
+    /// message); the others were stopped.
+    #[error("{message}")]
+    Clients {
+        /// What went wrong, host by host.
+        message: String,
+        /// A host was lost: the run cannot be done again until it is back, so the sweep stops.
+        lost: bool,
+        /// What each client that answered printed.
+        outputs: Vec<(String, RawOutput)>,
+    },
 }
 
 impl HttperfError {
@@ -155,6 +166,20 @@ impl HttperfError {
                 | HttperfError::Args(_)
                 | HttperfError::Unresolvable { .. }
         )
+    }
+
+    /// Whether the sweep cannot go on after this error (a client host was lost), however
+    /// many runs went well before.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, HttperfError::Clients { lost: true, .. })
+    }
+
+    /// Each client's output, for a run that several client hosts made together.
+    pub fn client_outputs(&self) -> &[(String, RawOutput)] {
+        match self {
+            HttperfError::Clients { outputs, .. } => outputs,
+            _ => &[],
+        }
     }
 
     /// httperf's output, if the run got that far.
@@ -267,6 +292,10 @@ pub struct HttperfOutput {
     pub finished_at: DateTime<Utc>,
     /// How long it ran (monotonic clock).
     pub wall: Duration,
+    /// Each client's own output, when several clients made the run together (the lab across
+    /// hosts): `report` is then their merged report and `raw` their outputs one after the
+    /// other. Empty for a run of one httperf.
+    pub clients: Vec<(String, RawOutput)>,
 }
 
 /// The httperf program.
@@ -296,6 +325,14 @@ impl Httperf {
                 program: wanted.to_path_buf(),
                 given: is_path,
             })
+    }
+
+    /// httperf at `program` on another machine (a client host of the lab): not looked for
+    /// here; the host checks it.
+    pub fn elsewhere(program: &Path) -> Httperf {
+        Httperf {
+            program: program.to_owned(),
+        }
     }
 
     /// The program's path.
@@ -583,6 +620,7 @@ impl RunningHttperf {
                     started_at: self.started_at,
                     finished_at,
                     wall,
+                    clients: Vec::new(),
                 }),
                 Err(error) => Err(HttperfError::NoReport {
                     error,

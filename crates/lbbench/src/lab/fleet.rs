@@ -13,7 +13,7 @@
 //! 0 and reports the port it got, so there is no race for ports.
 
 use std::fs;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -28,6 +28,10 @@ use super::{LabError, Upstream, log_tail, spawn_options};
 pub struct FleetOptions {
     /// How many.
     pub count: usize,
+    /// The number in the first one's name (`node-1`); the others follow.
+    pub first: usize,
+    /// The address they listen on (127.0.0.1 unless the lab runs across hosts).
+    pub bind: IpAddr,
     /// The `lbbench` binary to run `lbbench backend` from.
     pub program: PathBuf,
     /// Worker threads per backend.
@@ -51,6 +55,8 @@ impl FleetOptions {
     pub fn with_program(count: usize, program: impl Into<PathBuf>) -> FleetOptions {
         FleetOptions {
             count,
+            first: 1,
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             program: program.into(),
             threads: 1,
             ready_timeout: Duration::from_secs(30),
@@ -124,7 +130,7 @@ pub struct Fleet {
 }
 
 impl Fleet {
-    /// Starts `opts.count` backends named `node-1`..`node-N` and waits until each answers
+    /// Starts `opts.count` backends named `node-<first>`.. and waits until each answers
     /// `GET /`. On an error or a shutdown request (Ctrl-C), those already started are
     /// stopped before this returns.
     pub fn start(opts: &FleetOptions, shutdown: &Shutdown) -> Result<Fleet, LabError> {
@@ -147,7 +153,7 @@ impl Fleet {
             (None, None) => unreachable!("a temp dir is made when no log dir is given"),
         };
         let mut started: Vec<(String, PathBuf, Supervised)> = Vec::with_capacity(opts.count);
-        for i in 1..=opts.count {
+        for i in opts.first..opts.first + opts.count {
             if shutdown.requested() {
                 return Err(LabError::Interrupted);
             }
@@ -157,6 +163,8 @@ impl Fleet {
                 .map_err(LabError::io(format!("cannot create {}", log.display())))?;
             let mut cmd = Command::new(&opts.program);
             cmd.args(["backend", "--port", "0", "--name", &name, "--grace", "2s"])
+                .arg("--bind")
+                .arg(opts.bind.to_string())
                 .arg("--threads")
                 .arg(opts.threads.max(1).to_string())
                 .stdin(Stdio::null())

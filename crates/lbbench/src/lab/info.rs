@@ -27,6 +27,33 @@ pub struct LabInfo {
     pub balancers: Vec<BalancerInfo>,
     /// Each time the lab ran in this directory (a resumed lab adds one).
     pub sessions: Vec<Session>,
+    /// The hosts of a lab across hosts (`--hosts`), as the last session found them; empty
+    /// for a lab on one machine.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<HostInfo>,
+}
+
+/// One host of a lab across hosts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostInfo {
+    /// Its name in the hosts file (`client-1`).
+    pub name: String,
+    /// `client`, `balancer` or `backend`.
+    pub role: String,
+    /// How ssh reached it (`user@host:port`).
+    pub ssh: String,
+    /// The address the other hosts reached it at.
+    pub address: String,
+    /// Its host name.
+    pub hostname: String,
+    /// The lbbench there (`lbbench 0.1.0`).
+    pub lbbench: String,
+    /// Its CPUs, model, kernel, OS and load.
+    pub machine: MachineInfo,
+    /// Its clock minus the lab machine's, in ms.
+    pub clock_offset_ms: i64,
+    /// What the lab runs there: httperf on a client, the balancers on the balancer's host.
+    pub programs: Vec<ProgramInfo>,
 }
 
 /// The settings that define what the rows measure.
@@ -55,6 +82,10 @@ pub struct LabSettings {
     /// The reply sizes of a size lab, in bytes (empty for a rate lab).
     #[serde(default)]
     pub sizes: Vec<u64>,
+    /// Where it ran, for a lab across hosts: each host as `role name address` (empty on one
+    /// machine). Rows from other machines measure something else.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
 }
 
 impl LabSettings {
@@ -90,12 +121,26 @@ impl LabSettings {
                 self.httperf_extra, other.httperf_extra
             ));
         }
+        if self.hosts != other.hosts {
+            let show = |h: &[String]| {
+                if h.is_empty() {
+                    "this machine".to_owned()
+                } else {
+                    format!("--hosts {}", h.join(", "))
+                }
+            };
+            d.push(format!(
+                "ran on {} (now {})",
+                show(&self.hosts),
+                show(&other.hosts)
+            ));
+        }
         d
     }
 }
 
 /// The machine the lab ran on.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MachineInfo {
     /// CPUs available to the lab.
     pub cpus: usize,
@@ -188,6 +233,9 @@ pub struct Started {
     pub addrs: Vec<String>,
     /// The balancer's temp dir (removed at its stop).
     pub run_dir: Option<PathBuf>,
+    /// The host they ran on, for a lab across hosts (their PIDs are that host's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 /// Why `lab.json` could not be read or written.
@@ -278,6 +326,7 @@ mod tests {
             httperf_extra: vec!["--add-header=Connection: close\\n".into()],
             tls: vec!["off".into()],
             sizes: Vec::new(),
+            hosts: Vec::new(),
         }
     }
 
@@ -316,6 +365,7 @@ mod tests {
                 outcome: "running".into(),
                 started: vec![],
             }],
+            hosts: vec![],
         };
         let hap = |v: &str| BalancerInfo {
             name: "haproxy".into(),

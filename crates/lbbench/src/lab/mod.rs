@@ -15,6 +15,8 @@
 //! - [`tls`]: the lab's certificate authority and the certificate the balancers serve when
 //!   they terminate TLS ([`LabTls`]).
 //! - [`experiment`]: `lbbench lab`, the whole comparison; [`info`]: its `lab.json`.
+//! - [`hosts`]: the same lab across several hosts over ssh (`lbbench lab --hosts`), and
+//!   `lbbench agent`, which runs on each of them.
 //!
 //! Everything started here is stopped by PID when its handle is dropped (also on an error or
 //! after Ctrl-C), and the sockets and pid files it leaves behind are removed.
@@ -23,6 +25,7 @@ pub mod balancer;
 pub mod experiment;
 pub mod fleet;
 pub mod haproxy;
+pub mod hosts;
 pub mod info;
 pub mod limits;
 pub mod logs;

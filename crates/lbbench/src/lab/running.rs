@@ -21,7 +21,9 @@ use super::{Balancer, ConfigSpec, LabError, LabTls, Upstream, procs};
 pub struct BalancerOptions {
     /// The program; `None` looks for it (see [`Balancer::locate`]).
     pub program: Option<PathBuf>,
-    /// The port on 127.0.0.1; `None` picks a free one.
+    /// The address it listens on (127.0.0.1 unless the lab runs across hosts).
+    pub bind: Ipv4Addr,
+    /// The port; `None` picks a free one.
     pub port: Option<u16>,
     /// Where to keep the config and the log after the stop; `None` keeps them in the
     /// balancer's temp dir, removed at the stop.
@@ -41,6 +43,7 @@ impl Default for BalancerOptions {
     fn default() -> Self {
         BalancerOptions {
             program: None,
+            bind: Ipv4Addr::LOCALHOST,
             port: None,
             work_dir: None,
             request_log: false,
@@ -91,10 +94,11 @@ impl Balancer {
             }
             let port = match opts.port {
                 Some(p) => p,
-                None => common::net::free_port().map_err(LabError::io("no free port"))?,
+                None => common::net::free_port_on(IpAddr::V4(opts.bind))
+                    .map_err(LabError::io(format!("no free port on {}", opts.bind)))?,
             };
             let spec = ConfigSpec {
-                listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
+                listen: SocketAddr::new(IpAddr::V4(opts.bind), port),
                 upstreams: upstreams.to_vec(),
                 run_dir: run_dir.path().to_owned(),
                 work_dir: work_dir.clone(),
@@ -207,7 +211,7 @@ impl RunningBalancer {
         self.addr
     }
 
-    /// Its base URL, `http://127.0.0.1:PORT/` (`https://` when it terminates TLS).
+    /// Its base URL, `http://ADDRESS:PORT/` (`https://` when it terminates TLS).
     pub fn url(&self) -> String {
         let scheme = if self.tls.is_some() { "https" } else { "http" };
         format!("{scheme}://{}/", self.addr)

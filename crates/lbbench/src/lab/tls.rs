@@ -15,7 +15,7 @@
 
 use std::fs;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -40,6 +40,9 @@ pub const CA_FILE: &str = "lab-ca.pem";
 pub const SERVER_FILE: &str = "balancer.pem";
 /// The names the balancer's certificate is valid for.
 pub const SERVER_NAMES: [&str; 2] = ["127.0.0.1", "localhost"];
+/// The names (and addresses) the certificate was made for, one per line, when they are more
+/// than [`SERVER_NAMES`].
+pub const NAMES_FILE: &str = "names";
 
 /// The lab's TLS material: where the files are, and the authority's certificate.
 #[derive(Debug, Clone)]
@@ -54,12 +57,28 @@ impl LabTls {
     /// paths are absolute: a balancer reads them relative to its own idea of a base
     /// directory otherwise (Pound takes a relative `Cert` from `/etc`).
     pub fn in_dir(dir: &Path) -> Result<LabTls, LabError> {
+        LabTls::in_dir_for(dir, &[])
+    }
+
+    /// The TLS files in `dir/tls/` with a certificate valid for [`SERVER_NAMES`] and
+    /// `addresses` too (a balancer on another host, in a lab across hosts): made there
+    /// first if they are missing, unreadable, or made for other addresses (listed in
+    /// [`NAMES_FILE`]).
+    pub fn in_dir_for(dir: &Path, addresses: &[IpAddr]) -> Result<LabTls, LabError> {
         let tls_dir = std::path::absolute(dir)
             .map_err(LabError::io(format!("cannot resolve {}", dir.display())))?
             .join(TLS_DIR);
         let ca_path = tls_dir.join(CA_FILE);
         let pem_path = tls_dir.join(SERVER_FILE);
-        if let Ok(tls) = LabTls::load(&ca_path, &pem_path) {
+        let names_path = tls_dir.join(NAMES_FILE);
+        let mut names: Vec<String> = SERVER_NAMES.map(String::from).to_vec();
+        names.extend(addresses.iter().map(ToString::to_string));
+        let made_for: Vec<String> = fs::read_to_string(&names_path)
+            .map(|t| t.lines().map(str::to_owned).collect())
+            .unwrap_or_else(|_| SERVER_NAMES.map(String::from).to_vec());
+        if names.iter().all(|n| made_for.contains(n))
+            && let Ok(tls) = LabTls::load(&ca_path, &pem_path)
+        {
             return Ok(tls);
         }
         fs::DirBuilder::new()
@@ -67,11 +86,42 @@ impl LabTls {
             .mode(0o700)
             .create(&tls_dir)
             .map_err(LabError::io(format!("cannot create {}", tls_dir.display())))?;
-        let (ca_pem, server_pem) = generate().map_err(|e| LabError::Io {
+        let (ca_pem, server_pem) = generate(&names).map_err(|e| LabError::Io {
             what: "cannot make the lab's TLS certificates".into(),
             source: io::Error::other(e.to_string()),
         })?;
-        for (path, text) in [(&pem_path, &server_pem), (&ca_path, &ca_pem)] {
+        let names_text = names.join("\n") + "\n";
+        for (path, text) in [
+            (&pem_path, &server_pem),
+            (&ca_path, &ca_pem),
+            (&names_path, &names_text),
+        ] {
+            common::atomic::write_with_mode(path, text.as_bytes(), 0o600)
+                .map_err(LabError::io(format!("cannot write {}", path.display())))?;
+        }
+        LabTls::load(&ca_path, &pem_path)
+    }
+
+    /// The authority's certificate and the balancer's certificate and key, as PEM texts (to
+    /// hand them to a balancer on another host).
+    pub fn pems(&self) -> Result<(String, String), LabError> {
+        let read = |p: &Path| {
+            fs::read_to_string(p).map_err(LabError::io(format!("cannot read {}", p.display())))
+        };
+        Ok((read(&self.ca_path)?, read(&self.pem_path)?))
+    }
+
+    /// Writes PEM texts made by [`LabTls::pems`] into `dir/tls/` (mode 0600) and uses them:
+    /// how a host of a lab across hosts gets the lab's certificate.
+    pub fn install(dir: &Path, ca_pem: &str, server_pem: &str) -> Result<LabTls, LabError> {
+        let tls_dir = dir.join(TLS_DIR);
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&tls_dir)
+            .map_err(LabError::io(format!("cannot create {}", tls_dir.display())))?;
+        let (ca_path, pem_path) = (tls_dir.join(CA_FILE), tls_dir.join(SERVER_FILE));
+        for (path, text) in [(&pem_path, server_pem), (&ca_path, ca_pem)] {
             common::atomic::write_with_mode(path, text.as_bytes(), 0o600)
                 .map_err(LabError::io(format!("cannot write {}", path.display())))?;
         }
@@ -132,9 +182,9 @@ impl LabTls {
     }
 }
 
-/// A new authority and a certificate for [`SERVER_NAMES`] signed by it: the authority's
+/// A new authority and a certificate for `names` signed by it: the authority's
 /// certificate, and the server's certificate followed by its key (both PEM).
-fn generate() -> Result<(String, String), rcgen::Error> {
+fn generate(names: &[String]) -> Result<(String, String), rcgen::Error> {
     // From yesterday (a clock a little behind still accepts it) for ten years; the key
     // that could sign more is gone once this returns.
     let yesterday = Utc::now().date_naive() - chrono::Days::new(1);
@@ -156,7 +206,7 @@ fn generate() -> Result<(String, String), rcgen::Error> {
     let ca_cert = ca.self_signed(&ca_key)?;
 
     let key = KeyPair::generate()?;
-    let mut server = CertificateParams::new(SERVER_NAMES.map(String::from).to_vec())?;
+    let mut server = CertificateParams::new(names.to_vec())?;
     server.distinguished_name = DistinguishedName::new();
     server
         .distinguished_name

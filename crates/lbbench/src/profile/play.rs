@@ -389,6 +389,7 @@ mod tests {
             started_at: Utc::now(),
             finished_at: Utc::now(),
             wall: Duration::from_secs(4),
+            clients: Vec::new(),
         };
         let results = vec![
             StageResult {

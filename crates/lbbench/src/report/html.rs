@@ -60,6 +60,8 @@ struct Page<'a> {
     generated: String,
     setup: Vec<(String, String)>,
     programs: Vec<ProgramRow>,
+    hosts_head: &'a [&'a str],
+    hosts: Vec<Vec<String>>,
     warnings: &'a [String],
     figures: Vec<Figure>,
     missing_figures: Vec<String>,
@@ -74,6 +76,60 @@ struct Page<'a> {
     size_figures: Vec<Figure>,
     flagged: Vec<FlaggedRow>,
     sources: Vec<String>,
+}
+
+/// The hosts table's columns (a lab across hosts).
+pub const HOSTS_HEAD: &[&str] = &[
+    "host",
+    "role",
+    "ssh",
+    "address",
+    "host name",
+    "machine",
+    "runs",
+    "clock offset [ms]",
+];
+
+/// The hosts table of a lab across hosts (empty on one machine): one row per host.
+fn hosts_rows(info: &crate::lab::info::LabInfo) -> Vec<Vec<String>> {
+    info.hosts
+        .iter()
+        .map(|h| {
+            vec![
+                h.name.clone(),
+                h.role.clone(),
+                h.ssh.clone(),
+                h.address.clone(),
+                h.hostname.clone(),
+                machine_text(&h.machine),
+                std::iter::once(h.lbbench.clone())
+                    .chain(h.programs.iter().map(|p| {
+                        let name = p
+                            .program
+                            .file_name()
+                            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+                        format!("{name} {}", p.version)
+                    }))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                format!("{:+}", h.clock_offset_ms),
+            ]
+        })
+        .collect()
+}
+
+/// A machine in one line: CPUs, model, kernel, OS.
+fn machine_text(m: &crate::lab::info::MachineInfo) -> String {
+    format!(
+        "{} CPU{}{}; kernel {}{}",
+        m.cpus,
+        if m.cpus == 1 { "" } else { "s" },
+        m.cpu_model
+            .as_ref()
+            .map_or(String::new(), |c| format!(" ({c})")),
+        m.kernel,
+        m.os.as_ref().map_or(String::new(), |o| format!("; {o}")),
+    )
 }
 
 /// The numbers table's columns.
@@ -522,18 +578,28 @@ pub fn render(
             ));
             let m = &info.machine;
             setup.push((
-                "machine".into(),
-                format!(
-                    "{} CPU{}{}; kernel {}{}",
-                    m.cpus,
-                    if m.cpus == 1 { "" } else { "s" },
-                    m.cpu_model
-                        .as_ref()
-                        .map_or(String::new(), |c| format!(" ({c})")),
-                    m.kernel,
-                    m.os.as_ref().map_or(String::new(), |o| format!("; {o}")),
-                ),
+                if info.hosts.is_empty() {
+                    "machine".into()
+                } else {
+                    "lab machine (over ssh)".into()
+                },
+                machine_text(m),
             ));
+            if !info.hosts.is_empty() {
+                let count = |role: &str| info.hosts.iter().filter(|h| h.role == role).count();
+                setup.push((
+                    "hosts".into(),
+                    format!(
+                        "across hosts: {} client{} running httperf at once (each its share of \
+                         the rate), the balancer on its own host, the backends on {} host{} \
+                         (see the hosts table)",
+                        count("client"),
+                        if count("client") == 1 { "" } else { "s" },
+                        count("backend"),
+                        if count("backend") == 1 { "" } else { "s" },
+                    ),
+                ));
+            }
             if let Some(l) = m.load_at_start {
                 setup.push((
                     "load at start".into(),
@@ -569,7 +635,10 @@ pub fn render(
                 version: info.httperf.version.clone(),
                 path: info.httperf.program.display().to_string(),
                 max_connections: "1024 (FD_SETSIZE)".into(),
-                processes: "1".into(),
+                processes: match info.hosts.iter().filter(|h| h.role == "client").count() {
+                    0 => "1".into(),
+                    n => format!("1 on each of {n} clients"),
+                },
             });
         }
         None => setup.push((
@@ -632,6 +701,8 @@ pub fn render(
         generated: generated.to_owned(),
         setup,
         programs,
+        hosts_head: HOSTS_HEAD,
+        hosts: input.info.as_ref().map(hosts_rows).unwrap_or_default(),
         warnings: &input.warnings,
         figures,
         missing_figures,

@@ -44,7 +44,7 @@ use crate::httperf::{
     Httperf, HttperfArgs, HttperfError, HttperfOutput, RawOutput, Report, Thresholds, Tls,
     Validity, fmt_rate, num_conns_for, resolve_server,
 };
-pub use observers::CpuObserver;
+pub use observers::{CpuObserver, usage_cells, usage_columns};
 pub use plan::{PlanError, PlannedRun, RunKey, fmt_size, parse_size, plan, rates};
 use progress::Progress;
 pub use progress::ProgressMode;
@@ -475,21 +475,68 @@ pub fn raw_path(dir: &Path, label: &str, tls: Tls, run: &PlannedRun) -> PathBuf 
     dir.join(format!("{name}_r{}_{}.txt", fmt_rate(run.rate), run.run))
 }
 
+/// Saves a run's output: httperf's, or with several clients each client's own as
+/// `<raw_path stem>.<client>.txt` (and `.stderr`).
 fn save_raw(
     dir: &Path,
     cfg: &SweepConfig,
     run: &PlannedRun,
     raw: &RawOutput,
+    clients: &[(String, RawOutput)],
 ) -> Result<(), SweepError> {
     let out = raw_path(dir, &cfg.label, cfg.base.tls, run);
     let write = |p: PathBuf, text: &str| {
         std::fs::write(&p, text).map_err(|error| SweepError::SaveRaw { path: p, error })
     };
-    write(out.clone(), &raw.stdout)?;
-    if !raw.stderr.is_empty() {
-        write(out.with_extension("stderr"), &raw.stderr)?;
+    let files: Vec<(PathBuf, &RawOutput)> = if clients.is_empty() {
+        vec![(out, raw)]
+    } else {
+        clients
+            .iter()
+            .map(|(name, r)| {
+                (
+                    out.with_extension(format!("{}.txt", file_name_safe(name))),
+                    r,
+                )
+            })
+            .collect()
+    };
+    for (path, r) in files {
+        write(path.clone(), &r.stdout)?;
+        if !r.stderr.is_empty() {
+            write(path.with_extension("stderr"), &r.stderr)?;
+        }
     }
     Ok(())
+}
+
+/// What makes a sweep's load: httperf on this machine ([`Httperf`]), or httperf on several
+/// client hosts at once (the lab across hosts), whose outputs come back as one.
+pub trait LoadGenerator {
+    /// Runs `args` (the whole run) to its end. When `shutdown` is requested meanwhile, the
+    /// run is stopped and [`HttperfError::Interrupted`] returned.
+    fn run(
+        &mut self,
+        args: &HttperfArgs,
+        shutdown: &Shutdown,
+    ) -> Result<HttperfOutput, HttperfError>;
+
+    /// Whether httperf runs on this machine: then, before each run, the sweep waits while
+    /// this machine's ports towards the server are held in TIME_WAIT (see [`ports`]).
+    /// Remote clients wait for their own.
+    fn is_local(&self) -> bool {
+        true
+    }
+}
+
+impl LoadGenerator for Httperf {
+    fn run(
+        &mut self,
+        args: &HttperfArgs,
+        shutdown: &Shutdown,
+    ) -> Result<HttperfOutput, HttperfError> {
+        self.start(args)?.wait(Some(shutdown))
+    }
 }
 
 /// Runs (the rest of) a sweep. Checks everything it can before the first run: the settings,
@@ -500,6 +547,18 @@ fn save_raw(
 /// stops the sweep with an error; its raw output is saved first if `save_raw` is set.
 pub fn run_sweep(
     httperf: &Httperf,
+    cfg: &SweepConfig,
+    observer: &mut dyn SweepObserver,
+    shutdown: &Shutdown,
+) -> Result<SweepSummary, SweepError> {
+    run_sweep_with(&mut httperf.clone(), cfg, observer, shutdown)
+}
+
+/// [`run_sweep`] with the load made by `load` (httperf here, or on client hosts). A run
+/// whose error [`is_fatal`](HttperfError::is_fatal) (a client host lost) stops the sweep with
+/// that error, whatever came before.
+pub fn run_sweep_with(
+    load: &mut dyn LoadGenerator,
     cfg: &SweepConfig,
     observer: &mut dyn SweepObserver,
     shutdown: &Shutdown,
@@ -589,8 +648,8 @@ pub fn run_sweep(
         }
         let args = cfg.args_for(run);
         let which = || format!("rate {}/s run {}: ", fmt_rate(run.rate), run.run);
-        if let Some(target) = target {
-            wait_for_client_ports(target, args.num_conns, &progress, shutdown);
+        if let Some(target) = target.filter(|_| load.is_local()) {
+            wait_for_client_ports(target, &args, &progress, shutdown);
             if shutdown.requested() {
                 summary.interrupted = true;
                 break;
@@ -604,9 +663,8 @@ pub fn run_sweep(
                 error,
             })?;
         progress.run_started(run, cfg.repeat);
-        let output = match httperf
-            .start(&args)
-            .and_then(|r| r.wait(Some(shutdown)))
+        let output = match load
+            .run(&args, shutdown)
             .and_then(HttperfOutput::refused_entirely)
         {
             Ok(o) => o,
@@ -617,10 +675,14 @@ pub fn run_sweep(
                     summary.interrupted = true;
                     break;
                 }
-                if let (Some(dir), Some(raw)) = (&cfg.save_raw, e.raw_output()) {
-                    save_raw(dir, cfg, run, raw)?;
+                if let Some(dir) = &cfg.save_raw
+                    && (e.raw_output().is_some() || !e.client_outputs().is_empty())
+                {
+                    let none = RawOutput::default();
+                    let raw = e.raw_output().unwrap_or(&none);
+                    save_raw(dir, cfg, run, raw, e.client_outputs())?;
                 }
-                if summary.written == 0 || last_failed || e.is_usage() {
+                if summary.written == 0 || last_failed || e.is_usage() || e.is_fatal() {
                     return Err(SweepError::Httperf {
                         context: which(),
                         error: e,
@@ -641,7 +703,7 @@ pub fn run_sweep(
         };
         last_failed = false;
         if let Some(dir) = &cfg.save_raw {
-            save_raw(dir, cfg, run, &output.raw)?;
+            save_raw(dir, cfg, run, &output.raw, &output.clients)?;
         }
         let validity = Validity::assess(
             &output.report,
@@ -764,31 +826,16 @@ fn migrate_older_layout(path: &Path, header: &[String]) -> Result<Option<String>
     )))
 }
 
-/// Waits (at most 61 s, the TIME_WAIT period and a second) while the client's ports towards
-/// `target` in TIME_WAIT would leave too few for a run of `connections` (see [`ports`]).
+/// Waits while the client's ports towards `target` are short (see [`ports::wait_for_ports`]).
 fn wait_for_client_ports(
     target: std::net::SocketAddrV4,
-    connections: u64,
+    args: &HttperfArgs,
     progress: &Progress,
     shutdown: &Shutdown,
 ) {
-    let Some((time_wait, range)) = ports::read(target) else {
-        return;
-    };
-    if !ports::should_wait(time_wait, connections, range) {
-        return;
-    }
-    progress.note(&format!(
-        "{time_wait} client ports towards {target} are in TIME_WAIT (the server let the client \
-         close first) and the run needs {connections} of {range}: waiting for them to expire"
-    ));
-    let deadline = std::time::Instant::now() + Duration::from_secs(61);
-    while std::time::Instant::now() < deadline && shutdown.sleep(Duration::from_millis(500)) {
-        match ports::read(target) {
-            Some((t, r)) if ports::should_wait(t, connections, r) => {}
-            _ => break,
-        }
-    }
+    ports::wait_for_ports(target, args.rate, args.num_conns, shutdown, &mut |m| {
+        progress.note(m)
+    });
 }
 
 #[cfg(test)]

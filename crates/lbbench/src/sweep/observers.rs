@@ -34,12 +34,32 @@ impl CpuObserver {
     }
 }
 
+/// The columns of a process set's CPU: `<prefix>_cpu_user_s`, `<prefix>_cpu_system_s`,
+/// `<prefix>_cpu_pct`, `<prefix>_processes`.
+pub fn usage_columns(prefix: &str) -> Vec<String> {
+    ["cpu_user_s", "cpu_system_s", "cpu_pct", "processes"]
+        .iter()
+        .map(|c| format!("{prefix}_{c}"))
+        .collect()
+}
+
+/// The cells of [`usage_columns`] (empty when nothing was measured).
+pub fn usage_cells(u: Option<&ProcessUsage>) -> Vec<String> {
+    let r = |v: f64| fmt_f64((v * 1000.0).round() / 1000.0);
+    match u {
+        Some(u) => vec![
+            r(u.user_s),
+            r(u.system_s),
+            r(u.cpu_pct),
+            u.processes.to_string(),
+        ],
+        None => vec![String::new(); 4],
+    }
+}
+
 impl SweepObserver for CpuObserver {
     fn extra_columns(&self) -> Vec<String> {
-        ["cpu_user_s", "cpu_system_s", "cpu_pct", "processes"]
-            .iter()
-            .map(|c| format!("{}_{c}", self.prefix))
-            .collect()
+        usage_columns(&self.prefix)
     }
 
     fn before_run(&mut self, _run: &PlannedRun) -> Result<(), ObserverError> {
@@ -52,13 +72,7 @@ impl SweepObserver for CpuObserver {
         let start = self.start.take().ok_or("after_run without before_run")?;
         let u = process_usage(&start, &end);
         self.last = Some(u);
-        let r = |v: f64| fmt_f64((v * 1000.0).round() / 1000.0);
-        Ok(vec![
-            r(u.user_s),
-            r(u.system_s),
-            r(u.cpu_pct),
-            u.processes.to_string(),
-        ])
+        Ok(usage_cells(Some(&u)))
     }
 
     fn run_abandoned(&mut self, _run: &PlannedRun) {

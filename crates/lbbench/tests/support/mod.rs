@@ -118,3 +118,61 @@ pub const DEADLINE: Duration = Duration::from_secs(90);
 
 /// How often to poll.
 pub const POLL: Duration = Duration::from_millis(50);
+
+/// How long a reduced lab may take on the shared test machine.
+pub const LAB_DEADLINE: Duration = Duration::from_secs(300);
+
+/// `lbbench lab ARGS -o DIR` in the background, its stdout and stderr in files beside `DIR`.
+pub struct LabProcess {
+    /// The lab's process.
+    pub process: Supervised,
+    stdout: std::path::PathBuf,
+    stderr: std::path::PathBuf,
+}
+
+/// Starts `lbbench lab ARGS -o NAME` in the parent of `dir` (named `NAME`): a relative
+/// output directory, as users give it (the configs must still find every file).
+pub fn start_lab(dir: &Path, args: &[&str]) -> LabProcess {
+    let logs = dir.parent().unwrap();
+    let name = dir.file_name().unwrap().to_string_lossy();
+    let stdout = logs.join(format!("{name}.stdout"));
+    let stderr = logs.join(format!("{name}.stderr"));
+    let process = Supervised::spawn(
+        "lbbench lab",
+        Command::new(env!("CARGO_BIN_EXE_lbbench"))
+            .arg("lab")
+            .args(args)
+            .arg("-o")
+            .arg(dir.file_name().unwrap())
+            .current_dir(logs)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&stdout).unwrap())
+            .stderr(std::fs::File::create(&stderr).unwrap()),
+    )
+    .unwrap();
+    LabProcess {
+        process,
+        stdout,
+        stderr,
+    }
+}
+
+impl LabProcess {
+    /// Waits for it (at most [`LAB_DEADLINE`]): its exit status, stdout and stderr.
+    pub fn wait(mut self) -> (std::process::ExitStatus, String, String) {
+        let status = common::wait::poll_until("the lab to finish", LAB_DEADLINE, POLL, || {
+            self.process.try_status().unwrap()
+        })
+        .unwrap_or_else(|e| {
+            panic!(
+                "{e}; stderr so far:\n{}",
+                std::fs::read_to_string(&self.stderr).unwrap_or_default()
+            )
+        });
+        (
+            status,
+            std::fs::read_to_string(&self.stdout).unwrap(),
+            std::fs::read_to_string(&self.stderr).unwrap(),
+        )
+    }
+}

@@ -50,12 +50,21 @@ pub struct PolicyArgs {
     #[arg(long, env = "WEBSCALER_MAX", value_name = "N")]
     pub max: Option<u32>,
     /// Release a server only when one fewer would keep this share of the threshold spare
-    /// [default: 0.1].
+    /// [default: 0: no band].
     #[arg(long, env = "WEBSCALER_TOLERANCE", value_parser = parse_tolerance)]
     pub tolerance: Option<Tolerance>,
     /// Scale down only after the recommendation stayed lower this long [default: 60s].
     #[arg(long, env = "WEBSCALER_SCALE_DOWN_WINDOW", value_parser = parse_duration)]
     pub scale_down_window: Option<Duration>,
+    /// The window after a regretted scale-down; each scale-down that sticks halves the excess
+    /// again. No longer than --scale-down-window: a fixed window [default: 5m, or the window
+    /// if longer].
+    #[arg(long, value_parser = parse_duration)]
+    pub scale_down_window_max: Option<Duration>,
+    /// A scale-down is regretted when more servers than it kept are asked for within this
+    /// long [default: 2m].
+    #[arg(long, value_parser = parse_duration)]
+    pub scale_down_regret: Option<Duration>,
     /// Backends removed at most per tick [default: no limit].
     #[arg(long, env = "WEBSCALER_MAX_REMOVE_PER_TICK", value_name = "N")]
     pub max_remove_per_tick: Option<u32>,
@@ -154,6 +163,8 @@ impl PolicyArgs {
             max: self.max,
             tolerance: self.tolerance,
             scale_down_window: self.scale_down_window,
+            scale_down_window_max: self.scale_down_window_max,
+            scale_down_regret: self.scale_down_regret,
             max_remove_per_tick: self.max_remove_per_tick,
             hold_down_while_pending: self.hold_down_while_pending,
             predictive: self.predictive,

@@ -218,8 +218,13 @@ fn describe(policy: &PolicySettings, cfg: &SimulateConfig, history: Option<&str>
     let pc = policy.config;
     let text = match policy.kind {
         PolicyKind::Default => format!(
-            "window {}, tolerance {}, predictive {}{}",
+            "window {}{}, tolerance {}, predictive {}{}",
             d(pc.scale_down_window),
+            if pc.scale_down_window_max > pc.scale_down_window {
+                format!(" (up to {})", d(pc.scale_down_window_max))
+            } else {
+                String::new()
+            },
             pc.tolerance,
             if pc.predictive.is_some() { "on" } else { "off" },
             history.map(|h| format!("; {h}")).unwrap_or_default()

@@ -30,6 +30,8 @@ impl Settings {
             format!("max = {}", opt(p.max.map(|m| m.to_string()))),
             format!("tolerance = {}", p.tolerance),
             format!("scale_down_window = {}", dur(p.scale_down_window)),
+            format!("scale_down_window_max = {}", dur(p.scale_down_window_max)),
+            format!("scale_down_regret = {}", dur(p.scale_down_regret)),
             format!(
                 "max_remove_per_tick = {}",
                 opt(p.max_remove_per_tick.map(|m| m.to_string()))

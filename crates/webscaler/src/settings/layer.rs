@@ -60,6 +60,12 @@ pub struct Layer {
     pub tolerance: Option<Tolerance>,
     #[serde(default, deserialize_with = "duration")]
     pub scale_down_window: Option<Duration>,
+    /// The longest the adaptive window grows to.
+    #[serde(default, deserialize_with = "duration")]
+    pub scale_down_window_max: Option<Duration>,
+    /// How soon a scale-down undone counts as regretted.
+    #[serde(default, deserialize_with = "duration")]
+    pub scale_down_regret: Option<Duration>,
     pub max_remove_per_tick: Option<u32>,
     /// Hold scale-down while a backend boots.
     pub hold_down_while_pending: Option<bool>,
@@ -200,7 +206,7 @@ impl Layer {
     pub fn over(mut self, lower: Layer) -> Layer {
         let l = lower;
         fill!(self, l: interval, policy, threshold, min, max, tolerance, scale_down_window,
-            max_remove_per_tick, hold_down_while_pending, predictive, predictive_history,
+            scale_down_window_max, scale_down_regret, max_remove_per_tick, hold_down_while_pending, predictive, predictive_history,
             predictive_lead, history, history_lead, warm_pool, metric, drain_timeout,
             check_timeout, quota_retry, output, metrics, utc, state_dir);
         self.haproxy = self.haproxy.over(l.haproxy);

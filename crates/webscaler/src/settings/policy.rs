@@ -136,6 +136,16 @@ impl PolicySettings {
             scale_down_window: layer
                 .scale_down_window
                 .unwrap_or(defaults.scale_down_window),
+            scale_down_window_max: layer.scale_down_window_max.unwrap_or(
+                defaults.scale_down_window_max.max(
+                    layer
+                        .scale_down_window
+                        .unwrap_or(defaults.scale_down_window),
+                ),
+            ),
+            scale_down_regret: layer
+                .scale_down_regret
+                .unwrap_or(defaults.scale_down_regret),
             max_remove_per_tick: layer.max_remove_per_tick,
             hold_down_while_pending: layer
                 .hold_down_while_pending

@@ -8,8 +8,10 @@ use std::time::Duration;
 use common::TimeFormat;
 
 use super::LabRunError;
-use crate::httperf::{Httperf, HttperfArgs, Tls};
+use crate::httperf::{Httperf, HttperfArgs, Tls, fmt_rate, num_conns_for};
 use crate::lab::Balancer;
+use crate::lab::hosts::HostsFile;
+use crate::lab::hosts::check::CheckSettings;
 use crate::lab::info::LabSettings;
 use crate::sweep::{ProgressMode, SweepConfig, default_output, rates};
 
@@ -83,6 +85,9 @@ pub struct LabConfig {
     /// Raise the limits that bound the lab before it starts (`--tune`, see
     /// [`crate::lab::limits::Tuning`]); without it nothing system-wide changes.
     pub tune: bool,
+    /// The hosts of a lab across hosts (`--hosts FILE`); `None` runs everything on this
+    /// machine, on 127.0.0.1.
+    pub hosts: Option<HostsFile>,
 }
 
 impl LabConfig {
@@ -113,6 +118,7 @@ impl LabConfig {
             time_format: TimeFormat::Local,
             cpu_interval: Duration::from_secs(2),
             tune: false,
+            hosts: None,
         }
     }
 
@@ -141,7 +147,40 @@ impl LabConfig {
             httperf_extra: vec![CONNECTION_CLOSE.to_owned()],
             tls: self.tls.iter().map(|t| t.cell().to_owned()).collect(),
             sizes: self.sizes.clone(),
+            hosts: self
+                .hosts
+                .iter()
+                .flat_map(|f| &f.hosts)
+                .map(|h| format!("{} {} {}", h.role, h.name, h.address))
+                .collect(),
         }
+    }
+
+    /// What the hosts of a lab across hosts must have (see [`CheckSettings`]): httperf on
+    /// the clients, each balancer on its host, and client ports for the longest run (what
+    /// one client makes within a minute, the time TIME_WAIT lasts).
+    pub fn host_check(&self) -> CheckSettings {
+        let clients = self
+            .hosts
+            .as_ref()
+            .map_or(1, |h| h.clients().count())
+            .max(1) as f64;
+        let top = self.rates.iter().copied().fold(0.0, f64::max);
+        CheckSettings {
+            balancers: self.balancers.clone(),
+            programs: self.programs.clone(),
+            httperf: self.httperf.program().to_owned(),
+            port: None,
+            connections_per_client: (top * self.duration_s.min(60.0) / clients).ceil() as u64,
+        }
+    }
+
+    /// Where httperf reaches the balancers: 127.0.0.1, or the balancer host's address.
+    pub fn server(&self) -> String {
+        self.hosts.as_ref().map_or_else(
+            || "127.0.0.1".to_owned(),
+            |h| h.balancer().address.to_string(),
+        )
     }
 
     /// Every sweep of the lab, in order: each balancer, plain then TLS.
@@ -156,7 +195,7 @@ impl LabConfig {
     /// file, told apart by their `tls` and `reply_size` columns.
     pub fn sweep_for(&self, leg: Leg, port: u16) -> SweepConfig {
         let b = leg.balancer;
-        let mut base = HttperfArgs::new("127.0.0.1", self.rates[0], 1);
+        let mut base = HttperfArgs::new(self.server(), self.rates[0], 1);
         base.port = port;
         base.uri = self.uri.clone();
         base.hog = true;
@@ -214,6 +253,25 @@ impl LabConfig {
         }
         if !self.sizes.is_empty() && self.rates.len() != 1 {
             return bad("a size lab runs at one rate (--rate)".into());
+        }
+        if let Some(hosts) = &self.hosts {
+            if self.tune {
+                return bad(
+                    "--tune changes this machine's limits, and across hosts the lab runs \
+                     elsewhere: set them on each host (--check shows what is short)"
+                        .into(),
+                );
+            }
+            let clients = hosts.clients().count() as u64;
+            let least = self.rates.iter().copied().fold(f64::INFINITY, f64::min);
+            if num_conns_for(least, self.duration_s) < clients {
+                return bad(format!(
+                    "a run at {} conn/s for {} s has fewer connections than there are clients \
+                     ({clients}): raise the rate or the duration",
+                    fmt_rate(least),
+                    fmt_rate(self.duration_s)
+                ));
+            }
         }
         // The sweep checks the rest (rates, repeat, duration, httperf's arguments) before its
         // first run; check it here too, before anything starts.

@@ -49,13 +49,9 @@ pub(super) fn run_balancers(
         };
         let s = sweep_balancer(cfg, leg, lb, &mut fleet, shutdown)?;
         note(&format!("{leg} stopped"));
-        summary.written += s.written;
-        summary.skipped += s.skipped;
-        summary.flagged += s.flagged;
-        summary
-            .failed
-            .extend(s.failed.into_iter().map(|f| (leg.to_string(), f)));
-        if s.interrupted {
+        let interrupted_now = s.interrupted;
+        summary.add(leg, s);
+        if interrupted_now {
             interrupted = true;
             break;
         }
@@ -93,6 +89,7 @@ fn start_backends(
         pids: fleet.pids(),
         addrs: fleet.addrs().iter().map(ToString::to_string).collect(),
         run_dir: None,
+        host: None,
     })?;
     Ok(Some(fleet))
 }
@@ -139,6 +136,7 @@ fn start_balancer(
         pids: pids.clone(),
         addrs: vec![lb.addr().to_string()],
         run_dir: lb.run_dir().map(Path::to_owned),
+        host: None,
     })?;
     let (program, version) = (lb.program().to_owned(), lb.version().to_owned());
     journal.info.record_balancer(BalancerInfo {

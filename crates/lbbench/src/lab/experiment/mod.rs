@@ -22,6 +22,7 @@
 //! `<balancer>/` (its config and log), `backends/` (their logs), `lab.json` and
 //! `report.html`.
 
+mod across;
 mod config;
 mod journal;
 mod measure;
@@ -34,7 +35,8 @@ use common::Shutdown;
 pub use config::{CONNECTION_CLOSE, LabConfig, Leg};
 use journal::{Journal, now_rfc3339, tool};
 
-use super::info::{BalancerInfo, InfoError, LabInfo, MachineInfo, ProgramInfo, Session};
+use super::hosts::HostError;
+use super::info::{BalancerInfo, HostInfo, InfoError, LabInfo, MachineInfo, ProgramInfo, Session};
 use super::{Balancer, LabError};
 use crate::cpu::CpuError;
 use crate::httperf::{HttperfError, fmt_rate};
@@ -109,6 +111,19 @@ pub enum LabRunError {
     /// The lock file could not be made.
     #[error(transparent)]
     Lock(common::lock::LockError),
+    /// A host of a lab across hosts cannot be used (unreachable, or missing what the lab
+    /// needs), each named.
+    #[error("{0}")]
+    Hosts(String),
+    /// A host of a lab across hosts failed a request.
+    #[error(transparent)]
+    Host(HostError),
+    /// The connection to a host was lost while the lab ran.
+    #[error(
+        "{0}; the lab's processes on the hosts still reachable were stopped; run the same \
+         command again to continue once the host is back (the runs done are kept)"
+    )]
+    HostLost(String),
     /// Ctrl-C (or SIGTERM).
     #[error(
         "interrupted: {done} of {planned} runs are in {}; run the same command again to continue",
@@ -176,16 +191,32 @@ pub fn run_lab(
         t
     });
     super::limits::raise_fd_limit();
-    for line in super::limits::LabLimits::read().lines(cfg.reply_estimate_s(), cfg.duration_s) {
-        note(&format!("limits: {line}"));
-    }
-    let (httperf_version, programs) = find_programs(cfg)?;
+    // On one machine, everything that can be missing is found before anything is made;
+    // across hosts, once the hosts are reached (their logs go into the output directory).
+    let local = match &cfg.hosts {
+        None => {
+            let limits = super::limits::LabLimits::read();
+            for line in limits.lines(cfg.reply_estimate_s(), cfg.duration_s) {
+                note(&format!("limits: {line}"));
+            }
+            Some(find_programs(cfg)?)
+        }
+        Some(_) => None,
+    };
     std::fs::create_dir_all(dir).map_err(|source| LabRunError::Io {
         what: format!("cannot create {}", dir.display()),
         source,
     })?;
     let _lock = lock_dir(dir)?;
     let previous = previous_lab(cfg)?;
+    let (httperf_version, programs, host_infos, hosts) = match (local, &cfg.hosts) {
+        (Some((version, programs)), _) => (version, programs, Vec::new(), None),
+        (None, Some(file)) => {
+            let c = across::connect(cfg, file, shutdown, note)?;
+            (c.httperf_version, c.programs, c.infos, Some(c.hosts))
+        }
+        (None, None) => return Err(LabRunError::Config("no hosts to run on".into())),
+    };
     note(&format!(
         "httperf {httperf_version}; {}",
         programs
@@ -194,7 +225,7 @@ pub fn run_lab(
             .collect::<Vec<_>>()
             .join("; ")
     ));
-    let mut journal = open_journal(cfg, previous, httperf_version, &programs, note)?;
+    let mut journal = open_journal(cfg, previous, httperf_version, &programs, host_infos, note)?;
     let swept = if cfg.sizes.is_empty() {
         format!("{} rates", cfg.rates.len())
     } else {
@@ -241,8 +272,32 @@ pub fn run_lab(
         markdown: String::new(),
     };
     let pending = pending_legs(cfg, note, &mut summary)?;
-    let interrupted = !pending.is_empty()
-        && measure::run_balancers(cfg, &pending, shutdown, note, &mut journal, &mut summary)?;
+    let interrupted = match hosts {
+        Some(hosts) if !pending.is_empty() => across::run_on_hosts(
+            cfg,
+            hosts,
+            &pending,
+            shutdown,
+            note,
+            &mut journal,
+            &mut summary,
+        )?,
+        Some(hosts) => {
+            hosts.close();
+            false
+        }
+        None => {
+            !pending.is_empty()
+                && measure::run_balancers(
+                    cfg,
+                    &pending,
+                    shutdown,
+                    note,
+                    &mut journal,
+                    &mut summary,
+                )?
+        }
+    };
     if interrupted {
         journal.end("interrupted")?;
         return Err(LabRunError::Interrupted {
@@ -305,6 +360,7 @@ fn open_journal(
     previous: Option<LabInfo>,
     httperf_version: String,
     programs: &[Program],
+    hosts: Vec<HostInfo>,
     note: &mut dyn FnMut(&str),
 ) -> Result<Journal, LabRunError> {
     let session = Session {
@@ -324,6 +380,7 @@ fn open_journal(
             p.tool = tool();
             p.httperf = httperf;
             p.sessions.push(session);
+            p.hosts = hosts;
             p
         }
         None => LabInfo {
@@ -333,6 +390,7 @@ fn open_journal(
             httperf,
             balancers: Vec::new(),
             sessions: vec![session],
+            hosts,
         },
     };
     for (b, program, version) in programs {
