@@ -21,7 +21,7 @@ Examples:
   diskstats -l 1 -d vda -o /var/log/          sample vda every second into /var/log/mon_vda.csv
   diskstats -d vda -o /var/log/diskstats/     one sample and exit (for cron)
   diskstats -l 0.5 -n 120 -d vda vdb          120 samples into ./mon_diskstats_vda_vdb.csv
-  diskstats -l 15 -o /var/log/ --prometheus /var/lib/node_exporter/textfile/diskstats.prom
+  diskstats -l 15 -o /var/log/ --prometheus /var/lib/prometheus/node-exporter/diskstats.prom
                                               the CSV, and node_exporter's textfile too
   diskstats report /var/log/mon_vda.csv       iostat -x numbers for every interval
   diskstats plot /var/log/mon_vda.csv -o vda.svg";
@@ -207,8 +207,11 @@ fn sample(args: &SampleArgs) -> anyhow::Result<()> {
     };
 
     let Some(interval) = args.interval else {
-        rec.once(&mut on_event)
-            .with_context(|| format!("cannot record a sample in {}", path.display()))?;
+        rec.once(&mut on_event).map_err(|e| match e {
+            e @ SampleError::Textfile { .. } => anyhow::Error::new(e),
+            e => anyhow::Error::new(e)
+                .context(format!("cannot record a sample in {}", path.display())),
+        })?;
         return Ok(());
     };
 

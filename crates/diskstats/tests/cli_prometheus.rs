@@ -246,3 +246,21 @@ fn a_textfile_that_cannot_work_is_refused_before_anything_is_written() {
         .success();
     assert!(d.join("new/x.prom").exists());
 }
+
+#[test]
+fn a_first_textfile_that_cannot_be_written_exits_1_after_the_csv_row() {
+    let dev = real_device();
+    let dir = tempfile::tempdir().unwrap();
+    // /proc is a directory in which no one, root included, creates a file.
+    bin()
+        .args(["-d", &dev, "-o"])
+        .arg(dir.path())
+        .args(["--prometheus", "/proc/diskstats.prom"])
+        .assert()
+        .code(1)
+        .stderr(
+            predicate::str::starts_with("diskstats: error: cannot write /proc/diskstats.prom: ")
+                .and(predicate::str::contains("\n").count(1)),
+        );
+    assert_eq!(rows(&dir.path().join(format!("mon_{dev}.csv"))).len(), 1);
+}
