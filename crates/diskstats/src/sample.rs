@@ -32,20 +32,20 @@ pub const PROC_DISKSTATS: &str = "/proc/diskstats";
 #[derive(Debug, thiserror::Error)]
 pub enum SampleError {
     /// The statistics file could not be opened.
-    #[error("cannot open {}: {source}", path.display())]
+    #[error("cannot open {}: {error}", path.display())]
     Open {
         /// The file.
         path: PathBuf,
-        /// The OS error.
-        source: io::Error,
+        /// The OS error (in the message, not a `source`: a chain says it once).
+        error: io::Error,
     },
     /// The statistics file could not be read.
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}: {error}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
-        /// The OS error.
-        source: io::Error,
+        /// The OS error (in the message, not a `source`).
+        error: io::Error,
     },
     /// The statistics file is not text.
     #[error("{} is not text (invalid UTF-8)", path.display())]
@@ -73,12 +73,12 @@ pub enum SampleError {
     #[error(transparent)]
     Csv(#[from] CsvFileError),
     /// The Prometheus textfile (`--prometheus`) could not be replaced.
-    #[error("cannot write {}: {source}", path.display())]
+    #[error("cannot write {}: {error}", path.display())]
     Textfile {
         /// The file.
         path: PathBuf,
-        /// The OS error.
-        source: io::Error,
+        /// The OS error (in the message, not a `source`).
+        error: io::Error,
     },
 }
 
@@ -108,9 +108,9 @@ impl Source {
     /// Opens the file.
     pub fn open(path: impl AsRef<Path>) -> Result<Source, SampleError> {
         let path = path.as_ref().to_path_buf();
-        let file = File::open(&path).map_err(|source| SampleError::Open {
+        let file = File::open(&path).map_err(|error| SampleError::Open {
             path: path.clone(),
-            source,
+            error,
         })?;
         Ok(Source {
             seq_file: path.starts_with("/proc"),
@@ -157,10 +157,10 @@ impl Source {
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(source) => {
+                Err(error) => {
                     return Err(SampleError::Read {
                         path: self.path.clone(),
-                        source,
+                        error,
                     });
                 }
             }
@@ -625,10 +625,10 @@ impl Recorder {
                         on_event(&Event::TextfileBack(t.path.clone()));
                     }
                 }
-                Err(source) if first => {
+                Err(error) if first => {
                     return Err(SampleError::Textfile {
                         path: t.path.clone(),
-                        source,
+                        error,
                     });
                 }
                 Err(e) => {

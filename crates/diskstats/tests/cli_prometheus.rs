@@ -260,7 +260,8 @@ fn a_first_textfile_that_cannot_be_written_exits_1_after_the_csv_row() {
         .code(1)
         .stderr(
             predicate::str::starts_with("diskstats: error: cannot write /proc/diskstats.prom: ")
-                .and(predicate::str::contains("\n").count(1)),
+                .and(predicate::str::contains("\n").count(1))
+                .and(predicate::str::contains("os error").count(1)),
         );
     assert_eq!(rows(&dir.path().join(format!("mon_{dev}.csv"))).len(), 1);
 }
