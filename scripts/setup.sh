@@ -19,8 +19,11 @@ POUND_PREFIX=${POUND_PREFIX:-/opt/pound}
 # the packaged service under systemd.
 # openssh-client: `lbbench lab --hosts` reaches the lab's hosts with the system's ssh;
 # openssh-server is installed below, without its service (the netns lab runs its own sshd).
+# prometheus, prometheus-node-exporter: promtool checks webscaler's /metrics and diskstats'
+# textfile, and a test starts a Prometheus server (on its own port and data directory) that
+# scrapes webscaler and a node_exporter reading the textfile.
 APT_PACKAGES=(haproxy httperf socat sysstat curl procps iproute2 valgrind jq python3-openstackclient python3-openstacksdk
-  dpkg-dev lintian man-db adduser logrotate systemd-container openssh-client)
+  dpkg-dev lintian man-db adduser logrotate systemd-container openssh-client prometheus prometheus-node-exporter)
 
 say() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }

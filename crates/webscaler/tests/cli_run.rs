@@ -325,6 +325,45 @@ fn everything_is_checked_before_anything_is_done() {
         &["--reload-command", "  "],
         "--reload-command (haproxy.reload_command) is empty",
     );
+    // The metrics' address: taken.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    refused(
+        h,
+        &["--metrics", &addr],
+        &format!("--metrics {addr}: cannot listen: Address already in use"),
+    );
+}
+
+#[test]
+fn the_metrics_address_is_off_by_default_and_layered() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    assert_eq!(value(&settings(h, &[], &[]), "metrics"), "none");
+    std::fs::write(h.join("m.toml"), "metrics = \"127.0.0.1:9180\"\n").unwrap();
+    let file = ["--config", "m.toml"];
+    assert_eq!(
+        value(&settings(h, &file, &[]), "metrics"),
+        "\"127.0.0.1:9180\""
+    );
+    let env = [("WEBSCALER_METRICS", "127.0.0.1:9181")];
+    assert_eq!(
+        value(&settings(h, &file, &env), "metrics"),
+        "\"127.0.0.1:9181\""
+    );
+    let s = settings(h, &[&file[..], &["--metrics", "[::1]:9182"]].concat(), &env);
+    assert_eq!(value(&s, "metrics"), "\"[::1]:9182\"");
+    std::fs::write(h.join("bad.toml"), "metrics = \"localhost\"\n").unwrap();
+    webscaler(h)
+        .args(["run", "--check-config", "--config", "bad.toml"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("bad.toml").and(predicate::str::contains("metrics")));
+    webscaler(h)
+        .args(["run", "--check-config", "--metrics", "9180"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--metrics"));
 }
 
 #[test]

@@ -112,4 +112,11 @@ pub trait Balancer {
 
     /// One attempt at removing a server (maintenance, then delete).
     fn remove(&self, name: &ServerName) -> Result<Removal, Self::Error>;
+
+    /// The kind of `error` in one lowercase word, for the metrics (`socket`, `refused`);
+    /// `error` unless the implementation tells kinds apart.
+    fn error_kind(error: &Self::Error) -> &'static str {
+        let _ = error;
+        "error"
+    }
 }

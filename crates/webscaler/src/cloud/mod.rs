@@ -392,6 +392,21 @@ pub enum CloudError {
 }
 
 impl CloudError {
+    /// The kind of error in one lowercase word (a metrics label): `quota_exceeded`,
+    /// `transitional`, `not_found`, `transient`, `auth`, `config`, `api` or `io`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CloudError::QuotaExceeded { .. } => "quota_exceeded",
+            CloudError::Transitional { .. } => "transitional",
+            CloudError::NotFound { .. } => "not_found",
+            CloudError::Transient { .. } => "transient",
+            CloudError::Auth { .. } => "auth",
+            CloudError::Config { .. } => "config",
+            CloudError::Api { .. } => "api",
+            CloudError::Io { .. } => "io",
+        }
+    }
+
     /// Worth retrying on a later tick without changing anything (transient or transitional).
     pub fn is_retryable(&self) -> bool {
         matches!(

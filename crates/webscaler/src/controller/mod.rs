@@ -31,6 +31,7 @@
 mod act;
 pub mod plan;
 pub mod record;
+pub mod tally;
 mod tick;
 pub mod view;
 
@@ -45,6 +46,7 @@ use crate::cloud::{Naming, Quota};
 
 pub use plan::{Action, Plan, PlanInput};
 pub use record::{HEADER, Record};
+pub use tally::{Change, Failure, Side, Tally};
 pub use tick::TickReport;
 pub use view::{ClassifyConfig, CloudState, Counts, Member, Memory, Role};
 
@@ -186,6 +188,8 @@ pub struct Controller<C, B, K, P> {
     failing: Option<String>,
     /// Whether reading the quota failed last time (logged once per streak).
     quota_failing: bool,
+    /// The current tick's changes and failures.
+    tally: Tally,
 }
 
 impl<C, B, K, P> Controller<C, B, K, P> {
@@ -204,6 +208,7 @@ impl<C, B, K, P> Controller<C, B, K, P> {
             hold: None,
             failing: None,
             quota_failing: false,
+            tally: Tally::default(),
         }
     }
 

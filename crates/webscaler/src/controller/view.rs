@@ -111,6 +111,21 @@ pub enum Role {
 }
 
 impl Role {
+    /// Every [`Role::label`], in the order of the variants.
+    pub const LABELS: [&'static str; 11] = [
+        "serving",
+        "unhealthy",
+        "joining",
+        "booting",
+        "draining",
+        "stopping",
+        "deleting",
+        "stopped",
+        "failed",
+        "other",
+        "orphan",
+    ];
+
     /// A short name for tables.
     pub fn label(&self) -> &'static str {
         match self {

@@ -94,6 +94,10 @@ impl Balancer for Haproxy {
         self.changed();
         Ok(r)
     }
+
+    fn error_kind(error: &HaproxyError) -> &'static str {
+        error.kind()
+    }
 }
 
 impl Haproxy {

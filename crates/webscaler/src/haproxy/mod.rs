@@ -145,6 +145,28 @@ impl HaproxyError {
     pub fn is_invalid_input(&self) -> bool {
         matches!(self, HaproxyError::Invalid(_))
     }
+
+    /// The kind of error in one lowercase word (a metrics label): `socket` (HAProxy does not
+    /// answer), `reply` (it answered with an error), `refused` (the runtime API refused and
+    /// no reload could), and so on.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            HaproxyError::Socket(_) => "socket",
+            HaproxyError::Invalid(_) => "invalid",
+            HaproxyError::Reply { .. } => "reply",
+            HaproxyError::Parse { .. } => "parse",
+            HaproxyError::NoSuchBackend { .. } => "no_backend",
+            HaproxyError::NoSuchServer { .. } => "no_server",
+            HaproxyError::AddressMismatch { .. } => "address_mismatch",
+            HaproxyError::CheckTimeout { .. } => "check_timeout",
+            HaproxyError::RemoveTimeout { .. } => "remove_timeout",
+            HaproxyError::Refused { .. } => "refused",
+            HaproxyError::Cancelled(_) => "cancelled",
+            HaproxyError::BackendFile(_) => "backend_file",
+            HaproxyError::Reload(_) => "reload",
+            HaproxyError::StateFile { .. } => "state_file",
+        }
+    }
 }
 
 /// A server as the operator sees it: `show stat`'s state, check and session counters.

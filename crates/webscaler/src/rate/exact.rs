@@ -212,6 +212,11 @@ impl Threshold {
         })
     }
 
+    /// The nearest `f64` (for display and metrics; decisions use the exact fraction).
+    pub fn to_f64(self) -> f64 {
+        self.num as f64 / self.den as f64
+    }
+
     /// Reads a decimal threshold (`10`, `12.5`).
     pub fn parse(text: &str) -> Result<Threshold, DecimalError> {
         let (m, scale) = parse_decimal(text, MAX_SCALE)?;
