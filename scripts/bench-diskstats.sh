@@ -184,7 +184,7 @@ rows=$(($(wc -l <"$TMP/out-cron/mon_$DEV.csv") - 1))
 
 seed_loop="" seed_once=""
 if command -v python3 >/dev/null 2>&1; then
-  # The seed's tool (lab report, listing 3.7), ported to Python 3 as literally as possible:
+  # The lab report's tool (its `diskstats.py`, listing 3.7), ported to Python 3 as literally as possible:
   # print() and next() for Python 3, csv.writer instead of the listing's DictWriter (which
   # cannot write the lists it is given), the -o path it describes, and -n to stop the loop.
   cat >"$TMP/diskstats_seed.py" <<'EOF'
@@ -304,8 +304,8 @@ check "loop per sample, one device, within 1.5× the pread floor ($loop_dev)" "$
 echo "  info  diskstats' own work per sample (all devices) beyond reading and appending: $(awk -v a="$loop_all" -v b="$floor_append" 'BEGIN {printf "%.2f", a - b}') µs"
 check "one-shot run under 2 ms ($(us "$oneshot") µs)" "$oneshot" 2000 "<"
 if [ -n "$seed_loop" ]; then
-  check "loop at least 10× below the seed's ($(ratio "$seed_loop" "$loop_all")×)" "$(ratio "$seed_loop" "$loop_all")" 10 ">="
-  check "one-shot at least 10× below the seed's ($(ratio "$seed_once" "$oneshot")×)" "$(ratio "$seed_once" "$oneshot")" 10 ">="
+  check "loop at least 10× below the lab report's ($(ratio "$seed_loop" "$loop_all")×)" "$(ratio "$seed_loop" "$loop_all")" 10 ">="
+  check "one-shot at least 10× below the lab report's ($(ratio "$seed_once" "$oneshot")×)" "$(ratio "$seed_once" "$oneshot")" 10 ">="
 fi
 [ -n "$sadc_once" ] && check "one-shot below sadc's one sample ($(us "$oneshot") vs $(us "$sadc_once") µs)" "$oneshot" "$sadc_once" "<"
 exit 0

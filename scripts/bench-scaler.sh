@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The scaling policies compared offline, side by side: `webscaler simulate` (the controller of
-# `webscaler run` on a simulated cloud, balancer and clock: 80-s boots, 5-s ticks, the seed's
+# `webscaler run` on a simulated cloud, balancer and clock: 80-s boots, 5-s ticks, the lab report's
 # quota of 13, threshold 10 req/s) runs every policy on every trace of benches-data/:
 #
 #   default          webscaler's policy
@@ -15,7 +15,7 @@
 # accuracy_U and at most +5 % server-seconds, or fewer server-seconds at equal accuracy_U)
 # on all traces but one; with history, on the scored day, accuracy_U at most 30 % of the
 # default's without, at most +10 % server-seconds and within 2x the oracle's; the lab
-# report's trace target (at most half the seed policy's accuracy_U, at most +10 %
+# report's trace target (at most half the lab-report policy's accuracy_U, at most +10 %
 # server-seconds, no jitter); and a day of 5-s ticks under 0.5 s per policy.
 #
 #   scripts/bench-scaler.sh [extra simulate options for every run, e.g. --boot-delay 40s]
@@ -119,7 +119,7 @@ history=$(jq -rn --argjson d "${M[trace-days/default]}" --argjson h "${M[trace-d
 echo "$history" | sed 's/^/- /'
 
 echo
-echo "## The lab report's trace: default against the seed's policy"
+echo "## The lab report's trace: default against the lab report's policy"
 echo
 s=${M[seed-trace/seed]} d=${M[seed-trace/default]}
 seed=$(jq -rn --argjson s "$s" --argjson d "$d" '

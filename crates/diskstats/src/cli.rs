@@ -1,4 +1,4 @@
-//! Command-line interface: sampling (the seed's options), `report` and `plot`.
+//! Command-line interface: sampling (the lab report's options), `report` and `plot`.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -47,7 +47,7 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
-/// The sampling options, as the seed's users type them.
+/// The sampling options, as the lab report's users type them.
 #[derive(Debug, Args)]
 pub struct SampleArgs {
     /// Sample every SECS seconds (fractions allowed, 0 = as fast as possible) until stopped
@@ -430,7 +430,7 @@ mod tests {
         let c = Cli::try_parse_from(["diskstats", "-d", "vda", "vdb", "-o", "/x"]).unwrap();
         assert_eq!(c.sample.devices, ["vda", "vdb"]);
         assert!(c.sample.interval.is_none() && c.command.is_none());
-        // The seed's help showed --l and --d.
+        // The lab report's help showed --l and --d.
         let c = Cli::try_parse_from(["diskstats", "--l", "2", "--d", "sda"]).unwrap();
         assert_eq!(c.sample.interval, Some(Duration::from_secs(2)));
         assert!(

@@ -124,7 +124,7 @@ pub enum ReportError {
         /// The file.
         path: PathBuf,
     },
-    /// The file was written by the seed's Python tool: no uptime column.
+    /// The file was written by the lab report's Python tool: no uptime column.
     #[error(
         "{} has the original diskstats.py header, without the uptime column: intervals need a \
          monotonic clock, so it cannot be reported; sample again with this diskstats",

@@ -158,7 +158,7 @@ impl Source {
             }
         }
         self.len = len;
-        // Both clocks right after the read, as the seed took its timestamp.
+        // Both clocks right after the read, as the lab report took its timestamp.
         self.read_boottime = boottime();
         self.read_wall = Utc::now();
         Ok(())

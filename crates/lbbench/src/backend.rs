@@ -82,7 +82,7 @@ pub struct PerfParams {
     /// The `rounds` multiplier.
     pub rounds: u64,
     /// The reply's length in bytes, if asked for (`size=`); `None` is the short `Rounds`
-    /// reply of the report's page.
+    /// reply of the lab report's page.
     pub size: Option<u64>,
 }
 

@@ -338,6 +338,26 @@ fn a_relative_state_dir_is_made_absolute() {
 }
 
 #[test]
+fn the_lab_report_policy_is_named_lab_report_and_seed_is_its_alias() {
+    let home = tempfile::tempdir().unwrap();
+    let cfg = home.path().join("w.toml");
+    for name in ["lab-report", "seed"] {
+        let s = settings(home.path(), &["--policy", name], &[]);
+        assert_eq!(value(&s, "policy"), "\"lab-report\"", "--policy {name}");
+        let s = settings(home.path(), &[], &[("WEBSCALER_POLICY", name)]);
+        assert_eq!(value(&s, "policy"), "\"lab-report\"", "WEBSCALER_POLICY={name}");
+        std::fs::write(&cfg, format!("policy = \"{name}\"\n")).unwrap();
+        let s = settings(home.path(), &["--config", cfg.to_str().unwrap()], &[]);
+        assert_eq!(value(&s, "policy"), "\"lab-report\"", "policy = {name:?}");
+    }
+    webscaler(home.path())
+        .args(["run", "--check-config", "--policy", "lab"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("lab-report"));
+}
+
+#[test]
 fn the_history_and_the_reference_policies_are_checked_before_anything_starts() {
     let home = tempfile::tempdir().unwrap();
     let days = testkit::workspace_root().join("benches-data/trace-days.csv");

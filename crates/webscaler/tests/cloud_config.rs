@@ -1,5 +1,5 @@
 //! OpenStack configuration resolution: clouds.yaml and secure.yaml in the usual places, the
-//! OS_* variables, flags, and the seed's openstack.cfg. Each case runs with a temporary
+//! OS_* variables, flags, and the lab report's openstack.cfg. Each case runs with a temporary
 //! home and working directory and an explicit environment, never the real one.
 
 mod openstack;

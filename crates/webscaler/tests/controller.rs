@@ -46,7 +46,7 @@ impl Run {
         }
     }
 
-    /// The seed's settings (threshold 10, min 2), 5-s ticks, fast boots.
+    /// The lab report's settings (threshold 10, min 2), 5-s ticks, fast boots.
     fn default_with(trace: Trace, sim_cfg: SimConfig) -> Run {
         Run::new(
             sim_cfg,

@@ -16,7 +16,7 @@ use crate::lab::hosts::HostsFile;
 use crate::lab::hosts::check::{check_hosts, render};
 use crate::sweep::{ProgressMode, rates};
 
-/// Arguments of `lbbench lab`. Without `--quick`, the defaults are the report's sweep
+/// Arguments of `lbbench lab`. Without `--quick`, the defaults are the lab report's sweep
 /// (100 to 2,000 conn/s by 100, 3 runs of 60 s each); `--quick` changes the defaults to
 /// 100 to 1,000 by 300, one run of 5 s each, 2 s apart. Options given explicitly win.
 #[derive(Debug, Args)]

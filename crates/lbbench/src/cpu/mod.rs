@@ -1,6 +1,6 @@
 //! CPU use: the whole machine's (`/proc/stat`, as `sar -u`) and that of process trees
 //! (`/proc/<pid>/stat`), as a library ([`machine`], [`process`]) and as the `lbbench cpu`
-//! sampler ([`monitor`]) that replaces the report's `sar -u 2` on the balancer host.
+//! sampler ([`monitor`]) that replaces the lab report's `sar -u 2` on the balancer host.
 
 pub mod machine;
 pub mod monitor;

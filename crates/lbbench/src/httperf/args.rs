@@ -308,7 +308,7 @@ pub fn fmt_rate(rate: f64) -> String {
 }
 
 /// The number of connections for a run of `duration_s` seconds at `rate` connections/s
-/// (rounded, at least 1): the report's `num_conns = rate × length`.
+/// (rounded, at least 1): the lab report's `num_conns = rate × length`.
 pub fn num_conns_for(rate: f64, duration_s: f64) -> u64 {
     let n = (rate * duration_s).round();
     if n.is_finite() && n >= 1.0 {

@@ -1,4 +1,4 @@
-//! HAProxy in the lab: the report's listing 2.5 (round robin, `option httpchk GET /`,
+//! HAProxy in the lab: the lab report's HAProxy configuration (its listing 2.5: round robin, `option httpchk GET /`,
 //! `http-check expect string It\ works!`), run as `haproxy -W -f haproxy.cfg` in the
 //! foreground: a master (the supervised child) and one worker with a thread per CPU.
 //!

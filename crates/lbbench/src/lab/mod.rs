@@ -10,7 +10,7 @@
 //!   dir ([`Balancer::start`] → [`RunningBalancer`]), and stopped with all it left behind.
 //! - [`limits`]: open files and connections, and how children are started.
 //! - [`logs`]: reading the programs' logs and outputs for error messages.
-//! - [`Fleet`]: N `lbbench backend` processes (the report's `perf.php`).
+//! - [`Fleet`]: N `lbbench backend` processes (the lab report's `perf.php`).
 //! - [`procs`]: the process tree of a balancer, from `/proc`, for CPU sampling.
 //! - [`tls`]: the lab's certificate authority and the certificate the balancers serve when
 //!   they terminate TLS ([`LabTls`]).

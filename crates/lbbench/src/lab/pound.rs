@@ -1,4 +1,4 @@
-//! Pound 4 in the lab: the report's listing 2.6 in 4.x syntax (`Balancer iwrr` for round
+//! Pound 4 in the lab: the lab report's Pound configuration (its listing 2.6) in 4.x syntax (`Balancer iwrr` for round
 //! robin, as Pound 4's default is weighted random; `DeleteHeader` for `HeadRemove`; no
 //! `User`/`Group`), run as `pound -F -f pound.cfg -p pound.pid`: in the foreground Pound is
 //! one process (no supervisor) with a pool of worker threads.

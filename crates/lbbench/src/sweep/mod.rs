@@ -1,4 +1,4 @@
-//! The report's rate sweep (its listing 2.3), resumable: every rate from `from` to `to` by
+//! The lab report's rate sweep (its listing 2.3), resumable: every rate from `from` to `to` by
 //! `step`, each run `repeat` times for `duration` seconds with a pause between runs, one CSV
 //! row per run.
 //!
@@ -118,7 +118,7 @@ pub struct SweepConfig {
 }
 
 impl SweepConfig {
-    /// The report's sweep against `server`: 100 to 2000 req/s by 100, 3 runs of 60 s each, a
+    /// The lab report's sweep against `server`: 100 to 2000 req/s by 100, 3 runs of 60 s each, a
     /// 30 s pause, `--hog --uri /perf.php?sleep=0.2 --num-calls 1 --timeout 5` on port 80,
     /// rows to `perf_<server>_combined.csv`.
     pub fn seed(server: &str) -> Self {
@@ -167,7 +167,7 @@ impl SweepConfig {
     }
 }
 
-/// The report's output name for a server: `perf_<server>_combined.csv`.
+/// The lab report's output name for a server: `perf_<server>_combined.csv`.
 pub fn default_output(server: &str) -> String {
     format!("perf_{}_combined.csv", file_name_safe(server))
 }

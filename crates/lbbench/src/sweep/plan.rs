@@ -1,5 +1,5 @@
 //! The runs of a sweep: every rate from `from` to `to` by `step` (or every reply size at one
-//! rate), each repeated, in the report's order (all repeats of a rate, then the next rate;
+//! rate), each repeated, in the lab report's order (all repeats of a rate, then the next rate;
 //! sizes in the outer loop).
 
 use crate::httperf::{Tls, fmt_rate};

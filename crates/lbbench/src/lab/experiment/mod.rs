@@ -1,4 +1,4 @@
-//! `lbbench lab`: the whole experiment of the lab report's chapter 2 on one machine.
+//! `lbbench lab`: the whole experiment of the lab report's HAProxy-vs-Pound comparison (its chapter 2) on one machine.
 //!
 //! 1. Checks everything it can first: the settings, httperf and every balancer's program
 //!    and version (a missing one names its package before any run), and, when the output
@@ -18,7 +18,7 @@
 //!
 //! The output directory holds: `perf_<balancer>_combined.csv` (one row per run, the sweep's
 //! columns plus the CPU columns), `cpu_mon_<balancer>.csv` (the machine and the balancer
-//! every 2 s during its sweep, the report's `sar -u 2`), `raw/` (each run's httperf output),
+//! every 2 s during its sweep, the lab report's `sar -u 2`), `raw/` (each run's httperf output),
 //! `<balancer>/` (its config and log), `backends/` (their logs), `lab.json` and
 //! `report.html`.
 
