@@ -55,7 +55,7 @@ pub const MAX_REPEAT: u32 = 1000;
 /// The most runs in one sweep (rates × repeats); a plan holds one small entry per run.
 pub const MAX_RUNS: usize = 100_000;
 
-/// lbbench's own columns before the report's: `timestamp, server, tls, reply_size,
+/// lbbench's own columns before the lab report's: `timestamp, server, tls, reply_size,
 /// target_rate, run`. `tls` is `off`, `on` or `resumed` ([`Tls`]); `reply_size` is the reply
 /// size a size sweep asked for, in bytes, and empty otherwise.
 pub const KEY_COLUMNS: &[&str] = &[
