@@ -184,8 +184,8 @@ rows=$(($(wc -l <"$TMP/out-cron/mon_$DEV.csv") - 1))
 
 seed_loop="" seed_once=""
 if command -v python3 >/dev/null 2>&1; then
-  # The lab report's tool (its `diskstats.py`, listing 3.7), ported to Python 3 as literally as possible:
-  # print() and next() for Python 3, csv.writer instead of the listing's DictWriter (which
+  # The lab report's tool (its `diskstats.py`, listing 3.7), ported to Python 3 as literally as
+  # possible: print() and next() for Python 3, csv.writer instead of the listing's DictWriter (which
   # cannot write the lists it is given), the -o path it describes, and -n to stop the loop.
   cat >"$TMP/diskstats_seed.py" <<'EOF'
 from datetime import datetime

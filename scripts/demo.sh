@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The main job, end to end on 127.0.0.1: builds the tools in release mode, then
 #   1. webscaler: `webscaler run` (embedded HAProxy, local backends, 5-s ticks, a 20-s
-#      scale-down window) under the lab report's load profile (listing 1.2) played 6.67x faster by
-#      `lbbench profile` (3 minutes); its CSV, the lab report's "Scaling of servers" chart (its figure 1.4) as SVG, and a summary;
+#      scale-down window) under the lab report's load profile (its listing 1.2) played 6.67x
+#      faster by `lbbench profile` (3 minutes); its CSV, the lab report's "Scaling of servers"
+#      chart (its figure 1.4) as SVG, and a summary;
 #   2. diskstats: samples every 0.1 s during a 64 MiB write, their report and plot;
 #   3. lbbench: the HAProxy-vs-Pound(-vs-nginx) lab, reduced (`lbbench lab --quick`).
 # Needs only a fresh Debian machine with the package registries (scripts/setup.sh installs

@@ -73,7 +73,7 @@ pub struct SampleArgs {
     pub quiet: bool,
 }
 
-/// Subcommands.
+/// What to do instead of sampling: `report` or `plot` a recorded CSV, `completions`, `man`.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Show iostat -x numbers (r/s ... %util) for every interval of every device in a CSV

@@ -388,7 +388,7 @@ pub struct Row {
     pub major: u32,
     /// Minor device number.
     pub minor: u32,
-    /// Device name.
+    /// Device name as the kernel prints it (`vda`, `sda1`, `dm-0`).
     pub device: String,
     /// The 17 kernel counters.
     pub counters: Counters,

@@ -51,7 +51,7 @@ pub struct BackendConfig {
     pub port: u16,
     /// The backend's name, shown on its home page and in the `X-Backend` header.
     pub name: String,
-    /// The listen backlog.
+    /// The listen backlog (`listen(2)`); 1024 by default, so bursts of connections are kept.
     pub backlog: u32,
     /// How long in-flight requests may run after a shutdown request.
     pub grace: Duration,

@@ -21,7 +21,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// The subcommands.
+/// One subcommand per job; `agent` is what `lab --hosts` starts on each host over ssh.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run httperf once and print its parsed report (table, --json or --csv).
@@ -43,8 +43,8 @@ pub enum Command {
     /// One HTML page (and --markdown) from a lab directory or sweep CSV files: reply time,
     /// balancer CPU, achieved rate and errors against the demanded rate.
     Report(commands::report::ReportArgs),
-    /// Play a staged load profile (the lab report's load generator, its listing 1.2): httperf runs that start at
-    /// their own offsets and run at the same time; --speed compresses time.
+    /// Play a staged load profile (the lab report's load generator, its listing 1.2): httperf runs
+    /// that start at their own offsets and run at the same time; --speed compresses time.
     Profile(commands::profile::ProfileArgs),
     /// What runs on each host of `lbbench lab --hosts`, started there over ssh: requests on
     /// stdin, replies on stdout, one JSON object per line. Not for typing.

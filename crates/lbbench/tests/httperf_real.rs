@@ -71,7 +71,8 @@ fn run_prints_the_parsed_report_as_csv_json_and_a_table() {
     assert_eq!(report.total_replies, 25);
     assert_eq!(report.reply_status_2xx, 25);
     assert_eq!(report.errors_total, 0);
-    // perf.php without `rounds` answers "Rounds 0", 8 bytes, as in the lab report's sample httperf output (its listing 2.1).
+    // perf.php without `rounds` answers "Rounds 0", 8 bytes, as in the lab report's sample httperf
+    // output (its listing 2.1).
     assert_eq!(report.reply_size_content, 8.0);
     assert!(report.command.contains(&format!("--port={port}")));
     assert_eq!(report.command_option("rate"), Some("25"));

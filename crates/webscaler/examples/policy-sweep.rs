@@ -1,7 +1,7 @@
-//! Runs `webscaler simulate`'s code (the controller on the simulated world) over the lab report's trace
-//! and the synthetic traces of `benches-data/`, with the lab-report policy, the reference policies
-//! and the default policy under other settings, and prints the elasticity metrics as Markdown
-//! tables: the numbers behind the defaults in docs/webscaler-policy.md. Every run uses 5-s
+//! Runs `webscaler simulate`'s code (the controller on the simulated world) over the lab report's
+//! trace and the synthetic traces of `benches-data/`, with the lab-report policy, the reference
+//! policies and the default policy under other settings, and prints the elasticity metrics as
+//! Markdown tables: the numbers behind the defaults in docs/webscaler-policy.md. Every run uses 5-s
 //! ticks, 80-s boots and the lab report's quota of 13 (the simulated world's defaults) unless a
 //! table says otherwise; `trace-days` is scored on its last day, as `simulate --from 4d`.
 //!

@@ -345,7 +345,11 @@ fn the_lab_report_policy_is_named_lab_report_and_seed_is_its_alias() {
         let s = settings(home.path(), &["--policy", name], &[]);
         assert_eq!(value(&s, "policy"), "\"lab-report\"", "--policy {name}");
         let s = settings(home.path(), &[], &[("WEBSCALER_POLICY", name)]);
-        assert_eq!(value(&s, "policy"), "\"lab-report\"", "WEBSCALER_POLICY={name}");
+        assert_eq!(
+            value(&s, "policy"),
+            "\"lab-report\"",
+            "WEBSCALER_POLICY={name}"
+        );
         std::fs::write(&cfg, format!("policy = \"{name}\"\n")).unwrap();
         let s = settings(home.path(), &["--config", cfg.to_str().unwrap()], &[]);
         assert_eq!(value(&s, "policy"), "\"lab-report\"", "policy = {name:?}");

@@ -63,7 +63,7 @@ pub struct LabArgs {
     /// The connection rate of a size sweep [default: 20].
     #[arg(long, value_name = "R", requires = "sizes")]
     pub rate: Option<f64>,
-    /// The URI requested.
+    /// The URI every request asks for (the backends answer `/perf.php?sleep=S`).
     #[arg(long, default_value = "/perf.php?sleep=0.2")]
     pub uri: String,
     /// Seconds httperf waits for a reply.
@@ -73,7 +73,7 @@ pub struct LabArgs {
     /// [default: lab-results, or lab-quick with --quick].
     #[arg(short, long, value_name = "DIR")]
     pub output: Option<PathBuf>,
-    /// The httperf program.
+    /// The httperf program to run: a name looked up on PATH, or a path.
     #[arg(long, value_name = "PATH", default_value = "httperf")]
     pub httperf: PathBuf,
     /// The HAProxy program [default: found in PATH and the sbin directories].

@@ -19,16 +19,10 @@ pub use process::{
 pub enum CpuError {
     /// A file of `/proc` could not be read.
     #[error("cannot read {file}: {error}")]
-    Io {
-        /// The file.
-        file: String,
-        /// The OS error.
-        error: io::Error,
-    },
+    Io { file: String, error: io::Error },
     /// A file of `/proc` has unexpected content.
     #[error("{file}: {reason}")]
     Format {
-        /// The file.
         file: String,
         /// What is wrong.
         reason: String,

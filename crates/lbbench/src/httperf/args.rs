@@ -136,7 +136,6 @@ pub enum ArgsError {
     /// An extra argument sets an option lbbench already sets.
     #[error("`{arg}` sets an option lbbench already sets; use lbbench's --{option} instead")]
     Managed {
-        /// The extra argument.
         arg: String,
         /// The option it sets.
         option: &'static str,

@@ -68,7 +68,6 @@ pub enum LabError {
     /// The program ran but its version could not be read.
     #[error("cannot read the version of {program}: {detail}")]
     Version {
-        /// The program.
         program: PathBuf,
         /// What went wrong.
         detail: String,
@@ -76,9 +75,7 @@ pub enum LabError {
     /// The generated config was rejected by the program's own check.
     #[error("{program} rejected the generated config {config}: {detail}")]
     InvalidConfig {
-        /// The program.
         program: String,
-        /// The config file.
         config: PathBuf,
         /// The program's own message.
         detail: String,
@@ -95,7 +92,6 @@ pub enum LabError {
     /// A config template failed to render.
     #[error("cannot render the {program} config: {source}")]
     Template {
-        /// The program.
         program: &'static str,
         /// The template error.
         source: askama::Error,

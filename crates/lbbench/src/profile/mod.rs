@@ -1,6 +1,6 @@
-//! `lbbench profile`: plays a staged load profile ([`common::profile::Profile`], the lab
-//! report's load generator, its listing 1.2): several httperf runs, each starting at its own offset, running at
-//! the same time, so that their rates add up to a load that rises and falls.
+//! `lbbench profile`: plays a staged load profile ([`common::profile::Profile`], the lab report's
+//! load generator, its listing 1.2): several httperf runs, each starting at its own offset, running
+//! at the same time, so that their rates add up to a load that rises and falls.
 //!
 //! - [`plan()`]: the profile → one httperf run per stage, with time compressed by `--speed`
 //!   (pure).

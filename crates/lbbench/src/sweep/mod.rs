@@ -302,7 +302,6 @@ pub enum SweepError {
     Httperf {
         /// Which run, if any.
         context: String,
-        /// The error.
         error: HttperfError,
     },
     /// The output file is not usable. (Its message already has the OS error, so it is not
@@ -331,7 +330,6 @@ pub enum SweepError {
     SaveRaw {
         /// The file.
         path: PathBuf,
-        /// The OS error.
         error: std::io::Error,
     },
     /// The observer failed.
@@ -341,7 +339,6 @@ pub enum SweepError {
         rate: String,
         /// The run's index.
         run: u32,
-        /// The observer's error.
         error: ObserverError,
     },
 }

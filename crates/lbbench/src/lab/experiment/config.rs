@@ -63,13 +63,13 @@ pub struct LabConfig {
     pub duration_s: f64,
     /// Pause between runs.
     pub pause: Duration,
-    /// The URI requested.
+    /// The URI every request asks for (`/perf.php?sleep=0.2` by default).
     pub uri: String,
     /// httperf's reply timeout, in s.
     pub timeout_s: f64,
-    /// The output directory.
+    /// The lab's directory: CSV files, raw outputs, logs, `lab.json`, `report.html`.
     pub output: PathBuf,
-    /// httperf.
+    /// The httperf program and its settings for every run.
     pub httperf: Httperf,
     /// The `lbbench` binary the backends run from.
     pub lbbench: PathBuf,
