@@ -177,7 +177,7 @@ mod tests {
     }
 
     #[test]
-    fn local_format_matches_the_seed() {
+    fn local_format_matches_the_lab_report() {
         let t = Utc::now();
         let s = TimeFormat::Local.format(t);
         let re = regex_lite(&s);
@@ -209,7 +209,7 @@ mod tests {
     }
 
     #[test]
-    fn parses_the_seed_webscaler_format() {
+    fn parses_the_lab_report_webscaler_format() {
         let t = parse_timestamp("2014-09-28 15:49:58.808737").unwrap();
         let local = t.with_timezone(&Local);
         assert_eq!(

@@ -421,7 +421,7 @@ mod tests {
     }
 
     #[test]
-    fn the_seed_command_lines_parse() {
+    fn the_lab_report_command_lines_parse() {
         let c =
             Cli::try_parse_from(["diskstats", "-l", "1", "-d", "vda", "-o", "/var/log/"]).unwrap();
         assert_eq!(c.sample.interval, Some(Duration::from_secs(1)));

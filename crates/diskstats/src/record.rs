@@ -591,7 +591,7 @@ mod tests {
     }
 
     #[test]
-    fn file_names_follow_the_seed() {
+    fn file_names_follow_the_lab_report() {
         let d = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert_eq!(file_name(&d(&[])), "mon_diskstats.csv");
         assert_eq!(file_name(&d(&["vda"])), "mon_vda.csv");
@@ -603,7 +603,7 @@ mod tests {
     }
 
     #[test]
-    fn the_header_starts_with_the_seed_header() {
+    fn the_header_starts_with_the_lab_report_header() {
         assert_eq!(HEADER[..15], SEED_HEADER);
         assert_eq!(HEADER[UPTIME_COL], "uptime");
         assert_eq!(

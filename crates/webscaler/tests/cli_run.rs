@@ -40,7 +40,7 @@ fn value<'a>(settings: &'a str, key: &str) -> &'a str {
 }
 
 #[test]
-fn defaults_are_the_seeds_and_the_policys() {
+fn defaults_are_the_lab_reports_and_the_policys() {
     let home = tempfile::tempdir().unwrap();
     let s = settings(home.path(), &[], &[]);
     assert_eq!(value(&s, "interval"), "\"5s\"");

@@ -162,7 +162,7 @@ fn a_constant_k_times_the_threshold_gives_exactly_k_backends_and_no_jitter() {
 }
 
 #[test]
-fn the_seed_policy_gives_listing_1_7s_needed_column_end_to_end() {
+fn the_lab_report_policy_gives_listing_1_7s_needed_column_end_to_end() {
     // The lab report's logged run (its listing 1.7), lines 2 to 26: the `needed` column.
     let listing: [Option<u32>; 25] = [
         None,

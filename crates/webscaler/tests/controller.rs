@@ -511,7 +511,7 @@ fn a_balancer_reload_does_not_disturb_the_rate() {
 }
 
 #[test]
-fn the_csv_columns_are_the_seeds_then_ours() {
+fn the_csv_columns_are_the_lab_reports_then_ours() {
     let mut run = Run::default_with(synthetic::constant(45.0, 2000), fast());
     run.until(60);
     let first = &run.reports[0].record;

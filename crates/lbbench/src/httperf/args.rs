@@ -322,7 +322,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn builds_the_seed_command_line() {
+    fn builds_the_lab_report_command_line() {
         let mut a = HttperfArgs::new("balance1", 100.0, num_conns_for(100.0, 60.0));
         a.uri = "/perf.php?sleep=0.2".into();
         a.hog = true;

@@ -171,7 +171,7 @@ mod tests {
     }
 
     #[test]
-    fn the_seed_profile_plays_in_3_minutes_at_the_same_rates() {
+    fn the_lab_report_profile_plays_in_3_minutes_at_the_same_rates() {
         let p = seed();
         assert_eq!(p.duration_secs(), 1200.0);
         let cfg = PlayConfig {

@@ -840,7 +840,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_seed_defaults() {
+    fn the_lab_report_defaults() {
         let cfg = SweepConfig::seed("balance1");
         assert_eq!(cfg.output, PathBuf::from("perf_balance1_combined.csv"));
         assert_eq!(cfg.plan().len(), 60);

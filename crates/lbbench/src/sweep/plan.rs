@@ -186,7 +186,7 @@ mod tests {
     use proptest::prelude::*;
 
     #[test]
-    fn the_seed_sweep() {
+    fn the_lab_report_sweep() {
         let r = rates(100.0, 2000.0, 100.0).unwrap();
         assert_eq!(r.len(), 20);
         assert_eq!(r[0], 100.0);
