@@ -5,7 +5,7 @@
 #              (both ways: pread on a kept descriptor, as diskstats does, and open/read/close);
 #   loop       diskstats -l 0 -n N (all devices, and one device): CPU time per sample;
 #   one-shot   diskstats -d DEV (the cron mode): CPU time of a whole run, process start included;
-#   seed       the lab report's Python tool (listing 3.7, ported to Python 3; only written into
+#   seed       the lab report's Python tool (its diskstats.py, listing 3.7, ported to Python 3; only written into
 #              the temporary directory, never part of the project), if python3 exists;
 #   sadc       sysstat's collector for one sample, if installed;
 #   static     with STATIC=1, the one-shot run of a statically linked build.
