@@ -5,7 +5,7 @@
 #              (both ways: pread on a kept descriptor, as diskstats does, and open/read/close);
 #   loop       diskstats -l 0 -n N (all devices, and one device): CPU time per sample;
 #   one-shot   diskstats -d DEV (the cron mode): CPU time of a whole run, process start included;
-#   seed       the lab report's Python tool (listing 3.7, ported to Python 3; only written into
+#   seed       the lab report's Python tool (its diskstats.py, listing 3.7, ported to Python 3; only written into
 #              the temporary directory, never part of the project), if python3 exists;
 #   sadc       sysstat's collector for one sample, if installed;
 #   static     with STATIC=1, the one-shot run of a statically linked build;
@@ -190,8 +190,8 @@ rows=$(($(wc -l <"$TMP/out-cron/mon_$DEV.csv") - 1))
 
 seed_loop="" seed_once=""
 if command -v python3 >/dev/null 2>&1; then
-  # The seed's tool (lab report, listing 3.7), ported to Python 3 as literally as possible:
-  # print() and next() for Python 3, csv.writer instead of the listing's DictWriter (which
+  # The lab report's tool (its `diskstats.py`, listing 3.7), ported to Python 3 as literally as
+  # possible: print() and next() for Python 3, csv.writer instead of the listing's DictWriter (which
   # cannot write the lists it is given), the -o path it describes, and -n to stop the loop.
   cat >"$TMP/diskstats_seed.py" <<'EOF'
 from datetime import datetime
@@ -313,8 +313,8 @@ echo "  info  diskstats' own work per sample (all devices) beyond reading and ap
 echo "  info  the textfile per sample (all devices): $(awk -v a="$prom_all" -v b="$loop_all" 'BEGIN {printf "%.2f", a - b}') µs, $(awk -v a="$prom_all" 'BEGIN {printf "%.3f", a / 1e4}') % of a CPU at -l 1"
 check "one-shot run under 2 ms ($(us "$oneshot") µs)" "$oneshot" 2000 "<"
 if [ -n "$seed_loop" ]; then
-  check "loop at least 10× below the seed's ($(ratio "$seed_loop" "$loop_all")×)" "$(ratio "$seed_loop" "$loop_all")" 10 ">="
-  check "one-shot at least 10× below the seed's ($(ratio "$seed_once" "$oneshot")×)" "$(ratio "$seed_once" "$oneshot")" 10 ">="
+  check "loop at least 10× below the lab report's ($(ratio "$seed_loop" "$loop_all")×)" "$(ratio "$seed_loop" "$loop_all")" 10 ">="
+  check "one-shot at least 10× below the lab report's ($(ratio "$seed_once" "$oneshot")×)" "$(ratio "$seed_once" "$oneshot")" 10 ">="
 fi
 [ -n "$sadc_once" ] && check "one-shot below sadc's one sample ($(us "$oneshot") vs $(us "$sadc_once") µs)" "$oneshot" "$sadc_once" "<"
 exit 0

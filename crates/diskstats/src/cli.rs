@@ -1,4 +1,4 @@
-//! Command-line interface: sampling (the seed's options), `report` and `plot`.
+//! Command-line interface: sampling (the lab report's options), `report` and `plot`.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -49,7 +49,7 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
-/// The sampling options, as the seed's users type them.
+/// The sampling options, as the lab report's users type them.
 #[derive(Debug, Args)]
 pub struct SampleArgs {
     /// Sample every SECS seconds (fractions allowed, 0 = as fast as possible) until stopped
@@ -80,7 +80,7 @@ pub struct SampleArgs {
     pub prometheus: Option<PathBuf>,
 }
 
-/// Subcommands.
+/// What to do instead of sampling: `report` or `plot` a recorded CSV, `completions`, `man`.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Show iostat -x numbers (r/s ... %util) for every interval of every device in a CSV
@@ -477,7 +477,7 @@ mod tests {
     }
 
     #[test]
-    fn the_seed_command_lines_parse() {
+    fn the_lab_report_command_lines_parse() {
         let c =
             Cli::try_parse_from(["diskstats", "-l", "1", "-d", "vda", "-o", "/var/log/"]).unwrap();
         assert_eq!(c.sample.interval, Some(Duration::from_secs(1)));
@@ -486,7 +486,7 @@ mod tests {
         let c = Cli::try_parse_from(["diskstats", "-d", "vda", "vdb", "-o", "/x"]).unwrap();
         assert_eq!(c.sample.devices, ["vda", "vdb"]);
         assert!(c.sample.interval.is_none() && c.command.is_none());
-        // The seed's help showed --l and --d.
+        // The lab report's help showed --l and --d.
         let c = Cli::try_parse_from(["diskstats", "--l", "2", "--d", "sda"]).unwrap();
         assert_eq!(c.sample.interval, Some(Duration::from_secs(2)));
         assert!(

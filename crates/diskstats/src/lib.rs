@@ -1,5 +1,5 @@
-//! `diskstats`: samples `/proc/diskstats` to CSV (chapter 3 of the lab report), and reports
-//! the samples the way `iostat -x` does.
+//! `diskstats`: samples `/proc/diskstats` to CSV (the lab report's disk monitor, its
+//! chapter 3), and reports the samples the way `iostat -x` does.
 //!
 //! - [`parse`]: one line of `/proc/diskstats` (7, 14, 18 or 20 tokens) to counters;
 //! - [`record`]: the CSV columns, file names, and row encoding and decoding;

@@ -166,7 +166,7 @@ impl Source {
             }
         }
         self.len = len;
-        // Both clocks right after the read, as the seed took its timestamp.
+        // Both clocks right after the read, as the lab report took its timestamp.
         self.read_boottime = boottime();
         self.read_wall = Utc::now();
         Ok(())
@@ -191,7 +191,6 @@ pub enum Event {
     New(String),
     /// A line could not be parsed and is skipped (reported once per run).
     BadLine {
-        /// The line.
         line: String,
         /// Why.
         error: ParseError,
@@ -245,7 +244,7 @@ pub struct Found {
     pub major: u32,
     /// Minor device number.
     pub minor: u32,
-    /// The counters.
+    /// The I/O counters of the line (fields a kernel lacks are 0).
     pub counters: Counters,
     /// The line's format.
     pub layout: Layout,
@@ -537,7 +536,7 @@ pub struct RunSummary {
     pub samples: u64,
     /// Samples that wrote at least one row.
     pub samples_written: u64,
-    /// Rows written.
+    /// Rows written: one per device per sample.
     pub rows: u64,
     /// Ticks skipped because a sample took longer than the interval.
     pub skipped_ticks: u64,

@@ -40,7 +40,7 @@ fn value<'a>(settings: &'a str, key: &str) -> &'a str {
 }
 
 #[test]
-fn defaults_are_the_seeds_and_the_policys() {
+fn defaults_are_the_lab_reports_and_the_policys() {
     let home = tempfile::tempdir().unwrap();
     let s = settings(home.path(), &[], &[]);
     assert_eq!(value(&s, "interval"), "\"5s\"");
@@ -374,6 +374,30 @@ fn a_relative_state_dir_is_made_absolute() {
         value(&s, "state_dir"),
         format!("{:?}", home.path().join("rel/state").display().to_string())
     );
+}
+
+#[test]
+fn the_lab_report_policy_is_named_lab_report_and_seed_is_its_alias() {
+    let home = tempfile::tempdir().unwrap();
+    let cfg = home.path().join("w.toml");
+    for name in ["lab-report", "seed"] {
+        let s = settings(home.path(), &["--policy", name], &[]);
+        assert_eq!(value(&s, "policy"), "\"lab-report\"", "--policy {name}");
+        let s = settings(home.path(), &[], &[("WEBSCALER_POLICY", name)]);
+        assert_eq!(
+            value(&s, "policy"),
+            "\"lab-report\"",
+            "WEBSCALER_POLICY={name}"
+        );
+        std::fs::write(&cfg, format!("policy = \"{name}\"\n")).unwrap();
+        let s = settings(home.path(), &["--config", cfg.to_str().unwrap()], &[]);
+        assert_eq!(value(&s, "policy"), "\"lab-report\"", "policy = {name:?}");
+    }
+    webscaler(home.path())
+        .args(["run", "--check-config", "--policy", "lab"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("lab-report"));
 }
 
 #[test]

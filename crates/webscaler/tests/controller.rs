@@ -46,7 +46,7 @@ impl Run {
         }
     }
 
-    /// The seed's settings (threshold 10, min 2), 5-s ticks, fast boots.
+    /// The lab report's settings (threshold 10, min 2), 5-s ticks, fast boots.
     fn default_with(trace: Trace, sim_cfg: SimConfig) -> Run {
         Run::new(
             sim_cfg,
@@ -550,7 +550,7 @@ fn a_balancer_reload_does_not_disturb_the_rate() {
 }
 
 #[test]
-fn the_csv_columns_are_the_seeds_then_ours() {
+fn the_csv_columns_are_the_lab_reports_then_ours() {
     let mut run = Run::default_with(synthetic::constant(45.0, 2000), fast());
     run.until(60);
     let first = &run.reports[0].record;

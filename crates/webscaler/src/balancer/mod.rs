@@ -59,7 +59,7 @@ pub struct ServerView {
     /// (HAProxy: the last check passed and the health counter reached `rise`).
     pub healthy: bool,
     /// Whether it takes new load-balanced traffic now (HAProxy: `UP` or `no check`): the
-    /// seed's "active servers in HAProxy".
+    /// lab report's "active servers in HAProxy".
     pub takes_traffic: bool,
     /// Current sessions.
     pub sessions: u64,

@@ -21,7 +21,7 @@ pub struct RunArgs {
     /// Settings shared with `status`.
     #[command(flatten)]
     pub settings: SettingsArgs,
-    /// The CSV file, one row per tick (default: named after the start time as the seed's,
+    /// The CSV file, one row per tick (default: named after the start time as the lab report's,
     /// e.g. 2014-09-28T1549--webscaler.csv, in the current directory).
     #[arg(short = 'o', long, env = "WEBSCALER_OUTPUT", value_name = "FILE")]
     pub output: Option<PathBuf>,

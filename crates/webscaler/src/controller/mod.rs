@@ -59,7 +59,7 @@ pub struct Config {
     pub naming: Naming,
     /// The port of backends whose cloud address has none (OpenStack: the web server's, 80).
     pub backend_port: u16,
-    /// Stopped backends kept for a fast start (the seed kept 1); more are deleted.
+    /// Stopped backends kept for a fast start (the lab report kept 1); more are deleted.
     pub warm_pool: u32,
     /// How long a drain may take before the backend is stopped anyway.
     pub drain_timeout: Duration,
@@ -73,9 +73,9 @@ pub struct Config {
 }
 
 impl Default for Config {
-    /// Sessions (`stot`, the seed's counter), prefix `node-`, port 80, a warm pool of 1,
+    /// Sessions (`stot`, the lab report's counter), prefix `node-`, port 80, a warm pool of 1,
     /// drains of at most 60 s, 10 minutes to pass the first check (cloud-init installs the
-    /// web server after the instance is ACTIVE), quota retried after 5 minutes, the seed's
+    /// web server after the instance is ACTIVE), quota retried after 5 minutes, the lab report's
     /// date format.
     fn default() -> Config {
         Config {

@@ -335,7 +335,7 @@ pub struct Counts {
     pub failed: u32,
     /// Every backend the cloud lists (all states: they all count against the quota).
     pub instances: u32,
-    /// Running in the cloud: the seed's `active` ("active servers in OpenStack").
+    /// Running in the cloud: the lab report's `active` ("active servers in OpenStack").
     pub active: u32,
 }
 

@@ -222,7 +222,7 @@ impl BackendStats {
     }
 
     /// The servers that take load-balanced traffic now (`UP`, including `UP 1/3`, or
-    /// `no check`): the seed's "active servers in HAProxy" (`haactive`).
+    /// `no check`): the lab report's "active servers in HAProxy" (`haactive`).
     pub fn active(&self) -> impl Iterator<Item = &StatRow> {
         self.servers.iter().filter(|s| s.status.takes_traffic())
     }

@@ -132,7 +132,7 @@ impl Rate {
         self.den
     }
 
-    /// `ceil(self)`: whole requests per second, rounded up (the seed's `diff`).
+    /// `ceil(self)`: whole requests per second, rounded up (the lab report's `diff`).
     pub fn ceil(self) -> u128 {
         self.num / self.den + u128::from(!self.num.is_multiple_of(self.den))
     }
@@ -201,7 +201,7 @@ pub struct Threshold {
 }
 
 impl Threshold {
-    /// The seed's threshold: 10 requests per second per server.
+    /// The lab report's threshold: 10 requests per second per server.
     pub const SEED: Threshold = Threshold { num: 10, den: 1 };
 
     /// A whole number of requests per second per server; `None` for zero.
