@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmark: the CPU cost of `lbbench backend` (the report's perf.php) under httperf.
+# Benchmark: the CPU cost of `lbbench backend` (the lab report's perf.php) under httperf.
 #
 # Runs the release build of the backend on a free port on 127.0.0.1, drives it with httperf
 # at RATE req/s of `/perf.php?sleep=SLEEP` for DURATION seconds (one request per connection,

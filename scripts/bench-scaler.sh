@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The scaling policies compared offline, side by side: `webscaler simulate` (the controller of
-# `webscaler run` on a simulated cloud, balancer and clock: 80-s boots, 5-s ticks, the seed's
+# `webscaler run` on a simulated cloud, balancer and clock: 80-s boots, 5-s ticks, the lab report's
 # quota of 13, threshold 10 req/s) runs every policy on every trace of benches-data/:
 #
 #   default          webscaler's policy
-#   seed             the lab report's own algorithm (listing 1.10)
+#   lab-report       the lab report's own algorithm (its main program, listing 1.10)
 #   hpa              Kubernetes' Horizontal Pod Autoscaler v2, its defaults
 #   target-tracking  AWS target tracking, its defaults
 #   oracle           clairvoyant: asks for each server one lead before it is needed
@@ -15,7 +15,7 @@
 # accuracy_U and at most +5 % server-seconds, or fewer server-seconds at equal accuracy_U)
 # on all traces but one; with history, on the scored day, accuracy_U at most 30 % of the
 # default's without, at most +10 % server-seconds and within 2x the oracle's; the lab
-# report's trace target (at most half the seed policy's accuracy_U, at most +10 %
+# report's trace target (at most half the lab-report policy's accuracy_U, at most +10 %
 # server-seconds, no jitter); and a day of 5-s ticks under 0.5 s per policy.
 #
 #   scripts/bench-scaler.sh [extra simulate options for every run, e.g. --boot-delay 40s]
@@ -28,7 +28,7 @@ cargo build --release -q -p webscaler
 WS=$PWD/target/release/webscaler
 DATA=benches-data
 TRACES=(seed-trace trace-step trace-spike trace-noisy trace-ramp trace-dips trace-day trace-days)
-POLICIES=(default seed hpa target-tracking oracle)
+POLICIES=(default lab-report hpa target-tracking oracle)
 SCORED_DAY=(--from 4d) # trace-days: learn on days 0-3, score day 4
 
 sim() { # TRACE POLICY [options]: the metrics as JSON
@@ -58,7 +58,7 @@ echo "| trace | policy | accuracy_U | accuracy_O | server-s | actions | jitter/m
 echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
 for t in "${TRACES[@]}"; do
   rows=("${POLICIES[@]}")
-  [ "$t" = trace-days ] && rows=(default default+history seed hpa target-tracking oracle)
+  [ "$t" = trace-days ] && rows=(default default+history lab-report hpa target-tracking oracle)
   for p in "${rows[@]}"; do
     jq -rn --arg t "$t" --arg p "$p" --argjson m "${M[$t/$p]}" --argjson o "${M[$t/oracle]}" '
       "| \($t) | \($p) | \($m.accuracy_under * 1000 | round / 1000) | \($m.accuracy_over * 1000 | round / 1000) | \($m.server_seconds) | \($m.actions) | \($m.jitter * 1000 | round / 1000) | +\(($m.accuracy_under - $o.accuracy_under) * 1000 | round / 1000) | \(if $o.server_seconds > 0 then (($m.server_seconds / $o.server_seconds - 1) * 100 | round | if . > 0 then "+\(.)" elif . == 0 then "±0" else tostring end) + " %" else "n/a" end) |"'
@@ -119,9 +119,9 @@ history=$(jq -rn --argjson d "${M[trace-days/default]}" --argjson h "${M[trace-d
 echo "$history" | sed 's/^/- /'
 
 echo
-echo "## The lab report's trace: default against the seed's policy"
+echo "## The lab report's trace: default against the lab report's policy"
 echo
-s=${M[seed-trace/seed]} d=${M[seed-trace/default]}
+s=${M[seed-trace/lab-report]} d=${M[seed-trace/default]}
 seed=$(jq -rn --argjson s "$s" --argjson d "$d" '
   ($d.accuracy_under / $s.accuracy_under) as $u | ($d.server_seconds / $s.server_seconds) as $c
   | [ "accuracy_U \(($u - 1) * 100 | round)% (target ≤ -50%): \(if $u <= 0.5 then "met" else "NOT met" end)",

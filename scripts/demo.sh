@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The main job, end to end on 127.0.0.1: builds the tools in release mode, then
 #   1. webscaler: `webscaler run` (embedded HAProxy, local backends, 5-s ticks, a 20-s
-#      scale-down window) under the seed's load profile (listing 1.2) played 6.67x faster by
-#      `lbbench profile` (3 minutes); its CSV, the seed's figure 1.4 as SVG, and a summary;
+#      scale-down window) under the lab report's load profile (its listing 1.2) played 6.67x
+#      faster by `lbbench profile` (3 minutes); its CSV, the lab report's "Scaling of servers"
+#      chart (its figure 1.4) as SVG, and a summary;
 #   2. diskstats: samples every 0.1 s during a 64 MiB write, their report and plot;
 #   3. lbbench: the HAProxy-vs-Pound(-vs-nginx) lab, reduced (`lbbench lab --quick`).
 # Needs only a fresh Debian machine with the package registries (scripts/setup.sh installs
@@ -96,7 +97,7 @@ done
 [ -n "$ready" ] || { tail -n 20 "$WS/run.log" >&2; die "the frontend 127.0.0.1:$PORT did not answer in 60 s"; }
 echo "frontend http://127.0.0.1:$PORT/ answers; log: $WS/run.log"
 
-step "lbbench profile: the seed's load (benches-data/seed-profile.toml) ${SPEED}x faster"
+step "lbbench profile: the lab report's load (benches-data/seed-profile.toml) ${SPEED}x faster"
 profile_start=$(date +%s.%N)
 "$BIN/lbbench" profile benches-data/seed-profile.toml --server 127.0.0.1 --port "$PORT" \
   --speed "$SPEED" --json >"$WS/profile.json"
@@ -112,7 +113,7 @@ tail -n 3 "$WS/run.log"
 "$BIN/webscaler" down --state-dir "$WS_STATE"
 WS_DOWN=""
 
-step "webscaler plot: the seed's figure 1.4"
+step "webscaler plot: the lab report's "Scaling of servers" chart (its figure 1.4)"
 "$BIN/webscaler" plot "$CSV" -o "$WS/figure.svg"
 
 # The summary. CSV columns: 1 diffpt, 2 haactive, 3 active, 4 epoch, 5 acu, 6 date, 7 diff,

@@ -3,7 +3,7 @@
 # dpkg-deb (no debhelper, no cargo-deb). The version is the workspace's (Cargo.toml); each
 # binary's --version must say the same.
 #
-# What goes where (README.md, "Install"):
+# What goes where (docs/packaging.md):
 #   /usr/bin/{webscaler,lbbench,diskstats}               stripped binaries
 #   /usr/share/man/man1/TOOL[-SUBCOMMAND...].1.gz         from `TOOL man --dir`
 #   /usr/share/bash-completion/completions/TOOL           from `TOOL completions bash`

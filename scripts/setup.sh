@@ -17,12 +17,27 @@ POUND_PREFIX=${POUND_PREFIX:-/opt/pound}
 # (crates/common/tests/debian_package.rs) check it with lintian, install it, read its man
 # pages, rotate its logs, and boot the machine's OS in a container (systemd-nspawn) to run
 # the packaged service under systemd.
-# openssh-client: `lbbench lab --hosts` reaches the lab's hosts with the system's ssh;
-# openssh-server is installed below, without its service (the netns lab runs its own sshd).
-# keepalived: the HAProxy pair behind a virtual IP (etc/keepalived/), tested in network
-# namespaces (crates/webscaler/tests/run_pair.rs).
+# openssh-client: `lbbench lab --hosts` reaches the lab's hosts with the system's ssh.
 APT_PACKAGES=(haproxy httperf socat sysstat curl procps iproute2 valgrind jq python3-openstackclient python3-openstacksdk
-  dpkg-dev lintian man-db adduser logrotate systemd-container openssh-client keepalived)
+  dpkg-dev lintian man-db adduser logrotate systemd-container openssh-client)
+
+# Daemons the tests start themselves, each with its own config, port and data directory; their
+# packaged services are never used. A fresh install is made without starting them (see
+# install_without_services) and, where systemd runs, left disabled; a package that was
+# installed before is left as it was.
+# openssh-server: scripts/netns-lab.sh runs an sshd of its own in each network namespace.
+# prometheus, prometheus-node-exporter: promtool checks webscaler's /metrics and diskstats'
+# textfile, and a test starts a Prometheus server that scrapes webscaler and a node_exporter
+# reading the textfile.
+# keepalived: the HAProxy pair behind a virtual IP (etc/keepalived/), each host's keepalived
+# started in a network namespace by crates/webscaler/tests/run_pair.rs.
+# Each entry is "package:unit unit...", the units to leave disabled.
+DAEMON_PACKAGES=(
+  "openssh-server:ssh.service ssh.socket"
+  "prometheus:prometheus.service"
+  "prometheus-node-exporter:prometheus-node-exporter.service"
+  "keepalived:keepalived.service"
+)
 
 say() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
@@ -79,29 +94,40 @@ if [ -d /run/systemd/system ]; then
   done
 fi
 
-# openssh-server: scripts/netns-lab.sh starts an sshd of its own in each network namespace
-# (its own config, port and keys). The system's ssh service is not used: a fresh install is
-# made without starting it (a policy-rc.d that forbids starting services, for the length of
-# the install, where the machine has none), and where systemd runs it is left disabled. An
-# sshd that was installed before is left as it was.
-if dpkg-query -W -f='${Status}' openssh-server 2>/dev/null | grep -q 'install ok installed'; then
-  say "openssh-server already installed"
-else
-  apt_update_once
-  say "installing openssh-server (its service is not started)"
-  policy_made=0
+# Installs packages without starting any service during the install: a policy-rc.d that
+# forbids it (exit 101, the convention of invoke-rc.d and deb-systemd-invoke), for the length
+# of the install, where the machine has none.
+install_without_services() {
+  local policy_made=0 status=0
   if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\n# scripts/setup.sh: no service starts during the install\nexit 101\n' >/usr/sbin/policy-rc.d
     chmod 755 /usr/sbin/policy-rc.d
     policy_made=1
   fi
-  apt_status=0
-  apt-get install -y -qq --no-install-recommends openssh-server >/dev/null || apt_status=$?
+  apt-get install -y -qq --no-install-recommends "$@" >/dev/null || status=$?
   [ "$policy_made" -eq 0 ] || rm -f /usr/sbin/policy-rc.d
-  [ "$apt_status" -eq 0 ] || die "cannot install openssh-server (apt-get exited $apt_status)"
-  if [ -d /run/systemd/system ]; then
-    systemctl disable --now ssh.service ssh.socket >/dev/null 2>&1 || true
+  [ "$status" -eq 0 ] || die "cannot install $* (apt-get exited $status)"
+}
+
+fresh=()
+units=()
+for entry in "${DAEMON_PACKAGES[@]}"; do
+  pkg=${entry%%:*}
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
+    fresh+=("$pkg")
+    read -r -a pkg_units <<<"${entry#*:}"
+    units+=("${pkg_units[@]}")
   fi
+done
+if [ ${#fresh[@]} -gt 0 ]; then
+  apt_update_once
+  say "installing (their services are not started): ${fresh[*]}"
+  install_without_services "${fresh[@]}"
+  if [ -d /run/systemd/system ]; then
+    systemctl disable --now "${units[@]}" >/dev/null 2>&1 || true
+  fi
+else
+  say "daemon packages already installed: ${DAEMON_PACKAGES[*]%%:*}"
 fi
 [ -x /usr/sbin/sshd ] || die "openssh-server was installed but /usr/sbin/sshd is missing"
 

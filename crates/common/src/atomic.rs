@@ -80,6 +80,17 @@ impl AtomicFile {
         fs::rename(&self.tmp, &self.path)?;
         sync_parent(&self.path)
     }
+
+    /// Renames the temporary file over the target without syncing anything: a reader still
+    /// sees the old file or the new one, never half of one, but after a power cut the file
+    /// may be the old one (or, on some file systems, empty). For a file rewritten every few
+    /// seconds whose loss costs nothing (a metrics textfile), where two syncs per write
+    /// would mean a disk write, and a journal commit, per write.
+    pub fn commit_unsynced(mut self) -> io::Result<()> {
+        let file = self.file.take().expect("commit is called once");
+        drop(file);
+        fs::rename(&self.tmp, &self.path)
+    }
 }
 
 impl Drop for AtomicFile {
@@ -188,6 +199,19 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("state.json")]);
+    }
+
+    #[test]
+    fn an_unsynced_commit_replaces_the_whole_file_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.prom");
+        write(&path, b"old content that is longer\n").unwrap();
+        let mut f = AtomicFile::create(&path, 0o644).unwrap();
+        f.file().write_all(b"new\n").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"old content that is longer\n");
+        f.commit_unsynced().unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"new\n");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     #[test]

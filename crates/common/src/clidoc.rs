@@ -28,7 +28,7 @@ package installs all three):
   zsh:  _NAME in a directory of $fpath (before compinit runs)
   fish: ~/.config/fish/completions/NAME.fish")]
 pub struct CompletionsArgs {
-    /// The shell.
+    /// The shell to print the completion script for.
     #[arg(value_enum, value_name = "SHELL")]
     pub shell: Shell,
 }

@@ -43,7 +43,6 @@ pub enum CsvFileError {
     CreateDir {
         /// The directory.
         path: PathBuf,
-        /// The OS error.
         error: io::Error,
     },
     /// The file could not be opened or created.
@@ -51,7 +50,6 @@ pub enum CsvFileError {
     Open {
         /// The file.
         path: PathBuf,
-        /// The OS error.
         error: io::Error,
     },
     /// Reading, locking or writing the file failed.
@@ -61,7 +59,6 @@ pub enum CsvFileError {
         op: &'static str,
         /// The file.
         path: PathBuf,
-        /// The OS error.
         error: io::Error,
     },
     /// The file has a header that is not the one this writer writes.
@@ -81,7 +78,6 @@ pub enum CsvFileError {
     /// The path is not a regular file (a FIFO, a device, a socket).
     #[error("{} is not a regular file ({kind}); refusing to append rows to it", path.display())]
     NotRegular {
-        /// The path.
         path: PathBuf,
         /// What it is.
         kind: &'static str,
@@ -101,7 +97,6 @@ pub enum CsvFileError {
     Encode {
         /// The file.
         path: PathBuf,
-        /// The encoder's error.
         error: csv::Error,
     },
 }

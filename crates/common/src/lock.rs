@@ -26,7 +26,6 @@ pub enum LockError {
     Io {
         /// The lock file.
         path: PathBuf,
-        /// The OS error.
         error: io::Error,
     },
 }

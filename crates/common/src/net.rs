@@ -31,7 +31,7 @@ pub fn free_ports(n: usize) -> io::Result<Vec<u16>> {
 /// An HTTP response: status code and body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpReply {
-    /// The status code.
+    /// The status code of the reply's status line (`HTTP/1.1 200 OK` gives 200).
     pub status: u16,
     /// The body, lossily decoded as UTF-8.
     pub body: String,

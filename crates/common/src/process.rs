@@ -447,7 +447,6 @@ fn stat_state_and_group(pid: u32) -> Option<(char, u32)> {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("cannot split {line:?} into words: an unclosed quote or a trailing backslash")]
 pub struct SplitError {
-    /// The command line.
     pub line: String,
 }
 
@@ -465,7 +464,6 @@ pub fn split_words(line: &str) -> Result<Vec<String>, SplitError> {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("cannot pass {word:?} through a shell: it holds a NUL byte")]
 pub struct QuoteError {
-    /// The word.
     pub word: String,
 }
 

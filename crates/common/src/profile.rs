@@ -1,5 +1,6 @@
 //! Staged load profiles: several httperf runs, each starting at its own offset, that run at the
-//! same time and so add up to a load that rises and falls (the seed's listing 1.2).
+//! same time and so add up to a load that rises and falls (the lab report's load generator, its
+//! listing 1.2).
 //!
 //! `lbbench profile` plays a profile with httperf; `webscaler simulate --profile` turns the same
 //! file into a request-rate trace. The format is TOML:

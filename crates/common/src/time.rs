@@ -1,6 +1,6 @@
 //! Timestamps as the tools write them, and as they read them back.
 //!
-//! The default is the seed's local ISO-8601 with microseconds and no offset,
+//! The default is the lab report's local ISO-8601 with microseconds and no offset,
 //! `2014-12-14T14:27:07.878920`; [`TimeFormat::Utc`] gives RFC 3339 in UTC,
 //! `2014-12-14T13:27:07.878920Z`.
 
@@ -11,7 +11,7 @@ use chrono::{DateTime, Local, NaiveDateTime, SecondsFormat, TimeZone, Utc};
 /// How a tool writes its timestamps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TimeFormat {
-    /// Local time, ISO-8601 with microseconds and no offset (the seed's format).
+    /// Local time, ISO-8601 with microseconds and no offset (the lab report's format).
     #[default]
     Local,
     /// RFC 3339 in UTC with microseconds and a `Z`.
@@ -45,7 +45,7 @@ impl TimeFormat {
     }
 }
 
-/// Parses a timestamp in any format the tools write (and the seed's space-separated
+/// Parses a timestamp in any format the tools write (and the lab report's space-separated
 /// `2014-09-28 15:49:58.808737`). Strings without an offset are read as local time.
 pub fn parse_timestamp(s: &str) -> Option<DateTime<Utc>> {
     let s = s.trim();
@@ -177,7 +177,7 @@ mod tests {
     }
 
     #[test]
-    fn local_format_matches_the_seed() {
+    fn local_format_matches_the_lab_report() {
         let t = Utc::now();
         let s = TimeFormat::Local.format(t);
         let re = regex_lite(&s);
@@ -209,7 +209,7 @@ mod tests {
     }
 
     #[test]
-    fn parses_the_seed_webscaler_format() {
+    fn parses_the_lab_report_webscaler_format() {
         let t = parse_timestamp("2014-09-28 15:49:58.808737").unwrap();
         let local = t.with_timezone(&Local);
         assert_eq!(

@@ -1,4 +1,4 @@
-//! Command-line interface: sampling (the seed's options), `report` and `plot`.
+//! Command-line interface: sampling (the lab report's options), `report` and `plot`.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -21,6 +21,8 @@ Examples:
   diskstats -l 1 -d vda -o /var/log/          sample vda every second into /var/log/mon_vda.csv
   diskstats -d vda -o /var/log/diskstats/     one sample and exit (for cron)
   diskstats -l 0.5 -n 120 -d vda vdb          120 samples into ./mon_diskstats_vda_vdb.csv
+  diskstats -l 15 -o /var/log/ --prometheus /var/lib/prometheus/node-exporter/diskstats.prom
+                                              the CSV, and node_exporter's textfile too
   diskstats report /var/log/mon_vda.csv       iostat -x numbers for every interval
   diskstats plot /var/log/mon_vda.csv -o vda.svg";
 
@@ -47,7 +49,7 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
-/// The sampling options, as the seed's users type them.
+/// The sampling options, as the lab report's users type them.
 #[derive(Debug, Args)]
 pub struct SampleArgs {
     /// Sample every SECS seconds (fractions allowed, 0 = as fast as possible) until stopped
@@ -71,9 +73,14 @@ pub struct SampleArgs {
     /// Print only warnings and errors.
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    /// Also replace FILE after each sample with the devices' counters in the Prometheus text
+    /// format, for node_exporter's textfile collector (a `.prom` file in its
+    /// --collector.textfile.directory). The CSV is written as without it.
+    #[arg(long, value_name = "FILE")]
+    pub prometheus: Option<PathBuf>,
 }
 
-/// Subcommands.
+/// What to do instead of sampling: `report` or `plot` a recorded CSV, `completions`, `man`.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Show iostat -x numbers (r/s ... %util) for every interval of every device in a CSV
@@ -173,7 +180,13 @@ fn sample(args: &SampleArgs) -> anyhow::Result<()> {
         e @ SampleError::UnknownDevice { .. } => anyhow::Error::new(UsageError::new(e.to_string())),
         e => anyhow::Error::new(e),
     })?;
+    if let Some(prom) = &args.prometheus {
+        check_textfile(prom, &path, &outdir)?;
+    }
     let mut rec = Recorder::open(sampler, &path).map_err(|e| output_error(e, &path))?;
+    if let Some(prom) = &args.prometheus {
+        rec = rec.with_textfile(prom);
+    }
 
     let quiet = args.quiet;
     let mut on_event = |e: &Event| match e {
@@ -187,11 +200,18 @@ fn sample(args: &SampleArgs) -> anyhow::Result<()> {
             "diskstats: warning: skipping a line of {PROC_DISKSTATS} that cannot be parsed \
              ({error}): {line:?} (said once)"
         ),
+        Event::TextfileFailed(msg) => eprintln!(
+            "diskstats: warning: {msg}; it keeps its last sample, the CSV goes on (said once)"
+        ),
+        Event::TextfileBack(p) => say(quiet, format_args!("{} is written again", p.display())),
     };
 
     let Some(interval) = args.interval else {
-        rec.once(&mut on_event)
-            .with_context(|| format!("cannot record a sample in {}", path.display()))?;
+        rec.once(&mut on_event).map_err(|e| match e {
+            e @ SampleError::Textfile { .. } => anyhow::Error::new(e),
+            e => anyhow::Error::new(e)
+                .context(format!("cannot record a sample in {}", path.display())),
+        })?;
         return Ok(());
     };
 
@@ -199,7 +219,7 @@ fn sample(args: &SampleArgs) -> anyhow::Result<()> {
     say(
         quiet,
         format_args!(
-            "sampling {} {} into {}{}; Ctrl-C stops",
+            "sampling {} {} into {}{}{}; Ctrl-C stops",
             what,
             if interval.is_zero() {
                 "as fast as possible".to_owned()
@@ -207,6 +227,9 @@ fn sample(args: &SampleArgs) -> anyhow::Result<()> {
                 format!("every {interval:?}")
             },
             rec.path().display(),
+            rec.textfile()
+                .map(|p| format!(" and {}", p.display()))
+                .unwrap_or_default(),
             args.count
                 .map(|n| format!(", {n} samples"))
                 .unwrap_or_default(),
@@ -241,6 +264,39 @@ fn sample(args: &SampleArgs) -> anyhow::Result<()> {
             }
         ),
     );
+    Ok(())
+}
+
+/// Refuses a textfile that cannot work before anything is written: a directory, a missing
+/// directory (but the CSV's, which is created), the CSV file itself. A name not ending in
+/// `.prom` is only a warning (node_exporter reads only those, but the file may be renamed
+/// by something else).
+fn check_textfile(prom: &Path, csv: &Path, outdir: &Path) -> anyhow::Result<()> {
+    let bad = |why: &str| -> anyhow::Error {
+        UsageError::new(format!("--prometheus {}: {why}", prom.display())).into()
+    };
+    if prom.is_dir() {
+        return Err(bad(
+            "is a directory; give a file name in it, like diskstats.prom",
+        ));
+    }
+    let absolute = |p: &Path| std::path::absolute(p).ok();
+    match prom.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) if !dir.is_dir() && absolute(dir) != absolute(outdir) => {
+            return Err(bad(&format!("{} is not a directory", dir.display())));
+        }
+        _ => {}
+    }
+    let same_name = absolute(prom) == absolute(csv);
+    if same_name || common::atomic::refuse_overwriting_inputs(prom, &[csv]).is_err() {
+        return Err(bad("is the CSV file; choose another name"));
+    }
+    if prom.extension().is_none_or(|e| e != "prom") {
+        eprintln!(
+            "diskstats: warning: --prometheus {}: node_exporter's textfile collector reads only *.prom files",
+            prom.display()
+        );
+    }
     Ok(())
 }
 
@@ -421,7 +477,7 @@ mod tests {
     }
 
     #[test]
-    fn the_seed_command_lines_parse() {
+    fn the_lab_report_command_lines_parse() {
         let c =
             Cli::try_parse_from(["diskstats", "-l", "1", "-d", "vda", "-o", "/var/log/"]).unwrap();
         assert_eq!(c.sample.interval, Some(Duration::from_secs(1)));
@@ -430,7 +486,7 @@ mod tests {
         let c = Cli::try_parse_from(["diskstats", "-d", "vda", "vdb", "-o", "/x"]).unwrap();
         assert_eq!(c.sample.devices, ["vda", "vdb"]);
         assert!(c.sample.interval.is_none() && c.command.is_none());
-        // The seed's help showed --l and --d.
+        // The lab report's help showed --l and --d.
         let c = Cli::try_parse_from(["diskstats", "--l", "2", "--d", "sda"]).unwrap();
         assert_eq!(c.sample.interval, Some(Duration::from_secs(2)));
         assert!(

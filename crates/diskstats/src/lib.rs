@@ -1,5 +1,5 @@
-//! `diskstats`: samples `/proc/diskstats` to CSV (chapter 3 of the lab report), and reports
-//! the samples the way `iostat -x` does.
+//! `diskstats`: samples `/proc/diskstats` to CSV (the lab report's disk monitor, its
+//! chapter 3), and reports the samples the way `iostat -x` does.
 //!
 //! - [`parse`]: one line of `/proc/diskstats` (7, 14, 18 or 20 tokens) to counters;
 //! - [`record`]: the CSV columns, file names, and row encoding and decoding;
@@ -8,6 +8,7 @@
 //!   loop;
 //! - [`iostat`]: sysstat's `iostat -x` formulas over two samples, with the 32-bit wrap of the
 //!   millisecond fields and device resets;
+//! - [`textfile`]: the counters as a node_exporter textfile-collector file (Prometheus);
 //! - [`report`]: intervals from a CSV file, as a text table or CSV;
 //! - [`plot`]: throughput, IOPS and utilisation over time, as SVG;
 //! - [`cli`]: the command line.
@@ -20,3 +21,4 @@ pub mod plot;
 pub mod record;
 pub mod report;
 pub mod sample;
+pub mod textfile;

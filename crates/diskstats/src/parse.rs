@@ -118,7 +118,6 @@ pub enum ParseError {
         index: usize,
         /// What the field is.
         what: &'static str,
-        /// The offending token.
         token: String,
     },
 }

@@ -5,7 +5,7 @@ use std::io::Write as _;
 
 use crate::parse::{Counters, DiskLine};
 
-/// The seed's header (chapter 3 of the lab report, listing 3.7), unchanged.
+/// The header of the lab report's `diskstats.py` (its listing 3.7), unchanged.
 pub const SEED_HEADER: [&str; 15] = [
     "datetime",
     "major_number",
@@ -24,7 +24,7 @@ pub const SEED_HEADER: [&str; 15] = [
     "weighted_time_spent_doing_IO",
 ];
 
-/// The full header: the seed's, then the fields of newer kernels (discards from 4.18,
+/// The full header: the lab report's, then the fields of newer kernels (discards from 4.18,
 /// flushes from 5.5), then `uptime` (CLOCK_BOOTTIME seconds, monotonic).
 pub const HEADER: [&str; 22] = [
     "datetime",
@@ -54,7 +54,7 @@ pub const HEADER: [&str; 22] = [
 /// Index of the `uptime` column.
 pub const UPTIME_COL: usize = 21;
 
-/// The output file name for a device selection, as the seed names it (with `.csv`): one
+/// The output file name for a device selection, as the lab report names it (with `.csv`): one
 /// device gives `mon_<dev>.csv`, several `mon_diskstats_<a>_<b>.csv`, none (all devices)
 /// `mon_diskstats.csv`. A `/` in a kernel name (`cciss/c0d0`) becomes `!`, as in sysfs.
 pub fn file_name(devices: &[String]) -> String {
@@ -388,7 +388,7 @@ pub struct Row {
     pub major: u32,
     /// Minor device number.
     pub minor: u32,
-    /// Device name.
+    /// Device name as the kernel prints it (`vda`, `sda1`, `dm-0`).
     pub device: String,
     /// The 17 kernel counters.
     pub counters: Counters,
@@ -591,7 +591,7 @@ mod tests {
     }
 
     #[test]
-    fn file_names_follow_the_seed() {
+    fn file_names_follow_the_lab_report() {
         let d = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert_eq!(file_name(&d(&[])), "mon_diskstats.csv");
         assert_eq!(file_name(&d(&["vda"])), "mon_vda.csv");
@@ -603,7 +603,7 @@ mod tests {
     }
 
     #[test]
-    fn the_header_starts_with_the_seed_header() {
+    fn the_header_starts_with_the_lab_report_header() {
         assert_eq!(HEADER[..15], SEED_HEADER);
         assert_eq!(HEADER[UPTIME_COL], "uptime");
         assert_eq!(

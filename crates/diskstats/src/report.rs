@@ -44,7 +44,7 @@ pub enum Basis {
 pub struct Interval {
     /// The `datetime` of the interval's end row, as written in the file.
     pub datetime: String,
-    /// The device.
+    /// The device's name, as in the file's `device_name` column.
     pub device: String,
     /// The uptime at the interval's end.
     pub uptime: f64,
@@ -115,7 +115,6 @@ pub enum ReportError {
     Io {
         /// The file.
         path: PathBuf,
-        /// The OS error.
         error: io::Error,
     },
     /// The file is empty.
@@ -124,7 +123,7 @@ pub enum ReportError {
         /// The file.
         path: PathBuf,
     },
-    /// The file was written by the seed's Python tool: no uptime column.
+    /// The file was written by the lab report's Python tool: no uptime column.
     #[error(
         "{} has the original diskstats.py header, without the uptime column: intervals need a \
          monotonic clock, so it cannot be reported; sample again with this diskstats",
@@ -139,7 +138,6 @@ pub enum ReportError {
     Header {
         /// The file.
         path: PathBuf,
-        /// The header found.
         found: String,
     },
     /// A row is malformed.
@@ -191,7 +189,7 @@ pub struct Summary {
     pub intervals: u64,
     /// Rows skipped because their uptime did not advance.
     pub skipped: u64,
-    /// Reboots seen.
+    /// Reboots seen (the uptime went back): each starts a since-boot interval.
     pub reboots: u64,
     /// Device resets seen.
     pub resets: u64,

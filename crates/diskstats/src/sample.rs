@@ -32,20 +32,20 @@ pub const PROC_DISKSTATS: &str = "/proc/diskstats";
 #[derive(Debug, thiserror::Error)]
 pub enum SampleError {
     /// The statistics file could not be opened.
-    #[error("cannot open {}: {source}", path.display())]
+    #[error("cannot open {}: {error}", path.display())]
     Open {
         /// The file.
         path: PathBuf,
-        /// The OS error.
-        source: io::Error,
+        /// The OS error (in the message, not a `source`: a chain says it once).
+        error: io::Error,
     },
     /// The statistics file could not be read.
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}: {error}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
-        /// The OS error.
-        source: io::Error,
+        /// The OS error (in the message, not a `source`).
+        error: io::Error,
     },
     /// The statistics file is not text.
     #[error("{} is not text (invalid UTF-8)", path.display())]
@@ -72,6 +72,14 @@ pub enum SampleError {
     /// Writing the CSV file failed.
     #[error(transparent)]
     Csv(#[from] CsvFileError),
+    /// The Prometheus textfile (`--prometheus`) could not be replaced.
+    #[error("cannot write {}: {error}", path.display())]
+    Textfile {
+        /// The file.
+        path: PathBuf,
+        /// The OS error (in the message, not a `source`).
+        error: io::Error,
+    },
 }
 
 /// `/proc/diskstats` (or a file in its format), opened once and re-read from the start.
@@ -100,9 +108,9 @@ impl Source {
     /// Opens the file.
     pub fn open(path: impl AsRef<Path>) -> Result<Source, SampleError> {
         let path = path.as_ref().to_path_buf();
-        let file = File::open(&path).map_err(|source| SampleError::Open {
+        let file = File::open(&path).map_err(|error| SampleError::Open {
             path: path.clone(),
-            source,
+            error,
         })?;
         Ok(Source {
             seq_file: path.starts_with("/proc"),
@@ -149,16 +157,16 @@ impl Source {
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(source) => {
+                Err(error) => {
                     return Err(SampleError::Read {
                         path: self.path.clone(),
-                        source,
+                        error,
                     });
                 }
             }
         }
         self.len = len;
-        // Both clocks right after the read, as the seed took its timestamp.
+        // Both clocks right after the read, as the lab report took its timestamp.
         self.read_boottime = boottime();
         self.read_wall = Utc::now();
         Ok(())
@@ -183,11 +191,15 @@ pub enum Event {
     New(String),
     /// A line could not be parsed and is skipped (reported once per run).
     BadLine {
-        /// The line.
         line: String,
         /// Why.
         error: ParseError,
     },
+    /// The Prometheus textfile could not be replaced (reported once per change of error;
+    /// the CSV goes on, and the file keeps its last complete sample).
+    TextfileFailed(String),
+    /// The Prometheus textfile is written again after a failure.
+    TextfileBack(PathBuf),
 }
 
 /// Which devices to record.
@@ -232,7 +244,7 @@ pub struct Found {
     pub major: u32,
     /// Minor device number.
     pub minor: u32,
-    /// The counters.
+    /// The I/O counters of the line (fields a kernel lacks are 0).
     pub counters: Counters,
     /// The line's format.
     pub layout: Layout,
@@ -297,6 +309,14 @@ impl Sampler {
             stamper: Stamper::new(format),
             uptime: Vec::with_capacity(32),
         })
+    }
+
+    /// The last read's selected devices, for the Prometheus textfile.
+    pub fn devices(&self) -> Result<Vec<crate::textfile::Device>, SampleError> {
+        Ok(crate::textfile::devices(
+            self.source.text()?,
+            &self.selection,
+        ))
     }
 
     /// Reads the file again (skip this for the first sample, which [`Sampler::new`] read),
@@ -516,7 +536,7 @@ pub struct RunSummary {
     pub samples: u64,
     /// Samples that wrote at least one row.
     pub samples_written: u64,
-    /// Rows written.
+    /// Rows written: one per device per sample.
     pub rows: u64,
     /// Ticks skipped because a sample took longer than the interval.
     pub skipped_ticks: u64,
@@ -524,7 +544,7 @@ pub struct RunSummary {
     pub interrupted: bool,
 }
 
-/// A sampler bound to its output file.
+/// A sampler bound to its output file, and to a Prometheus textfile if asked.
 #[derive(Debug)]
 pub struct Recorder {
     sampler: Sampler,
@@ -532,6 +552,15 @@ pub struct Recorder {
     body: Vec<u8>,
     events: Vec<Event>,
     first: bool,
+    textfile: Option<Textfile>,
+}
+
+/// The Prometheus textfile, replaced after each sample's CSV rows are written.
+#[derive(Debug)]
+struct Textfile {
+    path: PathBuf,
+    /// The last write's error, if it failed.
+    failing: Option<String>,
 }
 
 impl Recorder {
@@ -548,7 +577,24 @@ impl Recorder {
             body: Vec::with_capacity(8 * 1024),
             events: Vec::new(),
             first: true,
+            textfile: None,
         })
+    }
+
+    /// Also replaces `path` with the sample's counters in the Prometheus text format
+    /// ([`crate::textfile`]) after each sample, atomically, mode 0644 (a file that exists
+    /// keeps its mode).
+    pub fn with_textfile(mut self, path: &Path) -> Recorder {
+        self.textfile = Some(Textfile {
+            path: path.to_owned(),
+            failing: None,
+        });
+        self
+    }
+
+    /// The Prometheus textfile, if any.
+    pub fn textfile(&self) -> Option<&Path> {
+        self.textfile.as_ref().map(|t| t.path.as_path())
     }
 
     /// The output file.
@@ -556,18 +602,44 @@ impl Recorder {
         self.out.path()
     }
 
-    /// Takes one sample and appends its rows in one batch. `events` gets what to tell the
-    /// user.
+    /// Takes one sample and appends its rows in one batch, then replaces the textfile.
+    /// `events` gets what to tell the user. The first sample's textfile must be written
+    /// ([`SampleError::Textfile`] otherwise); a later failure is an event and sampling goes
+    /// on.
     pub fn tick(&mut self, on_event: &mut dyn FnMut(&Event)) -> Result<AppendOutcome, SampleError> {
         self.body.clear();
         self.events.clear();
-        let fresh = !std::mem::take(&mut self.first);
+        let first = std::mem::take(&mut self.first);
         self.sampler
-            .sample(fresh, &mut self.body, &mut self.events)?;
+            .sample(!first, &mut self.body, &mut self.events)?;
         for e in &self.events {
             on_event(e);
         }
-        Ok(self.out.append_encoded(&self.body)?)
+        let outcome = self.out.append_encoded(&self.body)?;
+        if let Some(t) = &mut self.textfile {
+            let text = crate::textfile::encode(self.sampler.devices()?);
+            match write_textfile(&t.path, text.as_bytes()) {
+                Ok(()) => {
+                    if t.failing.take().is_some() {
+                        on_event(&Event::TextfileBack(t.path.clone()));
+                    }
+                }
+                Err(error) if first => {
+                    return Err(SampleError::Textfile {
+                        path: t.path.clone(),
+                        error,
+                    });
+                }
+                Err(e) => {
+                    let msg = format!("cannot write {}: {e}", t.path.display());
+                    if t.failing.as_ref() != Some(&msg) {
+                        on_event(&Event::TextfileFailed(msg.clone()));
+                        t.failing = Some(msg);
+                    }
+                }
+            }
+        }
+        Ok(outcome)
     }
 
     /// Samples once (the cron mode).
@@ -609,4 +681,21 @@ impl Recorder {
         }
         Ok(())
     }
+}
+
+/// Replaces the textfile atomically. A new file is 0644 whatever the umask (node_exporter
+/// runs as another user); an existing one keeps its mode. Not synced: the next sample
+/// rewrites it anyway, and a sync per sample would be a disk write per sample, on the very
+/// disks being measured.
+fn write_textfile(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    let new = std::fs::symlink_metadata(path).is_err();
+    let mut f = common::atomic::AtomicFile::create(path, 0o644)?;
+    if new {
+        f.file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    }
+    f.file().write_all(bytes)?;
+    f.commit_unsynced()
 }

@@ -229,7 +229,7 @@ fn a_file_with_another_header_is_refused_and_left_alone() {
     let dev = real_device();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join(format!("mon_{dev}.csv"));
-    // The seed's own format (no uptime column).
+    // The lab report's own format (no uptime column).
     let seed = "datetime,major_number,minor_number,device_name,read_completed_successfully,\
                 reads_merged,sectors_read,time_spent_reading(ms),writes_completed,writes_merged,\
                 sectors_written,time_spent_writing(ms),IO_currently_in_progress,\

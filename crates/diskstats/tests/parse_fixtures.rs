@@ -1,6 +1,6 @@
-//! The parser on captured `/proc/diskstats` files of every line length: 7 and 14 tokens
-//! (2.6.18), 14 (4.14, the lab report's own listing 3.1), 18 (4.19, discards) and 20 (6.18,
-//! flushes), plus malformed lines.
+//! The parser on captured `/proc/diskstats` files of every line length: 7 and 14 tokens (2.6.18),
+//! 14 (4.14, the lab report's sample of /proc/diskstats, its listing 3.1), 18 (4.19, discards) and
+//! 20 (6.18, flushes), plus malformed lines.
 
 use diskstats::parse::{Counters, Layout, ParseError, line_name, parse_line};
 

@@ -51,7 +51,7 @@ pub struct BackendConfig {
     pub port: u16,
     /// The backend's name, shown on its home page and in the `X-Backend` header.
     pub name: String,
-    /// The listen backlog.
+    /// The listen backlog (`listen(2)`); 1024 by default, so bursts of connections are kept.
     pub backlog: u32,
     /// How long in-flight requests may run after a shutdown request.
     pub grace: Duration,
@@ -82,7 +82,7 @@ pub struct PerfParams {
     /// The `rounds` multiplier.
     pub rounds: u64,
     /// The reply's length in bytes, if asked for (`size=`); `None` is the short `Rounds`
-    /// reply of the report's page.
+    /// reply of the lab report's page.
     pub size: Option<u64>,
 }
 

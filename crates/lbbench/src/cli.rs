@@ -21,16 +21,16 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// The subcommands.
+/// One subcommand per job; `agent` is what `lab --hosts` starts on each host over ssh.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run httperf once and print its parsed report (table, --json or --csv).
     Run(commands::run::RunArgs),
     /// Parse saved httperf reports into CSV (or --json) on stdout.
     Parse(commands::parse::ParseArgs),
-    /// The report's rate sweep: rates × repeats, one CSV row per run, resumable.
+    /// The lab report's rate sweep: rates × repeats, one CSV row per run, resumable.
     Sweep(commands::sweep::SweepArgs),
-    /// Sample the machine's CPU and that of processes to CSV (the report's `sar -u 2`).
+    /// Sample the machine's CPU and that of processes to CSV (the lab report's `sar -u 2`).
     Cpu(commands::cpu::CpuArgs),
     /// Serve the benchmark page (the lab report's perf.php): `/perf.php?sleep=S&rounds=N`.
     Backend(BackendArgs),
@@ -43,8 +43,8 @@ pub enum Command {
     /// One HTML page (and --markdown) from a lab directory or sweep CSV files: reply time,
     /// balancer CPU, achieved rate and errors against the demanded rate.
     Report(commands::report::ReportArgs),
-    /// Play a staged load profile (the lab report's listing 1.2): httperf runs that start at
-    /// their own offsets and run at the same time; --speed compresses time.
+    /// Play a staged load profile (the lab report's load generator, its listing 1.2): httperf runs
+    /// that start at their own offsets and run at the same time; --speed compresses time.
     Profile(commands::profile::ProfileArgs),
     /// What runs on each host of `lbbench lab --hosts`, started there over ssh: requests on
     /// stdin, replies on stdout, one JSON object per line. Not for typing.

@@ -1,9 +1,10 @@
-//! `lbbench`: benchmarks HTTP load balancers with httperf (chapter 2 of the lab report).
+//! `lbbench`: benchmarks HTTP load balancers with httperf (the lab report's HAProxy-vs-Pound
+//! comparison, its chapter 2).
 //!
-//! - [`backend`]: the benchmark backend, the report's `perf.php` as an async server.
+//! - [`backend`]: the benchmark backend, the lab report's `perf.php` as an async server.
 //! - [`httperf`]: build httperf's command line, run it with a deadline, parse every line of
 //!   its report into typed fields, and judge whether a run is valid.
-//! - [`sweep`]: the report's rate sweep (rates × repeats), one CSV row per run, resumable,
+//! - [`sweep`]: the lab report's rate sweep (rates × repeats), one CSV row per run, resumable,
 //!   with a hook around each run for callers that measure more (the lab).
 //! - [`cpu`]: CPU use of the whole machine (`/proc/stat`) and of process trees
 //!   (`/proc/<pid>/stat`), as a library and as the `lbbench cpu` sampler.

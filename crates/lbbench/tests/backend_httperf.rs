@@ -30,7 +30,7 @@ fn backend_under_httperf_at_200_per_second_with_sleep_0_2() {
     )
     .unwrap();
 
-    // 200 connections per second for 3 s, one request each, as the seed's sweep does.
+    // 200 connections per second for 3 s, one request each, as the lab report's sweep does.
     const CONNS: u32 = 600;
     let out = Command::new("httperf")
         .args(["--hog", "--server", "127.0.0.1", "--port"])

@@ -1,5 +1,5 @@
 //! `lbbench run` and `lbbench sweep` with the real httperf against the real benchmark backend
-//! (`lbbench backend`, the report's perf.php) on 127.0.0.1, with small numbers (20–50
+//! (`lbbench backend`, the lab report's perf.php) on 127.0.0.1, with small numbers (20–50
 //! connections/s, runs of at most 3 s).
 
 mod support;
@@ -71,7 +71,8 @@ fn run_prints_the_parsed_report_as_csv_json_and_a_table() {
     assert_eq!(report.total_replies, 25);
     assert_eq!(report.reply_status_2xx, 25);
     assert_eq!(report.errors_total, 0);
-    // perf.php without `rounds` answers "Rounds 0", 8 bytes, as in the report's listing 2.1.
+    // perf.php without `rounds` answers "Rounds 0", 8 bytes, as in the lab report's sample httperf
+    // output (its listing 2.1).
     assert_eq!(report.reply_size_content, 8.0);
     assert!(report.command.contains(&format!("--port={port}")));
     assert_eq!(report.command_option("rate"), Some("25"));

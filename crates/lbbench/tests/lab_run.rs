@@ -127,7 +127,7 @@ fn a_lab_run_measures_haproxy_and_pound_then_leaves_nothing_behind() {
                 r["reply_time_response"].parse::<f64>().unwrap(),
             );
         }
-        // The CPU file (the report's `sar -u 2`) covers the balancer's sweep.
+        // The CPU file (the lab report's `sar -u 2`) covers the balancer's sweep.
         let (cpu_header, cpu_rows) = read_rows(&dir.join(format!("cpu_mon_{b}.csv")));
         assert_eq!(cpu_header[0], "timestamp");
         assert!(!cpu_rows.is_empty(), "{b}: no CPU rows");

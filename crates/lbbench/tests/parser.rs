@@ -1,5 +1,6 @@
-//! The httperf report parser on every recorded output, on the report's listing 2.1, on
-//! truncated and damaged reports, and on random reports printed with httperf's own formats.
+//! The httperf report parser on every recorded output, on the lab report's sample httperf output
+//! (its listing 2.1), on truncated and damaged reports, and on random reports printed with
+//! httperf's own formats.
 
 use lbbench::httperf::{
     HistogramBin, Report, ReportError, Thresholds, Validity, parse_report, parse_reports,

@@ -1,8 +1,8 @@
-//! Runs `webscaler simulate`'s code (the controller on the simulated world) over the seed trace
-//! and the synthetic traces of `benches-data/`, with the seed policy, the reference policies
-//! and the default policy under other settings, and prints the elasticity metrics as Markdown
-//! tables: the numbers behind the defaults in docs/webscaler-policy.md. Every run uses 5-s
-//! ticks, 80-s boots and the seed's quota of 13 (the simulated world's defaults) unless a
+//! Runs `webscaler simulate`'s code (the controller on the simulated world) over the lab report's
+//! trace and the synthetic traces of `benches-data/`, with the lab-report policy, the reference
+//! policies and the default policy under other settings, and prints the elasticity metrics as
+//! Markdown tables: the numbers behind the defaults in docs/webscaler-policy.md. Every run uses 5-s
+//! ticks, 80-s boots and the lab report's quota of 13 (the simulated world's defaults) unless a
 //! table says otherwise; `trace-days` is scored on its last day, as `simulate --from 4d`.
 //!
 //! `cargo run --release -p webscaler --example policy-sweep [-- BENCHES_DATA_DIR]`
@@ -261,7 +261,7 @@ fn main() -> anyhow::Result<()> {
     println!(" | |");
 
     println!(
-        "\n## The adaptive window's settings (accuracy_U / server-seconds against HPA; ✓: dominates; seed: against the seed's policy)\n"
+        "\n## The adaptive window's settings (accuracy_U / server-seconds against HPA; ✓: dominates; seed: against the lab report's policy)\n"
     );
     println!("| maximum | regret | seed | dips | day | days | dominates hpa |");
     println!("|---|---|---|---|---|---|---|");
@@ -352,7 +352,7 @@ fn main() -> anyhow::Result<()> {
     }
 
     println!(
-        "\n## Every trace: the seed policy, the default policy, and the default without prediction\n"
+        "\n## Every trace: the lab-report policy, the default policy, and the default without prediction\n"
     );
     println!(
         "| trace, policy | accuracy_U | accuracy_O | timeshare_U | timeshare_O | jitter/min | server-s | actions |"
@@ -380,7 +380,7 @@ fn main() -> anyhow::Result<()> {
         (true, None),
     ] {
         println!(
-            "\n## Base windows, {}, {} (accuracy_U and server-seconds against the seed policy)\n",
+            "\n## Base windows, {}, {} (accuracy_U and server-seconds against the lab-report policy)\n",
             if adaptive {
                 "adaptive (up to 300 s after a regret)"
             } else {

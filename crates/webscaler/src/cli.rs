@@ -39,7 +39,7 @@ pub enum Command {
     /// Run the controller of `run` on a simulated cloud, balancer and clock over a rate trace
     /// or a load profile, and score it with the SPEC RG elasticity metrics.
     Simulate(Box<simulate::SimulateArgs>),
-    /// Draw the seed's figure 1.4 (request rate, active, pending and needed servers) from
+    /// Draw the lab report's "Scaling of servers" chart (its figure 1.4: request rate, active, pending and needed servers) from
     /// the CSV of `run` or `simulate`, as SVG.
     Plot(plot::PlotArgs),
     /// Operate the cloud's backends: list, create, start, stop, delete, quota.

@@ -1,12 +1,12 @@
 //! Earlier days, read back for the seasonal floor ([`crate::policy::baseline`]): the CSV
 //! files of earlier `webscaler run`s (or `simulate -o`) and request-rate traces.
 //!
-//! - **A run's CSV** (a header with a `date` column, and `rate` or the seed's `diff`): each
+//! - **A run's CSV** (a header with a `date` column, and `rate` or the lab report's `diff`): each
 //!   row's rate was measured over the time since the previous row, so it covers
 //!   `(previous date, date]`; a gap of more than [`MAX_GAP`] (the scaler was stopped) covers
 //!   nothing, and rows without a rate (the first tick, an error) are skipped. Dates are read
 //!   as `run` writes them (local time without an offset, or RFC 3339 with `--utc`) and the
-//!   seed's `2014-09-28 15:49:58.808737`.
+//!   lab report's `2014-09-28 15:49:58.808737`.
 //! - **A trace** (`seconds,rate`, benches-data/README.md): its second 0 is midnight of
 //!   [`TRACE_EPOCH`] (Monday 2024-01-01) in the baseline's zone, so a trace of several days
 //!   is several days of history; `webscaler simulate` puts the trace it simulates on the
@@ -202,7 +202,7 @@ diffpt,haactive,active,epoch,acu,date,diff,needed,pending,stopped,action,rate
             ],
             "the row after a 45-minute gap covers nothing"
         );
-        // The seed's columns: `diff`, space-separated dates.
+        // The lab report's columns: `diff`, space-separated dates.
         let seed = "diffpt,haactive,active,epoch,acu,date,diff,needed\n\
 0,2,2,0,0,2014-09-28 15:49:58.808737,0,\n\
 60,2,2,61,10,2014-09-28 15:50:59.071109,1,1\n";

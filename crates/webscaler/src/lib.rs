@@ -29,7 +29,7 @@
 //! - [`settings`]: defaults < the TOML file < `WEBSCALER_*` variables < flags, resolved one
 //!   way for every command.
 //! - [`service`]: `webscaler run`'s loop on the ticker, its lock and status file.
-//! - [`plot`]: the lab report's figure 1.4 from the CSV of `run` or `simulate`.
+//! - [`plot`]: the lab report's "Scaling of servers" chart (its figure 1.4) from the CSV of `run` or `simulate`.
 //! - [`cli`]: the command line (flags only; it calls the modules above).
 
 pub mod balancer;

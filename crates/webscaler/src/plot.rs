@@ -1,9 +1,9 @@
-//! `webscaler plot`: the seed's figure 1.4 ("Scaling of servers") from the CSV that
+//! `webscaler plot`: the lab report's "Scaling of servers" chart (its figure 1.4) from the CSV that
 //! `webscaler run` or `webscaler simulate` writes: the request rate on the left axis, and the
 //! active, pending and needed servers on the right axis, over the time since the start.
 //!
 //! - **request rate**: the `rate` column (req/s), a line through the ticks that have one;
-//! - **active servers**: `active`, the backends running in the cloud (the seed's "active");
+//! - **active servers**: `active`, the backends running in the cloud (the lab report's "active");
 //! - **pending servers**: `pending`, capacity on its way (booting, or running and not yet
 //!   ready in the balancer);
 //! - **needed servers**: `needed`, what the rate needs within the minimum and the maximum.

@@ -61,7 +61,7 @@ pub struct Observation {
     /// if none could be read. The rate is the sum of each one's reset-safe rate
     /// ([`RateMeters::round`]).
     pub counters: Vec<Counter>,
-    /// Backends that serve: ACTIVE in the cloud (the seed's `active`).
+    /// Backends that serve: ACTIVE in the cloud (the lab report's `active`).
     pub serving: u32,
     /// Backends being built or started: capacity on its way.
     pub pending: u32,
@@ -103,13 +103,13 @@ impl<P: Policy + ?Sized> Policy for Box<P> {
 pub struct Decision {
     /// The request rate measured over the last interval (req/s), when known.
     pub rate: Option<Rate>,
-    /// The seed's `diff` column: the rate as whole requests per second.
+    /// The lab report's `diff` column: the rate as whole requests per second.
     pub diff: Option<u64>,
-    /// The seed's `diffpt` column: requests since the previous tick (the default policy
-    /// gives the counter delta; the seed policy its own `diff × whole seconds`).
+    /// The lab report's `diffpt` column: requests since the previous tick (the default policy
+    /// gives the counter delta; the lab-report policy its own `diff × whole seconds`).
     pub diffpt: Option<u64>,
     /// Servers needed for the measured rate (the CSV `needed` column). The default policy
-    /// clamps it to `[min, max]`; the seed policy does not.
+    /// clamps it to `[min, max]`; the lab-report policy does not.
     pub needed: Option<u32>,
     /// The capacity (serving + pending) to have after this tick's actions.
     pub target: u32,
@@ -123,9 +123,9 @@ pub struct Decision {
 /// Why a policy decided what it did.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Reason {
-    /// The seed policy's baseline rounds (no action before the third round).
+    /// The lab-report policy's baseline rounds (no action before the third round).
     Baseline,
-    /// The policy waits for its next round (the seed's 60 s, HPA's 15-s sync, target
+    /// The policy waits for its next round (the lab report's 60 s, HPA's 15-s sync, target
     /// tracking's minute).
     BetweenRounds,
     /// No rate this tick: only the bounds are enforced.
@@ -174,9 +174,9 @@ pub enum Reason {
     },
     /// Scaling down waits until no backend is booting.
     Pending,
-    /// The quota is used up (seed policy).
+    /// The quota is used up (lab-report policy).
     QuotaReached,
-    /// The seed's scale-down rule keeps this many running (seed policy).
+    /// The lab report's scale-down rule keeps this many running (lab-report policy).
     Floor,
 }
 
@@ -225,7 +225,7 @@ impl Decision {
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Reason::Baseline => write!(f, "baseline round (the seed waits two rounds)"),
+            Reason::Baseline => write!(f, "baseline round (the lab report waits two rounds)"),
             Reason::BetweenRounds => write!(f, "between rounds"),
             Reason::NoRate(why) => write!(f, "{why}"),
             Reason::Steady => write!(f, "capacity matches"),
@@ -247,7 +247,7 @@ impl fmt::Display for Reason {
             Reason::Window { held } => write!(f, "stabilization window holds {held}"),
             Reason::Pending => write!(f, "backends still booting"),
             Reason::QuotaReached => write!(f, "quota reached"),
-            Reason::Floor => write!(f, "the seed keeps min_backends running"),
+            Reason::Floor => write!(f, "the lab report keeps min_backends running"),
         }
     }
 }
@@ -282,7 +282,8 @@ pub enum PolicyKind {
     /// [`DefaultPolicy`].
     #[default]
     Default,
-    /// [`SeedPolicy`].
+    /// [`SeedPolicy`], named `lab-report` (`seed` is accepted too).
+    #[serde(rename = "lab-report", alias = "seed")]
     Seed,
     /// [`HpaPolicy`].
     Hpa,
@@ -308,10 +309,10 @@ impl FromStr for PolicyKind {
     fn from_str(s: &str) -> Result<PolicyKind, String> {
         PolicyKind::ALL
             .into_iter()
-            .find(|k| k.to_string() == s)
+            .find(|k| k.to_string() == s || (s == "seed" && *k == PolicyKind::Seed))
             .ok_or_else(|| {
                 format!(
-                    "unknown policy `{s}` (expected default, seed, hpa, target-tracking or oracle)"
+                    "unknown policy `{s}` (expected default, lab-report, hpa, target-tracking or oracle)"
                 )
             })
     }
@@ -321,7 +322,7 @@ impl fmt::Display for PolicyKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             PolicyKind::Default => "default",
-            PolicyKind::Seed => "seed",
+            PolicyKind::Seed => "lab-report",
             PolicyKind::Hpa => "hpa",
             PolicyKind::TargetTracking => "target-tracking",
             PolicyKind::Oracle => "oracle",
@@ -332,9 +333,9 @@ impl fmt::Display for PolicyKind {
 /// The settings of [`DefaultPolicy`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Config {
-    /// Requests per second one server takes (the seed's 10).
+    /// Requests per second one server takes (the lab report's 10).
     pub threshold: Threshold,
-    /// Servers kept at least (the seed's `min_backends`, 2).
+    /// Servers kept at least (the lab report's `min_backends`, 2).
     pub min: u32,
     /// Servers at most, besides the cloud's quota (`None`: the quota alone).
     pub max: Option<u32>,
@@ -983,10 +984,11 @@ mod tests {
 
     #[test]
     fn policy_kind_parses() {
+        assert_eq!("lab-report".parse::<PolicyKind>(), Ok(PolicyKind::Seed));
         assert_eq!("seed".parse::<PolicyKind>(), Ok(PolicyKind::Seed));
         assert_eq!("default".parse::<PolicyKind>(), Ok(PolicyKind::Default));
         assert!("hpa2".parse::<PolicyKind>().unwrap_err().contains("hpa2"));
-        assert_eq!(PolicyKind::Seed.to_string(), "seed");
+        assert_eq!(PolicyKind::Seed.to_string(), "lab-report");
         for k in PolicyKind::ALL {
             assert_eq!(k.to_string().parse::<PolicyKind>(), Ok(k));
         }

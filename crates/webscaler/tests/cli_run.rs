@@ -40,7 +40,7 @@ fn value<'a>(settings: &'a str, key: &str) -> &'a str {
 }
 
 #[test]
-fn defaults_are_the_seeds_and_the_policys() {
+fn defaults_are_the_lab_reports_and_the_policys() {
     let home = tempfile::tempdir().unwrap();
     let s = settings(home.path(), &[], &[]);
     assert_eq!(value(&s, "interval"), "\"5s\"");
@@ -325,6 +325,45 @@ fn everything_is_checked_before_anything_is_done() {
         &["--reload-command", "  "],
         "--reload-command (haproxy.reload_command) is empty",
     );
+    // The metrics' address: taken.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    refused(
+        h,
+        &["--metrics", &addr],
+        &format!("--metrics {addr}: cannot listen: Address already in use"),
+    );
+}
+
+#[test]
+fn the_metrics_address_is_off_by_default_and_layered() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    assert_eq!(value(&settings(h, &[], &[]), "metrics"), "none");
+    std::fs::write(h.join("m.toml"), "metrics = \"127.0.0.1:9180\"\n").unwrap();
+    let file = ["--config", "m.toml"];
+    assert_eq!(
+        value(&settings(h, &file, &[]), "metrics"),
+        "\"127.0.0.1:9180\""
+    );
+    let env = [("WEBSCALER_METRICS", "127.0.0.1:9181")];
+    assert_eq!(
+        value(&settings(h, &file, &env), "metrics"),
+        "\"127.0.0.1:9181\""
+    );
+    let s = settings(h, &[&file[..], &["--metrics", "[::1]:9182"]].concat(), &env);
+    assert_eq!(value(&s, "metrics"), "\"[::1]:9182\"");
+    std::fs::write(h.join("bad.toml"), "metrics = \"localhost\"\n").unwrap();
+    webscaler(h)
+        .args(["run", "--check-config", "--config", "bad.toml"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("bad.toml").and(predicate::str::contains("metrics")));
+    webscaler(h)
+        .args(["run", "--check-config", "--metrics", "9180"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--metrics"));
 }
 
 #[test]
@@ -335,6 +374,30 @@ fn a_relative_state_dir_is_made_absolute() {
         value(&s, "state_dir"),
         format!("{:?}", home.path().join("rel/state").display().to_string())
     );
+}
+
+#[test]
+fn the_lab_report_policy_is_named_lab_report_and_seed_is_its_alias() {
+    let home = tempfile::tempdir().unwrap();
+    let cfg = home.path().join("w.toml");
+    for name in ["lab-report", "seed"] {
+        let s = settings(home.path(), &["--policy", name], &[]);
+        assert_eq!(value(&s, "policy"), "\"lab-report\"", "--policy {name}");
+        let s = settings(home.path(), &[], &[("WEBSCALER_POLICY", name)]);
+        assert_eq!(
+            value(&s, "policy"),
+            "\"lab-report\"",
+            "WEBSCALER_POLICY={name}"
+        );
+        std::fs::write(&cfg, format!("policy = \"{name}\"\n")).unwrap();
+        let s = settings(home.path(), &["--config", cfg.to_str().unwrap()], &[]);
+        assert_eq!(value(&s, "policy"), "\"lab-report\"", "policy = {name:?}");
+    }
+    webscaler(home.path())
+        .args(["run", "--check-config", "--policy", "lab"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("lab-report"));
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! `webscaler simulate` and `webscaler plot` from the command line: the metrics (text and
-//! JSON), the CSV, the seed's needed column end to end, the figure, and bad input.
+//! JSON), the CSV, the lab report's needed column end to end, the figure, and bad input.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -162,8 +162,8 @@ fn a_constant_k_times_the_threshold_gives_exactly_k_backends_and_no_jitter() {
 }
 
 #[test]
-fn the_seed_policy_gives_listing_1_7s_needed_column_end_to_end() {
-    // The lab report's listing 1.7, lines 2 to 26: the `needed` column.
+fn the_lab_report_policy_gives_listing_1_7s_needed_column_end_to_end() {
+    // The lab report's logged run (its listing 1.7), lines 2 to 26: the `needed` column.
     let listing: [Option<u32>; 25] = [
         None,
         Some(0),
@@ -232,7 +232,7 @@ fn the_csv_has_runs_header_and_replaces_an_old_file() {
     assert_eq!(text.lines().next().unwrap(), HEADER.join(","));
     let rows = read_csv(&text).unwrap();
     assert_eq!(rows.len(), 2400 / 5 + 1, "replaced, not appended");
-    // The simulated clock starts at the seed's first timestamp (listing 1.7).
+    // The simulated clock starts at the lab report's first timestamp (listing 1.7).
     assert_eq!(rows[0].date, "2014-09-28T15:49:58.000000Z");
     assert_eq!(rows[1].date, "2014-09-28T15:50:03.000000Z");
     assert_eq!((rows[1].epoch, rows[480].epoch), (5, 2400));

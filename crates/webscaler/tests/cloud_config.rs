@@ -1,5 +1,5 @@
 //! OpenStack configuration resolution: clouds.yaml and secure.yaml in the usual places, the
-//! OS_* variables, flags, and the seed's openstack.cfg. Each case runs with a temporary
+//! OS_* variables, flags, and the lab report's openstack.cfg. Each case runs with a temporary
 //! home and working directory and an explicit environment, never the real one.
 
 mod openstack;
@@ -367,7 +367,7 @@ fn only_one_cloud_is_used_without_naming_it_and_several_need_a_name() {
 }
 
 #[test]
-fn the_seed_openstack_cfg_is_read_from_a_flag_or_etc() {
+fn the_lab_report_openstack_cfg_is_read_from_a_flag_or_etc() {
     let cfg_text = "[main]\nAPI_VERSION = 2\nUSERNAME = s171201\nPASSWORD = pw\nAUTH_URL = http://keystone:5000/v2.0\nTENANT_NAME = MS016A\n";
     let c = Case::new();
     let c = c.file(|c| c.cwd.join("etc/openstack.cfg"), cfg_text);

@@ -164,14 +164,15 @@ const DEFAULT_DOMAIN: &str = "without identity_api_version 3 the CLI sends a use
      the default domain (OS_DEFAULT_DOMAIN, else `default`), as the CLI does with version 3";
 /// One cloud in clouds.yaml and none named.
 const ONLY_CLOUD: &str = "the openstack CLI 6.0 passes cloud=None and ignores the only cloud; \
-     webscaler uses it, as openstacksdk's loader documents (notes/openstack.md §5)";
+     webscaler uses it, as openstacksdk's loader (openstack/config/loader.py) does";
 /// Flags and OS_* variables over clouds.yaml's project and domain keys.
 const PROJECT_KEYS: &str = "for project and domain keys openstacksdk's _fix_backwards_project \
-     lets clouds.yaml's auth: value beat OS_* and flags; issue 7 requires flags > OS_* > \
-     clouds.yaml for every key, and webscaler keeps that";
+     lets clouds.yaml's auth: value beat OS_* and flags; webscaler keeps flags > OS_* > \
+     clouds.yaml for every key, as the CLI does for the region and the interface";
 /// Application-credential variables without OS_AUTH_TYPE.
 const APP_CRED_INFERRED: &str = "the CLI resolves auth_type password and then lacks a user; \
-     webscaler infers v3applicationcredential (notes/openstack.md §5)";
+     webscaler infers v3applicationcredential, the type Horizon's application-credential \
+     openrc sets";
 
 fn cases() -> Vec<Case> {
     use Dir::*;

@@ -330,7 +330,7 @@ fn create_bodies_validate_against_the_schema_of_their_microversion() {
     bad["server"].as_object_mut().unwrap().remove("networks");
     assert!(schema::validate(&schema::load("ServersCreate_237"), &bad).is_err());
     let mut bad = create_body(&request(), None);
-    // The seed's novaclient `nics` form is not the API's.
+    // The lab report's novaclient `nics` form is not the API's.
     bad["server"]["networks"] =
         json!([{"net-id": "d32019d3-bc6e-4319-9c1d-6722fc136a22", "v4-fixed-ip": ""}]);
     assert!(schema::validate(&schema::load("ServersCreate_21"), &bad).is_err());

@@ -1,4 +1,4 @@
-//! The fidelity check of the fake OpenStack (shared/notes/openstack.md §4 D): openstacksdk,
+//! The fidelity check of the fake OpenStack: openstacksdk,
 //! an independent client (Debian's python3-openstacksdk, installed by scripts/setup.sh),
 //! drives the fake through a whole lifecycle: password auth with version discovery, list
 //! servers, image and network by name, create, stop, start, limits, delete. If the upstream

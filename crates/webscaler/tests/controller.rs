@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use webscaler::cloud::{Cloud, Status};
-use webscaler::controller::{self, Controller, Level, TickReport};
+use webscaler::controller::{self, Change, Controller, Level, Side, TickReport};
 use webscaler::policy::{self, DefaultPolicy};
 use webscaler::simulation::trace::{Trace, synthetic};
 use webscaler::simulation::world::{CloudCall, Sim, SimBalancer, SimClock, SimCloud, SimConfig};
@@ -46,7 +46,7 @@ impl Run {
         }
     }
 
-    /// The seed's settings (threshold 10, min 2), 5-s ticks, fast boots.
+    /// The lab report's settings (threshold 10, min 2), 5-s ticks, fast boots.
     fn default_with(trace: Trace, sim_cfg: SimConfig) -> Run {
         Run::new(
             sim_cfg,
@@ -94,6 +94,20 @@ impl Run {
 
     fn last(&self) -> &TickReport {
         self.reports.last().expect("ticked")
+    }
+
+    /// The changes of kind `c` the ticks' tallies counted.
+    fn tallied(&self, c: Change) -> u64 {
+        self.reports.iter().map(|r| r.tally.count(c)).sum()
+    }
+
+    /// The failed calls the ticks' tallies counted, as (side, call, kind).
+    fn failures(&self) -> Vec<(Side, &'static str, &'static str)> {
+        self.reports
+            .iter()
+            .flat_map(|r| &r.tally.failures)
+            .map(|f| (f.side, f.call, f.kind))
+            .collect()
     }
 
     fn calls(&self, prefix: &str) -> usize {
@@ -190,6 +204,19 @@ fn a_step_is_met_within_a_boot_and_released_after_the_window() {
     assert_eq!(run.calls("stop"), 1);
     assert_eq!(run.calls("delete"), 5);
     assert_eq!(run.sim.servers().len(), 2, "drained servers were removed");
+    // The tallies (the metrics' counters) count exactly the calls the world saw.
+    for c in Change::ALL {
+        assert_eq!(
+            run.tallied(c) as usize,
+            run.calls(c.as_str()),
+            "{c}: {:?}",
+            run.sim.calls()
+        );
+    }
+    assert_eq!(run.tallied(Change::Add), 8);
+    assert_eq!(run.tallied(Change::Remove), 6);
+    assert!(run.failures().is_empty(), "{:?}", run.failures());
+    assert!(run.reports.iter().all(|r| r.balancers_answering == 1));
 }
 
 #[test]
@@ -341,6 +368,11 @@ fn a_quota_error_holds_creations_and_logs_once() {
         "one attempt, not one per tick: {:?}",
         run.sim.calls()
     );
+    assert_eq!(
+        run.failures(),
+        [(Side::Cloud, "create", "quota_exceeded")],
+        "counted once, by kind"
+    );
     assert!(run.reports.iter().any(|r| r.record.action == "hold:quota"));
     assert_eq!(run.last().counts.serving, 4);
     // Nothing changes in the quota report: one more attempt after 5 minutes, which now
@@ -421,6 +453,13 @@ fn busy_backends_are_retried_next_tick() {
         .filter(|e| e.level == Level::Warning && e.message.contains("retried next tick"))
         .count();
     assert_eq!(warnings, 2);
+    assert_eq!(
+        run.failures(),
+        [
+            (Side::Cloud, "stop", "transitional"),
+            (Side::Cloud, "delete", "transitional")
+        ]
+    );
     let r = run.last();
     assert_eq!(
         (r.counts.serving, r.counts.stopped, r.counts.draining),
@@ -511,7 +550,7 @@ fn a_balancer_reload_does_not_disturb_the_rate() {
 }
 
 #[test]
-fn the_csv_columns_are_the_seeds_then_ours() {
+fn the_csv_columns_are_the_lab_reports_then_ours() {
     let mut run = Run::default_with(synthetic::constant(45.0, 2000), fast());
     run.until(60);
     let first = &run.reports[0].record;

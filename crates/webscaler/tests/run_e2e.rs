@@ -289,7 +289,7 @@ fn load_adds_backends_that_take_traffic_and_they_are_drained_and_stopped_after_w
         "{v}"
     );
 
-    // One CSV row per tick, the seed's columns first.
+    // One CSV row per tick, the lab report's columns first.
     let text = std::fs::read_to_string(&csv).unwrap();
     assert!(text.starts_with(
         "diffpt,haactive,active,epoch,acu,date,diff,needed,pending,stopped,action,rate\n"

@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::net::free_port;
+use common::net::{free_port, http_get};
 use common::process::{is_alive, signal_pid};
 use common::wait::poll_until;
 use rustix::process::Signal;
@@ -86,7 +86,12 @@ fn two_haproxy_instances_scale_together_and_a_killed_one_is_brought_back_in_step
     let csv = home.path().join("multi.csv");
     let fa: SocketAddr = ([127, 0, 0, 1], free_port().unwrap()).into();
     let fb: SocketAddr = ([127, 0, 0, 1], free_port().unwrap()).into();
-    let (fb_arg, csv_arg) = (fb.to_string(), csv.to_str().unwrap().to_owned());
+    let metrics: SocketAddr = ([127, 0, 0, 1], free_port().unwrap()).into();
+    let (fb_arg, csv_arg, metrics_arg) = (
+        fb.to_string(),
+        csv.to_str().unwrap().to_owned(),
+        metrics.to_string(),
+    );
     let run = WebscalerRun::start(
         home.path(),
         &state,
@@ -100,6 +105,9 @@ fn two_haproxy_instances_scale_together_and_a_killed_one_is_brought_back_in_step
             "1",
             "--scale-down-window",
             "2s",
+            // A fixed window: noise in the first load must not lengthen the second's.
+            "--scale-down-window-max",
+            "2s",
             "--drain-timeout",
             "20s",
             "--check-timeout",
@@ -108,11 +116,20 @@ fn two_haproxy_instances_scale_together_and_a_killed_one_is_brought_back_in_step
             "false",
             "-o",
             &csv_arg,
+            "--metrics",
+            &metrics_arg,
         ],
         &[],
     );
     wait_for("one backend serving in both", &run, || {
         serving(&state, 0) == 1 && serving(&state, 1) == 1
+    });
+    wait_for("the metrics to count two instances answering", &run, || {
+        http_get(metrics, "/metrics", Duration::from_secs(2)).is_ok_and(|r| {
+            r.body
+                .lines()
+                .any(|l| l == "webscaler_haproxy_instances_answering 2")
+        })
     });
 
     // 1. 14 + 14 req/s: the sum (28) needs three servers; neither alone would.

@@ -1,4 +1,4 @@
-//! `lbbench cpu`: the report's `sar -u 2`, plus the CPU of the balancer's processes.
+//! `lbbench cpu`: the lab report's `sar -u 2`, plus the CPU of the balancer's processes.
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -16,7 +16,7 @@ use crate::lab::hosts::HostsFile;
 use crate::lab::hosts::check::{check_hosts, render};
 use crate::sweep::{ProgressMode, rates};
 
-/// Arguments of `lbbench lab`. Without `--quick`, the defaults are the report's sweep
+/// Arguments of `lbbench lab`. Without `--quick`, the defaults are the lab report's sweep
 /// (100 to 2,000 conn/s by 100, 3 runs of 60 s each); `--quick` changes the defaults to
 /// 100 to 1,000 by 300, one run of 5 s each, 2 s apart. Options given explicitly win.
 #[derive(Debug, Args)]
@@ -63,7 +63,7 @@ pub struct LabArgs {
     /// The connection rate of a size sweep [default: 20].
     #[arg(long, value_name = "R", requires = "sizes")]
     pub rate: Option<f64>,
-    /// The URI requested.
+    /// The URI every request asks for (the backends answer `/perf.php?sleep=S`).
     #[arg(long, default_value = "/perf.php?sleep=0.2")]
     pub uri: String,
     /// Seconds httperf waits for a reply.
@@ -73,7 +73,7 @@ pub struct LabArgs {
     /// [default: lab-results, or lab-quick with --quick].
     #[arg(short, long, value_name = "DIR")]
     pub output: Option<PathBuf>,
-    /// The httperf program.
+    /// The httperf program to run: a name looked up on PATH, or a path.
     #[arg(long, value_name = "PATH", default_value = "httperf")]
     pub httperf: PathBuf,
     /// The HAProxy program [default: found in PATH and the sbin directories].

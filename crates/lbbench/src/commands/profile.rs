@@ -15,8 +15,8 @@ use crate::profile::{PlayConfig, plan, play, play::save_raw, summarize};
 /// Arguments of `lbbench profile`.
 #[derive(Debug, Args)]
 pub struct ProfileArgs {
-    /// The profile: TOML with `[[stage]]` tables of `start` (s), `rate` (conn/s) and
-    /// `num_conns`, as benches-data/seed-profile.toml (the lab report's listing 1.2).
+    /// The profile: TOML with `[[stage]]` tables of `start` (s), `rate` (conn/s) and `num_conns`,
+    /// as benches-data/seed-profile.toml (the lab report's load generator, its listing 1.2).
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
     /// The server for every stage [default: the profile's, else 127.0.0.1].
@@ -29,7 +29,7 @@ pub struct ProfileArgs {
     #[arg(long)]
     pub uri: Option<String>,
     /// Play X times faster: start offsets and stage durations ÷ X, connection rates kept,
-    /// so the request-rate curve keeps its shape and height over compressed time (the seed's
+    /// so the request-rate curve keeps its shape and height over compressed time (the lab report's
     /// 20-minute profile plays in 3 minutes at --speed 6.67).
     #[arg(long, value_name = "X", default_value_t = 1.0)]
     pub speed: f64,
@@ -39,7 +39,7 @@ pub struct ProfileArgs {
     /// Do not pass --hog to httperf.
     #[arg(long)]
     pub no_hog: bool,
-    /// The httperf program.
+    /// The httperf program to run: a name looked up on PATH, or a path.
     #[arg(long, value_name = "PATH", default_value = "httperf")]
     pub httperf: PathBuf,
     /// Print the summary as JSON instead of a table.

@@ -1,4 +1,4 @@
-//! `lbbench sweep`: the report's rate sweep, resumable, to CSV.
+//! `lbbench sweep`: the lab report's rate sweep, resumable, to CSV.
 
 use std::path::PathBuf;
 

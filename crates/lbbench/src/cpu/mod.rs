@@ -1,6 +1,6 @@
 //! CPU use: the whole machine's (`/proc/stat`, as `sar -u`) and that of process trees
 //! (`/proc/<pid>/stat`), as a library ([`machine`], [`process`]) and as the `lbbench cpu`
-//! sampler ([`monitor`]) that replaces the report's `sar -u 2` on the balancer host.
+//! sampler ([`monitor`]) that replaces the lab report's `sar -u 2` on the balancer host.
 
 pub mod machine;
 pub mod monitor;
@@ -19,16 +19,10 @@ pub use process::{
 pub enum CpuError {
     /// A file of `/proc` could not be read.
     #[error("cannot read {file}: {error}")]
-    Io {
-        /// The file.
-        file: String,
-        /// The OS error.
-        error: io::Error,
-    },
+    Io { file: String, error: io::Error },
     /// A file of `/proc` has unexpected content.
     #[error("{file}: {reason}")]
     Format {
-        /// The file.
         file: String,
         /// What is wrong.
         reason: String,

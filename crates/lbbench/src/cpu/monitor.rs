@@ -113,7 +113,7 @@ impl CpuRow {
     }
 }
 
-/// The report's name for a CPU file: `cpu_mon_<name>.csv`, where the name is the selected
+/// The lab report's name for a CPU file: `cpu_mon_<name>.csv`, where the name is the selected
 /// processes' (`haproxy`), or the host's when only the machine is sampled (the report ran
 /// `sar -u 2 >> cpu_mon_balance1` on each balancer).
 pub fn default_output(selector: Option<&ProcessSelector>) -> PathBuf {

@@ -136,7 +136,6 @@ pub enum ArgsError {
     /// An extra argument sets an option lbbench already sets.
     #[error("`{arg}` sets an option lbbench already sets; use lbbench's --{option} instead")]
     Managed {
-        /// The extra argument.
         arg: String,
         /// The option it sets.
         option: &'static str,
@@ -308,7 +307,7 @@ pub fn fmt_rate(rate: f64) -> String {
 }
 
 /// The number of connections for a run of `duration_s` seconds at `rate` connections/s
-/// (rounded, at least 1): the report's `num_conns = rate × length`.
+/// (rounded, at least 1): the lab report's `num_conns = rate × length`.
 pub fn num_conns_for(rate: f64, duration_s: f64) -> u64 {
     let n = (rate * duration_s).round();
     if n.is_finite() && n >= 1.0 {
@@ -323,7 +322,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn builds_the_seed_command_line() {
+    fn builds_the_lab_report_command_line() {
         let mut a = HttperfArgs::new("balance1", 100.0, num_conns_for(100.0, 60.0));
         a.uri = "/perf.php?sleep=0.2".into();
         a.hog = true;

@@ -810,7 +810,7 @@ const KINDS: &[LineKind] = &[
         key: "Errors: fd-unavail",
         required: true,
         repeats: false,
-        // `addrnavail` is how the report's listing 2.1 spells it.
+        // `addrnavail` is how the lab report's sample output (its listing 2.1) spells it.
         pattern: r"Errors: fd-unavail {u} addru?navail {u} ftab-full {u} other {u}",
         apply: |c, r| {
             r.errors_fd_unavail = u(c, 1)?;

@@ -76,12 +76,7 @@ pub enum HttperfError {
     },
     /// The program could not be started.
     #[error("cannot start {}: {error}", program.display())]
-    Spawn {
-        /// The program.
-        program: PathBuf,
-        /// The OS error.
-        error: io::Error,
-    },
+    Spawn { program: PathBuf, error: io::Error },
     /// Waiting for the program failed.
     #[error("cannot wait for httperf: {0}")]
     Wait(io::Error),
@@ -282,7 +277,7 @@ fn stderr_summary(stderr: &str) -> String {
 /// A finished run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HttperfOutput {
-    /// The parsed report.
+    /// The report parsed from httperf's stdout.
     pub report: Report,
     /// What httperf printed.
     pub raw: RawOutput,

@@ -1,6 +1,7 @@
-//! HAProxy in the lab: the report's listing 2.5 (round robin, `option httpchk GET /`,
-//! `http-check expect string It\ works!`), run as `haproxy -W -f haproxy.cfg` in the
-//! foreground: a master (the supervised child) and one worker with a thread per CPU.
+//! HAProxy in the lab: the lab report's HAProxy configuration (its listing 2.5: round robin,
+//! `option httpchk GET /`, `http-check expect string It\ works!`), run as `haproxy -W -f
+//! haproxy.cfg` in the foreground: a master (the supervised child) and one worker with a thread per
+//! CPU.
 //!
 //! Its admin socket (`admin.sock`, `level admin`) is in its run dir; HAProxy leaves it
 //! behind when it exits, so the stop removes it. `noreuseport` makes a port clash a hard
@@ -28,7 +29,7 @@ struct Config<'a> {
     servers: &'a [Upstream],
 }
 
-/// HAProxy.
+/// HAProxy as a lab balancer: its config, checked with `haproxy -c`, run in the foreground.
 #[derive(Debug, Clone, Copy)]
 pub struct Haproxy;
 

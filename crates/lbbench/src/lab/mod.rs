@@ -10,7 +10,7 @@
 //!   dir ([`Balancer::start`] → [`RunningBalancer`]), and stopped with all it left behind.
 //! - [`limits`]: open files and connections, and how children are started.
 //! - [`logs`]: reading the programs' logs and outputs for error messages.
-//! - [`Fleet`]: N `lbbench backend` processes (the report's `perf.php`).
+//! - [`Fleet`]: N `lbbench backend` processes (the lab report's `perf.php`).
 //! - [`procs`]: the process tree of a balancer, from `/proc`, for CPU sampling.
 //! - [`tls`]: the lab's certificate authority and the certificate the balancers serve when
 //!   they terminate TLS ([`LabTls`]).
@@ -68,7 +68,6 @@ pub enum LabError {
     /// The program ran but its version could not be read.
     #[error("cannot read the version of {program}: {detail}")]
     Version {
-        /// The program.
         program: PathBuf,
         /// What went wrong.
         detail: String,
@@ -76,9 +75,7 @@ pub enum LabError {
     /// The generated config was rejected by the program's own check.
     #[error("{program} rejected the generated config {config}: {detail}")]
     InvalidConfig {
-        /// The program.
         program: String,
-        /// The config file.
         config: PathBuf,
         /// The program's own message.
         detail: String,
@@ -95,7 +92,6 @@ pub enum LabError {
     /// A config template failed to render.
     #[error("cannot render the {program} config: {source}")]
     Template {
-        /// The program.
         program: &'static str,
         /// The template error.
         source: askama::Error,

@@ -43,7 +43,7 @@ struct Config<'a> {
     servers: &'a [Upstream],
 }
 
-/// nginx.
+/// nginx as a lab balancer: a round-robin upstream, checked with `nginx -t`, in the foreground.
 #[derive(Debug, Clone, Copy)]
 pub struct Nginx;
 

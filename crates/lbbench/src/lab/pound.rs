@@ -1,7 +1,7 @@
-//! Pound 4 in the lab: the report's listing 2.6 in 4.x syntax (`Balancer iwrr` for round
-//! robin, as Pound 4's default is weighted random; `DeleteHeader` for `HeadRemove`; no
-//! `User`/`Group`), run as `pound -F -f pound.cfg -p pound.pid`: in the foreground Pound is
-//! one process (no supervisor) with a pool of worker threads.
+//! Pound 4 in the lab: the lab report's Pound configuration (its listing 2.6) in 4.x syntax
+//! (`Balancer iwrr` for round robin, as Pound 4's default is weighted random; `DeleteHeader` for
+//! `HeadRemove`; no `User`/`Group`), run as `pound -F -f pound.cfg -p pound.pid`: in the foreground
+//! Pound is one process (no supervisor) with a pool of worker threads.
 //!
 //! Its control socket (`pound.sock`, HTTP+JSON, see `poundctl`) and pid file are in its run
 //! dir. Pound removes both on a clean exit, but leaves the socket behind when it fails to
@@ -32,7 +32,7 @@ struct Config<'a> {
     servers: &'a [Upstream],
 }
 
-/// Pound 4.
+/// Pound 4 as a lab balancer: `Balancer iwrr`, checked with `pound -c`, run in the foreground.
 #[derive(Debug, Clone, Copy)]
 pub struct Pound;
 

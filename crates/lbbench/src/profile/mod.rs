@@ -1,6 +1,6 @@
-//! `lbbench profile`: plays a staged load profile ([`common::profile::Profile`], the lab
-//! report's listing 1.2): several httperf runs, each starting at its own offset, running at
-//! the same time, so that their rates add up to a load that rises and falls.
+//! `lbbench profile`: plays a staged load profile ([`common::profile::Profile`], the lab report's
+//! load generator, its listing 1.2): several httperf runs, each starting at its own offset, running
+//! at the same time, so that their rates add up to a load that rises and falls.
 //!
 //! - [`plan()`]: the profile → one httperf run per stage, with time compressed by `--speed`
 //!   (pure).
@@ -25,7 +25,7 @@
 //! does not keep is the total number of requests (÷ X) and the time each backend spends at
 //! each level (÷ X), which is the point.
 //!
-//! The seed's profile lasts 1,200 s (its first stage: 1 conn/s for 20 min); `--speed 6.67`
+//! The lab report's profile lasts 1,200 s (its first stage: 1 conn/s for 20 min); `--speed 6.67`
 //! plays it in 3 minutes, with the same levels (1, 11, 21, 31, 71, then a peak of
 //! 131 conn/s, and back down).
 
@@ -171,7 +171,7 @@ mod tests {
     }
 
     #[test]
-    fn the_seed_profile_plays_in_3_minutes_at_the_same_rates() {
+    fn the_lab_report_profile_plays_in_3_minutes_at_the_same_rates() {
         let p = seed();
         assert_eq!(p.duration_secs(), 1200.0);
         let cfg = PlayConfig {
@@ -182,7 +182,7 @@ mod tests {
         let slow = plan(&p, &PlayConfig::default()).unwrap();
         let end = fast.iter().map(PlannedStage::end_s).fold(0.0, f64::max);
         assert!((end - 180.0).abs() < 0.5, "{end}");
-        // The seed's levels: 1, 11, 21, 31, 71 conn/s, 131 from 420 s (the last three start
+        // The lab report's levels: 1, 11, 21, 31, 71 conn/s, 131 from 420 s (the last three start
         // together), then 71, 61, 21, 1.
         for t in [
             0.0, 60.0, 150.0, 200.0, 250.0, 310.0, 430.0, 600.0, 700.0, 1100.0,

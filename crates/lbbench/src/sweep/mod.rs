@@ -1,4 +1,4 @@
-//! The report's rate sweep (its listing 2.3), resumable: every rate from `from` to `to` by
+//! The lab report's rate sweep (its listing 2.3), resumable: every rate from `from` to `to` by
 //! `step`, each run `repeat` times for `duration` seconds with a pause between runs, one CSV
 //! row per run.
 //!
@@ -55,7 +55,7 @@ pub const MAX_REPEAT: u32 = 1000;
 /// The most runs in one sweep (rates × repeats); a plan holds one small entry per run.
 pub const MAX_RUNS: usize = 100_000;
 
-/// lbbench's own columns before the report's: `timestamp, server, tls, reply_size,
+/// lbbench's own columns before the lab report's: `timestamp, server, tls, reply_size,
 /// target_rate, run`. `tls` is `off`, `on` or `resumed` ([`Tls`]); `reply_size` is the reply
 /// size a size sweep asked for, in bytes, and empty otherwise.
 pub const KEY_COLUMNS: &[&str] = &[
@@ -118,7 +118,7 @@ pub struct SweepConfig {
 }
 
 impl SweepConfig {
-    /// The report's sweep against `server`: 100 to 2000 req/s by 100, 3 runs of 60 s each, a
+    /// The lab report's sweep against `server`: 100 to 2000 req/s by 100, 3 runs of 60 s each, a
     /// 30 s pause, `--hog --uri /perf.php?sleep=0.2 --num-calls 1 --timeout 5` on port 80,
     /// rows to `perf_<server>_combined.csv`.
     pub fn seed(server: &str) -> Self {
@@ -167,7 +167,7 @@ impl SweepConfig {
     }
 }
 
-/// The report's output name for a server: `perf_<server>_combined.csv`.
+/// The lab report's output name for a server: `perf_<server>_combined.csv`.
 pub fn default_output(server: &str) -> String {
     format!("perf_{}_combined.csv", file_name_safe(server))
 }
@@ -302,7 +302,6 @@ pub enum SweepError {
     Httperf {
         /// Which run, if any.
         context: String,
-        /// The error.
         error: HttperfError,
     },
     /// The output file is not usable. (Its message already has the OS error, so it is not
@@ -331,7 +330,6 @@ pub enum SweepError {
     SaveRaw {
         /// The file.
         path: PathBuf,
-        /// The OS error.
         error: std::io::Error,
     },
     /// The observer failed.
@@ -341,7 +339,6 @@ pub enum SweepError {
         rate: String,
         /// The run's index.
         run: u32,
-        /// The observer's error.
         error: ObserverError,
     },
 }
@@ -843,7 +840,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_seed_defaults() {
+    fn the_lab_report_defaults() {
         let cfg = SweepConfig::seed("balance1");
         assert_eq!(cfg.output, PathBuf::from("perf_balance1_combined.csv"));
         assert_eq!(cfg.plan().len(), 60);

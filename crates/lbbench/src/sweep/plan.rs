@@ -1,5 +1,5 @@
 //! The runs of a sweep: every rate from `from` to `to` by `step` (or every reply size at one
-//! rate), each repeated, in the report's order (all repeats of a rate, then the next rate;
+//! rate), each repeated, in the lab report's order (all repeats of a rate, then the next rate;
 //! sizes in the outer loop).
 
 use crate::httperf::{Tls, fmt_rate};
@@ -186,7 +186,7 @@ mod tests {
     use proptest::prelude::*;
 
     #[test]
-    fn the_seed_sweep() {
+    fn the_lab_report_sweep() {
         let r = rates(100.0, 2000.0, 100.0).unwrap();
         assert_eq!(r.len(), 20);
         assert_eq!(r[0], 100.0);

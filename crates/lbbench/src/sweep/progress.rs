@@ -258,7 +258,7 @@ mod tests {
     const S: Duration = Duration::from_secs(1);
 
     #[test]
-    fn eta_of_the_seed_sweep() {
+    fn eta_of_the_lab_report_sweep() {
         // 60 runs of 60 s with 30 s pauses: 60·60 + 59·30 s.
         assert_eq!(eta(60, Phase::Idle, 60 * S, 30 * S), (3600 + 1770) * S);
         assert_eq!(

@@ -20,7 +20,6 @@ pub enum ResumeError {
     Io {
         /// The file.
         path: PathBuf,
-        /// The OS error.
         error: io::Error,
     },
     /// The file is not a CSV file of this layout.

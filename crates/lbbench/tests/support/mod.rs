@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::process::Supervised;
 
-/// `lbbench backend` (the report's perf.php) as a separate process on a free port of
+/// `lbbench backend` (the lab report's perf.php) as a separate process on a free port of
 /// 127.0.0.1, stopped by pid when dropped.
 pub struct Backend {
     process: Supervised,

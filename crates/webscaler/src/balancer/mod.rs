@@ -62,7 +62,7 @@ pub struct ServerView {
     /// (HAProxy: the last check passed and the health counter reached `rise`).
     pub healthy: bool,
     /// Whether it takes new load-balanced traffic now (HAProxy: `UP` or `no check`): the
-    /// seed's "active servers in HAProxy".
+    /// lab report's "active servers in HAProxy".
     pub takes_traffic: bool,
     /// Current sessions.
     pub sessions: u64,
@@ -171,5 +171,12 @@ pub trait Balancer {
     /// `instances` column); `None` for one.
     fn instances(&self) -> Option<u32> {
         None
+    }
+
+    /// The kind of `error` in one lowercase word, for the metrics (`socket`, `refused`);
+    /// `error` unless the implementation tells kinds apart.
+    fn error_kind(error: &Self::Error) -> &'static str {
+        let _ = error;
+        "error"
     }
 }

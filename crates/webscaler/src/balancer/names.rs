@@ -103,7 +103,7 @@ name_type!(
 );
 
 impl Default for BackendName {
-    /// The seed's backend, `nodes`.
+    /// The lab report's backend, `nodes`.
     fn default() -> Self {
         BackendName("nodes".to_owned())
     }

@@ -449,6 +449,13 @@ where
     fn instances(&self) -> Option<u32> {
         (self.members.len() > 1).then_some(self.members.len() as u32)
     }
+
+    fn error_kind(error: &Self::Error) -> &'static str {
+        match error {
+            SeveralError::One(e) => B::error_kind(e),
+            SeveralError::NoneAnswers(_) => "no_instance",
+        }
+    }
 }
 
 #[cfg(test)]

@@ -35,8 +35,8 @@ pub struct PolicyArgs {
     /// Time between ticks [default: 5s].
     #[arg(long, env = "WEBSCALER_INTERVAL", value_parser = parse_duration)]
     pub interval: Option<Duration>,
-    /// The policy: default; seed (the lab report's algorithm, a round every 60 s); the
-    /// references hpa (Kubernetes' HPA) and target-tracking (AWS target tracking); oracle
+    /// The policy: default; lab-report (the lab report's algorithm, a round every 60 s; `seed`
+    /// is accepted too); the references hpa (Kubernetes' HPA) and target-tracking (AWS target tracking); oracle
     /// (clairvoyant, `simulate` only) [default: default].
     #[arg(long, env = "WEBSCALER_POLICY", value_parser = parse_policy)]
     pub policy: Option<PolicyKind>,
@@ -206,7 +206,7 @@ pub struct SettingsArgs {
     /// The tick, the policy and its settings.
     #[command(flatten)]
     pub policy: PolicyArgs,
-    /// The counter: sessions (stot, as the seed) or requests (req_tot) [default: sessions].
+    /// The counter: sessions (stot, as the lab report) or requests (req_tot) [default: sessions].
     #[arg(long, env = "WEBSCALER_METRIC", value_enum)]
     pub metric: Option<Metric>,
     /// A draining backend is stopped at 0 sessions, or after this long [default: 60s].
@@ -219,7 +219,7 @@ pub struct SettingsArgs {
     /// [default: 5m].
     #[arg(long, env = "WEBSCALER_QUOTA_RETRY", value_parser = parse_duration)]
     pub quota_retry: Option<Duration>,
-    /// CSV dates in UTC (RFC 3339) instead of the seed's local time.
+    /// CSV dates in UTC (RFC 3339) instead of the lab report's local time.
     #[arg(long, env = "WEBSCALER_UTC")]
     pub utc: bool,
 
@@ -368,7 +368,7 @@ pub struct ProviderArgs {
     /// OpenStack: the cloud of clouds.yaml to use (or OS_CLOUD).
     #[arg(long, global = true, value_name = "NAME")]
     pub os_cloud: Option<String>,
-    /// OpenStack: the seed's credentials file ([main] USERNAME, PASSWORD, AUTH_URL, TENANT_NAME).
+    /// OpenStack: the lab report's credentials file ([main] USERNAME, PASSWORD, AUTH_URL, TENANT_NAME).
     #[arg(long, global = true, value_name = "FILE")]
     pub openstack_cfg: Option<PathBuf>,
     /// OpenStack: Keystone URL (or OS_AUTH_URL).

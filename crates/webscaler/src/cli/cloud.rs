@@ -1,4 +1,4 @@
-//! `webscaler cloud`: the operator's commands on the configured provider (the seed's
+//! `webscaler cloud`: the operator's commands on the configured provider (the lab report's
 //! `nova.py main()`): list, create, start, stop, delete, quota.
 //!
 //! The provider's flags ([`ProviderArgs`]) are shared with `run` and `status`;

@@ -1,4 +1,4 @@
-//! `webscaler haproxy …`: the operator's commands for the HAProxy side (the seed had them as
+//! `webscaler haproxy …`: the operator's commands for the HAProxy side (the lab report had them as
 //! the `main()`s of `haproxy.py` and `hastats.py`).
 
 use std::io::Write;
@@ -50,7 +50,7 @@ pub enum HaproxyCommand {
         sockets: Vec<PathBuf>,
         #[arg(long, default_value = "nodes", value_parser = parse_backend)]
         backend: BackendName,
-        /// The counter: `sessions` (stot, as the seed) or `requests` (req_tot).
+        /// The counter: `sessions` (stot, as the lab report) or `requests` (req_tot).
         #[arg(long, value_enum, default_value_t = Metric::Sessions)]
         metric: Metric,
         /// Time between the two samples.

@@ -1,4 +1,4 @@
-//! `webscaler plot`: the seed's figure 1.4 from the CSV of `run` or `simulate`
+//! `webscaler plot`: the lab report's "Scaling of servers" chart (its figure 1.4) from the CSV of `run` or `simulate`
 //! ([`crate::plot`]).
 
 use std::path::PathBuf;

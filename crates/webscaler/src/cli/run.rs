@@ -1,6 +1,7 @@
 //! `webscaler run`: the flags of the scaling loop; [`crate::service`] runs it.
 
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Result;
@@ -20,10 +21,14 @@ pub struct RunArgs {
     /// Settings shared with `status`.
     #[command(flatten)]
     pub settings: SettingsArgs,
-    /// The CSV file, one row per tick (default: named after the start time as the seed's,
+    /// The CSV file, one row per tick (default: named after the start time as the lab report's,
     /// e.g. 2014-09-28T1549--webscaler.csv, in the current directory).
     #[arg(short = 'o', long, env = "WEBSCALER_OUTPUT", value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9180; off by
+    /// default).
+    #[arg(long, env = "WEBSCALER_METRICS", value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
     /// Check the configuration (and read the history files), print the settings in effect
     /// and exit (nothing is started).
     #[arg(long)]
@@ -38,6 +43,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     let env = Env::from_process();
     let flags = Layer {
         output: args.output.clone(),
+        metrics: args.metrics,
         cloud: args.provider.layer()?,
         ..args.settings.layer()
     };

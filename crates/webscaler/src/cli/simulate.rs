@@ -49,7 +49,7 @@ pub struct SimulateArgs {
     /// Simulated cloud: from starting a stopped backend to ACTIVE [default: the boot delay].
     #[arg(long, value_parser = parse_duration)]
     pub start_delay: Option<Duration>,
-    /// Simulated cloud: instances allowed, stopped ones included (the seed's quota).
+    /// Simulated cloud: instances allowed, stopped ones included (the lab report's quota).
     #[arg(long, value_name = "N", default_value_t = 13)]
     pub quota: u32,
     /// Backends serving at time 0 [default: what the trace needs at 0].

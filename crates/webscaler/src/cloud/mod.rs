@@ -4,8 +4,8 @@
 //! Two providers implement the trait: [`local::LocalCloud`] (each backend a process on
 //! 127.0.0.1, the embedded default) and [`openstack::OpenStack`] (Keystone v3 + Nova over
 //! HTTP). Backends are the instances whose name starts with the configured prefix (`node-`
-//! by default, as in the seed); they are listed in natural order (`node-2` before
-//! `node-10`), and new ones continue the sequence (the seed's `get_instance_number`).
+//! by default, as in the lab report); they are listed in natural order (`node-2` before
+//! `node-10`), and new ones continue the sequence (the lab report's `get_instance_number`).
 
 pub mod local;
 pub mod openstack;
@@ -17,7 +17,7 @@ use std::net::{IpAddr, SocketAddr};
 use chrono::{DateTime, Utc};
 use serde::{Serialize, Serializer};
 
-/// The default name prefix of backends (the seed's `node-1`, `node-2`, ...).
+/// The default name prefix of backends (the lab report's `node-1`, `node-2`, ...).
 pub const DEFAULT_PREFIX: &str = "node-";
 
 /// What the scaler needs from a cloud. Object-safe and synchronous: every call returns when
@@ -392,6 +392,21 @@ pub enum CloudError {
 }
 
 impl CloudError {
+    /// The kind of error in one lowercase word (a metrics label): `quota_exceeded`,
+    /// `transitional`, `not_found`, `transient`, `auth`, `config`, `api` or `io`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CloudError::QuotaExceeded { .. } => "quota_exceeded",
+            CloudError::Transitional { .. } => "transitional",
+            CloudError::NotFound { .. } => "not_found",
+            CloudError::Transient { .. } => "transient",
+            CloudError::Auth { .. } => "auth",
+            CloudError::Config { .. } => "config",
+            CloudError::Api { .. } => "api",
+            CloudError::Io { .. } => "io",
+        }
+    }
+
     /// Worth retrying on a later tick without changing anything (transient or transitional).
     pub fn is_retryable(&self) -> bool {
         matches!(
@@ -455,7 +470,7 @@ impl Naming {
     }
 
     /// The names of `count` new backends: numbers after the highest in use (1 when there
-    /// is none), as the seed's `get_instance_number(next=True)`.
+    /// is none), as the lab report's `get_instance_number(next=True)`.
     pub fn next_names<'a>(
         &self,
         existing: impl IntoIterator<Item = &'a str>,

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use common::time::format_duration;
 
+use super::tally::{Change, Side};
 use super::{Action, Controller, Event, Level, Plan, QuotaHold, QuotaSeen};
 use crate::balancer::{Balancer, Removal, ServerName};
 use crate::clock::Clock;
@@ -65,19 +66,19 @@ impl<C: Cloud, B: Balancer, K: Clock, P: Policy> Controller<C, B, K, P> {
                     }
                 }
                 Action::ReadyServer { name } => {
-                    if self.balancer_call(name, "make ready", events, |b, n| b.ready(n)) {
+                    if self.balancer_call(name, Change::Ready, events, |b, n| b.ready(n)) {
                         done.push(format!("{name} ready"));
                     }
                 }
                 Action::AddServer { name, addr } => {
                     let addr = *addr;
-                    if self.balancer_call(name, "add", events, |b, n| b.add(n, addr)) {
+                    if self.balancer_call(name, Change::Add, events, |b, n| b.add(n, addr)) {
                         done.push(format!("added {name} ({addr}) to the balancer"));
                         crate::fault::point("added");
                     }
                 }
                 Action::Undrain { name } => {
-                    if self.balancer_call(name, "undrain", events, |b, n| b.ready(n)) {
+                    if self.balancer_call(name, Change::Undrain, events, |b, n| b.ready(n)) {
                         done.push(format!("{name} back from draining"));
                         brought_up += 1;
                     }
@@ -92,7 +93,7 @@ impl<C: Cloud, B: Balancer, K: Clock, P: Policy> Controller<C, B, K, P> {
                     brought_up += self.create(*count, now, &mut done, events);
                 }
                 Action::Drain { name } => {
-                    if self.balancer_call(name, "drain", events, |b, n| b.drain(n)) {
+                    if self.balancer_call(name, Change::Drain, events, |b, n| b.drain(n)) {
                         done.push(format!("draining {name}"));
                         // The drain timeout counts from now, not from when it is seen.
                         self.memory.draining_since.insert(name.clone(), now);
@@ -146,6 +147,9 @@ impl<C: Cloud, B: Balancer, K: Clock, P: Policy> Controller<C, B, K, P> {
                 let mut made = Vec::new();
                 let mut quota = None;
                 for c in creations {
+                    if let Err(e) = &c.result {
+                        self.tally.failed(Side::Cloud, "create", e.kind());
+                    }
                     match c.result {
                         Ok(_) => made.push(c.name),
                         Err(CloudError::QuotaExceeded { message }) => quota = Some(message),
@@ -155,6 +159,7 @@ impl<C: Cloud, B: Balancer, K: Clock, P: Policy> Controller<C, B, K, P> {
                         }),
                     }
                 }
+                self.tally.changed(Change::Create, made.len() as u64);
                 if !made.is_empty() {
                     done.push(format!("created {}", made.join(" ")));
                 }
@@ -164,10 +169,12 @@ impl<C: Cloud, B: Balancer, K: Clock, P: Policy> Controller<C, B, K, P> {
                 made.len() as u32
             }
             Err(CloudError::QuotaExceeded { message }) => {
+                self.tally.failed(Side::Cloud, "create", "quota_exceeded");
                 self.hold_for_quota(now, &format!("quota exceeded: {message}"), events);
                 0
             }
             Err(e) => {
+                self.tally.failed(Side::Cloud, "create", e.kind());
                 events.push(Event {
                     level: Level::Error,
                     message: format!("cannot create {count} backend(s): {e}"),
@@ -185,11 +192,16 @@ impl<C: Cloud, B: Balancer, K: Clock, P: Policy> Controller<C, B, K, P> {
             Verb::Stop => self.cloud.stop(backend),
             Verb::Delete => self.cloud.delete(backend),
         };
+        let change = verb.change();
         match r {
-            Ok(()) => true,
-            // Already gone: what a delete wanted.
+            Ok(()) => {
+                self.tally.changed(change, 1);
+                true
+            }
+            // Already gone: what a delete wanted (nothing was changed).
             Err(CloudError::NotFound { .. }) if verb == Verb::Delete => true,
             Err(e) => {
+                self.tally.failed(Side::Cloud, change.as_str(), e.kind());
                 let level = if e.is_retryable() {
                     Level::Warning
                 } else {
@@ -213,16 +225,25 @@ impl<C: Cloud, B: Balancer, K: Clock, P: Policy> Controller<C, B, K, P> {
     fn balancer_call(
         &mut self,
         name: &str,
-        what: &str,
+        change: Change,
         events: &mut Vec<Event>,
         f: impl FnOnce(&B, &ServerName) -> Result<(), B::Error>,
     ) -> bool {
+        let what = match change {
+            Change::Ready => "make ready",
+            c => c.as_str(),
+        };
         let Some(server) = server_name(name, events, || format!("{what} {name:?} in")) else {
             return false;
         };
         match f(&self.balancer, &server) {
-            Ok(()) => true,
+            Ok(()) => {
+                self.tally.changed(change, 1);
+                true
+            }
             Err(e) => {
+                self.tally
+                    .failed(Side::Balancer, change.as_str(), B::error_kind(&e));
                 events.push(Event {
                     level: Level::Error,
                     message: format!("cannot {what} {name} in the balancer: {e}"),
@@ -254,6 +275,7 @@ impl<C: Cloud, B: Balancer, K: Clock, P: Policy> Controller<C, B, K, P> {
         };
         match self.balancer.remove(&server) {
             Ok(Removal::Removed) => {
+                self.tally.changed(Change::Remove, 1);
                 done.push(format!("removed {name} from the balancer"));
                 ServerStep::Gone
             }
@@ -268,6 +290,8 @@ impl<C: Cloud, B: Balancer, K: Clock, P: Policy> Controller<C, B, K, P> {
                 ServerStep::Maintenance
             }
             Err(e) => {
+                self.tally
+                    .failed(Side::Balancer, "remove", B::error_kind(&e));
                 events.push(Event {
                     level: Level::Error,
                     message: format!("cannot remove {name} from the balancer: {e}"),
@@ -315,6 +339,14 @@ enum Verb {
 }
 
 impl Verb {
+    fn change(self) -> Change {
+        match self {
+            Verb::Start => Change::Start,
+            Verb::Stop => Change::Stop,
+            Verb::Delete => Change::Delete,
+        }
+    }
+
     fn as_str(self) -> &'static str {
         match self {
             Verb::Start => "start",

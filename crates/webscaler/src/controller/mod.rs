@@ -31,6 +31,7 @@
 mod act;
 pub mod plan;
 pub mod record;
+pub mod tally;
 mod tick;
 pub mod view;
 
@@ -45,6 +46,7 @@ use crate::cloud::{Naming, Quota};
 
 pub use plan::{Action, Plan, PlanInput};
 pub use record::{HEADER, Record};
+pub use tally::{Change, Failure, Side, Tally};
 pub use tick::TickReport;
 pub use view::{ClassifyConfig, CloudState, Counts, Member, Memory, Role};
 
@@ -57,7 +59,7 @@ pub struct Config {
     pub naming: Naming,
     /// The port of backends whose cloud address has none (OpenStack: the web server's, 80).
     pub backend_port: u16,
-    /// Stopped backends kept for a fast start (the seed kept 1); more are deleted.
+    /// Stopped backends kept for a fast start (the lab report kept 1); more are deleted.
     pub warm_pool: u32,
     /// How long a drain may take before the backend is stopped anyway.
     pub drain_timeout: Duration,
@@ -71,9 +73,9 @@ pub struct Config {
 }
 
 impl Default for Config {
-    /// Sessions (`stot`, the seed's counter), prefix `node-`, port 80, a warm pool of 1,
+    /// Sessions (`stot`, the lab report's counter), prefix `node-`, port 80, a warm pool of 1,
     /// drains of at most 60 s, 10 minutes to pass the first check (cloud-init installs the
-    /// web server after the instance is ACTIVE), quota retried after 5 minutes, the seed's
+    /// web server after the instance is ACTIVE), quota retried after 5 minutes, the lab report's
     /// date format.
     fn default() -> Config {
         Config {
@@ -186,6 +188,8 @@ pub struct Controller<C, B, K, P> {
     failing: Option<String>,
     /// Whether reading the quota failed last time (logged once per streak).
     quota_failing: bool,
+    /// The current tick's changes and failures.
+    tally: Tally,
 }
 
 impl<C, B, K, P> Controller<C, B, K, P> {
@@ -204,6 +208,7 @@ impl<C, B, K, P> Controller<C, B, K, P> {
             hold: None,
             failing: None,
             quota_failing: false,
+            tally: Tally::default(),
         }
     }
 

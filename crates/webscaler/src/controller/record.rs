@@ -1,6 +1,6 @@
 //! Record: one CSV row per tick, written by `webscaler run` and `webscaler simulate` alike.
 //!
-//! The seed's columns come first with the seed's meanings (lab report, listing 1.6), then
+//! The lab report's columns come first with the lab report's meanings (its data output, listing 1.6), then
 //! ours:
 //!
 //! | column | meaning |
@@ -10,7 +10,7 @@
 //! | `active` | backends running in the cloud (ACTIVE) |
 //! | `epoch` | whole seconds since the controller started |
 //! | `acu` | the balancer's cumulative counter (since its last restart) |
-//! | `date` | the wall-clock time of the tick (the seed's local ISO format, or RFC 3339 UTC) |
+//! | `date` | the wall-clock time of the tick (the lab report's local ISO format, or RFC 3339 UTC) |
 //! | `diff` | the request rate, rounded up to whole requests per second |
 //! | `needed` | servers needed for the rate, within the minimum and the maximum |
 //! | `pending` | capacity on its way: backends booting, or running and not yet ready |

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use common::time::format_duration;
 
+use super::tally::{Side, Tally};
 use super::view::{self, ClassifyConfig, Counts, Member};
 use super::{Controller, Event, Level, Plan, PlanInput, QuotaHold, QuotaSeen, Record, plan};
 use crate::balancer::{Balancer, BalancerView};
@@ -34,6 +35,13 @@ pub struct TickReport {
     pub done: Vec<String>,
     /// Warnings and errors.
     pub events: Vec<Event>,
+    /// The changes made and the calls that failed, counted.
+    pub tally: Tally,
+    /// The balancer instances that answered this tick's observation.
+    pub balancers_answering: u32,
+    /// How many more backends the cloud's quota has room for, as last reported (`None`:
+    /// unlimited, or never read).
+    pub quota_left: Option<u64>,
 }
 
 impl TickReport {
@@ -69,6 +77,7 @@ impl<C: Cloud, B: Balancer, K: Clock, P: Policy> Controller<C, B, K, P> {
         let index = self.ticks;
         self.ticks += 1;
         let mut events = Vec::new();
+        self.tally = Tally::default();
 
         // Observe.
         let balancer = self.balancer.observe(self.config.metric);
@@ -77,6 +86,13 @@ impl<C: Cloud, B: Balancer, K: Clock, P: Policy> Controller<C, B, K, P> {
             message,
         }));
         let backends = self.cloud.list();
+        if let Err(e) = &balancer {
+            self.tally
+                .failed(Side::Balancer, "observe", B::error_kind(e));
+        }
+        if let Err(e) = &backends {
+            self.tally.failed(Side::Cloud, "list", e.kind());
+        }
         events.extend(self.cloud.take_notes().into_iter().map(|message| Event {
             level: Level::Info,
             message,
@@ -87,6 +103,7 @@ impl<C: Cloud, B: Balancer, K: Clock, P: Policy> Controller<C, B, K, P> {
                 self.quota_failing = false;
             }
             Err(e) => {
+                self.tally.failed(Side::Cloud, "quota", e.kind());
                 if !self.quota_failing {
                     events.push(Event {
                         level: Level::Warning,
@@ -229,6 +246,9 @@ impl<C: Cloud, B: Balancer, K: Clock, P: Policy> Controller<C, B, K, P> {
             plan,
             done,
             events,
+            tally: std::mem::take(&mut self.tally),
+            balancers_answering: balancer.instances.as_ref().map_or(1, |i| i.answering),
+            quota_left: left,
         }
     }
 
@@ -236,7 +256,7 @@ impl<C: Cloud, B: Balancer, K: Clock, P: Policy> Controller<C, B, K, P> {
     /// says (the servers taking traffic; the backends running, booting and stopped), the
     /// rest empty or 0.
     fn error_report(
-        &self,
+        &mut self,
         index: u64,
         now: Duration,
         date: String,
@@ -249,6 +269,9 @@ impl<C: Cloud, B: Balancer, K: Clock, P: Policy> Controller<C, B, K, P> {
             .as_deref()
             .map(Counts::of_cloud)
             .unwrap_or_default();
+        let balancers_answering = balancer
+            .as_ref()
+            .map_or(0, |b| b.instances.as_ref().map_or(1, |i| i.answering));
         TickReport {
             index,
             at: now,
@@ -265,12 +288,7 @@ impl<C: Cloud, B: Balancer, K: Clock, P: Policy> Controller<C, B, K, P> {
                 stopped: counts.stopped,
                 action: "error".to_owned(),
                 rate: None,
-                instances: self.balancer.instances().map(|_| {
-                    balancer
-                        .as_ref()
-                        .and_then(|b| b.instances.as_ref())
-                        .map_or(0, |i| i.answering)
-                }),
+                instances: self.balancer.instances().map(|_| balancers_answering),
             },
             observation: None,
             decision: None,
@@ -279,6 +297,9 @@ impl<C: Cloud, B: Balancer, K: Clock, P: Policy> Controller<C, B, K, P> {
             plan: Plan::default(),
             done: Vec::new(),
             events,
+            tally: std::mem::take(&mut self.tally),
+            balancers_answering,
+            quota_left: self.quota.as_ref().and_then(|q| q.left),
         }
     }
 

@@ -111,6 +111,21 @@ pub enum Role {
 }
 
 impl Role {
+    /// Every [`Role::label`], in the order of the variants.
+    pub const LABELS: [&'static str; 11] = [
+        "serving",
+        "unhealthy",
+        "joining",
+        "booting",
+        "draining",
+        "stopping",
+        "deleting",
+        "stopped",
+        "failed",
+        "other",
+        "orphan",
+    ];
+
     /// A short name for tables.
     pub fn label(&self) -> &'static str {
         match self {
@@ -320,7 +335,7 @@ pub struct Counts {
     pub failed: u32,
     /// Every backend the cloud lists (all states: they all count against the quota).
     pub instances: u32,
-    /// Running in the cloud: the seed's `active` ("active servers in OpenStack").
+    /// Running in the cloud: the lab report's `active` ("active servers in OpenStack").
     pub active: u32,
 }
 

@@ -1,5 +1,5 @@
 //! The generated backend file: the backend section with one `server` line per server,
-//! rendered from an askama template (`templates/haproxy-backend.cfg`, the seed's listing 1.8)
+//! rendered from an askama template (`templates/haproxy-backend.cfg`, the lab report's HAProxy configuration template, its listing 1.8)
 //! into its own file that HAProxy loads with an extra `-f`.
 //!
 //! It is installed atomically and only if HAProxy accepts it: write a temp file next to it,

@@ -101,6 +101,10 @@ impl Balancer for Haproxy {
         self.changed();
         Ok(())
     }
+
+    fn error_kind(error: &HaproxyError) -> &'static str {
+        error.kind()
+    }
 }
 
 impl Haproxy {

@@ -145,6 +145,28 @@ impl HaproxyError {
     pub fn is_invalid_input(&self) -> bool {
         matches!(self, HaproxyError::Invalid(_))
     }
+
+    /// The kind of error in one lowercase word (a metrics label): `socket` (HAProxy does not
+    /// answer), `reply` (it answered with an error), `refused` (the runtime API refused and
+    /// no reload could), and so on.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            HaproxyError::Socket(_) => "socket",
+            HaproxyError::Invalid(_) => "invalid",
+            HaproxyError::Reply { .. } => "reply",
+            HaproxyError::Parse { .. } => "parse",
+            HaproxyError::NoSuchBackend { .. } => "no_backend",
+            HaproxyError::NoSuchServer { .. } => "no_server",
+            HaproxyError::AddressMismatch { .. } => "address_mismatch",
+            HaproxyError::CheckTimeout { .. } => "check_timeout",
+            HaproxyError::RemoveTimeout { .. } => "remove_timeout",
+            HaproxyError::Refused { .. } => "refused",
+            HaproxyError::Cancelled(_) => "cancelled",
+            HaproxyError::BackendFile(_) => "backend_file",
+            HaproxyError::Reload(_) => "reload",
+            HaproxyError::StateFile { .. } => "state_file",
+        }
+    }
 }
 
 /// A server as the operator sees it: `show stat`'s state, check and session counters.
@@ -200,7 +222,7 @@ impl BackendStats {
     }
 
     /// The servers that take load-balanced traffic now (`UP`, including `UP 1/3`, or
-    /// `no check`): the seed's "active servers in HAProxy" (`haactive`).
+    /// `no check`): the lab report's "active servers in HAProxy" (`haactive`).
     pub fn active(&self) -> impl Iterator<Item = &StatRow> {
         self.servers.iter().filter(|s| s.status.takes_traffic())
     }

@@ -1,5 +1,5 @@
 //! Reloading HAProxy: through the master CLI (`reload`, then `show proc` until the new worker
-//! is there), or with a command (`systemctl reload haproxy` by default, as the seed did).
+//! is there), or with a command (`systemctl reload haproxy` by default, as the lab report did).
 //!
 //! Used only when the runtime API cannot make a change (HAProxy older than 2.6, or `add
 //! server` refused), and always after the backend file passed `haproxy -c`.
@@ -12,7 +12,7 @@ use common::process::Supervised;
 
 use super::socket::{Socket, SocketError};
 
-/// The seed's reload command.
+/// The lab report's reload command.
 pub const DEFAULT_RELOAD_COMMAND: [&str; 3] = ["systemctl", "reload", "haproxy"];
 
 /// One process in `show proc`.

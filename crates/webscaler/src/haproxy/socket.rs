@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use rustix::io::Errno;
 use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
 
-/// The seed's admin socket (`haconn.py`).
+/// The lab report's admin socket (`haconn.py`).
 pub const DEFAULT_ADMIN_SOCKET: &str = "/var/run/haproxy/admin.sock";
 
 /// Default time allowed to connect.

@@ -1,6 +1,6 @@
 //! The predictive mode: scale up ahead of a sustained rise of the request rate.
 //!
-//! The seed named prediction as future work (lab report §1.3.5, §1.6.1): a reactive scaler
+//! The lab report named prediction as future work (lab report §1.3.5, §1.6.1): a reactive scaler
 //! lags by the boot time of a server. Here the rates of the last `history` are fitted with a
 //! straight line (least squares) and the line is read at `now + lead`, where `lead` is about
 //! the time a new server takes to serve (boot, then a tick to join). The default policy
@@ -312,7 +312,7 @@ mod tests {
 
     #[test]
     fn a_staircase_of_comparable_steps_is_a_sustained_rise() {
-        // The seed's trace climbs one step a minute: 13.7, 24.3, 44.7 req/s (5-s ticks).
+        // The lab report's trace climbs one step a minute: 13.7, 24.3, 44.7 req/s (5-s ticks).
         let stairs = |t: u64| match t {
             0..=59 => 13.7,
             60..=119 => 24.3,

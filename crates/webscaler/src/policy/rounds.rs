@@ -1,4 +1,4 @@
-//! A policy that decides on its own period, whatever the controller's tick: the seed's rounds
+//! A policy that decides on its own period, whatever the controller's tick: the lab report's rounds
 //! every 60 s, Kubernetes HPA's sync every 15 s, AWS target tracking's one-minute periods.
 //!
 //! [`Rounds::due`] says whether a round is due at a tick: the first tick at or after the next

@@ -1,8 +1,8 @@
-//! The seed's algorithm (lab report, listing 1.10), reproduced exactly, to compare with.
+//! The lab report's scaling algorithm (its main program, listing 1.10), reproduced exactly, to compare with.
 //!
-//! - **Rounds every 60 s** (`sleeptime`). The seed's loop was `measure; decide; act;
+//! - **Rounds every 60 s** (`sleeptime`). The lab report's loop was `measure; decide; act;
 //!   sleep(60)`. Here the controller may tick more often (5 s by default) so that it reconciles
-//!   promptly, as the seed added a new server to HAProxy as soon as it had an address; the
+//!   promptly, as the lab report added a new server to HAProxy as soon as it had an address; the
 //!   policy then runs a round only on the first tick at or after the next 60-s mark (the
 //!   shared [`Rounds`] schedule) and holds on the ticks in between without reading the counter
 //!   (`hold:round`). With ticks of 60 s or longer every tick is a round.
@@ -13,7 +13,7 @@
 //!   readings (Python's `timedelta.seconds`: truncated, modulo one day),
 //!   `diff = ceil((acu − last_acu) / seconds)`, `diffpt = diff × seconds` (no `diffpt` and
 //!   `diff = 0` when `seconds` is 0), and `needed = ceil(diff / threshold)`, not clamped.
-//!   After a reload the seed counted from 0 over the seconds since its own reload; here the
+//!   After a reload the lab report counted from 0 over the seconds since its own reload; here the
 //!   shared reload-safe meter ([`crate::rate::meter`]) does the same with the balancer's
 //!   uptime (any reload, not only the scaler's own), and without an uptime counts from 0
 //!   over the interval.
@@ -26,9 +26,9 @@
 //!   intent, an `if … else`, is what is modelled.
 //! - **Scale down** when `needed < active`: nothing if `active ≤ min_backends`; else stop
 //!   `active − needed` if that leaves more than `min_backends`; else stop
-//!   `active − (needed + min_backends)` (which can be zero: the seed keeps `needed + min`
+//!   `active − (needed + min_backends)` (which can be zero: the lab report keeps `needed + min`
 //!   running near the bottom). No stabilization, no tolerance.
-//! - The seed also deleted stopped backends but one or two (`passive[1:][:-1]`); that is the
+//! - The lab report also deleted stopped backends but one or two (`passive[1:][:-1]`); that is the
 //!   controller's warm pool, not part of the decision.
 
 use std::time::Duration;
@@ -38,7 +38,7 @@ use super::{Decision, NoRate, Observation, Policy, Reason};
 use crate::rate::meter::RateMeters;
 use crate::rate::{Rate, Threshold};
 
-/// The seed's constants.
+/// The lab report's constants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SeedConfig {
     /// `server_threshold`: requests per second per server (10).
@@ -62,7 +62,7 @@ impl Default for SeedConfig {
     }
 }
 
-/// The seed's policy (see the module documentation).
+/// The lab report's policy (see the module documentation).
 #[derive(Debug, Clone)]
 pub struct SeedPolicy {
     config: SeedConfig,
@@ -72,7 +72,7 @@ pub struct SeedPolicy {
 }
 
 impl SeedPolicy {
-    /// A seed policy before its first baseline round.
+    /// A lab-report policy before its first baseline round.
     pub fn new(config: SeedConfig) -> SeedPolicy {
         SeedPolicy {
             config,
@@ -138,7 +138,7 @@ impl Policy for SeedPolicy {
             return hold(Reason::BetweenRounds, None, None, None, None);
         }
         // The one reload-safe meter: after a reload the increase is the new count, over the
-        // time since the reload when the balancer's uptime is known (as the seed divided by
+        // time since the reload when the balancer's uptime is known (as the lab report divided by
         // the time since its own reload), else over the interval.
         let (delta, elapsed, rate) = match obs.reading(&mut self.meter, now) {
             Err(NoRate::FirstReading) => {
@@ -147,7 +147,7 @@ impl Policy for SeedPolicy {
                 return hold(Reason::Baseline, None, Some(0), Some(0), None);
             }
             Ok(r) => (r.increase, r.elapsed, Some(r.rate)),
-            // No time passed: the seed's ZeroDivisionError branch below.
+            // No time passed: the lab report's ZeroDivisionError branch below.
             Err(_) => (0, Duration::ZERO, None),
         };
         let to_u32 = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
@@ -212,7 +212,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::rate::meter::Counter;
 
-    /// Listing 1.7 of the lab report: (diffpt, haactive, active, epoch, acu, date, diff, needed).
+    /// The lab report's logged run (its listing 1.7): (diffpt, haactive, active, epoch, acu, date, diff, needed).
     pub(crate) const LISTING_1_7: &str = "\
 0,2,2,0,0,2014-09-28 15:49:58.808737,0,
 0,2,2,61,0,2014-09-28 15:50:59.071109,0,0
@@ -285,10 +285,10 @@ pub(crate) mod tests {
         }
     }
 
-    /// Whether the seed's HAProxy had been reloaded before this row (its counter restarted
+    /// Whether the lab report's HAProxy had been reloaded before this row (its counter restarted
     /// from 0). The listing does not record reloads, but shows them: the counter went down,
     /// or `diffpt` is not `diff` times the whole seconds between the two dates (after a
-    /// reload the seed divided by the seconds since the reload instead).
+    /// reload the lab report divided by the seconds since the reload instead).
     pub(crate) fn after_reload(rows: &[Row], i: usize) -> bool {
         if i < 2 {
             return false; // the baseline rounds
@@ -298,7 +298,7 @@ pub(crate) mod tests {
         row.acu < prev.acu || row.diffpt != row.diff * seconds
     }
 
-    /// Feeds the seed policy the listing's own readings (counter, time, active) and checks
+    /// Feeds the lab-report policy the listing's own readings (counter, time, active) and checks
     /// that it computes the listing's diff, diffpt and needed wherever those inputs determine
     /// them (every row but those after a reload, whose time the listing does not give), and
     /// that its decisions explain the next row's `active`.
@@ -332,7 +332,7 @@ pub(crate) mod tests {
                 assert_eq!(d.reason, Reason::Baseline);
                 continue;
             }
-            // Given the listing's diff, the seed policy gives the listing's needed, and its
+            // Given the listing's diff, the lab-report policy gives the listing's needed, and its
             // decision explains the next row's active (the quota of 13 cut line 11's
             // request for 6 more to 5).
             let mut q = SeedPolicy::new(SeedConfig::default());
@@ -388,7 +388,7 @@ pub(crate) mod tests {
         assert_eq!(p.scale_up(5, &o(3, 0, 3)).0, 3);
         assert_eq!(p.scale_up(2, &o(3, 0, 3)).0, 2);
         assert_eq!(p.scale_up(4, &o(10, 3, 0)), (0, Reason::QuotaReached));
-        // `==`, not `>=`: the seed asks again above the quota (and the cloud refuses).
+        // `==`, not `>=`: the lab report asks again above the quota (and the cloud refuses).
         assert_eq!(p.scale_up(4, &o(11, 3, 0)).0, 4);
     }
 
@@ -405,14 +405,14 @@ pub(crate) mod tests {
         p.decide(Duration::from_secs(60), &o(3000, 2, 0));
         let d = p.decide(Duration::from_secs(120), &o(6000, 2, 0));
         assert_eq!((d.needed, d.add), (Some(5), 3));
-        // 3 still booting a minute later: the seed asks for 3 more.
+        // 3 still booting a minute later: the lab report asks for 3 more.
         let d = p.decide(Duration::from_secs(180), &o(9000, 2, 3));
         assert_eq!(d.add, 3);
     }
 
     #[test]
     fn zero_whole_seconds_gives_diff_zero_and_no_diffpt() {
-        // Rounds less than a second apart (a sleeptime of 0.5 s): the seed's
+        // Rounds less than a second apart (a sleeptime of 0.5 s): the lab report's
         // ZeroDivisionError branch.
         let mut p = SeedPolicy::new(SeedConfig {
             interval: Duration::from_millis(500),

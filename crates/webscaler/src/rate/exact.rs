@@ -152,7 +152,7 @@ impl Rate {
         self.den
     }
 
-    /// `ceil(self)`: whole requests per second, rounded up (the seed's `diff`).
+    /// `ceil(self)`: whole requests per second, rounded up (the lab report's `diff`).
     pub fn ceil(self) -> u128 {
         self.num / self.den + u128::from(!self.num.is_multiple_of(self.den))
     }
@@ -221,7 +221,7 @@ pub struct Threshold {
 }
 
 impl Threshold {
-    /// The seed's threshold: 10 requests per second per server.
+    /// The lab report's threshold: 10 requests per second per server.
     pub const SEED: Threshold = Threshold { num: 10, den: 1 };
 
     /// A whole number of requests per second per server; `None` for zero.
@@ -230,6 +230,11 @@ impl Threshold {
             num: u128::from(n),
             den: 1,
         })
+    }
+
+    /// The nearest `f64` (for display and metrics; decisions use the exact fraction).
+    pub fn to_f64(self) -> f64 {
+        self.num as f64 / self.den as f64
     }
 
     /// Reads a decimal threshold (`10`, `12.5`).

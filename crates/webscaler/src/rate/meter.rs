@@ -5,7 +5,7 @@
 //! (a monotonic or simulated time since any fixed origin), and, when known, the answering
 //! process's `Pid` and `Uptime_sec` from `show info`. Between two samples of the same process
 //! the increase is the difference, and the rate is the increase over the time between the
-//! samples (the seed's formula 1.1, on the monotonic clock instead of a sleep time), as an
+//! samples (the lab report's formula 1.1, on the monotonic clock instead of a sleep time), as an
 //! exact fraction.
 //!
 //! HAProxy's counters belong to the worker, so a reload starts them again from 0. A reload is
@@ -16,7 +16,7 @@
 //! by the interval; without an uptime the whole interval is used (a lower bound). The
 //! requests the old worker served between the previous sample and the reload are not visible
 //! anywhere, so the increase is a lower bound, but the rate is the new worker's rate: neither
-//! negative nor huge. (The seed, which reloaded HAProxy itself, divided by the time since its
+//! negative nor huge. (The lab report, which reloaded HAProxy itself, divided by the time since its
 //! reload in the same way.)
 //!
 //! Several HAProxy instances: [`RateMeters`] keeps one meter per source and sums the rates.

@@ -13,8 +13,13 @@
 //! embedded HAProxy is started again before the next tick; a system HAProxy that does not
 //! answer, a cloud that fails, a CSV that cannot be written are logged once per change and
 //! retried every tick: nothing but SIGINT or SIGTERM ends the loop.
+//!
+//! With `--metrics ADDR`, an [`exporter`] thread serves the [`metrics`] that the loop
+//! publishes at the end of every tick.
 
+pub mod exporter;
 pub mod lock;
+pub mod metrics;
 pub mod output;
 pub mod snapshot;
 pub mod status;
@@ -22,7 +27,7 @@ pub mod status;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use common::csvfile::CsvFileError;
@@ -39,7 +44,9 @@ use crate::haproxy::process::{self, EmbeddedConfig, HaproxyProcess, ProcessError
 use crate::policy::{SeedConfig, Zone};
 use crate::settings::{HaproxySettings, Settings, SettingsError};
 
+pub use exporter::{Exporter, ExporterError};
 pub use lock::{LOCK_FILE, LockError, RunLock};
+pub use metrics::Metrics;
 pub use output::CsvOutput;
 pub use status::{STATUS_FILE, StatusFile};
 
@@ -75,6 +82,9 @@ pub enum ServiceError {
     /// `down` could not stop everything.
     #[error(transparent)]
     Teardown(#[from] crate::cloud::CloudError),
+    /// The metrics' server could not start (its address is taken, or not local).
+    #[error(transparent)]
+    Metrics(#[from] ExporterError),
 }
 
 impl ServiceError {
@@ -83,6 +93,7 @@ impl ServiceError {
         match self {
             ServiceError::Settings(e) => e.is_bad_input(),
             ServiceError::Output { .. } => true,
+            ServiceError::Metrics(e) => e.is_bad_input(),
             _ => false,
         }
     }
@@ -119,6 +130,13 @@ pub fn run(settings: &Settings, env: &Env) -> Result<(), ServiceError> {
         crate::cloud::local::check_command(&settings.cloud.command)
             .map_err(|e| ServiceError::Settings(SettingsError::Cloud(e)))?;
     }
+    // The metrics' address: one that cannot be listened on stops the run before anything
+    // exists (until the first tick, `/metrics` shows the counters at 0).
+    let mut metrics = Metrics::new(settings.policy.config.threshold.to_f64());
+    let exporter = match settings.metrics {
+        Some(addr) => Some(Exporter::start(addr, metrics.encode().into())?),
+        None => None,
+    };
     // The output: a CSV that cannot be used stops the run before anything exists.
     let h = &settings.haproxy;
     let several = h.instance_count(provider) > 1;
@@ -162,7 +180,7 @@ pub fn run(settings: &Settings, env: &Env) -> Result<(), ServiceError> {
 
     let pc = settings.policy.config;
     log(&format!(
-        "{} provider ({}), {} HAProxy ({}), every {}, policy {} (threshold {}, min {}, max {}, scale-down window {}, predictive {}), warm pool {}; CSV {}",
+        "{} provider ({}), {} HAProxy ({}), every {}, policy {} (threshold {}, min {}, max {}, scale-down window {}, predictive {}), warm pool {}; CSV {}{}",
         cloud.provider(),
         state_dir.display(),
         if embedded { "embedded" } else { "system" },
@@ -189,7 +207,12 @@ pub fn run(settings: &Settings, env: &Env) -> Result<(), ServiceError> {
         format_duration(pc.scale_down_window),
         if pc.predictive.is_some() { "on" } else { "off" },
         settings.controller.warm_pool,
-        csv_path.display()
+        csv_path.display(),
+        exporter.as_ref().map_or_else(String::new, |x| format!(
+            "; metrics at http://{}{}",
+            x.local_addr(),
+            exporter::PATH
+        ))
     ));
 
     let clock = SystemClock::new();
@@ -259,6 +282,7 @@ pub fn run(settings: &Settings, env: &Env) -> Result<(), ServiceError> {
     };
     let mut state_failing: Vec<Option<String>> = vec![None; c.balancer().len()];
     while let Some(tick) = ticker.wait(&shutdown) {
+        let began = Instant::now();
         if tick.skipped > 0 {
             log(&format!(
                 "warning: {} tick(s) skipped: the last tick took longer than the interval",
@@ -296,6 +320,14 @@ pub fn run(settings: &Settings, env: &Env) -> Result<(), ServiceError> {
                 "warning: cannot write {}: {e}",
                 state_dir.join(STATUS_FILE).display()
             ));
+        }
+        // Published last: the metrics' tick duration covers all of the tick's work.
+        if let Some(x) = &exporter {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
+            metrics.tick(&report, began.elapsed(), tick.skipped, now);
+            x.publish(metrics.encode().into());
         }
         crate::fault::point("tick-end");
     }

@@ -35,7 +35,7 @@ pub struct StatusFile {
     pub frontend: Option<SocketAddr>,
     /// The CSV file it appends to.
     pub csv: PathBuf,
-    /// The policy (`default`, `seed`).
+    /// The policy (`default`, `lab-report`, `hpa`, `target-tracking`).
     pub policy: String,
     /// Requests per second per server.
     pub threshold: String,

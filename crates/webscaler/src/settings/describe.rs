@@ -67,6 +67,10 @@ impl Settings {
             format!("check_timeout = {}", dur(c.check_timeout)),
             format!("quota_retry = {}", dur(c.quota_retry)),
             format!("output = {}", path(&self.output)),
+            format!(
+                "metrics = {}",
+                opt(self.metrics.map(|a| format!("\"{a}\"")))
+            ),
             format!("utc = {}", c.time_format == TimeFormat::Utc),
             format!("state_dir = {:?}", state_dir.display().to_string()),
             format!(

@@ -113,6 +113,8 @@ pub struct Layer {
     pub quota_retry: Option<Duration>,
     /// The CSV file of `run`.
     pub output: Option<PathBuf>,
+    /// Where `run` serves `/metrics` for Prometheus (off when unset).
+    pub metrics: Option<SocketAddr>,
     /// CSV dates in UTC.
     pub utc: Option<bool>,
     /// The state directory (the file's top-level spelling of `cloud.state_dir`).
@@ -231,7 +233,7 @@ impl Layer {
         fill!(self, l: interval, policy, threshold, min, max, tolerance, scale_down_window,
             scale_down_window_max, scale_down_regret, max_remove_per_tick, hold_down_while_pending, predictive, predictive_history,
             predictive_lead, history, history_lead, warm_pool, metric, drain_timeout,
-            check_timeout, quota_retry, output, utc, state_dir);
+            check_timeout, quota_retry, output, metrics, utc, state_dir);
         self.haproxy = self.haproxy.over(l.haproxy);
         self.cloud = self.cloud.over(l.cloud);
         self.hpa = self.hpa.over(l.hpa);

@@ -140,6 +140,8 @@ pub struct Settings {
     pub controller: controller::Config,
     /// `run`'s CSV file (`None`: named after the start time).
     pub output: Option<PathBuf>,
+    /// Where `run` serves `/metrics` (`None`: nowhere).
+    pub metrics: Option<std::net::SocketAddr>,
     pub haproxy: HaproxySettings,
     pub cloud: CloudSettings,
 }
@@ -199,6 +201,7 @@ impl Settings {
             policy,
             controller,
             output: layer.output.clone(),
+            metrics: layer.metrics,
             haproxy,
             cloud,
         })

@@ -217,7 +217,7 @@ impl PolicySettings {
     }
 
     /// A fresh policy of this kind, with the seasonal floor if any (the default policy only).
-    /// The seed policy's quota is `max`, else `quota`. The oracle needs the future: only
+    /// The lab-report policy's quota is `max`, else `quota`. The oracle needs the future: only
     /// `simulate` builds it ([`crate::policy::OraclePolicy::new`]).
     pub fn build(
         &self,
@@ -253,4 +253,4 @@ impl PolicySettings {
 }
 
 /// Why `run` refuses the oracle.
-pub const ORACLE_NEEDS_A_TRACE: &str = "policy oracle knows the whole load in advance: only `webscaler simulate` can run it (use default, seed, hpa or target-tracking with run)";
+pub const ORACLE_NEEDS_A_TRACE: &str = "policy oracle knows the whole load in advance: only `webscaler simulate` can run it (use default, lab-report, hpa or target-tracking with run)";

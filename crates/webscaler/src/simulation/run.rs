@@ -43,7 +43,7 @@ pub struct SimulateConfig {
 }
 
 impl Default for SimulateConfig {
-    /// 5-s ticks, the simulated world's defaults (80-s boots, the seed's quota of 13), a
+    /// 5-s ticks, the simulated world's defaults (80-s boots, the lab report's quota of 13), a
     /// steady start, the controller's defaults, the demand of the default policy's settings
     /// (threshold 10, minimum 2; with the quota, at most 13).
     fn default() -> SimulateConfig {
@@ -367,7 +367,7 @@ mod tests {
                 .any(|t| t.counts.pending == 6 && t.record.action == "hold")
         );
         assert_eq!(o.supply.max(), 8);
-        // The seed policy does not count booting backends: a second wave, to the quota.
+        // The lab-report policy does not count booting backends: a second wave, to the quota.
         let o = simulate(&trace, SeedPolicy::new(SeedConfig::default()), &every(5));
         let created: u32 = o.ticks.iter().map(|t| t.plan.adding()).sum();
         assert!(created > 6, "seed created {created}");
@@ -463,7 +463,7 @@ mod tests {
 
     #[test]
     fn the_default_policy_meets_the_target_on_the_lab_reports_trace() {
-        // At least 50 % less under-provisioning than the seed's policy, at most 10 % more
+        // At least 50 % less under-provisioning than the lab report's policy, at most 10 % more
         // server-seconds, no jitter (docs/webscaler-policy.md).
         let trace = benches("seed-trace.csv");
         let seed = simulate(&trace, SeedPolicy::new(SeedConfig::default()), &every(5)).metrics;

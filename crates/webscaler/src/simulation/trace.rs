@@ -709,7 +709,7 @@ mod tests {
 
     #[test]
     fn the_seed_profile_sums_its_stages() {
-        // Listing 1.2 of the lab report.
+        // The lab report's load generator (its listing 1.2).
         let p = Profile::parse(
             r#"
 [[stage]]

@@ -1,5 +1,5 @@
 """openstacksdk (an independent client) driving the fake OpenStack of the test suite:
-the fidelity check of tests/cloud_fake_sdk.rs (shared/notes/openstack.md section 4 D).
+the fidelity check of tests/cloud_fake_sdk.rs.
 
 Usage: python3 sdk_lifecycle.py AUTH_URL IMAGE NETWORK FLAVOR_ID USER_DATA_FILE
 

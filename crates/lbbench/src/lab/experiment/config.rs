@@ -63,13 +63,13 @@ pub struct LabConfig {
     pub duration_s: f64,
     /// Pause between runs.
     pub pause: Duration,
-    /// The URI requested.
+    /// The URI every request asks for (`/perf.php?sleep=0.2` by default).
     pub uri: String,
     /// httperf's reply timeout, in s.
     pub timeout_s: f64,
-    /// The output directory.
+    /// The lab's directory: CSV files, raw outputs, logs, `lab.json`, `report.html`.
     pub output: PathBuf,
-    /// httperf.
+    /// The httperf program and its settings for every run.
     pub httperf: Httperf,
     /// The `lbbench` binary the backends run from.
     pub lbbench: PathBuf,
@@ -80,7 +80,7 @@ pub struct LabConfig {
     pub progress: ProgressMode,
     /// Timestamps in the CSV files.
     pub time_format: TimeFormat,
-    /// The CPU file's interval (the report's `sar -u 2`).
+    /// The CPU file's interval (the lab report's `sar -u 2`).
     pub cpu_interval: Duration,
     /// Raise the limits that bound the lab before it starts (`--tune`, see
     /// [`crate::lab::limits::Tuning`]); without it nothing system-wide changes.
@@ -96,7 +96,7 @@ impl LabConfig {
     /// size (at 16 MiB that is 335 MB/s).
     pub const SIZE_LAB_RATE: f64 = 20.0;
 
-    /// The report's sweep (100 to 2,000 conn/s by 100, 3 runs of 60 s each) against every
+    /// The lab report's sweep (100 to 2,000 conn/s by 100, 3 runs of 60 s each) against every
     /// balancer, with 4 backends, a 5 s pause and `/perf.php?sleep=0.2`.
     pub fn full(output: PathBuf, httperf: Httperf, lbbench: PathBuf) -> LabConfig {
         LabConfig {

@@ -1,4 +1,5 @@
-//! `lbbench lab`: the whole experiment of the lab report's chapter 2 on one machine.
+//! `lbbench lab`: the whole experiment of the lab report's HAProxy-vs-Pound comparison (its
+//! chapter 2), on one machine.
 //!
 //! 1. Checks everything it can first: the settings, httperf and every balancer's program
 //!    and version (a missing one names its package before any run), and, when the output
@@ -18,7 +19,7 @@
 //!
 //! The output directory holds: `perf_<balancer>_combined.csv` (one row per run, the sweep's
 //! columns plus the CPU columns), `cpu_mon_<balancer>.csv` (the machine and the balancer
-//! every 2 s during its sweep, the report's `sar -u 2`), `raw/` (each run's httperf output),
+//! every 2 s during its sweep, the lab report's `sar -u 2`), `raw/` (each run's httperf output),
 //! `<balancer>/` (its config and log), `backends/` (their logs), `lab.json` and
 //! `report.html`.
 
@@ -56,7 +57,6 @@ pub enum LabRunError {
         dir.display(), differences.join(", ")
     )]
     OtherSettings {
-        /// The directory.
         dir: PathBuf,
         /// What differs.
         differences: Vec<String>,
@@ -72,7 +72,6 @@ pub enum LabRunError {
     Sweep {
         /// Which balancer's.
         balancer: String,
-        /// The error.
         error: SweepError,
     },
     /// The CPU file's sampler failed.
@@ -80,7 +79,6 @@ pub enum LabRunError {
     Cpu {
         /// Which balancer's.
         balancer: String,
-        /// The error.
         error: CpuError,
     },
     /// `lab.json` could not be read or written.
@@ -103,7 +101,6 @@ pub enum LabRunError {
         pid.map(|p| format!(" (pid {p})")).unwrap_or_default(), dir.display()
     )]
     Locked {
-        /// The directory.
         dir: PathBuf,
         /// The other lab's pid.
         pid: Option<u32>,
@@ -134,7 +131,6 @@ pub enum LabRunError {
         done: usize,
         /// Runs planned.
         planned: usize,
-        /// The directory.
         dir: PathBuf,
     },
 }

@@ -305,7 +305,7 @@ impl Agent {
         Ok(Reply::Balancer(reply))
     }
 
-    /// `lbbench cpu` on the balancer's processes, into the work dir (the report's `sar -u 2`
+    /// `lbbench cpu` on the balancer's processes, into the work dir (the lab report's `sar -u 2`
     /// on the balancer's machine).
     fn start_cpu_monitor(&self, root: u32, req: &BalancerRequest) -> Result<Supervised, String> {
         let program = std::env::current_exe().map_err(|e| format!("cannot find lbbench: {e}"))?;

@@ -29,7 +29,6 @@ pub enum HostError {
          or set `lbbench = \"PATH\"` in the hosts file"
     )]
     NoAgent {
-        /// The host.
         host: String,
         /// The program tried.
         lbbench: String,
@@ -39,7 +38,6 @@ pub enum HostError {
     /// The connection ended.
     #[error("lost the connection to {host} ({destination}): {detail}")]
     Lost {
-        /// The host.
         host: String,
         /// `user@host:port`.
         destination: String,
@@ -49,7 +47,6 @@ pub enum HostError {
     /// No reply in time.
     #[error("{host}: no reply to {what} within {}s", after.as_secs())]
     Timeout {
-        /// The host.
         host: String,
         /// The request.
         what: String,
@@ -59,7 +56,6 @@ pub enum HostError {
     /// The agent could not do it.
     #[error("{host}: {message}")]
     Failed {
-        /// The host.
         host: String,
         /// What went wrong there.
         message: String,
@@ -67,7 +63,6 @@ pub enum HostError {
     /// The agent speaks another protocol, or said something unexpected.
     #[error("{host}: {detail}")]
     Protocol {
-        /// The host.
         host: String,
         /// What was wrong.
         detail: String,

@@ -39,7 +39,6 @@ pub enum SshError {
     /// The connection (or its authentication) failed; ssh's own message.
     #[error("cannot connect to {host} ({destination}): {detail}")]
     Connect {
-        /// The host's name.
         host: String,
         /// `user@host:port`.
         destination: String,
@@ -49,7 +48,6 @@ pub enum SshError {
     /// A command to the host took too long.
     #[error("{host} ({destination}): {what} took more than {}s", after.as_secs())]
     Timeout {
-        /// The host's name.
         host: String,
         /// `user@host:port`.
         destination: String,

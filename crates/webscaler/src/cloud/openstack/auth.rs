@@ -126,7 +126,7 @@ pub struct Token {
     pub value: Secret,
     /// When Keystone says it expires.
     pub expires_at: DateTime<Utc>,
-    /// The service catalog.
+    /// The service catalog: each service's endpoints, by interface and region.
     pub catalog: Vec<Service>,
     /// The project it is scoped to.
     pub project_id: Option<String>,

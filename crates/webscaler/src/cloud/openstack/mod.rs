@@ -2,7 +2,7 @@
 //! over HTTP with ureq, no SDK.
 //!
 //! - [`config`]: credentials resolved like the `openstack` CLI (clouds.yaml, secure.yaml,
-//!   `OS_*`, flags; the seed's `openstack.cfg`).
+//!   `OS_*`, flags; the lab report's `openstack.cfg`).
 //! - [`auth`]: tokens, the catalog, and the [`auth::Session`] that retries and re-authenticates.
 //! - [`compute`], [`image`], [`network`]: the calls.
 //!

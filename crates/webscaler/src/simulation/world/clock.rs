@@ -8,7 +8,7 @@ use super::Sim;
 use crate::clock::Clock;
 
 /// The default start of the simulated wall clock: the lab report's first timestamp
-/// (listing 1.7, 2014-09-28 15:49:58 UTC).
+/// (its logged run, listing 1.7: 2014-09-28 15:49:58 UTC).
 pub const SEED_START: DateTime<Utc> = match DateTime::from_timestamp(1_411_919_398, 0) {
     Some(t) => t,
     None => DateTime::<Utc>::MIN_UTC,

@@ -76,7 +76,7 @@ pub struct SimConfig {
 
 impl Default for SimConfig {
     /// 80-s boots and starts, 10-s stops, instant deletes, 2-s checks
-    /// (`rise 2`, `inter 1s`), instant drains, the seed's quota of 13, prefix `node-`,
+    /// (`rise 2`, `inter 1s`), instant drains, the lab report's quota of 13, prefix `node-`,
     /// nothing running at 0, the wall clock starting at the lab report's first timestamp
     /// (2014-09-28 15:49:58 UTC).
     fn default() -> SimConfig {

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 pub struct Overrides {
     /// `--os-cloud`.
     pub cloud: Option<String>,
-    /// `--openstack-cfg`: the seed's credentials file.
+    /// `--openstack-cfg`: the lab report's credentials file.
     pub openstack_cfg: Option<PathBuf>,
     /// Other settings by canonical key.
     pub values: BTreeMap<String, String>,

@@ -91,7 +91,7 @@ pub fn normalize_auth_url(url: &str) -> Result<String, CloudError> {
             "auth_url {url:?} must start with http:// or https://"
         )));
     }
-    // Keystone v2.0 is gone (removed in Queens); the seed's AUTH_URL often ends in /v2.0.
+    // Keystone v2.0 is gone (removed in Queens); the lab report's AUTH_URL often ends in /v2.0.
     let base = u
         .strip_suffix("/v2.0")
         .or_else(|| u.strip_suffix("/v3"))

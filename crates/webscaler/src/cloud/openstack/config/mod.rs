@@ -4,7 +4,7 @@
 //! 1. defaults (`auth_type: password`, `interface: public`, user and project domain
 //!    `default` when a name is given without a domain);
 //! 2. one file: the `clouds.yaml` entry named by `--os-cloud` or `OS_CLOUD` (deep-merged
-//!    with the same entry of `secure.yaml`), or the seed's `openstack.cfg` (`[main]`
+//!    with the same entry of `secure.yaml`), or the lab report's `openstack.cfg` (`[main]`
 //!    USERNAME, PASSWORD, AUTH_URL, TENANT_NAME), or the only cloud of `clouds.yaml`;
 //! 3. the `OS_*` variables of an openrc file;
 //! 4. command-line flags.

@@ -7,7 +7,7 @@ use std::path::Path;
 use super::{KNOWN_KEYS, Layer, canonical};
 use crate::cloud::CloudError;
 
-/// Reads the seed's `etc/openstack.cfg`: an INI file whose `[main]` section has USERNAME,
+/// Reads the lab report's `etc/openstack.cfg`: an INI file whose `[main]` section has USERNAME,
 /// PASSWORD, AUTH_URL and TENANT_NAME (API_VERSION is read and ignored: the client speaks
 /// Nova 2.1). Other `OS_*`-style keys are accepted too (PROJECT_NAME, USER_DOMAIN_NAME,
 /// REGION_NAME, CACERT, ...).
