@@ -5,10 +5,9 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command as StdCommand, Stdio};
+use std::process::Command as StdCommand;
 use std::time::Duration;
 
 use assert_cmd::Command;
@@ -53,25 +52,6 @@ fn samples(text: &str) -> BTreeMap<String, f64> {
             (k.to_owned(), v.parse().unwrap())
         })
         .collect()
-}
-
-/// `promtool check metrics` on `text`: its verdict and what it said.
-fn promtool(text: &str) -> (bool, String) {
-    let mut p = StdCommand::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (the Debian package prometheus; scripts/setup.sh installs it)");
-    p.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    let out = p.wait_with_output().unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), said)
 }
 
 /// The textfile's values for `dev` are those of the CSV row (the same read of the kernel).
@@ -129,8 +109,7 @@ fn cron_runs_replace_a_0644_textfile_with_the_csv_rows_counters_that_promtool_ac
         let rows = rows(&csv);
         assert_eq!(rows.len(), run);
         assert_same(&text, rows.last().unwrap());
-        let (ok, said) = promtool(&text);
-        assert!(ok && said.trim().is_empty(), "promtool: {said}\n{text}");
+        testkit::assert_promtool_accepts(&text);
     }
     let mode = fs::metadata(&prom).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o644);

@@ -2,8 +2,9 @@
 //! the workspace's root, its binaries (built first if needed, so a test of one crate can run
 //! another crate's binary), and the command-line basics every tool must have.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 
 /// The workspace root.
@@ -167,4 +168,33 @@ pub fn make_fifo(path: &Path) {
         .status()
         .unwrap_or_else(|e| panic!("cannot run mkfifo: {e}"));
     assert!(status.success(), "mkfifo {} failed", path.display());
+}
+
+/// Asserts that the real `promtool check metrics` accepts `text` (a Prometheus exposition)
+/// and says nothing about it (no lint).
+///
+/// # Panics
+///
+/// If promtool cannot run (the Debian package `prometheus`; scripts/setup.sh installs it),
+/// rejects the text, or prints anything.
+pub fn assert_promtool_accepts(text: &str) {
+    let mut p = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (the Debian package prometheus; scripts/setup.sh installs it)");
+    p.stdin
+        .take()
+        .expect("promtool's stdin")
+        .write_all(text.as_bytes())
+        .expect("write to promtool");
+    let out = p.wait_with_output().expect("promtool's output");
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "promtool: {said}\n{text}"
+    );
 }

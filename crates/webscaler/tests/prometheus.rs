@@ -6,7 +6,6 @@
 
 mod support;
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -16,6 +15,7 @@ use common::net::{free_port, http_get};
 use common::process::Supervised;
 use common::wait::poll_until;
 use support::{POLL, Teardown, WebscalerRun};
+use testkit::assert_promtool_accepts;
 use webscaler::controller::record::read_csv;
 
 /// Generous: 2 shared cores.
@@ -23,25 +23,6 @@ const T: Duration = Duration::from_secs(60);
 
 fn local(port: u16) -> SocketAddr {
     ([127, 0, 0, 1], port).into()
-}
-
-/// `promtool check metrics` on `text`: passes, and says nothing (no lint).
-fn assert_promtool_accepts(text: &str) {
-    let mut p = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (the Debian package prometheus; scripts/setup.sh installs it)");
-    p.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    let out = p.wait_with_output().unwrap();
-    let said =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && said.trim().is_empty(),
-        "promtool: {said}\n{text}"
-    );
 }
 
 /// The value of the sample `key` (`name{labels}`) in an exposition.
