@@ -29,11 +29,14 @@ APT_PACKAGES=(haproxy httperf socat sysstat curl procps iproute2 valgrind jq pyt
 # prometheus, prometheus-node-exporter: promtool checks webscaler's /metrics and diskstats'
 # textfile, and a test starts a Prometheus server that scrapes webscaler and a node_exporter
 # reading the textfile.
+# keepalived: the HAProxy pair behind a virtual IP (etc/keepalived/), each host's keepalived
+# started in a network namespace by crates/webscaler/tests/run_pair.rs.
 # Each entry is "package:unit unit...", the units to leave disabled.
 DAEMON_PACKAGES=(
   "openssh-server:ssh.service ssh.socket"
   "prometheus:prometheus.service"
   "prometheus-node-exporter:prometheus-node-exporter.service"
+  "keepalived:keepalived.service"
 )
 
 say() { printf 'setup: %s\n' "$*"; }

@@ -152,6 +152,7 @@ mod tests {
             stopped: 0,
             action: "hold".into(),
             rate,
+            instances: None,
         }
     }
 

@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::rate::meter::{RateMeter, Sample};
+use crate::rate::meter::{Counter, RateMeters, Reading};
 use crate::rate::{Rate, Threshold, Tolerance};
 
 pub mod baseline;
@@ -53,15 +53,14 @@ pub use target_tracking::{TargetTrackingConfig, TargetTrackingPolicy};
 pub use window::Stabilizer;
 
 /// What the controller saw at one tick.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Observation {
-    /// The balancer's cumulative request (or session) counter; `None` if it could not be read.
-    pub requests_total: Option<u64>,
-    /// The `Pid` of the balancer process that counted (HAProxy's `show info`), if known: a
-    /// new pid means the counter restarted (a reload).
-    pub balancer_pid: Option<u32>,
-    /// That process's `Uptime_sec`, if known: after a reload, the new count accrued over it.
-    pub balancer_uptime_sec: Option<u64>,
+    /// The balancer's cumulative request (or session) counter, one per balancer instance
+    /// that counts this tick (one for a lone HAProxy), each with the `Pid` and `Uptime_sec`
+    /// of the process that counted (a new pid means the counter restarted: a reload). Empty
+    /// if none could be read. The rate is the sum of each one's reset-safe rate
+    /// ([`RateMeters::round`]).
+    pub counters: Vec<Counter>,
     /// Backends that serve: ACTIVE in the cloud (the lab report's `active`).
     pub serving: u32,
     /// Backends being built or started: capacity on its way.
@@ -75,15 +74,15 @@ pub struct Observation {
 }
 
 impl Observation {
-    /// The counter sample this observation gives at `now` (with the balancer's identity, so
-    /// that a reload is recognised).
-    pub fn sample(&self, now: Duration, total: u64) -> Sample {
-        Sample {
-            counter: total,
-            at: now,
-            uptime_sec: self.balancer_uptime_sec,
-            pid: self.balancer_pid,
-        }
+    /// The reading of this observation's counters at `now` on `meter` (one meter per
+    /// policy, kept across ticks).
+    pub fn reading(&self, meter: &mut RateMeters<u32>, now: Duration) -> Result<Reading, NoRate> {
+        meter.round(now, &self.counters)
+    }
+
+    /// Whether any counter could be read.
+    pub fn has_counter(&self) -> bool {
+        !self.counters.is_empty()
     }
 }
 
@@ -489,7 +488,7 @@ impl Floor {
 #[derive(Debug, Clone)]
 pub struct DefaultPolicy {
     config: Config,
-    meter: RateMeter,
+    meter: RateMeters<u32>,
     /// The recommendations of the stabilization window.
     stabilizer: Stabilizer,
     predictor: Option<Predictor>,
@@ -503,7 +502,7 @@ impl DefaultPolicy {
     pub fn new(config: Config) -> DefaultPolicy {
         DefaultPolicy {
             config,
-            meter: RateMeter::new(),
+            meter: RateMeters::new(),
             stabilizer: Stabilizer::new(
                 config.scale_down_window,
                 config.scale_down_window_max,
@@ -531,10 +530,7 @@ impl Policy for DefaultPolicy {
         let max = cfg.cap(obs.quota);
         let min = cfg.min.min(max);
         let current = obs.serving.saturating_add(obs.pending);
-        let reading = match obs.requests_total {
-            Some(total) => self.meter.update(obs.sample(now, total)),
-            None => Err(NoRate::NoCounter),
-        };
+        let reading = obs.reading(&mut self.meter, now);
         let (delta, rate) = match reading {
             Ok(r) => (r.increase, r.rate),
             Err(why) => {
@@ -673,7 +669,7 @@ mod tests {
             let first = policy.decide(
                 s(0),
                 &Observation {
-                    requests_total: Some(0),
+                    counters: vec![Counter::new(0)],
                     serving,
                     ..Observation::default()
                 },
@@ -696,7 +692,7 @@ mod tests {
             let d = self.policy.decide(
                 s(self.now),
                 &Observation {
-                    requests_total: Some(self.total),
+                    counters: vec![Counter::new(self.total)],
                     serving: self.serving,
                     pending: self.pending,
                     ..Observation::default()
@@ -740,7 +736,7 @@ mod tests {
         for &(rate, serving, pending, quota, target, add, remove, action) in table {
             let mut p = DefaultPolicy::new(band);
             let obs = |total| Observation {
-                requests_total: Some(total),
+                counters: vec![Counter::new(total)],
                 serving,
                 pending,
                 stopped: 0,
@@ -769,7 +765,7 @@ mod tests {
             ..cfg()
         });
         let o = |t| Observation {
-            requests_total: Some(t),
+            counters: vec![Counter::new(t)],
             serving: 2,
             ..Observation::default()
         };
@@ -892,7 +888,7 @@ mod tests {
             ..cfg()
         });
         let o = |t, pending| Observation {
-            requests_total: Some(t),
+            counters: vec![Counter::new(t)],
             serving: 6,
             pending,
             ..Observation::default()
@@ -913,7 +909,7 @@ mod tests {
         let d = p.decide(
             s(0),
             &Observation {
-                requests_total: Some(100),
+                counters: vec![Counter::new(100)],
                 serving: 0,
                 ..Observation::default()
             },
@@ -922,7 +918,7 @@ mod tests {
         let d = p.decide(
             s(5),
             &Observation {
-                requests_total: None,
+                counters: Vec::new(),
                 serving: 7,
                 ..Observation::default()
             },
@@ -931,7 +927,7 @@ mod tests {
         // A counter that went down (a reload, no process identity known): the new count
         // over the interval, a lower bound; then ordinary intervals from the new base.
         let o = |t| Observation {
-            requests_total: Some(t),
+            counters: vec![Counter::new(t)],
             serving: 3,
             ..Observation::default()
         };
@@ -945,10 +941,13 @@ mod tests {
     #[test]
     fn a_reload_is_recognised_by_the_balancer_pid_and_measured_over_its_uptime() {
         let mut p = DefaultPolicy::new(cfg());
-        let o = |t, pid, up| Observation {
-            requests_total: Some(t),
-            balancer_pid: Some(pid),
-            balancer_uptime_sec: Some(up),
+        let o = |value, pid, up| Observation {
+            counters: vec![Counter {
+                source: 0,
+                value,
+                pid: Some(pid),
+                uptime_sec: Some(up),
+            }],
             serving: 3,
             ..Observation::default()
         };

@@ -463,3 +463,90 @@ fn the_history_and_the_reference_policies_are_checked_before_anything_starts() {
         "flags win"
     );
 }
+
+#[test]
+fn several_haproxy_instances_from_flags_or_the_file_each_with_its_own_files() {
+    let home = tempfile::tempdir().unwrap();
+    let s = settings(
+        home.path(),
+        &[
+            "--haproxy",
+            "system",
+            "--socket",
+            "/run/a.sock",
+            "--socket",
+            "/run/b.sock",
+            "--backend-file",
+            "/etc/a.cfg",
+            "--backend-file",
+            "/etc/b.cfg",
+        ],
+        &[],
+    );
+    assert_eq!(
+        value(&s, "haproxy.socket"),
+        r#"["/run/a.sock", "/run/b.sock"]"#
+    );
+    assert_eq!(
+        value(&s, "haproxy.backend_file"),
+        r#"["/etc/a.cfg", "/etc/b.cfg"]"#
+    );
+    let cfg = home.path().join("multi.toml");
+    std::fs::write(
+        &cfg,
+        "[haproxy]\nfrontend = [\"127.0.0.1:8080\", \"127.0.0.1:8081\"]\nsocket = \"/run/one.sock\"\n",
+    )
+    .unwrap();
+    let s = settings(home.path(), &["--config", cfg.to_str().unwrap()], &[]);
+    assert_eq!(
+        value(&s, "haproxy.frontend"),
+        r#"["127.0.0.1:8080", "127.0.0.1:8081"]"#
+    );
+    assert_eq!(value(&s, "haproxy.socket"), r#""/run/one.sock""#);
+    // One flag overrides the whole list of the file.
+    let s = settings(
+        home.path(),
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--frontend",
+            "127.0.0.1:9",
+        ],
+        &[],
+    );
+    assert_eq!(value(&s, "haproxy.frontend"), r#""127.0.0.1:9""#);
+    // Counts that differ, and one frontend twice: usage errors.
+    webscaler(home.path())
+        .args([
+            "run",
+            "--check-config",
+            "--socket",
+            "/run/a.sock",
+            "--socket",
+            "/run/b.sock",
+        ])
+        .args(["--backend-file", "/etc/a.cfg"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "--backend-file (haproxy.backend_file) is given 1 time(s) for 2 --socket",
+        ));
+    webscaler(home.path())
+        .args(["run", "--check-config", "--socket", "/run/a.sock"])
+        .args(["--master-socket", "/run/m1", "--master-socket", "/run/m2"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--master-socket"));
+    webscaler(home.path())
+        .args([
+            "run",
+            "--check-config",
+            "--frontend",
+            "127.0.0.1:9",
+            "--frontend",
+        ])
+        .arg("127.0.0.1:9")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("127.0.0.1:9 is given twice"));
+}

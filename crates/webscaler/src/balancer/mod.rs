@@ -17,8 +17,11 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::rate::meter::Counter;
+
 pub mod metric;
 pub mod names;
+pub mod several;
 
 pub use metric::Metric;
 pub use names::{BackendName, InvalidValue, ServerAddr, ServerName};
@@ -78,6 +81,48 @@ pub struct BalancerView {
     pub uptime_sec: Option<u64>,
     /// The backend's servers, in the balancer's order.
     pub servers: Vec<ServerView>,
+    /// Several balancer instances ([`several::Several`]): which answered and what each
+    /// counted; `None` for one balancer (then `counter`, `pid` and `uptime_sec` are its own).
+    pub instances: Option<InstancesSeen>,
+}
+
+/// What several balancer instances gave at one tick.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct InstancesSeen {
+    /// How many there are.
+    pub total: u32,
+    /// How many answered.
+    pub answering: u32,
+    /// Servers taking traffic in every instance that answered (the CSV's `haactive`).
+    pub taking_traffic: u32,
+    /// The counters of the instances in step (`counter` is their sum); one that answered
+    /// but was being brought in step is not counted this tick.
+    pub counters: Vec<Counter>,
+}
+
+impl BalancerView {
+    /// The counters to measure the rate from: one per instance that counts (a lone
+    /// balancer's own).
+    pub fn counters(&self) -> Vec<Counter> {
+        match &self.instances {
+            Some(i) => i.counters.clone(),
+            None => vec![Counter {
+                source: 0,
+                value: self.counter,
+                pid: self.pid,
+                uptime_sec: self.uptime_sec,
+            }],
+        }
+    }
+
+    /// Servers taking traffic (the CSV's `haactive`; with several instances, in all of
+    /// those that answered).
+    pub fn taking_traffic(&self) -> u32 {
+        match &self.instances {
+            Some(i) => i.taking_traffic,
+            None => self.servers.iter().filter(|s| s.takes_traffic).count() as u32,
+        }
+    }
 }
 
 /// What one removal attempt did.
@@ -112,6 +157,21 @@ pub trait Balancer {
 
     /// One attempt at removing a server (maintenance, then delete).
     fn remove(&self, name: &ServerName) -> Result<Removal, Self::Error>;
+
+    /// Puts a server in maintenance (no traffic at all), keeping it.
+    fn maint(&self, name: &ServerName) -> Result<(), Self::Error>;
+
+    /// What happened since the last call that is worth a log line (an instance of several
+    /// that stopped answering, or was brought back in step). None by default.
+    fn take_notes(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// How many instances this balancer is, when it is several (the CSV then has the
+    /// `instances` column); `None` for one.
+    fn instances(&self) -> Option<u32> {
+        None
+    }
 
     /// The kind of `error` in one lowercase word, for the metrics (`socket`, `refused`);
     /// `error` unless the implementation tells kinds apart.

@@ -227,24 +227,28 @@ pub struct SettingsArgs {
     /// system [default: auto].
     #[arg(long = "haproxy", env = "WEBSCALER_HAPROXY", value_enum)]
     pub haproxy_mode: Option<HaproxyMode>,
-    /// Embedded: where the frontend listens [default: 127.0.0.1:8080].
+    /// Embedded: where the frontend listens [default: 127.0.0.1:8080]; repeat to run one
+    /// HAProxy per address, all driven in step.
     #[arg(long, env = "WEBSCALER_FRONTEND")]
-    pub frontend: Option<SocketAddr>,
+    pub frontend: Vec<SocketAddr>,
     /// Embedded: a stats page at http://ADDR/stats.
     #[arg(long, env = "WEBSCALER_STATS")]
     pub stats: Option<SocketAddr>,
-    /// System: HAProxy's admin socket [default: /var/run/haproxy/admin.sock].
+    /// System: HAProxy's admin socket, a path or ipv4@ADDR:PORT (TCP) [default:
+    /// /var/run/haproxy/admin.sock]; repeat to drive several HAProxy instances in step.
     #[arg(long, env = "WEBSCALER_SOCKET", value_name = "PATH")]
-    pub socket: Option<PathBuf>,
-    /// System: HAProxy's master socket (for the reload fallback).
+    pub socket: Vec<PathBuf>,
+    /// System: HAProxy's master socket (for the reload fallback); with several --socket,
+    /// one per socket, in the same order.
     #[arg(long, env = "WEBSCALER_MASTER_SOCKET", value_name = "PATH")]
-    pub master_socket: Option<PathBuf>,
+    pub master_socket: Vec<PathBuf>,
     /// The HAProxy backend [default: nodes].
     #[arg(long, env = "WEBSCALER_BACKEND")]
     pub backend: Option<String>,
-    /// System: the generated backend file to keep in step.
+    /// System: the generated backend file to keep in step; with several --socket, one per
+    /// socket, in the same order.
     #[arg(long, value_name = "PATH")]
-    pub backend_file: Option<PathBuf>,
+    pub backend_file: Vec<PathBuf>,
     /// System: every config file HAProxy loads, in order (repeat).
     #[arg(long = "haproxy-config", value_name = "PATH")]
     pub haproxy_configs: Vec<PathBuf>,
@@ -252,9 +256,10 @@ pub struct SettingsArgs {
     #[arg(long)]
     pub reload_command: Option<String>,
     /// System: HAProxy's server-state-file (loaded with load-server-state-from-file
-    /// global), kept current so that a reload or restart keeps every server's state.
+    /// global), kept current so that a reload or restart keeps every server's state; with
+    /// several --socket, one per socket, in the same order.
     #[arg(long, value_name = "PATH")]
-    pub server_state_file: Option<PathBuf>,
+    pub server_state_file: Vec<PathBuf>,
     /// The backends' port when the cloud gives only an IP [default: 80].
     #[arg(long, value_name = "PORT")]
     pub backend_port: Option<u16>,
@@ -294,15 +299,15 @@ impl SettingsArgs {
             utc: self.utc.then_some(true),
             haproxy: HaproxyLayer {
                 mode: self.haproxy_mode,
-                frontend: self.frontend,
+                frontend: some(&self.frontend),
                 stats: self.stats,
-                socket: self.socket.clone(),
-                master_socket: self.master_socket.clone(),
+                socket: some(&self.socket),
+                master_socket: some(&self.master_socket),
                 backend: self.backend.clone(),
-                backend_file: self.backend_file.clone(),
+                backend_file: some(&self.backend_file),
                 config: (!self.haproxy_configs.is_empty()).then(|| self.haproxy_configs.clone()),
                 reload_command: self.reload_command.clone(),
-                server_state_file: self.server_state_file.clone(),
+                server_state_file: some(&self.server_state_file),
                 backend_port: self.backend_port,
                 program: self.haproxy_bin.clone(),
                 check_inter: self.check_inter,
@@ -314,6 +319,11 @@ impl SettingsArgs {
             ..self.policy.layer()
         }
     }
+}
+
+/// A repeated flag as a layer's key: unset when not given.
+fn some<T: Clone>(v: &[T]) -> Option<Vec<T>> {
+    (!v.is_empty()).then(|| v.to_vec())
 }
 
 /// The provider and its settings.
@@ -341,6 +351,11 @@ pub struct ProviderArgs {
     /// Local: seconds a backend takes to "boot", imitating a cloud [default: 0].
     #[arg(long, global = true, value_name = "SECS")]
     pub boot_delay: Option<f64>,
+
+    /// Local: the address the backends listen on and HAProxy reaches them at (give the
+    /// command `--bind {host}`) [default: 127.0.0.1].
+    #[arg(long, global = true, value_name = "IP")]
+    pub backend_host: Option<std::net::IpAddr>,
 
     /// Local: how many backends may exist (running or stopped); 0 = unlimited [default: 20].
     #[arg(long, global = true, value_name = "N")]
@@ -494,6 +509,7 @@ impl ProviderArgs {
             state_dir: self.state_dir.clone(),
             command: self.command.clone(),
             boot_delay: secs("--boot-delay", self.boot_delay)?,
+            backend_host: self.backend_host,
             max_backends: self.max_backends,
             grace: secs("--grace", self.grace)?,
             os_cloud: self.os_cloud.clone(),

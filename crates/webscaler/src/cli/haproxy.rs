@@ -221,8 +221,8 @@ impl Target {
     /// A client for this HAProxy and backend, with `more` settings.
     fn client(&self, more: HaproxyLayer) -> anyhow::Result<Haproxy> {
         let layer = more.over(HaproxyLayer {
-            socket: self.socket.clone(),
-            master_socket: self.master_socket.clone(),
+            socket: self.socket.clone().map(|s| vec![s]),
+            master_socket: self.master_socket.clone().map(|s| vec![s]),
             backend: Some(self.backend.to_string()),
             socket_timeout: Some(self.socket_timeout),
             ..HaproxyLayer::default()
@@ -236,7 +236,7 @@ impl Target {
 impl ChangeArgs {
     fn layer(&self) -> HaproxyLayer {
         HaproxyLayer {
-            backend_file: self.backend_file.clone(),
+            backend_file: self.backend_file.clone().map(|f| vec![f]),
             config: (!self.configs.is_empty()).then(|| self.configs.clone()),
             program: Some(self.haproxy.clone()),
             reload_command: Some(self.reload_command.clone()),

@@ -55,7 +55,8 @@ pub const STATE_FILE: &str = "local-cloud.json";
 /// The environment variable that marks a backend's processes: `<state dir>:<slot id>`.
 pub const MARKER: &str = "WEBSCALER_LOCAL_BACKEND";
 const LOCK_FILE: &str = "local-cloud.lock";
-const HOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+/// The backends' default address.
+pub const DEFAULT_HOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 /// How long processes may take to go after SIGKILL before a teardown gives up on them.
 const KILL_WAIT: Duration = Duration::from_secs(10);
 
@@ -76,6 +77,9 @@ pub struct LocalOptions {
     pub grace: Duration,
     /// The quota: how many slots (running or stopped) may exist; `None` = unlimited.
     pub max_backends: Option<u64>,
+    /// The address the backends listen on (`{host}` in the command) and are reached at:
+    /// 127.0.0.1, or an address of this machine that the HAProxy hosts reach.
+    pub host: IpAddr,
 }
 
 impl LocalOptions {
@@ -88,6 +92,7 @@ impl LocalOptions {
             boot_delay: Duration::ZERO,
             grace: Duration::from_secs(5),
             max_backends: Some(DEFAULT_MAX_BACKENDS),
+            host: DEFAULT_HOST,
         }
     }
 }
@@ -451,7 +456,7 @@ impl LocalCloud {
             ),
             (true, None) => {
                 let booted = slot.ready_at.is_none_or(|t| now >= t);
-                if booted && port_answers(slot.port) {
+                if booted && port_answers(self.opts.host, slot.port) {
                     (Status::Active, None)
                 } else {
                     (Status::Build, None)
@@ -464,7 +469,7 @@ impl LocalCloud {
             id: slot.id.clone(),
             status,
             address: Some(Address {
-                ip: HOST,
+                ip: self.opts.host,
                 port: Some(slot.port),
             }),
             created: Some(slot.created),
@@ -476,7 +481,12 @@ impl LocalCloud {
     /// its own (a Ctrl-C or a hangup on webscaler's terminal does not reach it: backends
     /// outlive webscaler, like instances). Returns its pid.
     fn spawn(&self, slot: &mut Slot) -> Result<u32, CloudError> {
-        let command = render_command(&self.opts.command, &slot.name, &slot.id, slot.port)?;
+        let command = render_command(
+            &self.opts.command,
+            &slot.name,
+            &slot.id,
+            (self.opts.host, slot.port),
+        )?;
         let spawned = if self.opts.boot_delay.is_zero() {
             command.clone()
         } else {
@@ -669,7 +679,7 @@ impl Cloud for LocalCloud {
             }
             // Keep the port if it is still free: the balancer knows it.
             let port = state.slots[i].port;
-            if TcpListener::bind(SocketAddr::new(HOST, port)).is_err() {
+            if TcpListener::bind(SocketAddr::new(me.opts.host, port)).is_err() {
                 let taken: Vec<u16> = state.slots.iter().map(|s| s.port).collect();
                 state.slots[i].port = free_port_except(&taken)
                     .map_err(|e| CloudError::io("cannot find a free port", e))?;
@@ -751,8 +761,8 @@ fn groups(slot: &Slot, scan: &Scan) -> Vec<u32> {
     }
 }
 
-fn port_answers(port: u16) -> bool {
-    TcpStream::connect_timeout(&SocketAddr::new(HOST, port), Duration::from_millis(300)).is_ok()
+fn port_answers(host: IpAddr, port: u16) -> bool {
+    TcpStream::connect_timeout(&SocketAddr::new(host, port), Duration::from_millis(300)).is_ok()
 }
 
 fn free_port_except(taken: &[u16]) -> io::Result<u16> {
@@ -771,7 +781,7 @@ fn render_command(
     template: &str,
     name: &str,
     id: &str,
-    port: u16,
+    (host, port): (IpAddr, u16),
 ) -> Result<Vec<String>, CloudError> {
     let words = split_words(template)
         .map_err(|e| CloudError::config(format!("the backend command template: {e}")))?;
@@ -784,7 +794,7 @@ fn render_command(
             w.replace("{port}", &port.to_string())
                 .replace("{name}", name)
                 .replace("{id}", id)
-                .replace("{host}", &HOST.to_string())
+                .replace("{host}", &host.to_string())
         })
         .collect();
     argv[0] = resolve_program(&argv[0])?.to_string_lossy().into_owned();
@@ -794,7 +804,7 @@ fn render_command(
 /// Checks a command template as a backend start would (its words, its program), without
 /// starting anything.
 pub fn check_command(template: &str) -> Result<(), CloudError> {
-    render_command(template, "node-1", "local-1", 1).map(|_| ())
+    render_command(template, "node-1", "local-1", (DEFAULT_HOST, 1)).map(|_| ())
 }
 
 /// A program path as given, or a bare name looked up next to the running executable, then
@@ -839,19 +849,30 @@ mod tests {
 
     #[test]
     fn placeholders_are_replaced_per_word() {
-        let argv =
-            render_command("sh -c 'echo {name}:{port}' {id}", "node-1", "local-7", 8080).unwrap();
+        let argv = render_command(
+            "sh -c 'echo {name}:{port}' {id}",
+            "node-1",
+            "local-7",
+            (DEFAULT_HOST, 8080),
+        )
+        .unwrap();
         assert!(argv[0].ends_with("/sh"), "{argv:?}");
         assert_eq!(&argv[1..], ["-c", "echo node-1:8080", "local-7"]);
     }
 
     #[test]
     fn a_missing_program_is_named() {
-        let e = render_command("no-such-program-xyz --port {port}", "n", "i", 1).unwrap_err();
+        let e = render_command(
+            "no-such-program-xyz --port {port}",
+            "n",
+            "i",
+            (DEFAULT_HOST, 1),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("no-such-program-xyz"), "{e}");
-        let e = render_command("/nonexistent/prog", "n", "i", 1).unwrap_err();
+        let e = render_command("/nonexistent/prog", "n", "i", (DEFAULT_HOST, 1)).unwrap_err();
         assert!(e.to_string().contains("/nonexistent/prog"), "{e}");
-        assert!(render_command("", "n", "i", 1).is_err());
+        assert!(render_command("", "n", "i", (DEFAULT_HOST, 1)).is_err());
     }
 
     #[test]

@@ -17,6 +17,10 @@
 //! | `stopped` | stopped backends kept (the warm pool) |
 //! | `action` | what the tick did (`up`, `down`, `hold:window`, ... see [`crate::policy::Decision::action`]; `hold:quota`, `up:quota` when the quota stopped creations; `error` when the cloud or the balancer could not be read) |
 //! | `rate` | the request rate in requests per second, as a decimal |
+//! | `instances` | only when `run` drives several HAProxy instances: how many answered this tick |
+//!
+//! With one HAProxy the file has the first twelve columns, exactly as before; readers find
+//! columns by name ([`read_csv`] reads both forms).
 //!
 //! A value that is not known at that tick (no rate before the second tick, a counter that
 //! could not be read) is an empty field.
@@ -28,6 +32,18 @@ pub const HEADER: [&str; 12] = [
     "diffpt", "haactive", "active", "epoch", "acu", "date", "diff", "needed", "pending", "stopped",
     "action", "rate",
 ];
+
+/// The column added when `run` drives several HAProxy instances.
+pub const INSTANCES_COLUMN: &str = "instances";
+
+/// The header of a run's CSV: [`HEADER`], and `instances` with several HAProxy instances.
+pub fn header(several: bool) -> Vec<&'static str> {
+    let mut h = HEADER.to_vec();
+    if several {
+        h.push(INSTANCES_COLUMN);
+    }
+    h
+}
 
 /// One row.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -55,10 +71,32 @@ pub struct Record {
     pub action: String,
     /// The rate in requests per second.
     pub rate: Option<f64>,
+    /// Several HAProxy instances: how many answered (`None`, and no column, for one).
+    #[serde(skip_serializing, default)]
+    pub instances: Option<u32>,
+}
+
+/// A row as written: [`Record`]'s columns, then `instances` when it has one (see [`header`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Row<'a>(pub &'a Record);
+
+impl Serialize for Row<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        match self.0.instances {
+            None => self.0.serialize(s),
+            Some(n) => {
+                let mut t = s.serialize_tuple(2)?;
+                t.serialize_element(self.0)?;
+                t.serialize_element(&n)?;
+                t.end()
+            }
+        }
+    }
 }
 
 /// Reads a CSV written by `run` or `simulate` (for plots and tests); the header must be
-/// [`HEADER`].
+/// [`HEADER`], or [`HEADER`] and `instances`.
 pub fn read_csv(text: &str) -> Result<Vec<Record>, String> {
     let mut r = csv::Reader::from_reader(text.as_bytes());
     let header: Vec<String> = r
@@ -67,9 +105,9 @@ pub fn read_csv(text: &str) -> Result<Vec<Record>, String> {
         .iter()
         .map(str::to_owned)
         .collect();
-    if header != HEADER {
+    if header != HEADER && header != self::header(true) {
         return Err(format!(
-            "the header is `{}`, expected `{}`",
+            "the header is `{}`, expected `{}` (and `,{INSTANCES_COLUMN}` with several HAProxy instances)",
             header.join(","),
             HEADER.join(",")
         ));
@@ -100,6 +138,7 @@ mod tests {
                 stopped: 0,
                 action: "up:min".into(),
                 rate: None,
+                instances: None,
             },
             Record {
                 diffpt: Some(225),
@@ -114,6 +153,7 @@ mod tests {
                 stopped: 1,
                 action: "up".into(),
                 rate: Some(45.0),
+                instances: None,
             },
         ];
         let mut w = csv::WriterBuilder::new()
@@ -134,5 +174,38 @@ mod tests {
         );
         assert_eq!(read_csv(&text).unwrap(), rows);
         assert!(read_csv("a,b\n1,2\n").unwrap_err().contains("expected"));
+    }
+
+    #[test]
+    fn several_instances_add_a_last_column_that_readers_find_by_name() {
+        let mut r = read_csv(
+            "diffpt,haactive,active,epoch,acu,date,diff,needed,pending,stopped,action,rate\n\
+             225,2,2,5,225,d,45,5,0,1,up,45.0\n",
+        )
+        .unwrap()
+        .remove(0);
+        assert_eq!(r.instances, None);
+        r.instances = Some(2);
+        let mut w = csv::WriterBuilder::new()
+            .has_headers(false)
+            .from_writer(Vec::new());
+        w.write_record(header(true)).unwrap();
+        w.serialize(Row(&r)).unwrap();
+        let text = String::from_utf8(w.into_inner().unwrap()).unwrap();
+        assert_eq!(
+            text.lines().nth(1).unwrap(),
+            "225,2,2,5,225,d,45,5,0,1,up,45.0,2"
+        );
+        assert_eq!(read_csv(&text).unwrap(), vec![r.clone()]);
+        // A lone HAProxy's row has the twelve columns.
+        r.instances = None;
+        let mut w = csv::WriterBuilder::new()
+            .has_headers(false)
+            .from_writer(Vec::new());
+        w.serialize(Row(&r)).unwrap();
+        assert_eq!(
+            String::from_utf8(w.into_inner().unwrap()).unwrap(),
+            "225,2,2,5,225,d,45,5,0,1,up,45.0\n"
+        );
     }
 }

@@ -81,6 +81,10 @@ impl<C: Cloud, B: Balancer, K: Clock, P: Policy> Controller<C, B, K, P> {
 
         // Observe.
         let balancer = self.balancer.observe(self.config.metric);
+        events.extend(self.balancer.take_notes().into_iter().map(|message| Event {
+            level: Level::Warning,
+            message,
+        }));
         let backends = self.cloud.list();
         if let Err(e) = &balancer {
             self.tally
@@ -159,9 +163,7 @@ impl<C: Cloud, B: Balancer, K: Clock, P: Policy> Controller<C, B, K, P> {
         // Rate and decide.
         let left = self.quota.as_ref().and_then(|q| q.left);
         let observation = Observation {
-            requests_total: Some(balancer.counter),
-            balancer_pid: balancer.pid,
-            balancer_uptime_sec: balancer.uptime_sec,
+            counters: balancer.counters(),
             serving: counts.serving,
             pending: counts.pending,
             stopped: counts.stopped,
@@ -220,7 +222,7 @@ impl<C: Cloud, B: Balancer, K: Clock, P: Policy> Controller<C, B, K, P> {
         }
         let record = Record {
             diffpt: decision.diffpt,
-            haactive: balancer.servers.iter().filter(|s| s.takes_traffic).count() as u32,
+            haactive: balancer.taking_traffic(),
             active: counts.active,
             epoch: now.as_secs(),
             acu: Some(balancer.counter),
@@ -231,6 +233,7 @@ impl<C: Cloud, B: Balancer, K: Clock, P: Policy> Controller<C, B, K, P> {
             stopped: counts.stopped,
             action,
             rate: decision.rate.map(|r| r.to_f64()),
+            instances: balancer.instances.as_ref().map(|i| i.answering),
         };
         TickReport {
             index,
@@ -244,7 +247,7 @@ impl<C: Cloud, B: Balancer, K: Clock, P: Policy> Controller<C, B, K, P> {
             done,
             events,
             tally: std::mem::take(&mut self.tally),
-            balancers_answering: 1,
+            balancers_answering: balancer.instances.as_ref().map_or(1, |i| i.answering),
             quota_left: left,
         }
     }
@@ -261,14 +264,14 @@ impl<C: Cloud, B: Balancer, K: Clock, P: Policy> Controller<C, B, K, P> {
         backends: Option<Vec<crate::cloud::Backend>>,
         events: Vec<Event>,
     ) -> TickReport {
-        let haactive = balancer.as_ref().map_or(0, |b| {
-            b.servers.iter().filter(|s| s.takes_traffic).count() as u32
-        });
+        let haactive = balancer.as_ref().map_or(0, BalancerView::taking_traffic);
         let counts = backends
             .as_deref()
             .map(Counts::of_cloud)
             .unwrap_or_default();
-        let balancers_answering = u32::from(balancer.is_some());
+        let balancers_answering = balancer
+            .as_ref()
+            .map_or(0, |b| b.instances.as_ref().map_or(1, |i| i.answering));
         TickReport {
             index,
             at: now,
@@ -285,6 +288,7 @@ impl<C: Cloud, B: Balancer, K: Clock, P: Policy> Controller<C, B, K, P> {
                 stopped: counts.stopped,
                 action: "error".to_owned(),
                 rate: None,
+                instances: self.balancer.instances().map(|_| balancers_answering),
             },
             observation: None,
             decision: None,

@@ -64,6 +64,7 @@ impl Balancer for Haproxy {
             pid: Some(info.pid),
             uptime_sec: Some(info.uptime_sec),
             servers,
+            instances: None,
         })
     }
 
@@ -93,6 +94,12 @@ impl Balancer for Haproxy {
         };
         self.changed();
         Ok(r)
+    }
+
+    fn maint(&self, name: &ServerName) -> Result<(), HaproxyError> {
+        Haproxy::maint(self, name)?;
+        self.changed();
+        Ok(())
     }
 
     fn error_kind(error: &HaproxyError) -> &'static str {

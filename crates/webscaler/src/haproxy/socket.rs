@@ -1,5 +1,7 @@
-//! The client for HAProxy's Unix-socket CLIs: the runtime API (`stats socket ... level
-//! admin`) and the master CLI (`haproxy -W -S path`).
+//! The client for HAProxy's CLIs: the runtime API (`stats socket ... level admin`) and the
+//! master CLI (`haproxy -W -S path`), on a Unix socket (a path) or over TCP
+//! (`ipv4@ADDR:PORT`, `ipv6@[ADDR]:PORT`, as HAProxy spells `stats socket ipv4@...`: how a
+//! webscaler on one host drives the HAProxy of another).
 //!
 //! One connection per command: connect (with a timeout), send the command and a newline,
 //! half-close the write side, read to EOF (with a timeout on each read and on the whole
@@ -8,7 +10,7 @@
 //! Every error names the socket path.
 
 use std::io::{self, Read, Write};
-use std::net::Shutdown as NetShutdown;
+use std::net::{Shutdown as NetShutdown, SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -194,7 +196,7 @@ impl Socket {
         self.read_reply(&mut stream, command)
     }
 
-    fn read_reply(&self, stream: &mut UnixStream, command: &str) -> Result<String, SocketError> {
+    fn read_reply(&self, stream: &mut Stream, command: &str) -> Result<String, SocketError> {
         let deadline = Instant::now() + self.read_timeout;
         let timeout = || {
             self.err(SocketErrorKind::ReadTimeout {
@@ -238,10 +240,24 @@ impl Socket {
         Ok(String::from_utf8_lossy(&reply).into_owned())
     }
 
+    /// The TCP address, when the socket is `ipv4@ADDR:PORT` or `ipv6@[ADDR]:PORT`.
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        tcp_addr(&self.path)
+    }
+
     /// Connects with a timeout: a non-blocking `connect(2)`, retried while the listen queue
     /// is full (`EAGAIN`), then switched back to blocking mode.
-    fn connect(&self) -> Result<UnixStream, SocketError> {
+    fn connect(&self) -> Result<Stream, SocketError> {
         let connect_err = |e: io::Error| self.err(SocketErrorKind::Connect(e));
+        if let Some(addr) = self.tcp_addr() {
+            return match TcpStream::connect_timeout(&addr, self.connect_timeout) {
+                Ok(s) => Ok(Stream::Tcp(s)),
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                    Err(self.err(SocketErrorKind::ConnectTimeout(self.connect_timeout)))
+                }
+                Err(e) => Err(connect_err(e)),
+            };
+        }
         let addr = SocketAddrUnix::new(self.path.as_path()).map_err(|e| {
             connect_err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -261,7 +277,7 @@ impl Socket {
                 Ok(()) => {
                     let stream = UnixStream::from(fd);
                     stream.set_nonblocking(false).map_err(&connect_err)?;
-                    return Ok(stream);
+                    return Ok(Stream::Unix(stream));
                 }
                 Err(Errno::AGAIN) | Err(Errno::INTR) => {
                     if Instant::now() >= deadline {
@@ -271,6 +287,69 @@ impl Socket {
                 }
                 Err(e) => return Err(connect_err(e.into())),
             }
+        }
+    }
+}
+
+/// `ipv4@ADDR:PORT` or `ipv6@[ADDR]:PORT` (HAProxy's prefixes) as a TCP address.
+fn tcp_addr(path: &Path) -> Option<SocketAddr> {
+    let s = path.to_str()?;
+    let addr = s
+        .strip_prefix("ipv4@")
+        .or_else(|| s.strip_prefix("ipv6@"))?;
+    addr.parse().ok()
+}
+
+/// A connection to a CLI: a Unix socket or TCP.
+enum Stream {
+    Unix(UnixStream),
+    Tcp(TcpStream),
+}
+
+impl Stream {
+    fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        match self {
+            Stream::Unix(s) => s.set_read_timeout(t),
+            Stream::Tcp(s) => s.set_read_timeout(t),
+        }
+    }
+
+    fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        match self {
+            Stream::Unix(s) => s.set_write_timeout(t),
+            Stream::Tcp(s) => s.set_write_timeout(t),
+        }
+    }
+
+    fn shutdown(&self, how: NetShutdown) -> io::Result<()> {
+        match self {
+            Stream::Unix(s) => s.shutdown(how),
+            Stream::Tcp(s) => s.shutdown(how),
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Unix(s) => s.read(buf),
+            Stream::Tcp(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Unix(s) => s.write(buf),
+            Stream::Tcp(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Unix(s) => s.flush(),
+            Stream::Tcp(s) => s.flush(),
         }
     }
 }
@@ -325,6 +404,32 @@ mod tests {
         let reply = Socket::master(&path).command("show proc").unwrap();
         assert_eq!(reply, "you said \"show proc\\n\"\n\n");
         h.join().unwrap();
+    }
+
+    #[test]
+    fn tcp_sockets_are_spelled_as_in_haproxy() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let h = std::thread::spawn(move || {
+            let (mut c, _) = l.accept().unwrap();
+            let mut got = String::new();
+            c.read_to_string(&mut got).unwrap();
+            c.write_all(format!("tcp {got:?}").as_bytes()).unwrap();
+        });
+        let s = Socket::admin(format!("ipv4@{addr}"));
+        assert_eq!(s.tcp_addr(), Some(addr));
+        assert_eq!(s.command("show info").unwrap(), "tcp \"show info\\n\"");
+        h.join().unwrap();
+        assert_eq!(
+            Socket::admin("ipv6@[::1]:9999").tcp_addr(),
+            Some("[::1]:9999".parse().unwrap())
+        );
+        assert_eq!(Socket::admin("/run/ipv4@x").tcp_addr(), None);
+        // Nothing listens: the error names the address.
+        let e = Socket::admin(format!("ipv4@{addr}"))
+            .command("show info")
+            .unwrap_err();
+        assert!(e.to_string().contains(&format!("ipv4@{addr}")), "{e}");
     }
 
     #[test]

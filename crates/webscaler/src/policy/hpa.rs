@@ -37,7 +37,7 @@ use std::time::Duration;
 
 use super::rounds::Rounds;
 use super::{Decision, NoRate, Observation, Policy, Reason, bound};
-use crate::rate::meter::RateMeter;
+use crate::rate::meter::RateMeters;
 use crate::rate::{Rate, Threshold, Tolerance};
 
 /// The HPA's settings: the controller's flags and the `behavior` of an HPA object, with
@@ -116,7 +116,7 @@ impl HpaConfig {
 #[derive(Debug, Clone)]
 pub struct HpaPolicy {
     config: HpaConfig,
-    meter: RateMeter,
+    meter: RateMeters<u32>,
     syncs: Rounds,
     /// Proposals with their times, newest last (`recommendations` in horizontal.go).
     recommendations: VecDeque<(Duration, u32)>,
@@ -130,7 +130,7 @@ impl HpaPolicy {
     pub fn new(config: HpaConfig) -> HpaPolicy {
         HpaPolicy {
             config,
-            meter: RateMeter::new(),
+            meter: RateMeters::new(),
             syncs: Rounds::every(config.sync_period),
             recommendations: VecDeque::new(),
             ups: VecDeque::new(),
@@ -265,9 +265,9 @@ impl Policy for HpaPolicy {
             remove: current.saturating_sub(target),
             reason,
         };
-        let Some(total) = obs.requests_total else {
+        if !obs.has_counter() {
             return decision(current, Reason::NoRate(NoRate::NoCounter));
-        };
+        }
         if !self.syncs.due(now) {
             return decision(current, Reason::BetweenRounds);
         }
@@ -275,7 +275,7 @@ impl Policy for HpaPolicy {
             // recordInitialRecommendation: the count found at the first sync.
             self.recommendations.push_back((now, current));
         }
-        let reading = self.meter.update(obs.sample(now, total));
+        let reading = obs.reading(&mut self.meter, now);
         let (target, reason) = if current > max {
             (max, Reason::Maximum)
         } else if current < min {
@@ -339,6 +339,7 @@ impl HpaPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rate::meter::Counter;
 
     fn s(x: u64) -> Duration {
         Duration::from_secs(x)
@@ -388,7 +389,7 @@ mod tests {
 
     fn obs(total: u64, serving: u32, pending: u32) -> Observation {
         Observation {
-            requests_total: Some(total),
+            counters: vec![Counter::new(total)],
             serving,
             pending,
             quota: Some(100),

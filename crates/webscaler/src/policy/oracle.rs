@@ -16,7 +16,7 @@
 use std::time::Duration;
 
 use super::{Decision, Observation, Policy, Reason};
-use crate::rate::meter::RateMeter;
+use crate::rate::meter::RateMeters;
 
 /// The oracle (see the module documentation).
 #[derive(Debug, Clone)]
@@ -25,7 +25,7 @@ pub struct OraclePolicy {
     demand: Vec<(Duration, u32)>,
     /// How far ahead to provision: the lead plus the tick interval.
     horizon: Duration,
-    meter: RateMeter,
+    meter: RateMeters<u32>,
 }
 
 impl OraclePolicy {
@@ -36,7 +36,7 @@ impl OraclePolicy {
         OraclePolicy {
             demand,
             horizon: lead + interval,
-            meter: RateMeter::new(),
+            meter: RateMeters::new(),
         }
     }
 
@@ -64,9 +64,7 @@ impl Policy for OraclePolicy {
         let current = obs.serving.saturating_add(obs.pending);
         let max = super::cap(None, obs.quota);
         let target = self.peak(now, now + self.horizon).min(max);
-        let reading = obs
-            .requests_total
-            .and_then(|total| self.meter.update(obs.sample(now, total)).ok());
+        let reading = obs.reading(&mut self.meter, now).ok();
         let reason = match target.cmp(&current) {
             std::cmp::Ordering::Greater => Reason::Foresight,
             std::cmp::Ordering::Less => Reason::ScaleDown { allowed: target },

@@ -35,7 +35,7 @@ use std::time::Duration;
 
 use super::rounds::Rounds;
 use super::{Decision, NoRate, Observation, Policy, Reason};
-use crate::rate::meter::RateMeter;
+use crate::rate::meter::RateMeters;
 use crate::rate::{Rate, Threshold};
 
 /// The lab report's constants.
@@ -67,7 +67,7 @@ impl Default for SeedConfig {
 pub struct SeedPolicy {
     config: SeedConfig,
     round: u32,
-    meter: RateMeter,
+    meter: RateMeters<u32>,
     rounds: Rounds,
 }
 
@@ -77,7 +77,7 @@ impl SeedPolicy {
         SeedPolicy {
             config,
             round: 0,
-            meter: RateMeter::new(),
+            meter: RateMeters::new(),
             rounds: Rounds::every(config.interval),
         }
     }
@@ -131,16 +131,16 @@ impl Policy for SeedPolicy {
             remove: 0,
             reason,
         };
-        let Some(acu) = obs.requests_total else {
+        if !obs.has_counter() {
             return hold(Reason::NoRate(NoRate::NoCounter), None, None, None, None);
-        };
+        }
         if !self.rounds.due(now) {
             return hold(Reason::BetweenRounds, None, None, None, None);
         }
         // The one reload-safe meter: after a reload the increase is the new count, over the
         // time since the reload when the balancer's uptime is known (as the lab report divided by
         // the time since its own reload), else over the interval.
-        let (delta, elapsed, rate) = match self.meter.update(obs.sample(now, acu)) {
+        let (delta, elapsed, rate) = match obs.reading(&mut self.meter, now) {
             Err(NoRate::FirstReading) => {
                 // initiate(), first data: diff 0, diffpt 0, needed None.
                 self.round = 1;
@@ -210,6 +210,7 @@ impl Policy for SeedPolicy {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::rate::meter::Counter;
 
     /// The lab report's logged run (its listing 1.7): (diffpt, haactive, active, epoch, acu, date, diff, needed).
     pub(crate) const LISTING_1_7: &str = "\
@@ -278,7 +279,7 @@ pub(crate) mod tests {
 
     fn obs(acu: u64, serving: u32) -> Observation {
         Observation {
-            requests_total: Some(acu),
+            counters: vec![Counter::new(acu)],
             serving,
             ..Observation::default()
         }
@@ -375,7 +376,7 @@ pub(crate) mod tests {
     fn scale_up_starts_stopped_ones_first_and_stops_at_the_quota() {
         let p = SeedPolicy::new(SeedConfig::default());
         let o = |serving, pending, stopped| Observation {
-            requests_total: Some(0),
+            counters: vec![Counter::new(0)],
             serving,
             pending,
             stopped,
@@ -395,7 +396,7 @@ pub(crate) mod tests {
     fn pending_backends_are_not_counted_so_a_slow_boot_launches_a_second_wave() {
         let mut p = SeedPolicy::new(SeedConfig::default());
         let o = |acu, serving, pending| Observation {
-            requests_total: Some(acu),
+            counters: vec![Counter::new(acu)],
             serving,
             pending,
             ..Observation::default()

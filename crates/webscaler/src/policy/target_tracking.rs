@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use super::rounds::Rounds;
 use super::{Decision, NoRate, Observation, Policy, Reason, bound};
-use crate::rate::meter::RateMeter;
+use crate::rate::meter::RateMeters;
 use crate::rate::{Threshold, Tolerance};
 
 /// Target tracking's settings, with AWS's defaults.
@@ -87,7 +87,7 @@ impl TargetTrackingConfig {
 #[derive(Debug, Clone)]
 pub struct TargetTrackingPolicy {
     config: TargetTrackingConfig,
-    meter: RateMeter,
+    meter: RateMeters<u32>,
     periods: Rounds,
     /// The latest datapoints, newest last: `Some(above, below)` for a datapoint, `None` for a
     /// period without one (no warm server).
@@ -103,7 +103,7 @@ impl TargetTrackingPolicy {
     pub fn new(config: TargetTrackingConfig) -> TargetTrackingPolicy {
         TargetTrackingPolicy {
             config,
-            meter: RateMeter::new(),
+            meter: RateMeters::new(),
             periods: Rounds::every(config.period),
             datapoints: VecDeque::new(),
             warming: VecDeque::new(),
@@ -191,13 +191,13 @@ impl Policy for TargetTrackingPolicy {
             };
             decision(bounded, r)
         };
-        let Some(total) = obs.requests_total else {
+        if !obs.has_counter() {
             return out_of_bounds(Reason::NoRate(NoRate::NoCounter));
-        };
+        }
         if !self.periods.due(now) {
             return out_of_bounds(Reason::BetweenRounds);
         }
-        let reading = match self.meter.update(obs.sample(now, total)) {
+        let reading = match obs.reading(&mut self.meter, now) {
             Ok(r) => r,
             Err(why) => return out_of_bounds(Reason::NoRate(why)),
         };
@@ -251,6 +251,7 @@ impl Policy for TargetTrackingPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rate::meter::Counter;
 
     fn s(x: u64) -> Duration {
         Duration::from_secs(x)
@@ -258,7 +259,7 @@ mod tests {
 
     fn obs(total: u64, serving: u32, pending: u32) -> Observation {
         Observation {
-            requests_total: Some(total),
+            counters: vec![Counter::new(total)],
             serving,
             pending,
             quota: Some(50),

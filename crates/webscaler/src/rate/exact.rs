@@ -117,6 +117,26 @@ impl Rate {
         Some(Rate::reduced(micros as u128, 1_000_000))
     }
 
+    /// The sum of two rates (several balancer instances' rates): exact when the reduced sum
+    /// keeps the invariants (it does when both have the same denominator, as readings over
+    /// the same interval have), else the billionth of a request per second at or below it.
+    pub fn plus(self, other: Rate) -> Rate {
+        let exact = self
+            .num
+            .checked_mul(other.den)
+            .zip(other.num.checked_mul(self.den))
+            .and_then(|(a, b)| a.checked_add(b))
+            .zip(self.den.checked_mul(other.den))
+            .map(|(num, den)| Rate::reduced(num, den))
+            .filter(|r| r.den <= RATE_DEN_MAX && r.num < RATE_NUM_LIMIT);
+        exact.unwrap_or_else(|| {
+            // num < 2^96, so num × 10^9 < 2^126: no overflow.
+            let nanos = |r: Rate| r.num * NANOS_PER_SEC / r.den;
+            let sum = (nanos(self) + nanos(other)).min(RATE_NUM_LIMIT - 1);
+            Rate::reduced(sum, NANOS_PER_SEC)
+        })
+    }
+
     /// The rate as a float (for charts, logs and the CSV `rate` column).
     pub fn to_f64(self) -> f64 {
         self.num as f64 / self.den as f64
@@ -344,6 +364,28 @@ mod tests {
     }
     fn t(s: &str) -> Threshold {
         Threshold::parse(s).unwrap()
+    }
+
+    #[test]
+    fn sums_are_exact_when_they_fit_and_never_above_otherwise() {
+        // Readings over the same interval: exact.
+        let a = Rate::from_count(7, Duration::from_millis(5003)).unwrap();
+        let b = Rate::from_count(9, Duration::from_millis(5003)).unwrap();
+        assert_eq!(
+            a.plus(b),
+            Rate::from_count(16, Duration::from_millis(5003)).unwrap()
+        );
+        assert_eq!(r("1.5").plus(r("2.25")), r("3.75"));
+        assert_eq!(Rate::ZERO.plus(a), a);
+        // Two unrelated nanosecond denominators overflow: to the billionth, at or below.
+        let x = Rate::from_count(1, Duration::from_nanos(4_999_999_937)).unwrap();
+        let y = Rate::from_count(1, Duration::from_nanos(5_000_000_029)).unwrap();
+        let s = x.plus(y);
+        assert!(s <= Rate::from_count(2, Duration::from_nanos(4_999_999_937)).unwrap());
+        assert!((s.to_f64() - (x.to_f64() + y.to_f64())).abs() < 2e-9);
+        // Huge rates saturate instead of panicking.
+        let big = Rate::from_count(u64::MAX, Duration::from_nanos(1)).unwrap();
+        assert!(big.plus(big) >= big);
     }
 
     #[test]

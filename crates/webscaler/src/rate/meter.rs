@@ -20,6 +20,10 @@
 //! reload in the same way.)
 //!
 //! Several HAProxy instances: [`RateMeters`] keeps one meter per source and sums the rates.
+//! [`RateMeters::round`] is the scaling loop's path (a [`Counter`] per instance that counts
+//! this tick): the rate is the sum of each source's reset-safe rate, a source absent from a
+//! round is forgotten, and one that comes back (or is new) counts from its next reading on,
+//! so a returning instance never makes a spike.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -40,6 +44,40 @@ pub struct Sample {
     pub uptime_sec: Option<u64>,
     /// `Pid` of the process that answered, if known.
     pub pid: Option<u32>,
+}
+
+/// One source's counter at a tick (a balancer instance's backend counter), with the identity
+/// of the process that counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct Counter {
+    /// Which source: an HAProxy instance's number (0 for a lone one).
+    pub source: u32,
+    /// The counter's value.
+    pub value: u64,
+    /// `Pid` of the process that counted, if known.
+    pub pid: Option<u32>,
+    /// `Uptime_sec` of that process, if known.
+    pub uptime_sec: Option<u64>,
+}
+
+impl Counter {
+    /// The counter of a lone source whose process is not known.
+    pub fn new(value: u64) -> Counter {
+        Counter {
+            value,
+            ..Counter::default()
+        }
+    }
+
+    /// Its sample at `at`.
+    pub fn sample(&self, at: Duration) -> Sample {
+        Sample {
+            counter: self.value,
+            at,
+            uptime_sec: self.uptime_sec,
+            pid: self.pid,
+        }
+    }
 }
 
 /// The rate between two samples.
@@ -222,6 +260,49 @@ impl<K: Ord + Clone> RateMeters<K> {
     }
 }
 
+impl RateMeters<u32> {
+    /// One round of the scaling loop: the counters of the sources that count now, all read
+    /// at `at`. The reading sums the sources that have one (the increases, and the rates,
+    /// each reset-safe); a source absent from the round is forgotten, so one that comes back
+    /// (or a new one) is a first reading, and counts from the next round on. Errors: no
+    /// counter at all ([`NoRate::NoCounter`]), or no source with a reading (the first
+    /// source's reason).
+    pub fn round(&mut self, at: Duration, counters: &[Counter]) -> Result<Reading, NoRate> {
+        if counters.is_empty() {
+            return Err(NoRate::NoCounter);
+        }
+        self.meters
+            .retain(|k, _| counters.iter().any(|c| c.source == *k));
+        let mut sum: Option<Reading> = None;
+        let mut why = None;
+        for c in counters {
+            match self
+                .meters
+                .entry(c.source)
+                .or_default()
+                .update(c.sample(at))
+            {
+                Ok(r) => {
+                    sum = Some(match sum {
+                        None => r,
+                        Some(s) => Reading {
+                            increase: s.increase.saturating_add(r.increase),
+                            elapsed: s.elapsed.max(r.elapsed),
+                            interval: s.interval.max(r.interval),
+                            rate: s.rate.plus(r.rate),
+                            reset: s.reset || r.reset,
+                        },
+                    });
+                }
+                Err(e) => {
+                    why.get_or_insert(e);
+                }
+            }
+        }
+        sum.ok_or(why.unwrap_or(NoRate::NoCounter))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -341,6 +422,62 @@ mod tests {
         let c = m.update([("c", s(8000, 25, None, None))]);
         assert_eq!(c.rate, None, "forgotten: starts over");
         assert_eq!(m.update(Vec::new()).rate, None);
+    }
+
+    #[test]
+    fn a_round_sums_the_sources_and_a_returning_one_counts_from_its_next_reading() {
+        let c = |source, value, pid| Counter {
+            source,
+            value,
+            pid: Some(pid),
+            uptime_sec: None,
+        };
+        let at = Duration::from_secs;
+        let mut m = RateMeters::new();
+        assert_eq!(m.round(at(0), &[]), Err(NoRate::NoCounter));
+        assert_eq!(
+            m.round(at(0), &[c(0, 0, 1), c(1, 100, 2)]),
+            Err(NoRate::FirstReading)
+        );
+        let r = m.round(at(5), &[c(0, 50, 1), c(1, 175, 2)]).unwrap();
+        assert_eq!((r.increase, r.rate), (125, Rate::per_second(25)));
+        // Instance 1 does not answer: instance 0 alone.
+        let r = m.round(at(10), &[c(0, 100, 1)]).unwrap();
+        assert_eq!((r.increase, r.rate), (50, Rate::per_second(10)));
+        // It comes back with everything it counted meanwhile: not counted this round...
+        let r = m.round(at(15), &[c(0, 150, 1), c(1, 100_000, 2)]).unwrap();
+        assert_eq!((r.increase, r.rate), (50, Rate::per_second(10)));
+        // ...and from the next one on.
+        let r = m.round(at(20), &[c(0, 200, 1), c(1, 100_075, 2)]).unwrap();
+        assert_eq!((r.increase, r.rate), (125, Rate::per_second(25)));
+        // One reloaded 1 s ago (uptime known): each rate is reset-safe, then summed.
+        let r = m
+            .round(
+                at(25),
+                &[
+                    c(0, 250, 1),
+                    Counter {
+                        source: 1,
+                        value: 30,
+                        pid: Some(3),
+                        uptime_sec: Some(1),
+                    },
+                ],
+            )
+            .unwrap();
+        assert!(r.reset);
+        assert_eq!(r.increase, 80);
+        assert_eq!(r.rate, Rate::per_second(10).plus(Rate::per_second(20)));
+        assert_eq!(r.elapsed, at(5));
+        // A lone source reads as the one-source meter does.
+        let mut one = RateMeters::new();
+        let mut single = RateMeter::new();
+        for (t, v) in [(0, 0), (5, 40), (10, 10), (15, 60)] {
+            assert_eq!(
+                one.round(at(t), &[Counter::new(v)]),
+                single.update(Counter::new(v).sample(at(t)))
+            );
+        }
     }
 
     #[test]

@@ -35,6 +35,7 @@ use common::shutdown::Shutdown;
 use common::ticker::Ticker;
 use common::time::{TimeFormat, format_duration};
 
+use crate::balancer::several::Several;
 use crate::clock::SystemClock;
 use crate::cloud::local::{LocalCloud, LocalOptions};
 use crate::cloud::openstack::config::Env;
@@ -137,9 +138,11 @@ pub fn run(settings: &Settings, env: &Env) -> Result<(), ServiceError> {
         None => None,
     };
     // The output: a CSV that cannot be used stops the run before anything exists.
+    let h = &settings.haproxy;
+    let several = h.instance_count(provider) > 1;
     let start = chrono::Local::now();
     let csv_path = output::csv_path(settings.output.as_deref(), start);
-    let mut csv = CsvOutput::open(&csv_path).map_err(|source| ServiceError::Output {
+    let mut csv = CsvOutput::open(&csv_path, several).map_err(|source| ServiceError::Output {
         path: csv_path.clone(),
         source,
     })?;
@@ -155,21 +158,25 @@ pub fn run(settings: &Settings, env: &Env) -> Result<(), ServiceError> {
     }
     let shutdown = Shutdown::install().map_err(ServiceError::Signals)?;
 
-    // HAProxy: our own (adopted if it runs), or the system's.
-    let h = &settings.haproxy;
+    // HAProxy: our own (adopted if they run), one per frontend, or the system's, one per
+    // admin socket.
     let embedded = h.embedded(provider);
-    let mut process = None;
-    let haproxy = if embedded {
-        let p = start_embedded(h, &state_dir)?;
-        let client = p.haproxy();
-        process = Some(p);
-        client
+    let mut processes = Vec::new();
+    let members = if embedded {
+        let mut members = Vec::new();
+        for (i, frontend) in h.frontends.iter().enumerate() {
+            let p = start_embedded(h, &state_dir, i)?;
+            members.push((frontend.to_string(), p.haproxy()));
+            processes.push(p);
+        }
+        members
     } else {
         // Not checked here: a socket that does not answer is logged by the first tick and
         // retried every tick.
-        h.system_client()?
+        h.system_clients()?
     };
-    let admin_socket = haproxy.socket().path().to_path_buf();
+    let admin_socket = members[0].1.socket().path().to_path_buf();
+    let haproxy = Several::new(members);
 
     let pc = settings.policy.config;
     log(&format!(
@@ -177,9 +184,19 @@ pub fn run(settings: &Settings, env: &Env) -> Result<(), ServiceError> {
         cloud.provider(),
         state_dir.display(),
         if embedded { "embedded" } else { "system" },
-        match &process {
-            Some(p) => format!("frontend {}, pid {}", h.frontend, p.pid()),
-            None => admin_socket.display().to_string(),
+        if embedded {
+            processes
+                .iter()
+                .zip(&h.frontends)
+                .map(|(p, f)| format!("frontend {f}, pid {}", p.pid()))
+                .collect::<Vec<_>>()
+                .join("; ")
+        } else {
+            haproxy
+                .members()
+                .map(|(name, _)| name.to_owned())
+                .collect::<Vec<_>>()
+                .join(", ")
         },
         format_duration(settings.interval),
         settings.policy.kind,
@@ -210,14 +227,14 @@ pub fn run(settings: &Settings, env: &Env) -> Result<(), ServiceError> {
         backend: h.backend.to_string(),
         prefix: settings.controller.naming.prefix().to_owned(),
         backend_port: settings.controller.backend_port,
-        frontend: embedded.then_some(h.frontend),
+        frontend: embedded.then_some(h.frontend()),
         csv: csv_path.clone(),
         policy: settings.policy.kind.to_string(),
         threshold: pc.threshold.to_string(),
         min: pc.min,
         max: pc.max,
         tick: 0,
-        haproxy_pid: process.as_ref().map(HaproxyProcess::pid),
+        haproxy_pid: processes.first().map(HaproxyProcess::pid),
         csv_pending: 0,
         csv_dropped: 0,
         last: controller::Record {
@@ -233,24 +250,37 @@ pub fn run(settings: &Settings, env: &Env) -> Result<(), ServiceError> {
             stopped: 0,
             action: "starting".to_owned(),
             rate: None,
+            instances: None,
         },
         target: None,
     };
-    // The embedded HAProxy is watched between ticks too: a dead one is started again within
-    // a tenth of a second, whatever the interval.
-    let embedded_guard = process
-        .take()
-        .map(|p| Arc::new(Mutex::new(Embedded::new(p))));
-    let watchdog = embedded_guard.as_ref().map(|e| {
-        let e = Arc::clone(e);
+    // The embedded HAProxy instances are watched between ticks too: a dead one is started
+    // again within a tenth of a second, whatever the interval.
+    let embedded_guard: Arc<Vec<Mutex<Embedded>>> = Arc::new(
+        processes
+            .into_iter()
+            .map(|p| Mutex::new(Embedded::new(p)))
+            .collect(),
+    );
+    let check_all = |all: &[Mutex<Embedded>]| {
+        for e in all {
+            e.lock().unwrap_or_else(|e| e.into_inner()).check();
+        }
+    };
+    let watchdog = (!embedded_guard.is_empty()).then(|| {
+        let all = Arc::clone(&embedded_guard);
         let shutdown = shutdown.clone();
         std::thread::spawn(move || {
             while shutdown.sleep(WATCHDOG_EVERY) {
-                e.lock().unwrap_or_else(|e| e.into_inner()).check();
+                check_all(&all);
             }
         })
     });
-    let mut state_failing: Option<String> = None;
+    let first_pid = |all: &[Mutex<Embedded>]| {
+        all.first()
+            .map(|e| e.lock().unwrap_or_else(|e| e.into_inner()).process.pid())
+    };
+    let mut state_failing: Vec<Option<String>> = vec![None; c.balancer().len()];
     while let Some(tick) = ticker.wait(&shutdown) {
         let began = Instant::now();
         if tick.skipped > 0 {
@@ -261,9 +291,7 @@ pub fn run(settings: &Settings, env: &Env) -> Result<(), ServiceError> {
         }
         // A dead embedded HAProxy is started again before the tick observes it (the
         // watchdog usually has done it already).
-        if let Some(e) = &embedded_guard {
-            e.lock().unwrap_or_else(|e| e.into_inner()).check();
-        }
+        check_all(&embedded_guard);
         let report = c.tick();
         for line in csv.push(report.record.clone()) {
             log(&line);
@@ -275,10 +303,12 @@ pub fn run(settings: &Settings, env: &Env) -> Result<(), ServiceError> {
         // The servers and their states for the next HAProxy start (a failed observation has
         // nothing new to save).
         if report.observation.is_some() {
-            persist(c.balancer(), &mut state_failing);
+            for ((name, haproxy), failing) in c.balancer().members().zip(&mut state_failing) {
+                persist(name, haproxy, failing);
+            }
         }
-        if let Some(e) = &embedded_guard {
-            status.haproxy_pid = Some(e.lock().unwrap_or_else(|e| e.into_inner()).process.pid());
+        if let Some(pid) = first_pid(&embedded_guard) {
+            status.haproxy_pid = Some(pid);
         }
         status.tick = report.index;
         status.last = report.record.clone();
@@ -319,21 +349,40 @@ pub fn run(settings: &Settings, env: &Env) -> Result<(), ServiceError> {
         "stopped after {} tick(s); CSV {}{}",
         c.ticks(),
         csv_path.display(),
-        match &embedded_guard {
-            Some(e) => format!(
+        if embedded_guard.is_empty() {
+            String::new()
+        } else {
+            format!(
                 "; HAProxy (pid {}) and the backends keep serving (`webscaler down` stops them)",
-                e.lock().unwrap_or_else(|e| e.into_inner()).process.pid()
-            ),
-            None => String::new(),
+                embedded_guard
+                    .iter()
+                    .map(|e| e
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .process
+                        .pid()
+                        .to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
         }
     ));
     Ok(())
 }
 
-/// The embedded HAProxy of `state_dir`: the running one adopted, or a new one; says which.
-fn start_embedded(h: &HaproxySettings, state_dir: &Path) -> Result<HaproxyProcess, ServiceError> {
-    let mut cfg = EmbeddedConfig::new(HaproxySettings::embedded_dir(state_dir), h.frontend);
-    cfg.stats = h.stats;
+/// Embedded HAProxy `i` of `state_dir` (on frontend `i`): the running one adopted, or a new
+/// one; says which.
+fn start_embedded(
+    h: &HaproxySettings,
+    state_dir: &Path,
+    i: usize,
+) -> Result<HaproxyProcess, ServiceError> {
+    let mut cfg = EmbeddedConfig::new(
+        HaproxySettings::embedded_dir_of(state_dir, i),
+        h.frontends[i],
+    );
+    // The stats page is the first instance's.
+    cfg.stats = h.stats.filter(|_| i == 0);
     cfg.backend = h.backend.clone();
     cfg.check = h.check;
     cfg.haproxy = h.program.clone();
@@ -352,13 +401,15 @@ fn start_embedded(h: &HaproxySettings, state_dir: &Path) -> Result<HaproxyProces
     Ok(p)
 }
 
-/// Brings HAProxy's backend file and server state file up to date; a failure is logged
-/// once per change (`failing` keeps the last one).
-fn persist(haproxy: &crate::haproxy::Haproxy, failing: &mut Option<String>) {
+/// Brings HAProxy instance `name`'s backend file and server state file up to date; a
+/// failure is logged once per change (`failing` keeps the last one).
+fn persist(name: &str, haproxy: &crate::haproxy::Haproxy, failing: &mut Option<String>) {
     match haproxy.persist() {
         Ok(()) => {
             if failing.take().is_some() {
-                log("HAProxy's backend file and server state file are written again");
+                log(&format!(
+                    "HAProxy's backend file and server state file are written again ({name})"
+                ));
             }
         }
         Err(e) => {

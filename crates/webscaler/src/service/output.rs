@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use common::csvfile::{CsvAppender, CsvFileError};
 
-use crate::controller::{HEADER, Record};
+use crate::controller::Record;
+use crate::controller::record::{Row, header};
 
 /// Rows kept in memory while the CSV cannot be written: a day of 5-s ticks.
 pub const DEFAULT_CAPACITY: usize = 17_280;
@@ -26,10 +27,11 @@ pub struct CsvOutput {
 
 impl CsvOutput {
     /// Opens `path` for the run's rows: created (with its directories) if missing, its
-    /// header checked if not. An error here is the output's fault (bad `-o`).
-    pub fn open(path: &Path) -> Result<CsvOutput, CsvFileError> {
+    /// header checked if not. An error here is the output's fault (bad `-o`). With
+    /// `several` HAProxy instances the rows have the `instances` column.
+    pub fn open(path: &Path, several: bool) -> Result<CsvOutput, CsvFileError> {
         Ok(CsvOutput {
-            appender: CsvAppender::open(path, &HEADER)?,
+            appender: CsvAppender::open(path, &header(several))?,
             pending: VecDeque::new(),
             capacity: DEFAULT_CAPACITY,
             dropped: 0,
@@ -78,7 +80,7 @@ impl CsvOutput {
             return lines;
         }
         let (front, back) = self.pending.as_slices();
-        let rows: Vec<&Record> = front.iter().chain(back).collect();
+        let rows: Vec<Row> = front.iter().chain(back).map(Row).collect();
         match self.appender.append_records(&rows) {
             Ok(_) => {
                 if self.failing.take().is_some() {
@@ -136,6 +138,7 @@ mod tests {
             stopped: 0,
             action: "hold".into(),
             rate: None,
+            instances: None,
         }
     }
 
@@ -151,7 +154,7 @@ mod tests {
     fn rows_that_cannot_be_written_wait_and_are_written_in_order_later() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("run.csv");
-        let mut out = CsvOutput::open(&path).unwrap();
+        let mut out = CsvOutput::open(&path, false).unwrap();
         assert!(out.push(record(0)).is_empty());
         assert_eq!(epochs(&path), [0]);
 
@@ -188,7 +191,7 @@ mod tests {
     fn the_rows_kept_are_bounded_and_the_dropped_ones_counted() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("run.csv");
-        let mut out = CsvOutput::open(&path).unwrap().with_capacity(3);
+        let mut out = CsvOutput::open(&path, false).unwrap().with_capacity(3);
         std::fs::remove_file(&path).unwrap();
         std::fs::create_dir(&path).unwrap();
         for e in 0..5 {
@@ -210,7 +213,7 @@ mod tests {
 
     #[test]
     fn a_bad_output_is_refused_when_opened() {
-        let e = CsvOutput::open(Path::new("/dev/full")).unwrap_err();
+        let e = CsvOutput::open(Path::new("/dev/full"), false).unwrap_err();
         assert!(e.to_string().contains("not a regular file"), "{e}");
     }
 }

@@ -50,6 +50,8 @@ pub struct CloudSettings {
     pub command: String,
     /// Local: how long a backend takes to "boot".
     pub boot_delay: Duration,
+    /// Local: the address the backends listen on and HAProxy reaches them at.
+    pub backend_host: std::net::IpAddr,
     /// Local: how many backends may exist (`None`: unlimited).
     pub max_backends: Option<u64>,
     /// Local: from SIGTERM to SIGKILL.
@@ -114,6 +116,7 @@ impl CloudSettings {
             state_dir,
             command,
             boot_delay: c.boot_delay.unwrap_or(Duration::ZERO),
+            backend_host: c.backend_host.unwrap_or(local::DEFAULT_HOST),
             max_backends: match c.max_backends.unwrap_or(local::DEFAULT_MAX_BACKENDS) {
                 0 => None,
                 n => Some(n),
@@ -166,6 +169,7 @@ impl CloudSettings {
                     boot_delay: self.boot_delay,
                     grace: self.grace,
                     max_backends: self.max_backends,
+                    host: self.backend_host,
                 };
                 Ok(Box::new(LocalCloud::new(opts)?))
             }

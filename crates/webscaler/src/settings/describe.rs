@@ -22,6 +22,19 @@ impl Settings {
         let opt = |v: Option<String>| v.unwrap_or_else(|| "none".to_owned());
         let path =
             |v: &Option<PathBuf>| opt(v.as_ref().map(|p| format!("{:?}", p.display().to_string())));
+        // One value as a string, several as an array (both read back), none as `none`.
+        let list = |v: Vec<String>| match v.as_slice() {
+            [] => "none".to_owned(),
+            [one] => format!("{one:?}"),
+            _ => format!(
+                "[{}]",
+                v.iter()
+                    .map(|s| format!("{s:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        let paths = |v: &[PathBuf]| list(v.iter().map(|p| p.display().to_string()).collect());
         let lines = [
             format!("interval = {}", dur(self.interval)),
             format!("policy = \"{}\"", self.policy.kind),
@@ -68,16 +81,22 @@ impl Settings {
                     "system"
                 }
             ),
-            format!("haproxy.frontend = \"{}\"", h.frontend),
+            format!(
+                "haproxy.frontend = {}",
+                list(h.frontends.iter().map(|f| f.to_string()).collect())
+            ),
             format!(
                 "haproxy.stats = {}",
                 opt(h.stats.map(|s| format!("\"{s}\"")))
             ),
-            format!("haproxy.socket = {}", path(&h.socket)),
-            format!("haproxy.master_socket = {}", path(&h.master_socket)),
+            format!("haproxy.socket = {}", paths(&h.sockets)),
+            format!("haproxy.master_socket = {}", paths(&h.master_sockets)),
             format!("haproxy.backend = \"{}\"", h.backend),
-            format!("haproxy.backend_file = {}", path(&h.backend_file)),
-            format!("haproxy.server_state_file = {}", path(&h.server_state_file)),
+            format!("haproxy.backend_file = {}", paths(&h.backend_files)),
+            format!(
+                "haproxy.server_state_file = {}",
+                paths(&h.server_state_files)
+            ),
             format!("haproxy.backend_port = {}", c.backend_port),
             format!("haproxy.program = {:?}", h.program.display().to_string()),
             format!("haproxy.check_inter = {}", dur(h.check.inter)),

@@ -96,7 +96,7 @@ mod tests {
         assert_eq!(cfg.metric, Some(Metric::Sessions));
         assert_eq!(
             cfg.haproxy.frontend,
-            Some("127.0.0.1:8080".parse().unwrap())
+            Some(vec!["127.0.0.1:8080".parse().unwrap()])
         );
         assert_eq!(cfg.haproxy.mode, Some(HaproxyMode::Auto));
         assert_eq!(cfg.cloud.provider, Some(Provider::Local));

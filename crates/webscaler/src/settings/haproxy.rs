@@ -55,18 +55,19 @@ impl fmt::Display for HaproxyMode {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HaproxySettings {
     pub mode: HaproxyMode,
-    /// Embedded: where the frontend listens.
-    pub frontend: SocketAddr,
-    /// Embedded: a stats page at `http://ADDR/stats`.
+    /// Embedded: where the frontends listen, one HAProxy each (at least one).
+    pub frontends: Vec<SocketAddr>,
+    /// Embedded: a stats page at `http://ADDR/stats` (the first HAProxy's).
     pub stats: Option<SocketAddr>,
-    /// System: the admin socket (`None`: [`DEFAULT_ADMIN_SOCKET`]).
-    pub socket: Option<PathBuf>,
-    /// System: the master socket, which reloads.
-    pub master_socket: Option<PathBuf>,
+    /// System: the admin sockets, one per HAProxy instance (none:
+    /// [`DEFAULT_ADMIN_SOCKET`]).
+    pub sockets: Vec<PathBuf>,
+    /// System: the master sockets, which reload: none, or one per admin socket.
+    pub master_sockets: Vec<PathBuf>,
     /// The HAProxy backend the servers are in.
     pub backend: BackendName,
-    /// System: the generated backend file to keep in step.
-    pub backend_file: Option<PathBuf>,
+    /// System: the generated backend files to keep in step: none, or one per admin socket.
+    pub backend_files: Vec<PathBuf>,
     /// System: every config file HAProxy loads, in order (the backend file is checked in
     /// its place among them).
     pub configs: Vec<PathBuf>,
@@ -75,8 +76,9 @@ pub struct HaproxySettings {
     pub reload_command: Option<Vec<String>>,
     /// System: HAProxy's `server-state-file` (loaded with `load-server-state-from-file
     /// global`), which webscaler keeps current so a reload or restart keeps every server's
-    /// state. (The embedded HAProxy has its own in its directory.)
-    pub server_state_file: Option<PathBuf>,
+    /// state: none, or one per admin socket. (The embedded HAProxy has its own in its
+    /// directory.)
+    pub server_state_files: Vec<PathBuf>,
     /// The haproxy binary (embedded: the one started; system: the one of `haproxy -c`).
     pub program: PathBuf,
     /// Health checks and idle connections of the servers.
@@ -128,23 +130,54 @@ impl HaproxySettings {
             }
             None => None,
         };
-        let frontend = match h.frontend {
-            Some(f) => f,
-            None => DEFAULT_FRONTEND
-                .parse()
-                .map_err(|e| invalid(format!("frontend: {e}")))?,
+        let frontends = match &h.frontend {
+            Some(f) if !f.is_empty() => f.clone(),
+            _ => vec![
+                DEFAULT_FRONTEND
+                    .parse()
+                    .map_err(|e| invalid(format!("frontend: {e}")))?,
+            ],
         };
+        if let Some(twice) = frontends
+            .iter()
+            .enumerate()
+            .find_map(|(i, f)| frontends[..i].contains(f).then_some(f))
+        {
+            return Err(invalid(format!(
+                "--frontend (haproxy.frontend) {twice} is given twice: one HAProxy per address"
+            )));
+        }
+        let sockets = h.socket.clone().unwrap_or_default();
+        let per_socket = |flag: &str, key: &str, v: &Option<Vec<PathBuf>>| {
+            let v = v.clone().unwrap_or_default();
+            if v.len() > 1 && v.len() != sockets.len().max(1) || v.len() == 1 && sockets.len() > 1 {
+                return Err(invalid(format!(
+                    "{flag} ({key}) is given {} time(s) for {} --socket (haproxy.socket): give one per socket, in the same order, or none",
+                    v.len(),
+                    sockets.len().max(1)
+                )));
+            }
+            Ok(v)
+        };
+        let backend_files = per_socket("--backend-file", "haproxy.backend_file", &h.backend_file)?;
+        let master_sockets =
+            per_socket("--master-socket", "haproxy.master_socket", &h.master_socket)?;
+        let server_state_files = per_socket(
+            "--server-state-file",
+            "haproxy.server_state_file",
+            &h.server_state_file,
+        )?;
         Ok(HaproxySettings {
             mode: h.mode.unwrap_or(HaproxyMode::Auto),
-            frontend,
+            frontends,
             stats: h.stats,
-            socket: h.socket.clone(),
-            master_socket: h.master_socket.clone(),
+            sockets,
+            master_sockets,
             backend,
-            backend_file: h.backend_file.clone(),
+            backend_files,
             configs: h.config.clone().unwrap_or_default(),
             reload_command,
-            server_state_file: h.server_state_file.clone(),
+            server_state_files,
             program: h
                 .program
                 .clone()
@@ -159,13 +192,36 @@ impl HaproxySettings {
         match self.mode {
             HaproxyMode::Embedded => true,
             HaproxyMode::System => false,
-            HaproxyMode::Auto => provider == Provider::Local && self.socket.is_none(),
+            HaproxyMode::Auto => provider == Provider::Local && self.sockets.is_empty(),
         }
     }
 
-    /// The embedded HAProxy's directory in the state directory.
+    /// The first (or only) embedded frontend.
+    pub fn frontend(&self) -> SocketAddr {
+        self.frontends[0]
+    }
+
+    /// How many HAProxy instances `run` drives with this provider.
+    pub fn instance_count(&self, provider: Provider) -> usize {
+        if self.embedded(provider) {
+            self.frontends.len()
+        } else {
+            self.sockets.len().max(1)
+        }
+    }
+
+    /// The embedded HAProxy's directory in the state directory (the first instance's).
     pub fn embedded_dir(state_dir: &Path) -> PathBuf {
         state_dir.join("haproxy")
+    }
+
+    /// The directory of embedded instance `i` (0 first): `haproxy`, then `haproxy.2`,
+    /// `haproxy.3`, ... so that a single instance keeps today's files.
+    pub fn embedded_dir_of(state_dir: &Path, i: usize) -> PathBuf {
+        match i {
+            0 => Self::embedded_dir(state_dir),
+            _ => state_dir.join(format!("haproxy.{}", i + 1)),
+        }
     }
 
     /// `socket` with the configured timeouts.
@@ -173,45 +229,64 @@ impl HaproxySettings {
         socket.with_timeout(self.socket_timeout)
     }
 
-    /// A client for the system's HAProxy: the admin socket (or the default one), the master
-    /// socket to reload, the backend file to keep in step, and the reload command when
-    /// there is no master socket.
+    /// A client for the system's HAProxy: the (first) admin socket (or the default one),
+    /// its master socket to reload, its backend file to keep in step, and the reload
+    /// command when there is no master socket.
     pub fn system_client(&self) -> Result<Haproxy, SettingsError> {
         let admin = Socket::admin(
-            self.socket
-                .clone()
+            self.sockets
+                .first()
+                .cloned()
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_ADMIN_SOCKET)),
         );
-        self.client_on(self.timeouts(admin))
+        self.client_on(self.timeouts(admin), 0)
+    }
+
+    /// A client per admin socket (each with its own master socket, backend file and server
+    /// state file), with the names their log lines use.
+    pub fn system_clients(&self) -> Result<Vec<(String, Haproxy)>, SettingsError> {
+        if self.sockets.len() <= 1 {
+            let c = self.system_client()?;
+            return Ok(vec![(c.socket().path().display().to_string(), c)]);
+        }
+        self.sockets
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let c = self.client_on(self.timeouts(Socket::admin(s)), i)?;
+                Ok((s.display().to_string(), c))
+            })
+            .collect()
     }
 
     /// As [`HaproxySettings::system_client`], except that with a master socket and no admin
     /// socket the runtime API is reached through the master's first worker (what the
     /// `webscaler haproxy` commands do).
     pub fn operator_client(&self) -> Result<Haproxy, SettingsError> {
-        match (&self.socket, &self.master_socket) {
-            (None, Some(m)) => self.client_on(self.timeouts(Socket::master(m))),
+        match (self.sockets.first(), self.master_sockets.first()) {
+            (None, Some(m)) => self.client_on(self.timeouts(Socket::master(m)), 0),
             _ => self.system_client(),
         }
     }
 
-    fn client_on(&self, admin: Socket) -> Result<Haproxy, SettingsError> {
+    /// The client on `admin` with the files of instance `i`.
+    fn client_on(&self, admin: Socket, i: usize) -> Result<Haproxy, SettingsError> {
         let mut ha = Haproxy::new(admin, self.backend.clone())
             .with_check(self.check)
             .map_err(|e| SettingsError::Invalid(e.to_string()))?;
-        if let Some(m) = &self.master_socket
+        if let Some(m) = self.master_sockets.get(i)
             && ha.master().is_none()
         {
             ha = ha.with_master(self.timeouts(Socket::master(m)));
         }
-        if let Some(f) = &self.backend_file {
+        if let Some(f) = self.backend_files.get(i) {
             ha = ha.with_backend_file(
                 BackendFile::new(f)
                     .with_config_files(self.configs.clone())
                     .with_haproxy(&self.program),
             );
         }
-        if let Some(f) = &self.server_state_file {
+        if let Some(f) = self.server_state_files.get(i) {
             ha = ha.with_state_file(f);
         }
         if ha.master().is_none() {

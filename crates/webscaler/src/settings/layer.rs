@@ -35,6 +35,23 @@ pub(super) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duratio
     parsed.map(Some).map_err(serde::de::Error::custom)
 }
 
+/// One value, or an array of them (`socket = "/run/a.sock"` or `socket = ["/run/a.sock",
+/// "/run/b.sock"]`).
+pub(super) fn one_or_many<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Vec<T>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw<T> {
+        One(T),
+        Many(Vec<T>),
+    }
+    Ok(Some(match Raw::deserialize(d)? {
+        Raw::One(t) => vec![t],
+        Raw::Many(v) => v,
+    }))
+}
+
 /// `high.x = high.x.or(low.x)` for each field named.
 macro_rules! fill {
     ($high:ident, $low:ident: $($field:ident),+ $(,)?) => {
@@ -119,24 +136,30 @@ pub struct Layer {
 #[serde(deny_unknown_fields)]
 pub struct HaproxyLayer {
     pub mode: Option<HaproxyMode>,
-    /// Embedded: where the frontend listens.
-    pub frontend: Option<SocketAddr>,
+    /// Embedded: where the frontend listens (several: one HAProxy each).
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub frontend: Option<Vec<SocketAddr>>,
     /// Embedded: a stats page's address.
     pub stats: Option<SocketAddr>,
-    /// System: the admin socket.
-    pub socket: Option<PathBuf>,
-    /// System: the master socket (for the reload fallback).
-    pub master_socket: Option<PathBuf>,
+    /// System: the admin socket (several: one per HAProxy instance driven).
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub socket: Option<Vec<PathBuf>>,
+    /// System: the master socket (for the reload fallback), one per admin socket.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub master_socket: Option<Vec<PathBuf>>,
     /// The HAProxy backend the servers are in.
     pub backend: Option<String>,
-    /// System: the generated backend file to keep in step.
-    pub backend_file: Option<PathBuf>,
+    /// System: the generated backend file to keep in step, one per admin socket.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub backend_file: Option<Vec<PathBuf>>,
     /// System: every config file HAProxy loads, in order.
     pub config: Option<Vec<PathBuf>>,
     /// System: the reload command of the fallback.
     pub reload_command: Option<String>,
-    /// System: HAProxy's `server-state-file`, kept current by webscaler.
-    pub server_state_file: Option<PathBuf>,
+    /// System: HAProxy's `server-state-file`, kept current by webscaler, one per admin
+    /// socket.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub server_state_file: Option<Vec<PathBuf>>,
     /// The backends' port when the cloud gives only an IP.
     pub backend_port: Option<u16>,
     /// The haproxy binary.
@@ -170,6 +193,8 @@ pub struct CloudLayer {
     /// Local: the imitated boot time.
     #[serde(default, deserialize_with = "duration")]
     pub boot_delay: Option<Duration>,
+    /// Local: the address the backends listen on and HAProxy reaches them at.
+    pub backend_host: Option<std::net::IpAddr>,
     /// Local: how many backends may exist (0: unlimited).
     pub max_backends: Option<u64>,
     /// Local: from SIGTERM to SIGKILL.
@@ -252,7 +277,7 @@ impl CloudLayer {
     /// ever in the highest layer).
     pub fn over(mut self, lower: CloudLayer) -> CloudLayer {
         let l = lower;
-        fill!(self, l: provider, prefix, state_dir, command, boot_delay, max_backends, grace,
+        fill!(self, l: provider, prefix, state_dir, command, boot_delay, backend_host, max_backends, grace,
             os_cloud, openstack_cfg, os_region_name, image, flavor, network, key_name,
             security_groups, user_data, http_timeout);
         if self.openstack == Overrides::default() {

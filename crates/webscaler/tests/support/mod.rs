@@ -318,12 +318,30 @@ pub struct Httperf {
 
 /// Starts `httperf --rate R --num-conns N` against `target` (one call per connection).
 pub fn httperf(target: SocketAddr, uri: &str, rate: u32, conns: u32) -> Httperf {
+    httperf_in(None, target, uri, rate, conns)
+}
+
+/// [`httperf`] in the network namespace `netns` (`ip netns exec`), if given.
+pub fn httperf_in(
+    netns: Option<&str>,
+    target: SocketAddr,
+    uri: &str,
+    rate: u32,
+    conns: u32,
+) -> Httperf {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("httperf.txt");
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, "httperf"]);
+            c
+        }
+        None => Command::new("httperf"),
+    };
     let proc = Supervised::spawn(
         "httperf",
-        Command::new("httperf")
-            .args(["--hog", "--server"])
+        cmd.args(["--hog", "--server"])
             .arg(target.ip().to_string())
             .arg("--port")
             .arg(target.port().to_string())

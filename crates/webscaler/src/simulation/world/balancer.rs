@@ -43,6 +43,7 @@ impl Balancer for SimBalancer {
             pid: Some(w.pid),
             uptime_sec: Some(w.now.saturating_sub(w.started).as_secs()),
             servers: w.view(),
+            instances: None,
         })
     }
 
@@ -114,6 +115,18 @@ impl Balancer for SimBalancer {
             Ok(())
         })?;
         Ok(outcome)
+    }
+
+    fn maint(&self, name: &ServerName) -> Result<(), SimError> {
+        self.change(format!("maint {name}"), |w| {
+            let s = w
+                .servers
+                .iter_mut()
+                .find(|s| s.name == name.as_str())
+                .ok_or_else(|| SimError(format!("no server {name}")))?;
+            s.admin = Admin::Maint;
+            Ok(())
+        })
     }
 }
 
