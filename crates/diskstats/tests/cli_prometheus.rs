@@ -149,8 +149,9 @@ fn the_loop_replaces_it_every_sample_and_goes_on_when_it_cannot() {
         (csv.exists() && n_rows() >= 3).then_some(())
     })
     .unwrap();
-    // The collector's directory goes away: said once, the CSV goes on.
-    fs::remove_dir_all(&collector).unwrap();
+    // The collector's directory goes away: said once, the CSV goes on. Moved away in one
+    // step rather than removed: a sample may be creating its temporary file in it meanwhile.
+    fs::rename(&collector, dir.path().join("textfile.gone")).unwrap();
     let gone = n_rows();
     poll_until(
         "5 more samples",

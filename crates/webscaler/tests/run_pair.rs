@@ -316,35 +316,39 @@ fn a_pair_behind_a_virtual_ip_keeps_serving_when_the_active_haproxy_dies() {
         40,
         100_000,
     );
-    poll_until("a to serve 40 requests", T, POLL, || {
-        (pair.replies(0) >= 40).then_some(())
+    poll_until("the active host to serve 40 requests", T, POLL, || {
+        (pair.replies(active) >= 40).then_some(())
     })
     .unwrap_or_else(|e| panic!("{e}\n{}", run_log()));
     let killed = Instant::now();
-    pair.procs[0]
+    pair.procs[active]
         .as_mut()
         .unwrap()
         .signal(Signal::KILL)
         .unwrap();
-    poll_until("the virtual IP on b", T, POLL, || {
-        pair.holds_vip("b").then_some(())
+    poll_until("the virtual IP on the peer", T, POLL, || {
+        pair.holds_vip(other_host).then_some(())
     })
-    .unwrap_or_else(|e| panic!("{e}\n{}", pair.log("b", "keepalived")));
+    .unwrap_or_else(|e| panic!("{e}\n{}", pair.log(other_host, "keepalived")));
     let moved = killed.elapsed();
-    poll_until("b to serve 40 requests", T, POLL, || {
-        (pair.replies(1) >= 40).then_some(())
+    poll_until("the peer to serve 40 requests", T, POLL, || {
+        (pair.replies(other) >= 40).then_some(())
     })
     .unwrap_or_else(|e| panic!("{e}\n{}", run_log()));
     let served = killed.elapsed();
-    assert!(!pair.holds_vip("a"));
+    assert!(!pair.holds_vip(active_host));
 
-    // HAProxy comes back on a, empty: brought in step with b; the address stays on b.
-    let _ = pair.procs[0].take().map(|mut p| p.stop());
-    pair.start_haproxy(0);
+    // HAProxy comes back on the failed host, empty: brought in step with the peer; the
+    // address stays on the peer.
+    let _ = pair.procs[active].take().map(|mut p| p.stop());
+    pair.start_haproxy(active);
     let back = Instant::now();
-    let after = poll_until("a back in step with b", T, POLL * 5, || {
-        in_step(&pair).filter(|v| v.iter().all(|s| s.3))
-    })
+    let after = poll_until(
+        "the failed host back in step with the peer",
+        T,
+        POLL * 5,
+        || in_step(&pair).filter(|v| v.iter().all(|s| s.3)),
+    )
     .unwrap_or_else(|e| {
         panic!(
             "{e}: {:?} {:?}\n{}",
