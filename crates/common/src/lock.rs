@@ -82,6 +82,14 @@ impl PidLock {
     }
 }
 
+impl Drop for PidLock {
+    /// Unlocks explicitly rather than by closing: a child forked by another thread holds a
+    /// copy of the descriptor until it execs, and the lock would live as long as that copy.
+    fn drop(&mut self) {
+        let _ = self._file.unlock();
+    }
+}
+
 /// The lock file that guards `file` against a second writer: `.NAME.lock` beside it.
 pub fn lock_path_for(file: &Path) -> PathBuf {
     let name = file
@@ -109,5 +117,25 @@ mod tests {
         drop(held);
         let again = PidLock::acquire(&path).unwrap();
         assert_eq!(again.path(), path);
+    }
+
+    #[test]
+    fn a_dropped_lock_is_free_while_other_threads_fork() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".lock");
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            // A fork copies every descriptor, the lock file's too, until the child execs.
+            s.spawn(|| {
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = std::process::Command::new("true").status();
+                }
+            });
+            let taken = (0..3000)
+                .filter(|_| PidLock::acquire(&path).is_ok())
+                .count();
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+            assert_eq!(taken, 3000);
+        });
     }
 }
