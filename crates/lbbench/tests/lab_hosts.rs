@@ -196,7 +196,7 @@ fn the_lab_runs_across_hosts_in_network_namespaces() {
         support::POLL,
         || {
             let info = LabInfo::load(&dir).ok().flatten()?;
-            let s = info.sessions.last()?;
+            let s = info.invocations.last()?;
             let b = s.started.iter().find(|s| s.what == "haproxy")?;
             let root = *b.pids.first()?;
             let ns = std::fs::read_link(format!("/proc/{root}/ns/net")).ok()?;

@@ -23,7 +23,7 @@ static ONE_LAB_AT_A_TIME: Mutex<()> = Mutex::new(());
 /// on its addresses, no run dir.
 fn assert_all_gone(dir: &Path) -> LabInfo {
     let info = LabInfo::load(dir).unwrap().expect("lab.json");
-    let started: Vec<_> = info.sessions.iter().flat_map(|s| &s.started).collect();
+    let started: Vec<_> = info.invocations.iter().flat_map(|s| &s.started).collect();
     assert!(!started.is_empty(), "{info:?}");
     for s in started {
         for pid in &s.pids {
@@ -209,10 +209,10 @@ fn a_lab_run_measures_haproxy_and_pound_then_leaves_nothing_behind() {
     assert!(md[5].starts_with("| pound | 200 | 1 |"), "{stdout}");
 
     let info = assert_all_gone(&dir);
-    assert_eq!(info.sessions.len(), 1);
-    assert_eq!(info.sessions[0].outcome, "complete");
+    assert_eq!(info.invocations.len(), 1);
+    assert_eq!(info.invocations[0].outcome, "complete");
     assert_eq!(info.httperf.version, "0.9.0");
-    let started: Vec<&str> = info.sessions[0]
+    let started: Vec<&str> = info.invocations[0]
         .started
         .iter()
         .map(|s| s.what.as_str())
@@ -257,7 +257,7 @@ fn an_interrupted_lab_stops_everything_and_resumes_where_it_stopped() {
     assert!(stderr.contains("interrupted:"), "{stderr}");
     assert!(stderr.contains("run the same command again"), "{stderr}");
     let info = assert_all_gone(&dir);
-    assert_eq!(info.sessions[0].outcome, "interrupted");
+    assert_eq!(info.invocations[0].outcome, "interrupted");
     let before = std::fs::read(&csv).unwrap();
     let rows_before = support::line_count(&csv) - 1;
     assert!((1..3).contains(&rows_before), "{rows_before}");
@@ -282,7 +282,11 @@ fn an_interrupted_lab_stops_everything_and_resumes_where_it_stopped() {
         "{runs:?}"
     );
     let info = assert_all_gone(&dir);
-    let outcomes: Vec<&str> = info.sessions.iter().map(|s| s.outcome.as_str()).collect();
+    let outcomes: Vec<&str> = info
+        .invocations
+        .iter()
+        .map(|s| s.outcome.as_str())
+        .collect();
     assert_eq!(outcomes, ["interrupted", "complete"]);
     assert!(dir.join("report.html").exists());
 
@@ -292,7 +296,7 @@ fn an_interrupted_lab_stops_everything_and_resumes_where_it_stopped() {
     assert!(status.success(), "{stderr}");
     assert_eq!(std::fs::read(&csv).unwrap(), after);
     let info = LabInfo::load(&dir).unwrap().unwrap();
-    let last = info.sessions.last().unwrap();
+    let last = info.invocations.last().unwrap();
     assert_eq!(last.outcome, "complete");
     assert!(last.started.is_empty(), "{last:?}");
     assert!(dir.join("report.html").exists());

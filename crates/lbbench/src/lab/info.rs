@@ -1,5 +1,5 @@
 //! What a lab run records about itself in `lab.json`, next to its CSV files: the settings of
-//! the sweep, the programs and their versions, the machine, and when each session ran. The
+//! the sweep, the programs and their versions, the machine, and when each invocation of `lbbench lab` ran. The
 //! report reads it for its header; a resumed lab reads it to refuse settings that would mix
 //! different measurements in one file.
 
@@ -25,9 +25,11 @@ pub struct LabInfo {
     pub httperf: ProgramInfo,
     /// Each balancer measured, in the order of the runs.
     pub balancers: Vec<BalancerInfo>,
-    /// Each time the lab ran in this directory (a resumed lab adds one).
-    pub sessions: Vec<Session>,
-    /// The hosts of a lab across hosts (`--hosts`), as the last session found them; empty
+    /// Each time the lab ran in this directory (a resumed lab adds one). Files written
+    /// before this name was chosen call it `sessions`.
+    #[serde(alias = "sessions")]
+    pub invocations: Vec<Invocation>,
+    /// The hosts of a lab across hosts (`--hosts`), as the last invocation found them; empty
     /// for a lab on one machine.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hosts: Vec<HostInfo>,
@@ -75,7 +77,7 @@ pub struct LabSettings {
     pub timeout_s: f64,
     /// The extra httperf arguments (the `Connection: close` header).
     pub httperf_extra: Vec<String>,
-    /// How clients connected in the last session: `off` (plain HTTP), `on` (TLS, full
+    /// How clients connected in the last invocation: `off` (plain HTTP), `on` (TLS, full
     /// handshakes), `resumed` (TLS, resumed sessions). Absent in older files: plain.
     #[serde(default)]
     pub tls: Vec<String>,
@@ -91,7 +93,7 @@ pub struct LabSettings {
 impl LabSettings {
     /// What differs between the settings that decide what a row measures (backends, URI,
     /// duration, timeout, httperf's extra arguments): the rates, repeats and pause may change
-    /// between sessions, these may not. One line per difference.
+    /// between invocations, these may not. One line per difference.
     pub fn measurement_differences(&self, other: &LabSettings) -> Vec<String> {
         let mut d = Vec::new();
         if self.backends != other.backends {
@@ -209,7 +211,7 @@ pub struct BalancerInfo {
 
 /// One run of `lbbench lab` in a directory.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Session {
+pub struct Invocation {
     /// When it started (RFC 3339).
     pub started_at: String,
     /// When it ended, if it did.
@@ -359,7 +361,7 @@ mod tests {
                 version: "0.9.0".into(),
             },
             balancers: vec![],
-            sessions: vec![Session {
+            invocations: vec![Invocation {
                 started_at: "2025-01-01T00:00:00Z".into(),
                 finished_at: None,
                 outcome: "running".into(),
@@ -386,6 +388,26 @@ mod tests {
         fs::write(dir.path().join(FILE_NAME), "{}").unwrap();
         let e = LabInfo::load(dir.path()).unwrap_err().to_string();
         assert!(e.contains("not a lab.json"), "{e}");
+    }
+
+    #[test]
+    fn reads_the_older_name_of_the_invocations() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = r#"{"tool":"lbbench 0.1.0","settings":{"backends":4,"uri":"/","duration_s":60.0,
+            "pause_s":5.0,"rates":[100.0],"repeat":3,"timeout_s":5.0,"httperf_extra":[]},
+            "machine":{"cpus":2,"cpu_model":null,"kernel":"6","os":null,"load_at_start":null},
+            "httperf":{"program":"httperf","version":"0.9.0"},"balancers":[],
+            "sessions":[{"started_at":"2025-01-01T00:00:00Z","finished_at":null,"outcome":"failed"}]}"#;
+        fs::write(dir.path().join(FILE_NAME), old).unwrap();
+        let info = LabInfo::load(dir.path()).unwrap().unwrap();
+        assert_eq!(info.invocations.len(), 1);
+        assert_eq!(info.invocations[0].outcome, "failed");
+        info.save(dir.path()).unwrap();
+        let saved = fs::read_to_string(dir.path().join(FILE_NAME)).unwrap();
+        assert!(
+            saved.contains("\"invocations\"") && !saved.contains("\"sessions\""),
+            "{saved}"
+        );
     }
 
     #[test]

@@ -606,12 +606,12 @@ pub fn render(
                     format!("{} {} {} (1, 5, 15 min)", l[0], l[1], l[2]),
                 ));
             }
-            for (i, sess) in info.sessions.iter().enumerate() {
+            for (i, sess) in info.invocations.iter().enumerate() {
                 setup.push((
-                    if info.sessions.len() == 1 {
+                    if info.invocations.len() == 1 {
                         "date".into()
                     } else {
-                        format!("session {}", i + 1)
+                        format!("invocation {}", i + 1)
                     },
                     format!(
                         "{} to {} ({})",

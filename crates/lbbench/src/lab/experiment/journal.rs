@@ -1,13 +1,13 @@
 //! `lab.json` kept up to date while the lab runs: its settings, the machine, the programs and
-//! their versions, and each session with what it started (for a post-mortem).
+//! their versions, and each invocation with what it started (for a post-mortem).
 
 use std::path::PathBuf;
 
 use chrono::{SecondsFormat, Utc};
 
-use crate::lab::info::{InfoError, LabInfo, Session, Started};
+use crate::lab::info::{InfoError, Invocation, LabInfo, Started};
 
-/// Keeps `lab.json` up to date; marks the session failed if the lab returns early.
+/// Keeps `lab.json` up to date; marks the invocation failed if the lab returns early.
 pub(super) struct Journal {
     pub(super) dir: PathBuf,
     pub(super) info: LabInfo,
@@ -15,10 +15,10 @@ pub(super) struct Journal {
 }
 
 impl Journal {
-    fn session(&mut self) -> &mut Session {
-        // `run_lab` pushes the session before it makes the journal.
-        let n = self.info.sessions.len();
-        &mut self.info.sessions[n - 1]
+    fn invocation(&mut self) -> &mut Invocation {
+        // `run_lab` pushes the invocation before it makes the journal.
+        let n = self.info.invocations.len();
+        &mut self.info.invocations[n - 1]
     }
 
     pub(super) fn save(&self) -> Result<(), InfoError> {
@@ -26,13 +26,13 @@ impl Journal {
     }
 
     pub(super) fn started(&mut self, s: Started) -> Result<(), InfoError> {
-        self.session().started.push(s);
+        self.invocation().started.push(s);
         self.save()
     }
 
     pub(super) fn end(&mut self, outcome: &str) -> Result<(), InfoError> {
         let now = now_rfc3339();
-        let s = self.session();
+        let s = self.invocation();
         s.finished_at = Some(now);
         s.outcome = outcome.to_owned();
         self.done = true;

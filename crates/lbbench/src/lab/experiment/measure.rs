@@ -25,7 +25,7 @@ pub(super) fn run_balancers(
     journal: &mut Journal,
     summary: &mut LabSummary,
 ) -> Result<bool, LabRunError> {
-    // The lab's certificate, made before anything starts (kept for later sessions).
+    // The lab's certificate, made before anything starts (kept for later invocations of the lab).
     let tls = if pending.iter().any(|l| l.tls.is_on()) {
         let t = LabTls::in_dir(&cfg.output)?;
         note(&format!(

@@ -37,7 +37,9 @@ pub use config::{CONNECTION_CLOSE, LabConfig, Leg};
 use journal::{Journal, now_rfc3339, tool};
 
 use super::hosts::HostError;
-use super::info::{BalancerInfo, HostInfo, InfoError, LabInfo, MachineInfo, ProgramInfo, Session};
+use super::info::{
+    BalancerInfo, HostInfo, InfoError, Invocation, LabInfo, MachineInfo, ProgramInfo,
+};
 use super::{Balancer, LabError};
 use crate::cpu::CpuError;
 use crate::httperf::{HttperfError, fmt_rate};
@@ -350,7 +352,7 @@ fn find_programs(cfg: &LabConfig) -> Result<(String, Vec<Program>), LabRunError>
     Ok((httperf_version, programs))
 }
 
-/// `lab.json` with this session added (to the previous lab's, when resuming), written.
+/// `lab.json` with this invocation added (to the previous lab's, when resuming), written.
 fn open_journal(
     cfg: &LabConfig,
     previous: Option<LabInfo>,
@@ -359,7 +361,7 @@ fn open_journal(
     hosts: Vec<HostInfo>,
     note: &mut dyn FnMut(&str),
 ) -> Result<Journal, LabRunError> {
-    let session = Session {
+    let invocation = Invocation {
         started_at: now_rfc3339(),
         finished_at: None,
         outcome: "running".into(),
@@ -375,7 +377,7 @@ fn open_journal(
             p.machine = MachineInfo::current();
             p.tool = tool();
             p.httperf = httperf;
-            p.sessions.push(session);
+            p.invocations.push(invocation);
             p.hosts = hosts;
             p
         }
@@ -385,7 +387,7 @@ fn open_journal(
             machine: MachineInfo::current(),
             httperf,
             balancers: Vec::new(),
-            sessions: vec![session],
+            invocations: vec![invocation],
             hosts,
         },
     };
@@ -401,7 +403,7 @@ fn open_journal(
         });
         if let Some(old) = old {
             note(&format!(
-                "warning: {b} was {old} in an earlier session of this lab and is {version} now; \
+                "warning: {b} was {old} in an earlier invocation of this lab and is {version} now; \
                  its rows mix both versions"
             ));
         }
