@@ -1,4 +1,13 @@
-//! A lock that one process at a time holds on a file or directory, and that says who holds it.
+//! Locks on files, held with `flock(2)` until dropped.
+//!
+//! - [`PidLock`]: one process at a time holds a file or directory, and a second one is told who
+//!   holds it instead of waiting (a sweep's CSV, a lab's directory).
+//! - [`FileLock`]: a short critical section (read, change and write a state file) that the
+//!   others wait their turn for, shared or exclusive.
+//!
+//! Both unlock explicitly when dropped rather than by closing their descriptor: a child forked
+//! by another thread holds a copy of the descriptor until it execs, and the lock would live as
+//! long as that copy.
 //!
 //! [`PidLock::acquire`] takes an exclusive `flock(2)` on a lock file and writes its pid into
 //! it; a second process gets [`LockError::Held`] with that pid at once instead of waiting.
@@ -83,10 +92,55 @@ impl PidLock {
 }
 
 impl Drop for PidLock {
-    /// Unlocks explicitly rather than by closing: a child forked by another thread holds a
-    /// copy of the descriptor until it execs, and the lock would live as long as that copy.
+    /// Unlocks explicitly rather than by closing (see the module's documentation).
     fn drop(&mut self) {
         let _ = self._file.unlock();
+    }
+}
+
+/// Whether a [`FileLock`] excludes readers too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockMode {
+    /// Several holders at once, none of them exclusive (readers).
+    Shared,
+    /// One holder (a writer).
+    Exclusive,
+}
+
+/// A `flock(2)` on a lock file that waits until it is granted and is released when dropped.
+#[derive(Debug)]
+pub struct FileLock {
+    file: File,
+}
+
+impl FileLock {
+    /// Opens `path` (created if missing; its directory must exist) and waits for the lock.
+    /// The error is the open's or the lock's, for the caller to name the file.
+    pub fn wait(path: &Path, mode: LockMode) -> io::Result<FileLock> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)?;
+        loop {
+            let r = match mode {
+                LockMode::Shared => file.lock_shared(),
+                LockMode::Exclusive => file.lock(),
+            };
+            match r {
+                Ok(()) => return Ok(FileLock { file }),
+                // A signal handled while waiting.
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+impl Drop for FileLock {
+    /// Unlocks explicitly rather than by closing (see the module's documentation).
+    fn drop(&mut self) {
+        let _ = self.file.unlock();
     }
 }
 
@@ -117,6 +171,58 @@ mod tests {
         drop(held);
         let again = PidLock::acquire(&path).unwrap();
         assert_eq!(again.path(), path);
+    }
+
+    /// Whether another open file description could take `path` exclusively right now.
+    fn free(path: &Path) -> bool {
+        let f = File::open(path).unwrap();
+        match f.try_lock() {
+            Ok(()) => true,
+            Err(TryLockError::WouldBlock) => false,
+            Err(TryLockError::Error(e)) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn a_file_lock_excludes_as_asked_until_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".state.lock");
+        let w = FileLock::wait(&path, LockMode::Exclusive).unwrap();
+        assert!(!free(&path));
+        drop(w);
+        assert!(free(&path));
+        let r1 = FileLock::wait(&path, LockMode::Shared).unwrap();
+        let r2 = FileLock::wait(&path, LockMode::Shared).unwrap();
+        assert!(!free(&path));
+        drop(r1);
+        assert!(!free(&path));
+        drop(r2);
+        assert!(free(&path));
+        let e = FileLock::wait(&dir.path().join("missing/.lock"), LockMode::Shared).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn a_dropped_file_lock_is_free_while_other_threads_fork() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".lock");
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = std::process::Command::new("true").status();
+                }
+            });
+            // Taking it again would wait for a forked child's exec; the check does not wait.
+            let free_after_drop = (0..3000)
+                .filter(|_| {
+                    drop(FileLock::wait(&path, LockMode::Exclusive).unwrap());
+                    free(&path)
+                })
+                .count();
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+            assert_eq!(free_after_drop, 3000);
+        });
     }
 
     #[test]

@@ -27,7 +27,7 @@
 //! connections.
 
 use std::collections::{BTreeSet, HashMap};
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -36,6 +36,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use common::lock::{FileLock, LockMode};
 use common::process::{
     Marked, SpawnOptions, cmdline, find_marked, is_alive, signal_group, split_words,
 };
@@ -221,7 +222,7 @@ impl LocalCloud {
     /// The pid (process group) of a backend's processes while it runs (for tests and
     /// diagnostics).
     pub fn pid_of(&self, backend: &Backend) -> Result<Option<u32>, CloudError> {
-        let _lock = self.lock(false)?;
+        let _lock = self.lock(LockMode::Shared)?;
         let state = self.read_state()?;
         let scan = self.scan();
         Ok(state
@@ -235,7 +236,7 @@ impl LocalCloud {
     /// processes to go: SIGTERM to all, up to the grace, then SIGKILL (`webscaler down`).
     /// Processes of the state directory without a slot are stopped too.
     pub fn teardown(&self) -> Result<Teardown, CloudError> {
-        let _lock = self.lock(true)?;
+        let _lock = self.lock(LockMode::Exclusive)?;
         self.reap();
         let mut state = self.read_state()?;
         let scan = self.scan();
@@ -296,17 +297,10 @@ impl LocalCloud {
         Ok(Teardown { deleted, strays })
     }
 
-    fn lock(&self, exclusive: bool) -> Result<File, CloudError> {
+    fn lock(&self, mode: LockMode) -> Result<FileLock, CloudError> {
         let path = self.opts.state_dir.join(LOCK_FILE);
-        let f = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| CloudError::io(format!("cannot open {}", path.display()), e))?;
-        let r = if exclusive { f.lock() } else { f.lock_shared() };
-        r.map_err(|e| CloudError::io(format!("cannot lock {}", path.display()), e))?;
-        Ok(f)
+        FileLock::wait(&path, mode)
+            .map_err(|e| CloudError::io(format!("cannot lock {}", path.display()), e))
     }
 
     fn read_state(&self) -> Result<State, CloudError> {
@@ -366,7 +360,7 @@ impl LocalCloud {
     /// On opening: stops the processes of this state directory that have no slot, then
     /// tidies the slots ([`LocalCloud::tidy`]).
     fn recover(&self) -> Result<(), CloudError> {
-        let _lock = self.lock(true)?;
+        let _lock = self.lock(LockMode::Exclusive)?;
         let mut state = self.read_state()?;
         let scan = self.scan();
         for (id, procs) in &scan {
@@ -556,7 +550,7 @@ impl LocalCloud {
         backend: &Backend,
         f: impl FnOnce(&Self, &mut State, usize, &[u32]) -> Result<T, CloudError>,
     ) -> Result<T, CloudError> {
-        let _lock = self.lock(true)?;
+        let _lock = self.lock(LockMode::Exclusive)?;
         let mut state = self.read_state()?;
         let scan = self.scan();
         self.tidy(&mut state, &scan);
@@ -580,7 +574,7 @@ impl Cloud for LocalCloud {
     }
 
     fn list(&self) -> Result<Vec<Backend>, CloudError> {
-        let _lock = self.lock(true)?;
+        let _lock = self.lock(LockMode::Exclusive)?;
         let mut state = self.read_state()?;
         let mut scan = self.scan();
         if self.tidy(&mut state, &scan) {
@@ -599,7 +593,7 @@ impl Cloud for LocalCloud {
     }
 
     fn create(&self, count: usize) -> Result<Vec<Creation>, CloudError> {
-        let _lock = self.lock(true)?;
+        let _lock = self.lock(LockMode::Exclusive)?;
         let mut state = self.read_state()?;
         self.tidy(&mut state, &self.scan());
         let names = self
@@ -722,7 +716,7 @@ impl Cloud for LocalCloud {
     }
 
     fn quota(&self) -> Result<Quota, CloudError> {
-        let _lock = self.lock(false)?;
+        let _lock = self.lock(LockMode::Shared)?;
         let state = self.read_state()?;
         let instances = Limit {
             used: state.slots.len() as u64,

@@ -9,13 +9,14 @@
 //! `flock` on a lock file next to it, so an operator's command and a running scaler do not
 //! interleave.
 
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use askama::Template;
+use common::lock::{FileLock, LockMode};
 
 use crate::balancer::{BackendName, InvalidValue, ServerAddr, ServerName};
 
@@ -232,13 +233,8 @@ impl BackendFile {
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             fs::create_dir_all(dir).map_err(self.io_err("create its directory"))?;
         }
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(self.sibling("lock"))
-            .map_err(self.io_err("open the lock file"))?;
-        lock.lock().map_err(self.io_err("lock"))?;
+        let _lock = FileLock::wait(&self.sibling("lock"), LockMode::Exclusive)
+            .map_err(self.io_err("lock"))?;
         match fs::read_to_string(&self.path) {
             Ok(old) if old == content => return Ok(Installed::Unchanged),
             Ok(_) => {}
