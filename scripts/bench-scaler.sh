@@ -90,7 +90,7 @@ echo "accuracy_U. The oracle's own verdicts show what no policy can beat."
 echo
 echo "| trace | default vs hpa | default vs target-tracking | oracle vs hpa | oracle vs target-tracking |"
 echo "|---|---|---|---|---|"
-fails_hpa=0 fails_tt=0 oracle_hpa=0 oracle_tt=0
+fails_hpa=0 fails_tt=0 oracle_hpa=0 oracle_tt=0 short_of_oracle_tt=0
 for t in "${TRACES[@]}"; do
   a=$(verdict "$t" default hpa)
   b=$(verdict "$t" default target-tracking)
@@ -100,12 +100,18 @@ for t in "${TRACES[@]}"; do
   [ "$b" = dominates ] || fails_tt=$((fails_tt + 1))
   [ "$c" = dominates ] || oracle_hpa=$((oracle_hpa + 1))
   [ "$d" = dominates ] || oracle_tt=$((oracle_tt + 1))
+  [ "$b" != dominates ] && [ "$d" = dominates ] && short_of_oracle_tt=$((short_of_oracle_tt + 1))
   echo "| $t | $a | $b | ${c%% (*} | ${d%% (*} |"
 done
 n=${#TRACES[@]}
 pareto=$(jq -rn --argjson fh "$fails_hpa" --argjson ft "$fails_tt" --argjson oh "$oracle_hpa" --argjson ot "$oracle_tt" --argjson n "$n" '
   [ "default dominates hpa on \($n - $fh) of \($n) traces (bar: at least \($n - 1); the oracle: \($n - $oh)): \(if $fh <= 1 then "met" else "NOT met" end)",
     "default dominates target-tracking on \($n - $ft) of \($n) traces (bar: at least \($n - 1); the oracle: \($n - $ot)): \(if $ft <= 1 then "met" else "NOT met" end)" ] | .[]')
+# Not a bar of its own (it does not change the exit status): the two bars above exclude each
+# other on these traces (docs/benchmarks.md), and this is the reachable restatement.
+echo
+echo "Against target-tracking, the default does as well as the oracle does (dominates it, or"
+echo "the oracle does not either) on $((n - short_of_oracle_tt)) of $n traces."
 
 echo
 echo "## History on the scored day of trace-days"
