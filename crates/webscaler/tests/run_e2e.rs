@@ -239,6 +239,7 @@ fn load_adds_backends_that_take_traffic_and_they_are_drained_and_stopped_after_w
         "haproxy/admin.sock",
         "haproxy/master.sock",
         "haproxy/haproxy.pid",
+        "policy-memory.json",
     ] {
         assert!(!state.join(f).exists(), "{f} left behind");
     }
@@ -347,6 +348,9 @@ fn a_killed_run_is_adopted_by_the_next_one_and_a_hung_backend_is_replaced() {
     assert_eq!(before.len(), 2);
 
     // Killed outright: its HAProxy and backends keep serving.
+    wait_for("the policy's memory", &first, || {
+        state.join("policy-memory.json").exists()
+    });
     first.proc.signal(Signal::KILL).unwrap();
     first.wait_exit(T);
     assert!(is_alive(haproxy_pid));
@@ -361,6 +365,19 @@ fn a_killed_run_is_adopted_by_the_next_one_and_a_hung_backend_is_replaced() {
             .contains(&format!("adopted the running HAProxy (pid {haproxy_pid})"))
     });
     wait_for("a tick", &second, || second.log().contains("tick 1:"));
+    // Its policy carries on from the first one's ticks: a rate on its first tick already
+    // (HAProxy counted on), where a fresh policy needs two readings.
+    let log = second.log();
+    assert!(
+        log.contains("note: the policy resumes from the previous run's last "),
+        "{log}"
+    );
+    let rows = read_csv(&std::fs::read_to_string(home.path().join("run.csv")).unwrap()).unwrap();
+    let starts: Vec<&webscaler::controller::Record> =
+        rows.iter().filter(|r| r.epoch == 0).collect();
+    assert_eq!(starts.len(), 2, "two runs' first ticks");
+    assert_eq!(starts[0].rate, None, "the first run started afresh");
+    assert!(starts[1].rate.is_some(), "{:?}", starts[1]);
     assert!(is_alive(haproxy_pid));
     assert_eq!(serving(&state), 2);
     assert_eq!(pids(&state), before, "the same backends, adopted");

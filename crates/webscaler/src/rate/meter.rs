@@ -29,7 +29,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::Rate;
 
@@ -48,7 +48,7 @@ pub struct Sample {
 
 /// One source's counter at a tick (a balancer instance's backend counter), with the identity
 /// of the process that counted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Counter {
     /// Which source: an HAProxy instance's number (0 for a lone one).
     pub source: u32,

@@ -6,7 +6,8 @@
 //! embedded mode: one command gives an auto-scaled web service on a fresh machine);
 //! otherwise it attaches to the system's HAProxy through its admin socket. One instance per
 //! state directory ([`lock`]); after every tick it writes `status.json` there for
-//! `webscaler status` ([`status`]), which shows a [`snapshot`] of the backends and the rate.
+//! `webscaler status` ([`status`]), which shows a [`snapshot`] of the backends and the rate,
+//! and what the policy was shown ([`recall`]), from which the next `run` resumes it.
 //!
 //! The loop is never in the data path: the embedded HAProxy and the local backends outlive
 //! `run` (exit, crash, `kill -9`), and the next `run` adopts them as they are. A dead
@@ -21,6 +22,7 @@ pub mod exporter;
 pub mod lock;
 pub mod metrics;
 pub mod output;
+pub mod recall;
 pub mod snapshot;
 pub mod status;
 
@@ -41,13 +43,14 @@ use crate::cloud::local::{LocalCloud, LocalOptions};
 use crate::cloud::openstack::config::Env;
 use crate::controller::{self, Controller};
 use crate::haproxy::process::{self, EmbeddedConfig, HaproxyProcess, ProcessError, Start};
-use crate::policy::{SeedConfig, Zone};
+use crate::policy::{SeedConfig, Zone, resume};
 use crate::settings::{HaproxySettings, Settings, SettingsError};
 
 pub use exporter::{Exporter, ExporterError};
 pub use lock::{LOCK_FILE, LockError, RunLock};
 pub use metrics::Metrics;
 pub use output::CsvOutput;
+pub use recall::{RECALL_FILE, RecallFile};
 pub use status::{STATUS_FILE, StatusFile};
 
 /// Why the service stopped with an error.
@@ -215,7 +218,21 @@ pub fn run(settings: &Settings, env: &Env) -> Result<(), ServiceError> {
         ))
     ));
 
+    // The policy resumes from what the previous run showed it, if it stopped lately.
+    let (mut recall, warning) = RecallFile::open(&state_dir);
+    if let Some(w) = warning {
+        log(&w);
+    }
     let clock = SystemClock::new();
+    let max_gap = resume::max_gap(settings.interval);
+    let (policy, resumption) = resume::resume(policy, recall.recall(), Utc::now(), max_gap);
+    if let Some(note) = resumption.note(max_gap) {
+        log(&format!("note: {note}"));
+    }
+    let policy_time = {
+        let offset = policy.offset();
+        move |at: Duration| at.saturating_add(offset)
+    };
     let mut ticker = Ticker::starting_at(clock.origin(), settings.interval);
     let mut c = Controller::new(cloud, haproxy, clock, policy, settings.controller.clone());
     let mut status = StatusFile {
@@ -299,6 +316,12 @@ pub fn run(settings: &Settings, env: &Env) -> Result<(), ServiceError> {
         log(&report.log_line());
         for e in &report.events {
             log(&e.to_string());
+        }
+        // What the policy was shown, for the next run.
+        if let Some(obs) = &report.observation
+            && let Some(line) = recall.push(policy_time(report.at), obs)
+        {
+            log(&line);
         }
         // The servers and their states for the next HAProxy start (a failed observation has
         // nothing new to save).
@@ -538,6 +561,8 @@ pub fn down(
         done.strays = t.strays;
     }
     let _ = fs::remove_file(state_dir.join(STATUS_FILE));
+    // What comes up next starts from nothing.
+    let _ = fs::remove_file(state_dir.join(RECALL_FILE));
     Ok(done)
 }
 
