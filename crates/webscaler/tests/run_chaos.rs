@@ -199,6 +199,15 @@ fn the_site_stays_up_through_five_kills_of_the_loop_and_comes_back_after_haproxy
     assert!(logs[4].contains("crash point local-stop reached"));
     assert_all_tracked(&state, "after kill 5");
 
+    // Every run after the first carried on the policy of the one before it.
+    for (i, log) in logs.iter().enumerate().skip(1) {
+        assert!(
+            log.contains("note: the policy resumes from the previous run's last "),
+            "run {}:\n{log}",
+            i + 1
+        );
+    }
+
     // Run 6 settles: two serving, the others drained and gone (one kept stopped).
     let run = start("2", None);
     wait_for("back to two backends", &run, || {
@@ -215,7 +224,9 @@ fn the_site_stays_up_through_five_kills_of_the_loop_and_comes_back_after_haproxy
         "{}",
         loop_kills.text
     );
-    assert!(loop_kills.replies >= 50, "{}", loop_kills.text);
+    // The load ran through all five (they take 4-5 s since runs resume their policy: a
+    // resumed window lets run 4 drain at its first tick): some 40 replies.
+    assert!(loop_kills.replies >= 20, "{}", loop_kills.text);
     assert_all_tracked(&state, "after the loop kills");
 
     // HAProxy dies: the worker, then the master, each killed right after a tick ended.

@@ -8,8 +8,9 @@
 //! window to five minutes), and predicts nothing for two minutes.
 //!
 //! So every tick `run` keeps what the policy was shown ([`Recall`]: the last [`Recall::SPAN`]
-//! of observations, with their wall-clock times) in its state directory, and a new `run`
-//! shows them to its fresh policy again before its first tick ([`resume`]). Policies are
+//! of observations, with their times on the policy's clock and on the wall clock) in its
+//! state directory, and a new `run` shows them to its fresh policy again, at the same times,
+//! before its first tick ([`resume`]). Policies are
 //! deterministic functions of what they were shown and when, so the resumed policy is the one
 //! that stopped, moved on by the time `run` was down: its first tick measures the rate since
 //! the last tick of the previous run (HAProxy kept counting), and decides as the old policy
@@ -18,9 +19,9 @@
 //! That holds when the previous run stopped recently: a restart by systemd, an upgrade, a
 //! `kill -9`. Observations older than [`max_gap`] (a minute, or two ticks) are not used: the
 //! policy starts afresh, and then removes nothing before one full window (the promise of a
-//! fresh start). The time between ticks is taken from the wall clock (the monotonic clock does
-//! not survive the process); a remembered timeline that goes backwards (the clock was set) is
-//! not used either.
+//! fresh start). The pause since the last remembered tick is taken from the wall clock (the
+//! monotonic clock does not survive the process); a last tick later than now (the clock was
+//! set back) is not used either.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -94,6 +95,10 @@ impl Recall {
     /// tracking's 15 one-minute periods before it scales in), and a minute more.
     pub const SPAN: Duration = Duration::from_secs(16 * 60);
 
+    /// The latest time on the policy's clock a tick is kept at (a century): a file with later
+    /// ones is not one a run wrote, and a policy's clock that far would overflow.
+    pub const MAX_AT: Duration = Duration::from_secs(100 * 365 * 86_400);
+
     /// Nothing remembered yet.
     pub fn new() -> Recall {
         Recall::default()
@@ -116,6 +121,9 @@ impl Recall {
     }
 
     fn push_remembered(&mut self, t: Remembered) {
+        if t.at > Recall::MAX_AT {
+            return;
+        }
         while self
             .ticks
             .back()
@@ -513,5 +521,10 @@ mod tests {
                 .all(|(a, b)| a.wall < b.wall)
         );
         assert!(serde_json::from_str::<Recall>("{\"ticks\":[{\"wall\":\"yesterday\"}]}").is_err());
+        // A time no run reaches is not kept (a policy's clock there would overflow).
+        let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        v["ticks"][183]["at"] = serde_json::json!({"secs": u64::MAX, "nanos": 0});
+        let back: Recall = serde_json::from_value(v).unwrap();
+        assert_eq!(back.ticks().len(), 183);
     }
 }
