@@ -202,10 +202,10 @@ mod tests {
         assert_eq!(e.kind(), io::ErrorKind::NotFound);
     }
 
-    #[test]
-    fn a_dropped_file_lock_is_free_while_other_threads_fork() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(".lock");
+    /// How many of 3,000 calls of `attempt` succeed while another thread forks and execs
+    /// `true` over and over (a fork copies every descriptor, the lock file's too, until the
+    /// child execs).
+    fn successes_while_forking(mut attempt: impl FnMut() -> bool) -> usize {
         let done = std::sync::atomic::AtomicBool::new(false);
         std::thread::scope(|s| {
             s.spawn(|| {
@@ -213,35 +213,29 @@ mod tests {
                     let _ = std::process::Command::new("true").status();
                 }
             });
-            // Taking it again would wait for a forked child's exec; the check does not wait.
-            let free_after_drop = (0..3000)
-                .filter(|_| {
-                    drop(FileLock::wait(&path, LockMode::Exclusive).unwrap());
-                    free(&path)
-                })
-                .count();
+            let n = (0..3000).filter(|_| attempt()).count();
             done.store(true, std::sync::atomic::Ordering::Relaxed);
-            assert_eq!(free_after_drop, 3000);
+            n
+        })
+    }
+
+    #[test]
+    fn a_dropped_file_lock_is_free_while_other_threads_fork() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".lock");
+        // Taking it again would wait for a forked child's exec; the check does not wait.
+        let free_after_drop = successes_while_forking(|| {
+            drop(FileLock::wait(&path, LockMode::Exclusive).unwrap());
+            free(&path)
         });
+        assert_eq!(free_after_drop, 3000);
     }
 
     #[test]
     fn a_dropped_lock_is_free_while_other_threads_fork() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(".lock");
-        let done = std::sync::atomic::AtomicBool::new(false);
-        std::thread::scope(|s| {
-            // A fork copies every descriptor, the lock file's too, until the child execs.
-            s.spawn(|| {
-                while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                    let _ = std::process::Command::new("true").status();
-                }
-            });
-            let taken = (0..3000)
-                .filter(|_| PidLock::acquire(&path).is_ok())
-                .count();
-            done.store(true, std::sync::atomic::Ordering::Relaxed);
-            assert_eq!(taken, 3000);
-        });
+        let taken = successes_while_forking(|| PidLock::acquire(&path).is_ok());
+        assert_eq!(taken, 3000);
     }
 }

@@ -320,6 +320,15 @@ mod tests {
             .collect()
     }
 
+    /// The ticks as a run from time 0 remembers them.
+    fn recall_of(obs: &[Observation]) -> Recall {
+        let mut recall = Recall::new();
+        for (i, o) in obs.iter().enumerate() {
+            recall.push(TICK * i as u32, o);
+        }
+        recall
+    }
+
     type Make = fn() -> Box<dyn Policy>;
 
     fn policies() -> Vec<(&'static str, Make)> {
@@ -346,10 +355,7 @@ mod tests {
                 .map(|(i, o)| through.decide(at(i), o))
                 .collect();
             for k in (3..obs.len()).step_by(11) {
-                let mut recall = Recall::new();
-                for (i, o) in obs[..k].iter().enumerate() {
-                    recall.push(at(i), o);
-                }
+                let recall = recall_of(&obs[..k]);
                 // The new run's time 0 is tick k's.
                 let (mut resumed, how) = resume(make(), &recall, wall(k), Duration::from_secs(60));
                 assert_eq!(
@@ -378,10 +384,7 @@ mod tests {
         // window again and releases servers in the third dip.
         let obs = observations();
         let k = 298;
-        let mut recall = Recall::new();
-        for (i, o) in obs[..k].iter().enumerate() {
-            recall.push(TICK * i as u32, o);
-        }
+        let recall = recall_of(&obs[..k]);
         let (mut resumed, _) = resume(
             DefaultPolicy::new(Config::default()),
             &recall,
@@ -418,42 +421,34 @@ mod tests {
     #[test]
     fn old_or_future_ticks_are_not_resumed_from() {
         let obs = observations();
-        let mut recall = Recall::new();
-        for (i, o) in obs[..20].iter().enumerate() {
-            recall.push(TICK * i as u32, o);
-        }
+        let recall = recall_of(&obs[..20]);
         let max = max_gap(TICK);
         assert_eq!(max, Duration::from_secs(60));
         assert_eq!(max_gap(Duration::from_secs(45)), Duration::from_secs(90));
-        let later = |s: i64| wall(19) + chrono::Duration::seconds(s);
-        let (p, how) = resume(
-            DefaultPolicy::new(Config::default()),
-            &recall,
-            later(60),
-            max,
-        );
+        // Resumed at `s` seconds after the last tick: the offset, and what it did.
+        let after = |recall: &Recall, s: i64| {
+            let now = wall(19) + chrono::Duration::seconds(s);
+            let (p, how) = resume(DefaultPolicy::new(Config::default()), recall, now, max);
+            (p.offset(), how)
+        };
+        let secs = Duration::from_secs;
         assert_eq!(
-            (p.offset(), how),
+            after(&recall, 60),
             (
-                TICK * 19 + Duration::from_secs(60),
+                TICK * 19 + secs(60),
                 Resumption::Resumed {
                     ticks: 20,
-                    gap: Duration::from_secs(60)
+                    gap: secs(60)
                 }
             )
         );
-        let (p, how) = resume(
-            DefaultPolicy::new(Config::default()),
-            &recall,
-            later(61),
-            max,
-        );
+        let (offset, how) = after(&recall, 61);
         assert_eq!(
-            (p.offset(), &how),
+            (offset, &how),
             (
                 Duration::ZERO,
                 &Resumption::TooOld {
-                    gap: Some(Duration::from_secs(61))
+                    gap: Some(secs(61))
                 }
             )
         );
@@ -461,23 +456,13 @@ mod tests {
             how.note(max).unwrap(),
             "the previous run's last tick is 1m1s old (more than 1m0s): the policy starts afresh"
         );
-        let (p, how) = resume(
-            DefaultPolicy::new(Config::default()),
-            &recall,
-            later(0),
-            max,
-        );
+        let (offset, how) = after(&recall, 0);
         assert_eq!(
-            (p.offset(), &how),
+            (offset, &how),
             (Duration::ZERO, &Resumption::TooOld { gap: None })
         );
         assert!(how.note(max).unwrap().contains("clock was set back"));
-        let (_, how) = resume(
-            DefaultPolicy::new(Config::default()),
-            &Recall::new(),
-            later(1),
-            max,
-        );
+        let (_, how) = after(&Recall::new(), 1);
         assert_eq!((&how, how.note(max)), (&Resumption::Nothing, None));
         let how = Resumption::Resumed {
             ticks: 20,
@@ -492,10 +477,7 @@ mod tests {
     #[test]
     fn the_recall_keeps_the_span_in_order_also_from_a_file() {
         let obs = observations();
-        let mut recall = Recall::new();
-        for (i, o) in obs.iter().enumerate() {
-            recall.push(TICK * i as u32, o);
-        }
+        let mut recall = recall_of(&obs);
         // 16 minutes of 5-s ticks, and the tick that starts them.
         assert_eq!(recall.ticks().len(), 193);
         assert_eq!(recall.last_wall(), Some(wall(479)));
