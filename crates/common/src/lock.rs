@@ -206,16 +206,23 @@ mod tests {
     /// `true` over and over (a fork copies every descriptor, the lock file's too, until the
     /// child execs).
     fn successes_while_forking(mut attempt: impl FnMut() -> bool) -> usize {
-        let done = std::sync::atomic::AtomicBool::new(false);
+        use std::sync::atomic::{AtomicBool, Ordering};
+        /// Stops the forking thread however the attempts end (a panicking one too).
+        struct Stop<'a>(&'a AtomicBool);
+        impl Drop for Stop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::Relaxed);
+            }
+        }
+        let done = AtomicBool::new(false);
         std::thread::scope(|s| {
             s.spawn(|| {
-                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                while !done.load(Ordering::Relaxed) {
                     let _ = std::process::Command::new("true").status();
                 }
             });
-            let n = (0..3000).filter(|_| attempt()).count();
-            done.store(true, std::sync::atomic::Ordering::Relaxed);
-            n
+            let _stop = Stop(&done);
+            (0..3000).filter(|_| attempt()).count()
         })
     }
 

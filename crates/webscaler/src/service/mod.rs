@@ -7,7 +7,7 @@
 //! otherwise it attaches to the system's HAProxy through its admin socket. One instance per
 //! state directory ([`lock`]); after every tick it writes `status.json` there for
 //! `webscaler status` ([`status`]), which shows a [`snapshot`] of the backends and the rate,
-//! and what the policy was shown ([`recall`]), from which the next `run` resumes it.
+//! and `policy-memory.json` ([`recall`]), from which the next `run` resumes the policy.
 //!
 //! The loop is never in the data path: the embedded HAProxy and the local backends outlive
 //! `run` (exit, crash, `kill -9`), and the next `run` adopts them as they are. A dead
