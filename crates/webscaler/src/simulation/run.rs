@@ -724,7 +724,13 @@ mod tests {
                 let c = t.counts;
                 prop_assert!(c.serving + c.pending >= min && c.serving + c.pending <= quota, "{c:?}");
                 prop_assert!(c.instances <= quota, "{c:?}");
-                prop_assert!(t.events.is_empty(), "{:?}", t.events);
+                // The events allowed: the quota's hold and its release (the quota is full
+                // while a backend that is leaving still counts as an instance).
+                prop_assert!(
+                    t.events.iter().all(|e| e.message.contains("quota")),
+                    "{:?} {c:?}",
+                    t.events
+                );
             }
             for &(_, v) in o.supply.points() {
                 prop_assert!(v >= min && v <= quota);
