@@ -601,3 +601,64 @@ fn min_and_max_are_never_crossed() {
     assert_eq!(run.last().counts.serving, 3);
     assert!(run.sim.cloud().list().unwrap().len() <= 8);
 }
+
+#[test]
+fn a_quota_that_leaves_room_for_part_creates_that_part_and_holds_the_rest() {
+    // Quota 5: 4 servers, then 3 while the fourth is deleted (its instance counts for 60 s
+    // more), then 5 wanted while it still counts: room for one of the two.
+    let mut run = Run::new(
+        SimConfig {
+            quota: Some(5),
+            delete_delay: secs(60),
+            ..fast()
+        },
+        steps(&[(0, 35), (150, 25), (250, 45)], 600),
+        policy::Config {
+            min: 1,
+            ..policy::Config::default()
+        },
+        controller::Config {
+            warm_pool: 0,
+            ..controller::Config::default()
+        },
+    );
+    run.until(600);
+    let events: Vec<(u64, String)> = run
+        .reports
+        .iter()
+        .flat_map(|r| {
+            r.events
+                .iter()
+                .map(move |e| (r.at.as_secs(), e.to_string()))
+        })
+        .collect();
+    let hold = run
+        .reports
+        .iter()
+        .find(|r| !r.events.is_empty())
+        .expect("a hold");
+    assert_eq!(
+        (
+            hold.counts.instances,
+            hold.counts.leaving,
+            hold.plan.creating()
+        ),
+        (4, 1, 1),
+        "{events:?}"
+    );
+    // What the warning says is true at that tick, and the hold lasts until the leaving
+    // instance is gone, not until the controller's own creation changes the quota.
+    assert_eq!(
+        events,
+        [
+            (
+                255,
+                "warning: the quota has room for 1 of the 2 backend(s) wanted (4 of 5 instances \
+                 in use): creating 1, holding 1 until the quota changes"
+                    .to_owned()
+            ),
+            (275, "note: the quota changed: creating again".to_owned()),
+        ]
+    );
+    assert_eq!(run.last().counts.serving, 5, "{}", run.last().log_line());
+}

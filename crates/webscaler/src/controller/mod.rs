@@ -133,10 +133,18 @@ struct QuotaSeen {
 
 impl From<&Quota> for QuotaSeen {
     fn from(q: &Quota) -> QuotaSeen {
+        QuotaSeen::after(q, 0)
+    }
+}
+
+impl QuotaSeen {
+    /// The quota as it will read once `created` more instances exist: a hold taken while
+    /// the controller itself fills the quota must not be released by that filling.
+    fn after(q: &Quota, created: u64) -> QuotaSeen {
         QuotaSeen {
-            used: q.instances.used,
+            used: q.instances.used.saturating_add(created),
             max: q.instances.max,
-            left: q.left,
+            left: q.left.map(|l| l.saturating_sub(created)),
         }
     }
 }

@@ -152,6 +152,17 @@ impl Plan {
             })
             .sum()
     }
+
+    /// How many backends the plan creates.
+    pub fn creating(&self) -> u32 {
+        self.actions
+            .iter()
+            .map(|a| match a {
+                Action::Create { count } => *count,
+                _ => 0,
+            })
+            .sum()
+    }
 }
 
 /// Plans one tick (see the module documentation).

@@ -190,19 +190,28 @@ impl<C: Cloud, B: Balancer, K: Clock, P: Policy> Controller<C, B, K, P> {
         );
         if plan.quota_limited > 0 && self.hold.is_none() {
             let q = self.quota.as_ref();
+            let creating = u64::from(plan.creating());
+            let used = q.map_or(0, |q| q.instances.used);
+            let max = q
+                .and_then(|q| q.instances.max)
+                .map_or_else(|| "?".to_owned(), |m| m.to_string());
+            let held = plan.quota_limited;
             events.push(Event {
                 level: Level::Warning,
-                message: format!(
-                    "the quota is used up ({} of {} instances): holding {} creation(s) until the quota changes",
-                    q.map_or(0, |q| q.instances.used),
-                    q.and_then(|q| q.instances.max)
-                        .map_or_else(|| "?".to_owned(), |m| m.to_string()),
-                    plan.quota_limited
-                ),
+                message: if creating == 0 {
+                    format!(
+                        "the quota is used up ({used} of {max} instances): holding {held} creation(s) until the quota changes"
+                    )
+                } else {
+                    format!(
+                        "the quota has room for {creating} of the {} backend(s) wanted ({used} of {max} instances in use): creating {creating}, holding {held} until the quota changes",
+                        creating + u64::from(held)
+                    )
+                },
             });
             self.hold = Some(QuotaHold {
                 since: now,
-                seen: self.quota.as_ref().map(QuotaSeen::from),
+                seen: q.map(|q| QuotaSeen::after(q, creating)),
             });
         }
 
