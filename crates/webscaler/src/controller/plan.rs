@@ -143,14 +143,14 @@ pub struct Plan {
 impl Plan {
     /// How many backends the plan brings up (undrain, start, create).
     pub fn adding(&self) -> u32 {
-        self.actions
+        let undrain_or_start = self
+            .actions
             .iter()
-            .map(|a| match a {
-                Action::Undrain { .. } | Action::Start { .. } => 1,
-                Action::Create { count } => *count,
-                _ => 0,
-            })
-            .sum()
+            .filter(|a| matches!(a, Action::Undrain { .. } | Action::Start { .. }))
+            .count();
+        u32::try_from(undrain_or_start)
+            .unwrap_or(u32::MAX)
+            .saturating_add(self.creating())
     }
 
     /// How many backends the plan creates.
